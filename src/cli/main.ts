@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, packageRoot, type Json } from '../config/config.js';
+import { SimplePresenceServer } from '../server.js';
+import { createLogger } from '../util/logger.js';
+
+const USAGE = `simple-presence: a SIMPLE presence and instant-messaging server
+
+Usage:
+  simple-presence serve [--config FILE] [--log-level LEVEL]   run the server
+  simple-presence version                                     print the version
+  simple-presence help                                        this text
+
+Environment: SIP_HOST, SIP_PORT, SIP_TLS_PORT, HTTP_PORT, SIP_DOMAIN, DATABASE_URL, DATA_DIR, LOG_LEVEL
+(they override config/default.json and --config).`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    strict: true,
+  });
+  const overrides: Json = values['log-level'] ? { log: { level: values['log-level'] } } : {};
+  const config = loadConfig({ file: values.config, overrides });
+  const log = createLogger(config.log.level);
+  const server = new SimplePresenceServer(config, { logger: log });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    server.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  try {
+    await server.start();
+  } catch (err) {
+    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    await server.stop().catch(() => {});
+    return 1;
+  }
+  return new Promise<number>(() => {}); // runs until a signal
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'version':
+    case '--version':
+      console.log(version());
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`simple-presence: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) console.error(`simple-presence: ${err.message}`);
+    else if (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) console.error(`simple-presence: ${err.message}\n\n${USAGE}`);
+    else console.error(err);
+    process.exit(2);
+  },
+);

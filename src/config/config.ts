@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+
+/** The merged, validated configuration (config/default.json, then --config FILE, then environment). */
+export interface Config {
+  sip: {
+    hosts: string[];
+    port: number;
+    transports: Array<'udp' | 'tcp' | 'tls'>;
+    domain: string;
+    advertisedHost: string | null;
+    timers: { t1: number; t2: number; t4: number };
+    maxTransactions: number;
+  };
+  tls: { port: number; cert: string | null; key: string | null };
+  limits: {
+    maxMessageSize: number;
+    maxConnections: number;
+    idleTimeoutMs: number;
+    maxWriteBacklog: number;
+    connectTimeoutMs: number;
+  };
+  presence: {
+    publishMinExpires: number;
+    publishMaxExpires: number;
+    subscribeMinExpires: number;
+    subscribeMaxExpires: number;
+    defaultPolicy: 'open' | 'confirm';
+    notifyMinIntervalMs: number;
+    maxPublicationsPerPresentity: number;
+    maxSubscriptionsPerWatcher: number;
+    maxDocumentBytes: number;
+  };
+  registrar: { minExpires: number; maxExpires: number; defaultExpires: number; maxContactsPerAor: number };
+  messaging: { maxUdpMessageSize: number; offlineMaxMessages: number; offlineMaxBytes: number; offlineTtlSeconds: number };
+  http: { host: string; port: number };
+  store: { url: string | null; dataDir: string; flushWindowMs: number };
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** The package root: the folder holding package.json, from src/ (tsx) or dist/src/ (built). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      readFileSync(join(dir, 'package.json'));
+      return dir;
+    } catch {
+      dir = dirname(dir);
+    }
+  }
+  throw new Error('package root not found');
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function isObject(v: unknown): v is Record<string, Json> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge: objects merge key by key, everything else (arrays too) replaces. */
+export function merge(base: Json, over: Json): Json {
+  if (!isObject(base) || !isObject(over)) return over;
+  const out: Record<string, Json> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? merge(base[k]!, v) : v;
+  return out;
+}
+
+function readJson(path: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as Json;
+  } catch (e) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function intFromEnv(name: string, value: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new ConfigError(`environment ${name}=${value} is not a whole number`);
+  return Number(value);
+}
+
+/** Environment variables for the common settings (names operators and scripts rely on). */
+export function envOverrides(env: NodeJS.ProcessEnv): Json {
+  const o: Record<string, Record<string, Json>> = {};
+  const set = (section: string, key: string, value: Json): void => {
+    (o[section] ??= {})[key] = value;
+  };
+  if (env.SIP_HOST) set('sip', 'hosts', env.SIP_HOST.split(',').map((h) => h.trim()).filter(Boolean));
+  if (env.SIP_PORT) set('sip', 'port', intFromEnv('SIP_PORT', env.SIP_PORT));
+  if (env.SIP_DOMAIN) set('sip', 'domain', env.SIP_DOMAIN);
+  if (env.SIP_TLS_PORT) set('tls', 'port', intFromEnv('SIP_TLS_PORT', env.SIP_TLS_PORT));
+  if (env.HTTP_PORT) set('http', 'port', intFromEnv('HTTP_PORT', env.HTTP_PORT));
+  if (env.DATABASE_URL) set('store', 'url', env.DATABASE_URL);
+  if (env.DATA_DIR) set('store', 'dataDir', env.DATA_DIR);
+  if (env.LOG_LEVEL) set('log', 'level', env.LOG_LEVEL);
+  return o;
+}
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+
+/** Validates against schemas/config.schema.json; the error names the bad key. */
+export function validateConfig(candidate: Json): Config {
+  if (!validator) {
+    const schema = readJson(join(packageRoot(), 'schemas', 'config.schema.json')) as Record<string, unknown>;
+    validator = new Ajv({ allErrors: true, strict: true }).compile(schema);
+  }
+  if (!validator(candidate)) {
+    const msgs = (validator.errors ?? []).map((e) => {
+      const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+      if (e.keyword === 'additionalProperties') {
+        const extra = (e.params as { additionalProperty: string }).additionalProperty;
+        return `unknown key "${path ? path + '.' : ''}${extra}"`;
+      }
+      return `"${path || '(root)'}" ${e.message ?? 'is invalid'}`;
+    });
+    throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
+  }
+  const config = candidate as unknown as Config;
+  const p = config.presence;
+  if (p.publishMinExpires > p.publishMaxExpires) throw new ConfigError('invalid configuration: "presence.publishMinExpires" is above publishMaxExpires');
+  if (p.subscribeMinExpires > p.subscribeMaxExpires) throw new ConfigError('invalid configuration: "presence.subscribeMinExpires" is above subscribeMaxExpires');
+  const r = config.registrar;
+  if (r.minExpires > r.maxExpires) throw new ConfigError('invalid configuration: "registrar.minExpires" is above maxExpires');
+  return config;
+}
+
+export interface LoadOptions {
+  /** Extra file given with --config. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Last layer, for tests and CLI flags. */
+  overrides?: Json;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  let merged = readJson(join(packageRoot(), 'config', 'default.json'));
+  if (opts.file) merged = merge(merged, readJson(opts.file));
+  merged = merge(merged, envOverrides(opts.env ?? process.env));
+  if (opts.overrides) merged = merge(merged, opts.overrides);
+  return validateConfig(merged);
+}
+
+export type { Json };

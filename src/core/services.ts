@@ -1,0 +1,35 @@
+import type { Logger } from 'pino';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import type { Flow } from '../transport/types.js';
+
+/** What a service gets for each request the core hands it. */
+export interface RequestContext {
+  readonly request: SipRequest;
+  readonly flow: Flow;
+  /** Child logger carrying the Call-ID. */
+  readonly log: Logger;
+  /** Sends a response through the server transaction (once with 1xx, once final). */
+  respond(res: SipResponse): void;
+  /** Builds and sends a response (RFC 3261 §8.2.6) in one step. */
+  reply(
+    status: number,
+    reason?: string,
+    options?: { headers?: Array<[string, string | number]>; body?: Buffer; contentType?: string; toTag?: string },
+  ): SipResponse;
+}
+
+/**
+ * A service (registrar, presence, messaging...) registers the methods it serves into the
+ * core's dispatch table; the core needs no change to gain a service.
+ */
+export interface SipService {
+  readonly name: string;
+  readonly methods: readonly string[];
+  /** Event packages served (RFC 6665 §8.2.2 Allow-Events). */
+  readonly eventPackages?: readonly string[];
+  /** Body types understood (OPTIONS Accept). */
+  readonly accept?: readonly string[];
+  /** Option tags supported (Supported). */
+  readonly supported?: readonly string[];
+  handle(ctx: RequestContext): void | Promise<void>;
+}

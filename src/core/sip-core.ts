@@ -1,0 +1,152 @@
+import type { Logger } from 'pino';
+import { SipParseError } from '../sip/errors.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { createResponse } from '../sip/response.js';
+import type { Flow } from '../transport/types.js';
+import type { RequestContext, SipService } from './services.js';
+
+/** Methods of RFC 3261 and its extensions: known but not served gives 405, unknown gives 501. */
+const KNOWN_METHODS = new Set([
+  'INVITE', 'ACK', 'CANCEL', 'BYE', 'REGISTER', 'OPTIONS', 'INFO', 'PRACK', 'UPDATE',
+  'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER',
+]);
+
+/** Option tags we understand in Require (RFC 3261 §8.2.2.3). */
+const BASE_SUPPORTED: readonly string[] = [];
+
+/** The server transaction as the core sees it. */
+export interface IncomingTransaction {
+  readonly request: SipRequest;
+  readonly flow: Flow;
+  respond(res: SipResponse): void;
+}
+
+/**
+ * Routes each new request to its service: Max-Forwards, Require and method checks,
+ * OPTIONS, and 400 for headers that fail to parse when a service reads them.
+ */
+export class SipCore {
+  private readonly table = new Map<string, SipService>();
+  private readonly services: SipService[] = [];
+
+  constructor(private readonly log: Logger) {}
+
+  register(service: SipService): void {
+    for (const m of service.methods) {
+      const method = m.toUpperCase();
+      if (this.table.has(method)) throw new Error(`method ${method} already served by ${this.table.get(method)!.name}`);
+      this.table.set(method, service);
+    }
+    this.services.push(service);
+  }
+
+  get allow(): string[] {
+    return ['OPTIONS', ...this.table.keys()].filter((m, i, a) => a.indexOf(m) === i);
+  }
+
+  get allowEvents(): string[] {
+    return this.services.flatMap((s) => s.eventPackages ?? []);
+  }
+
+  get accept(): string[] {
+    return [...new Set(this.services.flatMap((s) => s.accept ?? []))];
+  }
+
+  get supported(): string[] {
+    return [...new Set([...BASE_SUPPORTED, ...this.services.flatMap((s) => s.supported ?? [])])];
+  }
+
+  handle(txn: IncomingTransaction): void {
+    const req = txn.request;
+    let callId: string | undefined;
+    try {
+      callId = req.callId;
+    } catch {
+      callId = undefined;
+    }
+    const log = this.log.child({ callId });
+    let answered = false;
+    const ctx: RequestContext = {
+      request: req,
+      flow: txn.flow,
+      log,
+      respond: (res) => {
+        if (res.status >= 200) answered = true;
+        txn.respond(res);
+      },
+      reply: (status, reason, options) => {
+        const res = createResponse(req, status, reason, options);
+        ctx.respond(res);
+        return res;
+      },
+    };
+    if (req.method === 'ACK') return; // RFC 3261 §17.2.3: an ACK never gets a response
+
+    const fail = (err: unknown): void => {
+      if (answered) {
+        log.error({ err }, 'service failed after answering');
+        return;
+      }
+      if (err instanceof SipParseError) {
+        log.debug({ reason: err.reason, peer: `${txn.flow.remoteAddress}:${txn.flow.remotePort}` }, 'malformed request');
+        ctx.reply(err.status, err.reason);
+      } else {
+        log.error({ err, method: req.method }, 'request handling failed');
+        ctx.reply(500, 'Server Internal Error');
+      }
+    };
+    try {
+      const pending = this.route(ctx);
+      if (pending) pending.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  private route(ctx: RequestContext): void | Promise<void> {
+    const req = ctx.request;
+    // RFC 3261 §16.3 / §8.2: Max-Forwards 0 on a request we would act on for others.
+    const mf = req.maxForwards;
+    if (mf === 0 && req.method !== 'OPTIONS' && req.method !== 'REGISTER') {
+      ctx.reply(483, 'Too Many Hops');
+      return;
+    }
+    // RFC 3261 §8.2.2.3: Require with option tags we do not support.
+    const required = req.getHeaders('require').map((t) => t.toLowerCase());
+    if (required.length > 0 && req.method !== 'CANCEL') {
+      const supported = new Set(this.supported);
+      const unsupported = required.filter((t) => !supported.has(t));
+      if (unsupported.length > 0) {
+        ctx.reply(420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
+        return;
+      }
+    }
+    const service = this.table.get(req.method);
+    if (service) return service.handle(ctx);
+    switch (req.method) {
+      case 'OPTIONS':
+        this.options(ctx);
+        return;
+      case 'CANCEL':
+        // RFC 3261 §9.2: nothing pending here to cancel (every INVITE is answered at once).
+        ctx.reply(481, 'Call/Transaction Does Not Exist');
+        return;
+      default:
+        if (KNOWN_METHODS.has(req.method)) ctx.reply(405, 'Method Not Allowed', { headers: [['Allow', this.allow.join(', ')]] });
+        else ctx.reply(501, 'Not Implemented', { headers: [['Allow', this.allow.join(', ')]] });
+    }
+  }
+
+  /** RFC 3261 §11.2: what we can do. */
+  private options(ctx: RequestContext): void {
+    const headers: Array<[string, string]> = [['Allow', this.allow.join(', ')]];
+    const accept = this.accept;
+    // Empty lists are left out rather than sent empty (Allow-Events needs at least one package).
+    if (accept.length > 0) headers.push(['Accept', accept.join(', ')]);
+    headers.push(['Accept-Encoding', 'identity']);
+    headers.push(['Accept-Language', 'en']);
+    if (this.supported.length > 0) headers.push(['Supported', this.supported.join(', ')]);
+    if (this.allowEvents.length > 0) headers.push(['Allow-Events', this.allowEvents.join(', ')]);
+    ctx.reply(200, 'OK', { headers });
+  }
+}

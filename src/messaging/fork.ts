@@ -1,0 +1,96 @@
+import type { Logger } from 'pino';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import type { Binding } from '../registrar/binding.js';
+import { targetOf } from '../registrar/binding-route.js';
+import type { LocationService } from '../registrar/location-service.js';
+import type { ClientTransactionSender } from './client-transactions.js';
+
+/**
+ * How one branch ended: a response, or a failure of the transport or of the transaction,
+ * or refused before sending (too large for the transport, no route to the binding).
+ */
+export type BranchOutcome = 'response' | 'timeout' | 'transport-error' | 'too-large' | 'no-route';
+
+export interface BranchResult {
+  readonly binding: Binding;
+  readonly outcome: BranchOutcome;
+  readonly status: number;
+  readonly reason: string;
+  readonly response?: SipResponse;
+}
+
+export interface ForkLimits {
+  /** RFC 3428 §7: the largest MESSAGE sent over UDP (the path MTU allowance). */
+  readonly maxUdpMessageSize: number;
+  /** The transport's own limit for stream transports. */
+  readonly maxMessageSize: number;
+}
+
+/**
+ * Room for the Via the transaction layer puts on top (`Via: SIP/2.0/UDP <IPv6 sent-by>;
+ * branch=z9hG4bK<token>;rport`), counted when checking a request against a size limit.
+ */
+const VIA_ALLOWANCE = 120;
+
+/** A 430 Flow Failed (RFC 5626 §11.5), 481 or 408 from downstream means the flow is gone. */
+const FLOW_FAILED_STATUS = new Set([408, 430, 481]);
+
+/** Did this branch show that its binding's flow no longer works (RFC 5626 §4.4 ideas)? */
+export function isFlowFailure(r: BranchResult): boolean {
+  return r.outcome === 'transport-error' || r.outcome === 'timeout' || r.outcome === 'no-route' || (r.outcome === 'response' && FLOW_FAILED_STATUS.has(r.status));
+}
+
+/** Is it known that the request never reached the recipient (so storing it duplicates nothing)? */
+export function isKnownUndelivered(r: BranchResult): boolean {
+  return r.outcome === 'transport-error' || r.outcome === 'no-route' || (r.outcome === 'response' && r.status === 430);
+}
+
+/**
+ * Sends a request to every binding at once as client transactions (RFC 3261 §16.6 for
+ * each target, §16.5 parallel search). The caller has already done what is the same for
+ * every branch (Max-Forwards, Route cleanup); per branch this sets the Request-URI to the
+ * contact and the Route set from the Path. The transaction layer adds our Via.
+ */
+export class Forker {
+  constructor(
+    private readonly transactions: ClientTransactionSender,
+    private readonly location: LocationService,
+    private readonly limits: ForkLimits,
+    private readonly log?: Logger,
+  ) {}
+
+  /** Resolves when every branch has its final answer; `onSuccess` hears the first 2xx at once. */
+  async fork(base: SipRequest, bindings: readonly Binding[], onSuccess?: (r: BranchResult) => void): Promise<BranchResult[]> {
+    let succeeded = false;
+    return Promise.all(
+      bindings.map(async (binding) => {
+        const r = await this.branch(base, binding);
+        if (isFlowFailure(r)) this.location.markUnreachable(binding);
+        if (r.status >= 200 && r.status < 300 && !succeeded) {
+          succeeded = true;
+          onSuccess?.(r);
+        }
+        return r;
+      }),
+    );
+  }
+
+  private async branch(base: SipRequest, binding: Binding): Promise<BranchResult> {
+    const target = targetOf(binding);
+    if (!target) return { binding, outcome: 'no-route', status: 480, reason: 'Temporarily Unavailable' };
+    const req = base.clone();
+    // §16.6 step 2: Request-URI is the contact; step 6 (RFC 3327 §5.3): Route from the Path.
+    req.setUri(target.requestUri);
+    req.removeHeader('route');
+    for (const r of target.routeSet) req.addHeader('Route', r);
+    const size = req.toBuffer().length + VIA_ALLOWANCE;
+    // RFC 3428 §7: over UDP, refuse what would fragment rather than send it.
+    const limit = target.destination.protocol === 'udp' ? Math.min(this.limits.maxUdpMessageSize, this.limits.maxMessageSize) : this.limits.maxMessageSize;
+    if (size > limit) return { binding, outcome: 'too-large', status: 513, reason: 'Message Too Large' };
+    const txn = this.transactions.sendRequest(req, target.destination);
+    const res = await txn.final;
+    const outcome = txn.outcome ?? 'response';
+    this.log?.debug({ contact: binding.contact, status: res.status, outcome }, 'branch answered');
+    return { binding, outcome, status: res.status, reason: res.reason, response: outcome === 'response' ? res : undefined };
+  }
+}

@@ -1,0 +1,305 @@
+import type { Logger } from 'pino';
+import type { LocalDomains } from '../core/local-domains.js';
+import type { RequestContext, SipService } from '../core/services.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { createResponse, randomToken } from '../sip/response.js';
+import { addressOfRecord } from '../sip/uri.js';
+import { canonicalAor } from '../registrar/aor.js';
+import type { LocationService } from '../registrar/location-service.js';
+import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
+import { timersWallClock } from '../registrar/wall-clock.js';
+import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
+import type { ClientTransactionSender } from './client-transactions.js';
+import { isComposingIndication, MESSAGE_ACCEPT } from './content-types.js';
+import { Forker, isKnownUndelivered, type BranchResult } from './fork.js';
+import { KeyedSerializer } from './keyed-serializer.js';
+import { InMemoryOfflineMessageStore } from './memory-offline-store.js';
+import { OfflineDelivery } from './offline-delivery.js';
+import type { OfflineMessageStore, OfflineUsage, StoredMessage } from './offline-message-store.js';
+import { chooseBest } from './response-choice.js';
+
+export interface MessagingSettings {
+  readonly maxUdpMessageSize: number;
+  readonly offlineMaxMessages: number;
+  readonly offlineMaxBytes: number;
+  readonly offlineTtlSeconds: number;
+}
+
+export interface MessagingServiceOptions {
+  readonly location: LocationService;
+  readonly domains: LocalDomains;
+  readonly transactions: ClientTransactionSender;
+  readonly timers: Timers;
+  readonly settings: MessagingSettings;
+  /** The transport's message size limit (config limits.maxMessageSize). */
+  readonly maxMessageSize: number;
+  /** Durable store of offline messages; in memory by default. */
+  readonly store?: OfflineMessageStore;
+  readonly users?: UserDirectory;
+  readonly wallClock?: WallClock;
+  readonly logger?: Logger;
+}
+
+/** Headers that travel end to end with a stored message (the rest are hop-by-hop or rebuilt). */
+const CARRIED_HEADERS = new Set([
+  'subject', 'content-encoding', 'content-language', 'content-disposition', 'mime-version',
+  'priority', 'in-reply-to', 'reply-to', 'user-agent', 'p-asserted-identity', 'identity',
+]);
+const MAX_CARRIED_HEADERS = 16;
+const MAX_CARRIED_HEADER_LENGTH = 1024;
+
+/** Response headers that are ours to write, not copied from downstream (RFC 3261 §16.7 step 9). */
+const OWN_RESPONSE_HEADERS = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'content-length', 'server', 'route', 'record-route']);
+
+/** How often expired offline messages are purged. */
+const PURGE_INTERVAL_MS = 60_000;
+
+/**
+ * Pager-mode instant messaging (RFC 3428): a MESSAGE to a user of our domain is proxied
+ * to every reachable contact of the user; with none, it is stored (202) and delivered when
+ * the user next registers.
+ */
+export class MessagingService implements SipService {
+  readonly name = 'messaging';
+  readonly methods = ['MESSAGE'] as const;
+  readonly accept = MESSAGE_ACCEPT;
+  private offlineStore: OfflineMessageStore;
+  private readonly location: LocationService;
+  private readonly domains: LocalDomains;
+  private readonly timers: Timers;
+  private readonly settings: MessagingSettings;
+  private readonly users: UserDirectory;
+  private readonly wallClock: WallClock;
+  private readonly log?: Logger;
+  private readonly forker: Forker;
+  private readonly delivery: OfflineDelivery;
+  private readonly quota = new KeyedSerializer();
+  private purgeTimer?: TimerHandle;
+  private closed = false;
+
+  constructor(options: MessagingServiceOptions) {
+    this.location = options.location;
+    this.domains = options.domains;
+    this.timers = options.timers;
+    this.settings = options.settings;
+    this.users = options.users ?? OPEN_USER_DIRECTORY;
+    this.wallClock = options.wallClock ?? options.location.wallClock ?? timersWallClock(options.timers);
+    this.log = options.logger;
+    this.offlineStore = options.store ?? new InMemoryOfflineMessageStore();
+    this.forker = new Forker(
+      options.transactions,
+      options.location,
+      { maxUdpMessageSize: options.settings.maxUdpMessageSize, maxMessageSize: options.maxMessageSize },
+      options.logger,
+    );
+    this.delivery = new OfflineDelivery(this.store, this.location, this.forker, this.wallClock, options.logger);
+    this.schedulePurge();
+  }
+
+  /** Where offline messages are kept. */
+  get store(): OfflineMessageStore {
+    return this.offlineStore;
+  }
+
+  /**
+   * Switches to another offline store (the durable one: the store opens after the
+   * services are built). Messages already in the old store are not moved.
+   */
+  useStore(store: OfflineMessageStore): void {
+    this.offlineStore = store;
+    this.delivery.useStore(store);
+  }
+
+  /** Hook for the registrar: the user registered, so stored messages may go now. */
+  registered(aor: string): void {
+    this.delivery.trigger(aor);
+  }
+
+  /** Admin: how many messages are stored for a user, and their size. */
+  storedMessages(aor: string): Promise<OfflineUsage> {
+    return this.store.usage(aor, this.wallClock.nowMs());
+  }
+
+  /** Admin: stored message counts per user (when the store can list them). */
+  async storedMessageSummary(): Promise<ReadonlyArray<{ readonly recipient: string } & OfflineUsage>> {
+    return this.store.summary ? this.store.summary(this.wallClock.nowMs()) : [];
+  }
+
+  close(): void {
+    this.closed = true;
+    this.timers.cancel(this.purgeTimer);
+    this.delivery.close();
+  }
+
+  async handle(ctx: RequestContext): Promise<void> {
+    const req = ctx.request;
+    // What a stored or forwarded copy carries must parse (400 otherwise).
+    void req.from;
+    void req.to;
+    // RFC 3261 §16.3 step 5: we support no proxy extensions.
+    const proxyRequire = req.getHeaders('proxy-require');
+    if (proxyRequire.length > 0) {
+      ctx.reply(420, 'Bad Extension', { headers: [['Unsupported', proxyRequire.join(', ')]] });
+      return;
+    }
+    // RFC 3261 §16.4: Route entries naming us are ours to remove; any left would have us
+    // relay to another hop, which we do not (no federation yet).
+    const routes = req.routes;
+    let ours = 0;
+    while (ours < routes.length && this.domains.has(routes[ours]!.uri.host)) ours++;
+    if (ours < routes.length) {
+      ctx.reply(403, 'Relaying Denied');
+      return;
+    }
+    const ruri = req.uri;
+    // A MESSAGE for another domain: we are not an open relay.
+    if (ruri.scheme !== 'tel' && !this.domains.has(ruri.host)) {
+      ctx.reply(403, 'Relaying Denied');
+      return;
+    }
+    const aor = canonicalAor(ruri, this.domains);
+    if (aor === undefined || !(await this.users.exists(aor))) {
+      ctx.reply(404, 'Not Found');
+      return;
+    }
+    // §16.6 step 3 (the core answered 483 at zero already; absent means 70).
+    const maxForwards = req.maxForwards ?? 70;
+    if (maxForwards <= 0) {
+      ctx.reply(483, 'Too Many Hops');
+      return;
+    }
+    const composing = isComposingIndication(req.contentType, req.body);
+    const bindings = this.location.lookup(aor);
+    if (bindings.length === 0) {
+      await this.storeOffline(ctx, aor, composing);
+      return;
+    }
+
+    // §16.6: one copy for every branch; the forker sets Request-URI and Route per contact.
+    // (Route entries naming us were checked above; none other is left.)
+    const base = req.clone();
+    base.setHeader('Max-Forwards', maxForwards - 1);
+    base.removeHeader('route');
+    let answered = false;
+    const results = await this.forker.fork(base, bindings, (r) => {
+      // §16.7 step 5: the first 2xx goes upstream at once.
+      answered = true;
+      ctx.respond(relayResponse(req, r.response!, r.status, r.reason));
+    });
+    if (answered) return;
+    if (!composing && results.every(isKnownUndelivered)) {
+      // Every contact turned out to be unreachable before the request reached it: the
+      // user is offline after all.
+      await this.storeOffline(ctx, aor, composing);
+      return;
+    }
+    ctx.respond(this.bestResponse(req, results));
+  }
+
+  /** §16.7 step 6 with the rewrites a proxy owes for a non-INVITE request. */
+  private bestResponse(req: SipRequest, results: readonly BranchResult[]): SipResponse {
+    // Within a class, what a UA said is worth more than what we made up for a silent one.
+    const candidates = results.map((result) => ({ result, status: upstreamStatus(result) }));
+    const real = (c: { result: BranchResult; status: number }): number => (c.result.response && c.status === c.result.status ? 0 : 1);
+    const best = chooseBest([...candidates].sort((a, b) => real(a) - real(b)))!;
+    const r = best.result;
+    if (r.response && best.status === r.status) return relayResponse(req, r.response, r.status, r.reason);
+    return createResponse(req, best.status);
+  }
+
+  /**
+   * Stores a MESSAGE for a recipient with no reachable contact and answers 202, within the
+   * recipient's limits (else 480, nothing stored). A typing indication is never stored.
+   */
+  private async storeOffline(ctx: RequestContext, aor: string, composing: boolean): Promise<void> {
+    const req = ctx.request;
+    if (composing || this.settings.offlineMaxMessages === 0) {
+      ctx.reply(480, 'Temporarily Unavailable');
+      return;
+    }
+    const now = this.wallClock.nowMs();
+    const message: StoredMessage = {
+      id: randomToken(12),
+      recipient: aor,
+      ...(req.from.uri.scheme !== 'tel' ? { sender: addressOfRecord(req.from.uri) } : {}),
+      from: req.getHeader('from')!,
+      to: req.getHeader('to')!,
+      callId: req.callId,
+      cseq: req.cseq.seq,
+      contentType: req.getHeader('content-type'),
+      headers: carriedHeaders(req),
+      body: req.body,
+      receivedAt: now,
+      expiresAt: now + this.settings.offlineTtlSeconds * 1000,
+    };
+    const stored = await this.quota.run(aor, async () => {
+      const usage = await this.store.usage(aor, now);
+      if (usage.count + 1 > this.settings.offlineMaxMessages || usage.bytes + message.body.length > this.settings.offlineMaxBytes) {
+        return false;
+      }
+      await this.store.add(message);
+      return true;
+    });
+    if (!stored) {
+      ctx.log.debug({ aor }, 'offline storage full');
+      ctx.reply(480, 'Temporarily Unavailable');
+      return;
+    }
+    // RFC 3428 §7: 202 says the message was accepted, not that it reached the user.
+    ctx.reply(202, 'Accepted');
+    // The user may have registered while we stored; its delivery run could have missed this one.
+    if (this.location.lookup(aor).length > 0) this.delivery.trigger(aor);
+  }
+
+  private schedulePurge(): void {
+    if (this.closed) return;
+    this.purgeTimer = this.timers.schedule(PURGE_INTERVAL_MS, () => {
+      this.store.purgeExpired(this.wallClock.nowMs()).then(
+        (n) => {
+          if (n > 0) this.log?.debug({ purged: n }, 'expired offline messages purged');
+        },
+        (err: unknown) => this.log?.error({ err }, 'offline purge failed'),
+      );
+      this.schedulePurge();
+    });
+  }
+}
+
+/**
+ * The status a branch's answer may take upstream: RFC 4320 §4.2 forbids a 408 to a
+ * non-INVITE request, and RFC 5626 §11.5 keeps a 430 between the edge and us, so a
+ * contact that timed out or lost its flow reads as 480; §16.7 step 6 turns 503 into 500.
+ */
+function upstreamStatus(r: BranchResult): number {
+  if (r.outcome === 'timeout' || r.outcome === 'transport-error' || r.outcome === 'no-route') return 480;
+  if (r.status === 408 || r.status === 430) return 480;
+  if (r.status === 503) return 500;
+  return r.status;
+}
+
+/**
+ * §16.7 step 9: the response for the sender, with the original request's Via, From,
+ * Call-ID and CSeq, the answering UA's To tag, and the rest of its headers and body.
+ */
+function relayResponse(req: SipRequest, down: SipResponse, status: number, reason: string): SipResponse {
+  let toTag: string | undefined;
+  try {
+    toTag = down.to.tag;
+  } catch {
+    toTag = undefined;
+  }
+  const res = createResponse(req, status, reason, { toTag: toTag ?? randomToken() });
+  for (const h of down.headers) if (!OWN_RESPONSE_HEADERS.has(h.key)) res.headers.push(h);
+  res.body = down.body;
+  return res;
+}
+
+function carriedHeaders(req: SipRequest): Array<readonly [string, string]> {
+  const out: Array<readonly [string, string]> = [];
+  for (const h of req.headers) {
+    if (!CARRIED_HEADERS.has(h.key) || h.value.length > MAX_CARRIED_HEADER_LENGTH) continue;
+    out.push([h.name, h.value]);
+    if (out.length >= MAX_CARRIED_HEADERS) break;
+  }
+  return out;
+}

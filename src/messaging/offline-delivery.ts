@@ -1,0 +1,102 @@
+import type { Logger } from 'pino';
+import { SipRequest } from '../sip/message.js';
+import type { LocationService } from '../registrar/location-service.js';
+import type { WallClock } from '../util/timers.js';
+import { isFlowFailure, type Forker } from './fork.js';
+import type { OfflineMessageStore, StoredMessage } from './offline-message-store.js';
+
+/**
+ * Delivers stored messages when their recipient registers: oldest first, each forked to
+ * every reachable contact, each deleted only once a contact answered 2xx. One run per
+ * recipient at a time; a registration during a run asks for one more run after it.
+ */
+export class OfflineDelivery {
+  private readonly running = new Set<string>();
+  private readonly again = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private store: OfflineMessageStore,
+    private readonly location: LocationService,
+    private readonly forker: Forker,
+    private readonly wallClock: WallClock,
+    private readonly log?: Logger,
+  ) {}
+
+  /** Switches to another store (the durable one, once it is open). */
+  useStore(store: OfflineMessageStore): void {
+    this.store = store;
+  }
+
+  /** The recipient may be reachable now (a REGISTER was answered 200). */
+  trigger(aor: string): void {
+    if (this.closed) return;
+    if (this.running.has(aor)) {
+      this.again.add(aor);
+      return;
+    }
+    void this.run(aor);
+  }
+
+  /** True while a delivery run is active. */
+  get busy(): boolean {
+    return this.running.size > 0;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async run(aor: string): Promise<void> {
+    this.running.add(aor);
+    try {
+      do {
+        this.again.delete(aor);
+        await this.deliverAll(aor);
+      } while (this.again.has(aor) && !this.closed);
+    } catch (err) {
+      this.log?.error({ err, aor }, 'offline delivery failed');
+    } finally {
+      this.running.delete(aor);
+      this.again.delete(aor);
+    }
+  }
+
+  private async deliverAll(aor: string): Promise<void> {
+    const messages = await this.store.listFor(aor, this.wallClock.nowMs());
+    for (const m of messages) {
+      if (this.closed) return;
+      const bindings = this.location.lookup(aor);
+      if (bindings.length === 0) return;
+      const results = await this.forker.fork(deliveryRequest(m), bindings);
+      if (results.some((r) => r.status >= 200 && r.status < 300)) {
+        await this.store.remove(m.id);
+        this.log?.debug({ aor, id: m.id }, 'stored message delivered');
+      } else if (results.every(isFlowFailure)) {
+        // Unreachable again: the rest waits for the next registration.
+        return;
+      } else {
+        this.log?.debug({ aor, id: m.id, status: results.map((r) => r.status) }, 'stored message refused; kept');
+      }
+    }
+  }
+}
+
+/**
+ * The MESSAGE that delivers a stored one: its original From, To, Call-ID, CSeq, body type
+ * and end-to-end headers, and a Date of when we received it (RFC 3261 §20.17). The
+ * Request-URI is the AoR here; the forker sets each contact.
+ */
+export function deliveryRequest(m: StoredMessage): SipRequest {
+  const req = new SipRequest('MESSAGE', m.recipient);
+  req.addHeader('Max-Forwards', 70);
+  req.addHeader('From', m.from);
+  req.addHeader('To', m.to);
+  req.addHeader('Call-ID', m.callId);
+  req.addHeader('CSeq', `${m.cseq} MESSAGE`);
+  req.addHeader('Date', new Date(m.receivedAt).toUTCString());
+  if (m.contentType !== undefined) req.addHeader('Content-Type', m.contentType);
+  for (const [name, value] of m.headers) req.addHeader(name, value);
+  req.body = m.body;
+  return req;
+}

@@ -1,0 +1,82 @@
+import { composePresence, neutralPresence, parsePidf, serializePidf, type PidfLimits, type PresenceDocument } from './pidf/index.js';
+import type { Publication } from './publications.js';
+
+/** RFC 3863 §6 / RFC 3856 §6.4: the presence body type. */
+export const PIDF_CONTENT_TYPE = 'application/pidf+xml';
+
+export type { PresenceDocument };
+
+export type ParsedPresence = { readonly ok: true; readonly document: PresenceDocument } | { readonly ok: false; readonly reason: string };
+
+interface Composed {
+  /** Goes up by one every time the composed bytes change. */
+  version: number;
+  bytes: Buffer;
+}
+
+/** Neutral documents kept for presentities without publications, at most. */
+const MAX_NEUTRAL_CACHED = 10_000;
+
+/**
+ * The composed presence document of every presentity (RFC 4479 §3: all its live
+ * publications merged), built once per change and kept as bytes that every NOTIFY of that
+ * version and view shares. A presentity with no live publication has a neutral document
+ * (RFC 3856 §6.6 ideas), never an error. Only this file speaks to the pidf module.
+ */
+export class PresenceDocuments {
+  private readonly composed = new Map<string, Composed>();
+  private readonly neutrals = new Map<string, Buffer>();
+
+  constructor(private readonly limits?: PidfLimits) {}
+
+  parse(body: Buffer): ParsedPresence {
+    const r = parsePidf(body, this.limits);
+    return r.ok ? { ok: true, document: r.document } : { ok: false, reason: r.reason };
+  }
+
+  entityOf(document: PresenceDocument): string {
+    return document.entity;
+  }
+
+  /**
+   * Composes `publications` (oldest first) into the presentity's document. True when the
+   * bytes differ from the last ones: only then do watchers need a NOTIFY.
+   */
+  recompose(presentity: string, publications: readonly Publication[]): boolean {
+    const before = this.composed.get(presentity);
+    if (publications.length === 0) {
+      if (!before) return false;
+      this.composed.delete(presentity);
+      return !before.bytes.equals(this.neutral(presentity));
+    }
+    const doc = composePresence(
+      presentity,
+      publications.map((p) => ({ document: p.document, publishedAt: p.publishedAtMs })),
+    );
+    const bytes = serializePidf(doc);
+    if (before && before.bytes.equals(bytes)) return false;
+    this.composed.set(presentity, { version: (before?.version ?? 0) + 1, bytes });
+    return true;
+  }
+
+  /** The full view: the composed document, or the neutral one. */
+  full(presentity: string): Buffer {
+    return this.composed.get(presentity)?.bytes ?? this.neutral(presentity);
+  }
+
+  /** Version of the composed document (0: neutral). */
+  version(presentity: string): number {
+    return this.composed.get(presentity)?.version ?? 0;
+  }
+
+  /** RFC 5025 §3.2.1 polite-block view, and the state of a presentity nobody publishes for. */
+  neutral(presentity: string): Buffer {
+    let bytes = this.neutrals.get(presentity);
+    if (!bytes) {
+      bytes = serializePidf(neutralPresence(presentity));
+      if (this.neutrals.size >= MAX_NEUTRAL_CACHED) this.neutrals.delete(this.neutrals.keys().next().value!);
+      this.neutrals.set(presentity, bytes);
+    }
+    return bytes;
+  }
+}

@@ -1,0 +1,263 @@
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { LocalDomains } from '../core/local-domains.js';
+import type { RequestContext, SipService } from '../core/services.js';
+import type { DialogRequestSender } from '../dialog/client-transactions.js';
+import { timersWallClock } from '../registrar/wall-clock.js';
+import type { UserDirectory } from '../registrar/user-directory.js';
+import type { Flow } from '../transport/types.js';
+import type { Timers, WallClock } from '../util/timers.js';
+import { DefaultPresenceAuthorizer, type PresenceAuthorizer } from './authorizer.js';
+import type { EventPackage, SubscriptionDecision } from './event-package.js';
+import { EventStateCompositor } from './event-state-compositor.js';
+import { PIDF_CONTENT_TYPE, PresenceDocuments } from './presence-documents.js';
+import { PresencePackage } from './presence-package.js';
+import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
+import type { PublicationRecord } from './publication.js';
+import type { SubscriptionRecord, TerminationReason } from './subscription.js';
+import { SubscriptionManager, type SubscriptionFilter } from './subscriptions.js';
+import { WatcherInfoPackage } from './winfo/winfo-package.js';
+
+export type PresenceSettings = Config['presence'];
+
+export interface PresenceServiceOptions {
+  readonly domains: LocalDomains;
+  readonly timers: Timers;
+  /** Client transactions for NOTIFYs (the transaction layer). */
+  readonly transactions: DialogRequestSender;
+  readonly settings: PresenceSettings;
+  /** Who may publish and watch (the security issue's hook); `presence.defaultPolicy` by default. */
+  readonly authorizer?: PresenceAuthorizer;
+  /** Where soft state changes go (the store); nowhere by default. */
+  readonly sink?: PresenceStateSink;
+  /** Which presentities exist (404 for others); every user of the domain by default. */
+  readonly users?: UserDirectory;
+  /** The host others reach us at on a flow (the transport knows what to advertise); its local address by default. */
+  readonly hostFor?: (flow: Flow) => string;
+  /** More event packages (message-summary, dialog...). */
+  readonly packages?: readonly EventPackage[];
+  readonly wallClock?: WallClock;
+  readonly logger?: Logger;
+}
+
+/** What the admin API shows of a presentity. */
+export interface PresentitySummary {
+  readonly presentity: string;
+  readonly publications: number;
+  readonly watchers: number;
+  /** Version of the composed document (0: neutral). */
+  readonly version: number;
+}
+
+export interface PublicationInfo {
+  readonly etag: string;
+  readonly presentity: string;
+  readonly contentType: string;
+  readonly publishedAtMs: number;
+  readonly expiresAtMs: number;
+}
+
+export interface SubscriptionInfo {
+  readonly id: string;
+  readonly eventPackage: string;
+  readonly resource: string;
+  readonly watcher: string;
+  readonly watcherUri: string;
+  readonly status: 'pending' | 'active' | 'terminated';
+  readonly view: 'full' | 'polite-block';
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly remoteTarget: string;
+  readonly transport: string;
+}
+
+/**
+ * The presence service (RFC 3856, 3903, 6665, 3857): PUBLISH goes to the event state
+ * compositor, SUBSCRIBE to the subscription machinery with its event packages (presence
+ * and presence.winfo), and NOTIFY is answered 481: we hold no subscriptions as a subscriber
+ * (RFC 6665 §4.1.3: a NOTIFY matching no subscription gets 481, which also tells a
+ * confused notifier to stop).
+ *
+ * Also the small API the admin and web issues use: presentities, publications,
+ * subscriptions, terminate, approve / reject / polite-block a watcher.
+ */
+export class PresenceService implements SipService {
+  readonly name = 'presence';
+  readonly methods = ['PUBLISH', 'SUBSCRIBE', 'NOTIFY'] as const;
+  /** Bodies we take in requests (PUBLISH). */
+  readonly accept = [PIDF_CONTENT_TYPE] as const;
+  readonly documents: PresenceDocuments;
+  readonly compositor: EventStateCompositor;
+  readonly subscriptions: SubscriptionManager;
+  readonly presence: PresencePackage;
+  readonly watcherInfo: WatcherInfoPackage;
+  readonly authorizer: PresenceAuthorizer;
+  private readonly log?: Logger;
+
+  constructor(options: PresenceServiceOptions) {
+    const s = options.settings;
+    const wallClock = options.wallClock ?? timersWallClock(options.timers);
+    const sink = options.sink ?? NO_PRESENCE_STATE_SINK;
+    this.log = options.logger;
+    this.authorizer = options.authorizer ?? new DefaultPresenceAuthorizer(s.defaultPolicy);
+    this.documents = new PresenceDocuments({ maxBytes: s.maxDocumentBytes });
+    this.subscriptions = new SubscriptionManager({
+      domains: options.domains,
+      timers: options.timers,
+      wallClock,
+      settings: s,
+      transactions: options.transactions,
+      contactFor: (flow) => contactUri(flow, options.hostFor?.(flow) ?? localHost(flow, options.domains.primary)),
+      sink,
+      users: options.users,
+      logger: options.logger,
+    });
+    this.presence = new PresencePackage(this.documents, this.authorizer);
+    this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name);
+    this.subscriptions.register(this.presence);
+    this.subscriptions.register(this.watcherInfo);
+    for (const p of options.packages ?? []) this.subscriptions.register(p);
+    this.compositor = new EventStateCompositor({
+      domains: options.domains,
+      timers: options.timers,
+      wallClock,
+      settings: s,
+      authorizer: this.authorizer,
+      documents: this.documents,
+      sink,
+      users: options.users,
+      onStateChanged: (presentity) => this.presence.stateChanged(presentity),
+      logger: options.logger,
+    });
+  }
+
+  /** RFC 6665 §8.2.2 Allow-Events. */
+  get eventPackages(): readonly string[] {
+    return this.subscriptions.eventPackages;
+  }
+
+  handle(ctx: RequestContext): void | Promise<void> {
+    switch (ctx.request.method) {
+      case 'PUBLISH':
+        return this.compositor.handlePublish(ctx);
+      case 'SUBSCRIBE':
+        return this.subscriptions.handleSubscribe(ctx);
+      default:
+        ctx.reply(481, 'Subscription Does Not Exist');
+    }
+  }
+
+  // ---- persistence ------------------------------------------------------------------
+
+  /**
+   * Puts stored soft state back after a restart (publications first, so NOTIFYs carry the
+   * composed state). Records past their expiry are dropped and reported removed.
+   */
+  restore(publications: readonly PublicationRecord[], subscriptions: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): { publications: number; subscriptions: number } {
+    return {
+      publications: this.compositor.restore(publications),
+      subscriptions: this.subscriptions.restore(subscriptions, options),
+    };
+  }
+
+  close(): void {
+    this.compositor.close();
+    this.subscriptions.close();
+  }
+
+  // ---- admin API --------------------------------------------------------------------
+
+  /** Presentities with publications or watchers. */
+  presentities(): PresentitySummary[] {
+    const names = new Set([...this.compositor.publications.presentities(), ...this.subscriptions.resources(this.presence.name)]);
+    return [...names].sort().map((p) => ({
+      presentity: p,
+      publications: this.compositor.publications.count(p),
+      watchers: this.subscriptions.subscriptionsTo(this.presence.name, p).length,
+      version: this.documents.version(p),
+    }));
+  }
+
+  publications(presentity?: string): PublicationInfo[] {
+    const names = presentity !== undefined ? [presentity] : this.compositor.publications.presentities();
+    return names.flatMap((p) =>
+      this.compositor.publications.of(p).map((x) => ({
+        etag: x.etag,
+        presentity: x.presentity,
+        contentType: x.contentType,
+        publishedAtMs: x.publishedAtMs,
+        expiresAtMs: x.expiresAtMs,
+      })),
+    );
+  }
+
+  /** The composed document a full-view watcher of `presentity` gets now. */
+  composedDocument(presentity: string): Buffer {
+    return this.documents.full(presentity);
+  }
+
+  listSubscriptions(filter: SubscriptionFilter = {}): SubscriptionInfo[] {
+    return this.subscriptions.list(filter).map((s) => ({
+      id: s.id,
+      eventPackage: s.eventPackage,
+      resource: s.resource,
+      watcher: s.watcher,
+      watcherUri: s.watcherUri,
+      status: s.status,
+      view: s.view,
+      createdAtMs: s.createdAtMs,
+      expiresAtMs: s.expiresAtMs,
+      remoteTarget: s.dialog.remoteTarget,
+      transport: s.dialog.flow.protocol,
+    }));
+  }
+
+  /** Ends one subscription with a final NOTIFY; false when there is no such live subscription. */
+  terminateSubscription(id: string, reason: TerminationReason = 'deactivated'): boolean {
+    const sub = this.subscriptions.get(id);
+    return sub ? this.subscriptions.terminate(sub, reason) : false;
+  }
+
+  /** The owner approves a watcher: its pending (or polite-blocked) presence subscriptions become active. */
+  async approve(presentity: string, watcher: string): Promise<number> {
+    await this.record(presentity, watcher, 'allow');
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.approve(s)).length;
+  }
+
+  /** The owner blocks a watcher (RFC 6665 reason=rejected): its subscriptions end. */
+  async reject(presentity: string, watcher: string): Promise<number> {
+    await this.record(presentity, watcher, 'block');
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.reject(s)).length;
+  }
+
+  /** RFC 5025 polite-block: the watcher stays subscribed and sees a neutral state. */
+  async politeBlock(presentity: string, watcher: string): Promise<number> {
+    await this.record(presentity, watcher, 'polite-block');
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.politeBlock(s)).length;
+  }
+
+  private watcherSubscriptions(presentity: string, watcher: string) {
+    return this.subscriptions.list({ eventPackage: this.presence.name, resource: presentity, watcher });
+  }
+
+  private async record(presentity: string, watcher: string, decision: SubscriptionDecision): Promise<void> {
+    try {
+      await this.authorizer.recordDecision?.(watcher, presentity, decision);
+    } catch (err) {
+      this.log?.error({ err, presentity, watcher, decision }, 'authorization decision not recorded');
+    }
+  }
+}
+
+/** The flow's local address, or the domain when the socket is bound to a wildcard. */
+function localHost(flow: Flow, domain: string): string {
+  const wildcard = flow.localAddress === '' || flow.localAddress === '0.0.0.0' || flow.localAddress === '::';
+  return wildcard ? domain : flow.localAddress;
+}
+
+/** Our Contact URI in a dialog on `flow` (RFC 6665 §4.2.1.1: the 200 and NOTIFYs carry it). */
+export function contactUri(flow: Flow, host: string): string {
+  const h = net.isIPv6(host) ? `[${host}]` : host;
+  return `sip:${h}:${flow.localPort}${flow.protocol === 'udp' ? '' : `;transport=${flow.protocol}`}`;
+}

@@ -1,0 +1,171 @@
+import { snapshotDialog, type Dialog } from '../dialog/dialog.js';
+import type { TimerHandle } from '../util/timers.js';
+
+/** RFC 6665 §4.1.3 Subscription-State values. */
+export type SubscriptionStatus = 'pending' | 'active' | 'terminated';
+
+/** RFC 6665 §4.1.3 (and §8.2.3 registry) reasons a subscription ends. */
+export type TerminationReason = 'deactivated' | 'probation' | 'rejected' | 'timeout' | 'giveup' | 'noresource' | 'invariant';
+
+export const TERMINATION_REASONS: readonly TerminationReason[] = ['deactivated', 'probation', 'rejected', 'timeout', 'giveup', 'noresource', 'invariant'];
+
+/**
+ * What an authorized watcher is shown: the real state, or (RFC 5025 §3.2.1 polite-block)
+ * a neutral one that tells nothing while looking like an accepted subscription.
+ */
+export type SubscriptionView = 'full' | 'polite-block';
+
+/** RFC 3858 §4 watcher `event` values: what last happened to a watcher's subscription. */
+export type WatcherEvent = 'subscribe' | 'approved' | 'deactivated' | 'probation' | 'rejected' | 'timeout' | 'giveup' | 'noresource';
+
+/** The notifier's bookkeeping for one subscription (one NOTIFY in flight at most). */
+export interface NotifyBookkeeping {
+  /** A NOTIFY is waiting for its final response. */
+  inFlight: boolean;
+  /** The state changed since the last NOTIFY was built. */
+  dirty: boolean;
+  /** Timer clock ms of the last NOTIFY sent (rate control). */
+  lastSentAt?: number;
+  /** The timer of a NOTIFY held back by rate control. */
+  throttle?: TimerHandle;
+  /** The final NOTIFY went out, or the subscription was dropped: nothing more is sent. */
+  finished: boolean;
+}
+
+/**
+ * The stored form of a subscription with its dialog (RFC 6665 §4.2.1): everything needed
+ * to go on sending NOTIFYs after a restart. Expiry is wall-clock ms.
+ */
+export interface SubscriptionRecord {
+  readonly id: string;
+  readonly eventPackage: string;
+  /** Event header `id` parameter (RFC 6665 §8.2.1), when the SUBSCRIBE had one. */
+  readonly eventId?: string;
+  /** The resource watched (a presentity's canonical URI). */
+  readonly resource: string;
+  /** The watcher's address of record. */
+  readonly watcher: string;
+  /** The From URI of the SUBSCRIBE, as written. */
+  readonly watcherUri: string;
+  readonly watcherDisplayName?: string;
+  readonly status: 'pending' | 'active';
+  readonly view: SubscriptionView;
+  /** NOTIFY body type negotiated from Accept. */
+  readonly contentType: string;
+  readonly expiresAtMs: number;
+  readonly createdAtMs: number;
+  /** Bodies sent so far (RFC 3858 §4 version numbers go on from here). */
+  readonly documentVersion: number;
+  readonly lastEvent: WatcherEvent;
+  readonly authorized: boolean;
+  readonly dialog: Dialog;
+}
+
+export interface SubscriptionInit {
+  readonly id: string;
+  readonly eventPackage: string;
+  readonly eventId?: string;
+  readonly resource: string;
+  readonly watcher: string;
+  readonly watcherUri: string;
+  readonly watcherDisplayName?: string;
+  readonly contentType: string;
+  readonly dialog: Dialog;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly status: 'pending' | 'active';
+  readonly view: SubscriptionView;
+  readonly documentVersion?: number;
+  readonly lastEvent?: WatcherEvent;
+  readonly authorized?: boolean;
+}
+
+/**
+ * One subscription (RFC 6665 §4.2.1) and the dialog it lives in: one subscription a
+ * dialog, so the dialog ends with it (RFC 6665 §4.5.2 deprecates dialog reuse).
+ */
+export class Subscription {
+  readonly id: string;
+  readonly eventPackage: string;
+  readonly eventId?: string;
+  readonly resource: string;
+  readonly watcher: string;
+  readonly watcherUri: string;
+  readonly watcherDisplayName?: string;
+  readonly contentType: string;
+  readonly dialog: Dialog;
+  readonly createdAtMs: number;
+  status: SubscriptionStatus;
+  reason?: TerminationReason;
+  view: SubscriptionView;
+  expiresAtMs: number;
+  expiryTimer?: TimerHandle;
+  /** Bodies built so far for this subscription. */
+  documentVersion: number;
+  lastEvent: WatcherEvent;
+  /** Was ever allowed to see the resource's state (active at some point). */
+  authorized: boolean;
+  readonly notify: NotifyBookkeeping = { inFlight: false, dirty: false, finished: false };
+
+  constructor(init: SubscriptionInit) {
+    this.id = init.id;
+    this.eventPackage = init.eventPackage;
+    this.eventId = init.eventId;
+    this.resource = init.resource;
+    this.watcher = init.watcher;
+    this.watcherUri = init.watcherUri;
+    this.watcherDisplayName = init.watcherDisplayName;
+    this.contentType = init.contentType;
+    this.dialog = init.dialog;
+    this.createdAtMs = init.createdAtMs;
+    this.expiresAtMs = init.expiresAtMs;
+    this.status = init.status;
+    this.view = init.view;
+    this.documentVersion = init.documentVersion ?? 0;
+    this.lastEvent = init.lastEvent ?? 'subscribe';
+    this.authorized = init.authorized ?? init.status === 'active';
+  }
+
+  get live(): boolean {
+    return this.status !== 'terminated';
+  }
+
+  /** Event header value of our NOTIFYs: the package and the subscription's id (RFC 6665 §8.2.1). */
+  get eventHeader(): string {
+    return this.eventId !== undefined ? `${this.eventPackage};id=${this.eventId}` : this.eventPackage;
+  }
+
+  /** RFC 6665 §4.1.3 Subscription-State at `nowMs` (wall clock). */
+  stateHeader(nowMs: number): string {
+    if (this.status === 'terminated') return `terminated;reason=${this.reason ?? 'timeout'}`;
+    return `${this.status};expires=${Math.max(0, Math.ceil((this.expiresAtMs - nowMs) / 1000))}`;
+  }
+
+  toRecord(): SubscriptionRecord {
+    if (this.status === 'terminated') throw new Error('a terminated subscription has no record');
+    return {
+      id: this.id,
+      eventPackage: this.eventPackage,
+      ...(this.eventId !== undefined ? { eventId: this.eventId } : {}),
+      resource: this.resource,
+      watcher: this.watcher,
+      watcherUri: this.watcherUri,
+      ...(this.watcherDisplayName !== undefined ? { watcherDisplayName: this.watcherDisplayName } : {}),
+      status: this.status,
+      view: this.view,
+      contentType: this.contentType,
+      expiresAtMs: this.expiresAtMs,
+      createdAtMs: this.createdAtMs,
+      documentVersion: this.documentVersion,
+      lastEvent: this.lastEvent,
+      authorized: this.authorized,
+      dialog: snapshotDialog(this.dialog),
+    };
+  }
+
+  static fromRecord(r: SubscriptionRecord): Subscription {
+    // A connection id names nothing after a restart (and could name someone else's).
+    const { connectionId: _gone, ...flow } = r.dialog.flow;
+    return new Subscription({ ...r, dialog: { ...snapshotDialog(r.dialog), flow } });
+  }
+}

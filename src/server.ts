@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { LocalDomains } from './core/local-domains.js';
+import { SipCore } from './core/sip-core.js';
+import { MessagingService } from './messaging/messaging-service.js';
+import { PresenceService } from './presence/presence-service.js';
+import { LocationService } from './registrar/location-service.js';
+import { RegistrarService } from './registrar/registrar-service.js';
+import type { SipService } from './core/services.js';
+import { parseMessage } from './sip/parser.js';
+import { createResponse } from './sip/response.js';
+import { SipRequest, type SipResponse } from './sip/message.js';
+import { TransactionLayer } from './transaction/transaction-layer.js';
+import { responseDestination, stampReceived } from './transaction/response-routing.js';
+import { TransportLayer, type ListenSpec, type ListenerInfo } from './transport/transport-layer.js';
+import type { Flow } from './transport/types.js';
+import { TimerHeap, type Timers } from './util/timers.js';
+
+export interface ServerOptions {
+  readonly logger: Logger;
+  /** Injected timer structure (tests drive it by hand). */
+  readonly timers?: Timers;
+  /** Services added after the built-in ones (tests, plug-ins). */
+  readonly services?: readonly SipService[];
+}
+
+/**
+ * The composition root (DESIGN): reads the config, builds the layers bottom-up and wires
+ * them. Nothing else constructs layers.
+ */
+export class SimplePresenceServer {
+  readonly transport: TransportLayer;
+  readonly transactions: TransactionLayer;
+  readonly core: SipCore;
+  readonly domains: LocalDomains;
+  readonly timers: Timers;
+  /** RFC 3261 §10 location service: where each user can be reached. */
+  readonly location: LocationService;
+  readonly registrar: RegistrarService;
+  readonly messaging: MessagingService;
+  /** PUBLISH, SUBSCRIBE/NOTIFY: presence and watcher information (RFC 3903, 3856, 3857). */
+  readonly presence: PresenceService;
+  private readonly log: Logger;
+  private stopped = false;
+
+  constructor(readonly config: Config, options: ServerOptions) {
+    this.log = options.logger;
+    this.timers = options.timers ?? new TimerHeap();
+    this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
+
+    const listen: ListenSpec[] = [];
+    for (const host of config.sip.hosts) {
+      for (const protocol of config.sip.transports) {
+        listen.push({ protocol, host, port: protocol === 'tls' ? config.tls.port : config.sip.port });
+      }
+    }
+    const tls = config.sip.transports.includes('tls') ? loadTls(config) : undefined;
+
+    this.transport = new TransportLayer(
+      { listen, limits: config.limits, tls, advertisedHost: config.sip.advertisedHost ?? undefined, logger: this.log.child({ layer: 'transport' }) },
+      {
+        onMessage: (data, flow) => this.receive(data, flow),
+        onFramingError: (reason, head, flow) => this.framingError(reason, head, flow),
+        onConnectionClosed: (id) => this.location.connectionClosed(id),
+      },
+    );
+    this.core = new SipCore(this.log.child({ layer: 'core' }));
+    this.transactions = new TransactionLayer({
+      sender: this.transport,
+      timers: this.timers,
+      t1: config.sip.timers.t1,
+      t2: config.sip.timers.t2,
+      t4: config.sip.timers.t4,
+      maxTransactions: config.sip.maxTransactions,
+      logger: this.log.child({ layer: 'transaction' }),
+      onRequest: (txn) => this.core.handle(txn),
+    });
+    this.location = new LocationService({ timers: this.timers, isOpen: (id) => this.transport.isOpen(id), logger: this.log.child({ service: 'registrar' }) });
+    this.registrar = new RegistrarService({ location: this.location, domains: this.domains, settings: config.registrar, logger: this.log.child({ service: 'registrar' }) });
+    this.messaging = new MessagingService({
+      location: this.location,
+      domains: this.domains,
+      transactions: this.transactions,
+      timers: this.timers,
+      settings: config.messaging,
+      maxMessageSize: this.transport.limits.maxMessageSize,
+      logger: this.log.child({ service: 'messaging' }),
+    });
+    // Stored messages go out after the 200 to the REGISTER (RFC 3428 store-and-forward).
+    this.registrar.onRegistered((aor) => this.messaging.registered(aor));
+    this.core.register(this.registrar);
+    this.core.register(this.messaging);
+    this.presence = new PresenceService({
+      domains: this.domains,
+      timers: this.timers,
+      transactions: this.transactions,
+      settings: config.presence,
+      hostFor: (flow) => this.transport.advertise(flow.localAddress, flow.remoteAddress),
+      logger: this.log.child({ service: 'presence' }),
+    });
+    this.core.register(this.presence);
+    for (const s of options.services ?? []) this.core.register(s);
+  }
+
+  get listeners(): readonly ListenerInfo[] {
+    return this.transport.listeners;
+  }
+
+  async start(): Promise<readonly ListenerInfo[]> {
+    const listeners = await this.transport.start();
+    for (const l of listeners) this.domains.add(l.host);
+    this.log.info(
+      { listeners: listeners.map((l) => `${l.protocol}:${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`), domain: this.config.sip.domain },
+      'simple-presence listening',
+    );
+    return listeners;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.messaging.close();
+    this.presence.close();
+    this.location.close();
+    this.transactions.close();
+    await this.transport.stop();
+    if (this.timers instanceof TimerHeap) this.timers.stop();
+    this.log.info('simple-presence stopped');
+  }
+
+  /** Bytes from a transport: parse, answer what cannot be parsed, hand the rest to the transactions. */
+  private receive(data: Buffer, flow: Flow): void {
+    const parsed = parseMessage(data);
+    if (!parsed.ok) {
+      const peer = `${flow.remoteAddress}:${flow.remotePort}`;
+      this.log.debug({ peer, transport: flow.protocol, reason: parsed.error.reason }, 'malformed message');
+      // RFC 3261 §8.2: a request gets 400 (or 505, 416) naming the fault; a response, or a
+      // request whose Via cannot be read, is dropped.
+      if (parsed.request) {
+        stampReceived(parsed.request, flow);
+        this.sendStateless(createResponse(parsed.request, parsed.error.status, parsed.error.reason), flow);
+      }
+      return;
+    }
+    this.transactions.receive({ message: parsed.message, flow, receivedAt: this.timers.clock.now() });
+  }
+
+  private framingError(reason: 'too-large' | 'bad-content-length', head: Buffer | undefined, flow: Flow): void {
+    if (!head) return;
+    const parsed = parseMessage(Buffer.concat([head, Buffer.from('\r\n\r\n')]));
+    const req = parsed.ok ? (parsed.message instanceof SipRequest ? parsed.message : undefined) : parsed.request;
+    if (!req) return;
+    stampReceived(req, flow);
+    const status = reason === 'too-large' ? 513 : 400;
+    this.sendStateless(createResponse(req, status, reason === 'too-large' ? 'Message Too Large' : 'Bad Content-Length'), flow);
+  }
+
+  private sendStateless(res: SipResponse, flow: Flow): void {
+    let dest;
+    try {
+      dest = responseDestination(res.topVia, flow);
+    } catch {
+      return;
+    }
+    this.transport.send(res.toBuffer(), dest).catch((err: Error) => this.log.debug({ err: err.message }, 'stateless response not sent'));
+  }
+}
+
+function loadTls(config: Config): { key: Buffer; cert: Buffer } {
+  if (!config.tls.cert || !config.tls.key) throw new Error('sip.transports includes "tls": set tls.cert and tls.key');
+  return { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+}

@@ -1,0 +1,134 @@
+import { SipParseError } from './errors.js';
+import { headerKey, SINGLE_HEADERS } from './header-names.js';
+import { TOKEN_RE } from './header-values.js';
+import { SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
+
+export type ParseResult =
+  | { ok: true; message: SipRequest | SipResponse }
+  | {
+      ok: false;
+      error: SipParseError;
+      /**
+       * The request as far as it could be read, when its Via, From, To, Call-ID and CSeq
+       * text are there so that a 400 can be built from it; undefined for responses and for
+       * requests whose Via cannot be read (RFC 3261 §18.2.1: nowhere to answer).
+       */
+      request?: SipRequest;
+    };
+
+/** Where the header block ends: index of the blank line and where the body starts. */
+export function findHeaderEnd(buf: Buffer, from = 0): { headEnd: number; bodyStart: number } | undefined {
+  const crlf = buf.indexOf('\r\n\r\n', from, 'latin1');
+  const lf = buf.indexOf('\n\n', from, 'latin1');
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return { headEnd: crlf, bodyStart: crlf + 4 };
+  if (lf >= 0) return { headEnd: lf, bodyStart: lf + 2 };
+  return undefined;
+}
+
+/**
+ * Parses one whole message (a UDP datagram, or one frame cut by the stream framer).
+ * Never throws: bad input comes back as `{ ok: false }` with a reason phrase.
+ */
+export function parseMessage(buf: Buffer): ParseResult {
+  let shell: SipRequest | undefined;
+  try {
+    // RFC 3261 §7.5: CRLFs before the start line are ignored.
+    let start = 0;
+    while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
+    const end = findHeaderEnd(buf, start);
+    const headEnd = end ? end.headEnd : buf.length;
+    const bodyStart = end ? end.bodyStart : buf.length;
+    const head = buf.toString('utf8', start, headEnd);
+    const lines = head.split(/\r?\n/);
+    const startLine = lines[0] ?? '';
+
+    const headers: HeaderField[] = [];
+    let headerError: SipParseError | undefined;
+    for (let i = 1; i < lines.length; i++) {
+      let line = lines[i]!;
+      // RFC 3261 §7.3.1: a line starting with whitespace continues the previous header.
+      while (i + 1 < lines.length && (lines[i + 1]!.startsWith(' ') || lines[i + 1]!.startsWith('\t'))) {
+        line += ' ' + lines[++i]!.trim();
+      }
+      const colon = line.indexOf(':');
+      const name = colon > 0 ? line.slice(0, colon).trimEnd() : '';
+      if (colon <= 0 || !TOKEN_RE.test(name)) {
+        headerError ??= new SipParseError('Bad header line');
+        continue;
+      }
+      headers.push({ key: headerKey(name), name, value: line.slice(colon + 1).trim() });
+    }
+
+    let message: SipRequest | SipResponse;
+    if (startLine.startsWith('SIP/')) {
+      const m = /^SIP\/(\d+\.\d+) (\d{3})(?: (.*))?$/.exec(startLine);
+      if (!m) return { ok: false, error: new SipParseError('Bad Status-Line') };
+      if (m[1] !== '2.0') return { ok: false, error: new SipParseError('Version Not Supported', 505) };
+      message = new SipResponse(Number(m[2]), m[3] ?? '', headers);
+    } else {
+      const parts = startLine.split(' ');
+      const method = parts[0] ?? '';
+      // Request-Line = Method SP Request-URI SP SIP-Version CRLF, single spaces (RFC 3261 §7.1).
+      shell = new SipRequest(TOKEN_RE.test(method) ? method : 'UNKNOWN', parts[1] ?? '', headers);
+      if (!viaReadable(shell)) shell = undefined;
+      if (parts.length !== 3 || !TOKEN_RE.test(method) || parts[1]!.length === 0) {
+        return { ok: false, error: new SipParseError('Bad Request-Line'), request: shell };
+      }
+      const version = parts[2]!;
+      if (!/^SIP\/\d+\.\d+$/i.test(version)) return { ok: false, error: new SipParseError('Bad Request-Line'), request: shell };
+      if (version.toUpperCase() !== 'SIP/2.0') {
+        return { ok: false, error: new SipParseError('Version Not Supported', 505), request: shell };
+      }
+      message = new SipRequest(method, parts[1]!, headers);
+    }
+    if (headerError) throw headerError;
+    message.body = readBody(message, buf, bodyStart);
+    checkMandatory(message);
+    return { ok: true, message };
+  } catch (e) {
+    const error = e instanceof SipParseError ? e : new SipParseError('Bad message');
+    return { ok: false, error, request: shell };
+  }
+}
+
+function viaReadable(req: SipRequest): boolean {
+  try {
+    return req.vias.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+function readBody(message: SipMessage, buf: Buffer, bodyStart: number): Buffer {
+  const available = buf.length - bodyStart;
+  const lengths = message.getHeaders('content-length');
+  if (lengths.length === 0) return buf.subarray(bodyStart);
+  const distinct = new Set(lengths.map((l) => l.trim()));
+  if (distinct.size > 1) throw new SipParseError('Bad Content-Length');
+  const text = lengths[0]!.trim();
+  if (!/^\d{1,10}$/.test(text)) throw new SipParseError('Bad Content-Length');
+  const length = Number(text);
+  // RFC 3261 §18.3: a datagram shorter than Content-Length is discarded (400 for requests);
+  // octets past Content-Length are ignored.
+  if (length > available) throw new SipParseError('Content-Length larger than body');
+  return buf.subarray(bodyStart, bodyStart + length);
+}
+
+/** RFC 3261 §8.1.1: the headers every request and response must carry, readable. */
+function checkMandatory(m: SipRequest | SipResponse): void {
+  for (const key of SINGLE_HEADERS) {
+    if (key !== 'content-length' && m.countHeader(key) > 1) {
+      throw new SipParseError(`Multiple ${key === 'cseq' ? 'CSeq' : key.replace(/(^|-)([a-z])/g, (_x, d: string, c: string) => d + c.toUpperCase())} headers`);
+    }
+  }
+  void m.vias;
+  void m.callId;
+  const cseq = m.cseq;
+  void m.from;
+  void m.to;
+  if (m instanceof SipRequest) {
+    if (cseq.method !== m.method) throw new SipParseError('CSeq method mismatch');
+    void m.maxForwards;
+    void m.uri;
+  }
+}

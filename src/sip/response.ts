@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { SipRequest, SipResponse, type HeaderField } from './message.js';
+
+/** RFC 3261 §21 and the extensions we answer with. */
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  100: 'Trying',
+  180: 'Ringing',
+  200: 'OK',
+  202: 'Accepted',
+  204: 'No Notification',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  407: 'Proxy Authentication Required',
+  408: 'Request Timeout',
+  412: 'Conditional Request Failed',
+  413: 'Request Entity Too Large',
+  415: 'Unsupported Media Type',
+  416: 'Unsupported URI Scheme',
+  420: 'Bad Extension',
+  423: 'Interval Too Brief',
+  480: 'Temporarily Unavailable',
+  481: 'Call/Transaction Does Not Exist',
+  482: 'Loop Detected',
+  483: 'Too Many Hops',
+  487: 'Request Terminated',
+  489: 'Bad Event',
+  500: 'Server Internal Error',
+  501: 'Not Implemented',
+  503: 'Service Unavailable',
+  504: 'Server Time-out',
+  505: 'Version Not Supported',
+  513: 'Message Too Large',
+  603: 'Decline',
+};
+
+export function reasonPhrase(status: number): string {
+  return REASON_PHRASES[status] ?? (status < 300 ? 'OK' : status < 400 ? 'Redirect' : 'Error');
+}
+
+/** A random tag or branch suffix: 64 bits of randomness in URL-safe text. */
+export function randomToken(bytes = 8): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+export const SERVER_HEADER = 'simple-presence/0.1';
+
+/**
+ * Builds a response to `req` per RFC 3261 §8.2.6.2: Via (all, in order), From, Call-ID
+ * and CSeq copied; To copied with a tag added when it has none (except for 100).
+ * Header lines are copied as text, so a request whose From or To did not parse can
+ * still be answered with a 400.
+ */
+export function createResponse(
+  req: SipRequest,
+  status: number,
+  reason?: string,
+  options: { toTag?: string; headers?: Array<[string, string | number]>; body?: Buffer; contentType?: string } = {},
+): SipResponse {
+  const headers: HeaderField[] = [];
+  for (const h of req.headers) {
+    if (h.key === 'via' || h.key === 'from' || h.key === 'call-id' || h.key === 'cseq') headers.push(h);
+    else if (h.key === 'to') {
+      let value = h.value;
+      if (status > 100 && !/;\s*tag\s*=/i.test(value)) value += `;tag=${options.toTag ?? randomToken()}`;
+      headers.push({ key: 'to', name: 'To', value });
+    }
+  }
+  const res = new SipResponse(status, reason ?? reasonPhrase(status), headers);
+  res.addHeader('Server', SERVER_HEADER);
+  for (const [name, value] of options.headers ?? []) res.addHeader(name, value);
+  if (options.body) {
+    res.body = options.body;
+    if (options.contentType) res.setHeader('Content-Type', options.contentType);
+  }
+  return res;
+}

@@ -1,0 +1,126 @@
+import { isUniqueViolation, type Database } from '../database.js';
+import type { AccountRecord } from '../records.js';
+import { opt, toMs } from '../sql-values.js';
+
+export interface NewAccount {
+  readonly domain: string;
+  readonly username: string;
+  readonly displayName?: string;
+  readonly ha1Md5?: string;
+  readonly ha1Sha256?: string;
+}
+
+export interface PasswordHashes {
+  /** Hex MD5(username:realm:password). */
+  readonly ha1Md5: string;
+  /** Hex SHA-256(username:realm:password). */
+  readonly ha1Sha256: string;
+}
+
+export interface AccountListOptions {
+  /** Only this domain's accounts. */
+  readonly domain?: string;
+  /** At most this many (default 1000). */
+  readonly limit?: number;
+  /** Keyset paging: accounts after this one in (domain, username) order. */
+  readonly after?: { readonly domain: string; readonly username: string };
+}
+
+export class AccountExistsError extends Error {
+  override name = 'AccountExistsError';
+}
+
+interface AccountRow {
+  domain: string;
+  username: string;
+  display_name: string | null;
+  ha1_md5: string | null;
+  ha1_sha256: string | null;
+  created_at: Date;
+}
+
+const COLUMNS = 'domain, username, display_name, ha1_md5, ha1_sha256, created_at';
+
+/**
+ * Accounts of our domains (durable: every call is committed when it resolves). Domain and
+ * username are stored as given; callers canonicalize them (lower-case domain) first.
+ */
+export class AccountRepository {
+  constructor(private readonly db: Database) {}
+
+  /** Creates the account; AccountExistsError when domain+username is taken. */
+  async create(account: NewAccount): Promise<AccountRecord> {
+    try {
+      const res = await this.db.query<AccountRow>(
+        `INSERT INTO accounts (domain, username, display_name, ha1_md5, ha1_sha256) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+        [account.domain, account.username, account.displayName ?? null, hex(account.ha1Md5), hex(account.ha1Sha256)],
+      );
+      return fromRow(res.rows[0]!);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new AccountExistsError(`account ${account.username}@${account.domain} exists`);
+      throw err;
+    }
+  }
+
+  async get(domain: string, username: string): Promise<AccountRecord | undefined> {
+    const res = await this.db.query<AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE domain = $1 AND username = $2`, [domain, username]);
+    const row = res.rows[0];
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** Accounts in (domain, username) order. */
+  async list(options: AccountListOptions = {}): Promise<AccountRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (options.domain !== undefined) {
+      params.push(options.domain);
+      where.push(`domain = $${params.length}`);
+    }
+    if (options.after) {
+      params.push(options.after.domain, options.after.username);
+      where.push(`(domain, username) > ($${params.length - 1}, $${params.length})`);
+    }
+    params.push(Math.max(0, Math.floor(options.limit ?? 1000)));
+    const res = await this.db.query<AccountRow>(
+      `SELECT ${COLUMNS} FROM accounts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY domain, username LIMIT $${params.length}`,
+      params,
+    );
+    return res.rows.map(fromRow);
+  }
+
+  /** True when it existed. */
+  async delete(domain: string, username: string): Promise<boolean> {
+    const res = await this.db.query('DELETE FROM accounts WHERE domain = $1 AND username = $2', [domain, username]);
+    return res.rowCount > 0;
+  }
+
+  /** Replaces both HA1 digests (a password change); true when the account exists. */
+  async setPasswordHashes(domain: string, username: string, hashes: PasswordHashes): Promise<boolean> {
+    const res = await this.db.query('UPDATE accounts SET ha1_md5 = $3, ha1_sha256 = $4 WHERE domain = $1 AND username = $2', [
+      domain,
+      username,
+      hex(hashes.ha1Md5),
+      hex(hashes.ha1Sha256),
+    ]);
+    return res.rowCount > 0;
+  }
+}
+
+/** Digests are compared as lower-case hex; the table's CHECK refuses anything else. */
+function hex(digest: string | undefined): string | null {
+  return digest === undefined ? null : digest.toLowerCase();
+}
+
+function fromRow(r: AccountRow): AccountRecord {
+  const displayName = opt(r.display_name);
+  const ha1Md5 = opt(r.ha1_md5);
+  const ha1Sha256 = opt(r.ha1_sha256);
+  return {
+    domain: r.domain,
+    username: r.username,
+    ...(displayName !== undefined ? { displayName } : {}),
+    ...(ha1Md5 !== undefined ? { ha1Md5 } : {}),
+    ...(ha1Sha256 !== undefined ? { ha1Sha256 } : {}),
+    createdAtMs: toMs(r.created_at),
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Conversions between record fields and SQL values, shared by the repositories. Both
+ * drivers give timestamptz as Date, bytea as Buffer (the PGlite driver converts),
+ * integer as number, text[] as string[] and jsonb parsed.
+ */
+
+/** Wall-clock ms to a timestamptz parameter; a non-finite time is a bug upstream, caught here. */
+export function toDate(ms: number): Date {
+  if (!Number.isFinite(ms)) throw new RangeError(`store: time ${ms} is not a finite number of ms`);
+  return new Date(ms);
+}
+
+export function toMs(d: Date): number {
+  return d.getTime();
+}
+
+/** A text column that must hold one of a fixed set (CHECK constraints keep it so). */
+export function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new Error(`store: unexpected ${what} ${JSON.stringify(value)} in the database`);
+}
+
+/** A jsonb array of [name, value] pairs (header fields, URI parameters), checked on the way out. */
+export function nameValuePairs(value: unknown, what: string): Array<[string, string | null]> {
+  if (!Array.isArray(value)) throw new Error(`store: ${what} is not a JSON array`);
+  return value.map((p: unknown) => {
+    if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string' || !(typeof p[1] === 'string' || p[1] === null)) {
+      throw new Error(`store: ${what} holds a malformed pair`);
+    }
+    return [p[0], p[1]];
+  });
+}
+
+/** Like nameValuePairs, every value present. */
+export function namePairs(value: unknown, what: string): Array<[string, string]> {
+  return nameValuePairs(value, what).map(([n, v]) => {
+    if (v === null) throw new Error(`store: ${what} holds a pair without a value`);
+    return [n, v];
+  });
+}
+
+/** null becomes undefined, for optional record fields. */
+export function opt<T>(value: T | null): T | undefined {
+  return value === null ? undefined : value;
+}

@@ -1,0 +1,75 @@
+import { findHeaderEnd } from '../sip/parser.js';
+
+/** What the framer found in the byte stream. */
+export type StreamEvent =
+  | { kind: 'message'; data: Buffer }
+  /** RFC 5626 §3.5.1: a double-CRLF keep-alive ping, to be answered with one CRLF. */
+  | { kind: 'ping' }
+  /** The peer broke the framing or a limit; `head` holds the header bytes when they were readable. */
+  | { kind: 'error'; reason: 'too-large' | 'bad-content-length'; head?: Buffer };
+
+const DOUBLE_CRLF = Buffer.from('\r\n\r\n', 'latin1');
+const CONTENT_LENGTH_RE = /^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*$/im;
+
+/**
+ * Cuts a TCP/TLS byte stream into SIP messages by Content-Length (RFC 3261 §18.3):
+ * a message split over many reads, many messages in one read, CRLF keep-alives
+ * between them. Never buffers more than `maxMessageSize` bytes.
+ */
+export class StreamFramer {
+  private buf: Buffer = Buffer.alloc(0);
+  private failed = false;
+
+  constructor(private readonly maxMessageSize: number) {}
+
+  get buffered(): number {
+    return this.buf.length;
+  }
+
+  push(chunk: Buffer): StreamEvent[] {
+    if (this.failed) return [];
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const events: StreamEvent[] = [];
+    for (;;) {
+      // Keep-alives and stray line ends between messages (RFC 3261 §7.5, RFC 5626 §3.5.1).
+      let waiting = false;
+      while (this.buf.length > 0 && (this.buf[0] === 0x0d || this.buf[0] === 0x0a)) {
+        if (this.buf.length >= 4 && this.buf.readUInt32BE(0) === 0x0d0a0d0a) {
+          events.push({ kind: 'ping' });
+          this.buf = this.buf.subarray(4);
+        } else if (this.buf.length < 4 && DOUBLE_CRLF.subarray(0, this.buf.length).equals(this.buf)) {
+          waiting = true; // may be the start of a double CRLF
+          break;
+        } else {
+          this.buf = this.buf.subarray(1);
+        }
+      }
+      if (waiting || this.buf.length === 0) break;
+
+      const end = findHeaderEnd(this.buf);
+      if (!end) {
+        if (this.buf.length > this.maxMessageSize) return this.fail(events, 'too-large');
+        break;
+      }
+      const head = this.buf.subarray(0, end.headEnd);
+      const m = CONTENT_LENGTH_RE.exec(head.toString('latin1'));
+      // RFC 3261 §18.3: Content-Length is mandatory on streams; a missing one is taken as 0.
+      const lengthText = m ? m[1]! : '0';
+      if (!/^\d{1,10}$/.test(lengthText)) return this.fail(events, 'bad-content-length', head);
+      const total = end.bodyStart + Number(lengthText);
+      if (total > this.maxMessageSize) return this.fail(events, 'too-large', head);
+      if (this.buf.length < total) break;
+      events.push({ kind: 'message', data: Buffer.from(this.buf.subarray(0, total)) });
+      this.buf = this.buf.subarray(total);
+    }
+    if (this.buf.length > 0 && this.buf.byteOffset > 0 && this.buf.length < 4096) this.buf = Buffer.from(this.buf);
+    return events;
+  }
+
+  private fail(events: StreamEvent[], reason: 'too-large' | 'bad-content-length', head?: Buffer): StreamEvent[] {
+    this.failed = true;
+    this.buf = Buffer.alloc(0);
+    events.push({ kind: 'error', reason, head: head ? Buffer.from(head) : undefined });
+    return events;
+  }
+}

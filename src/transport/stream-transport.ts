@@ -1,0 +1,188 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { ConnectionTable, StreamConnection } from './connection-table.js';
+import type { TransportLimits } from './limits.js';
+import { StreamFramer } from './stream-framer.js';
+import type { Flow } from './types.js';
+
+export interface StreamTransportEvents {
+  /** A whole SIP message cut from the stream. */
+  onMessage(data: Buffer, flow: Flow): void;
+  /** The framing broke or a message was too large; `head` is its header block when readable. */
+  onFramingError(reason: 'too-large' | 'bad-content-length', head: Buffer | undefined, flow: Flow): void;
+  onConnectionClosed(id: number): void;
+}
+
+export type TlsOptions = { key: Buffer; cert: Buffer; ca?: Buffer };
+
+/** A TCP (or TLS) socket wrapped as a StreamConnection with a framer and a bounded write backlog. */
+class SocketConnection implements StreamConnection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  private readonly framer: StreamFramer;
+
+  constructor(
+    readonly id: number,
+    readonly protocol: 'tcp' | 'tls',
+    private readonly socket: net.Socket,
+    private readonly limits: TransportLimits,
+    listenPort: number,
+  ) {
+    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = normalizeAddress(socket.localAddress ?? '');
+    // Via sent-by names the port we listen on, where new connections can reach us.
+    this.localPort = listenPort || (socket.localPort ?? 0);
+    this.framer = new StreamFramer(limits.maxMessageSize);
+  }
+
+  get flow(): Flow {
+    return {
+      protocol: this.protocol,
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+      localAddress: this.localAddress,
+      localPort: this.localPort,
+      connectionId: this.id,
+    };
+  }
+
+  attach(events: StreamTransportEvents, log: Logger): void {
+    const flow = this.flow;
+    this.socket.on('data', (chunk: Buffer) => {
+      for (const ev of this.framer.push(chunk)) {
+        if (ev.kind === 'message') events.onMessage(ev.data, flow);
+        else if (ev.kind === 'ping') this.tryWrite(Buffer.from('\r\n'));
+        else {
+          log.debug({ peer: `${flow.remoteAddress}:${flow.remotePort}`, reason: ev.reason }, 'stream framing error, closing');
+          events.onFramingError(ev.reason, ev.head, flow);
+          // Let a 513/400 written by the handler leave before closing.
+          this.socket.end();
+        }
+      }
+    });
+  }
+
+  write(data: Buffer): void {
+    if (this.socket.destroyed || !this.socket.writable) throw new Error('connection closed');
+    if (this.socket.writableLength + data.length > this.limits.maxWriteBacklog) {
+      throw new Error('write backlog full');
+    }
+    this.socket.write(data);
+  }
+
+  private tryWrite(data: Buffer): void {
+    try {
+      this.write(data);
+    } catch {
+      /* closing anyway */
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** Listens for and opens TCP or TLS connections, registering each in the shared table. */
+export class StreamTransport {
+  private readonly servers: net.Server[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private listenPort = 0;
+
+  constructor(
+    readonly protocol: 'tcp' | 'tls',
+    private readonly table: ConnectionTable,
+    private readonly limits: TransportLimits,
+    private readonly events: StreamTransportEvents,
+    private readonly log: Logger,
+    private readonly tlsOptions?: TlsOptions,
+  ) {}
+
+  async listen(host: string, port: number): Promise<number> {
+    const onSocket = (socket: net.Socket): void => this.accept(socket);
+    const server =
+      this.protocol === 'tls'
+        ? tls.createServer({ key: this.tlsOptions?.key, cert: this.tlsOptions?.cert }, onSocket)
+        : net.createServer(onSocket);
+    server.maxConnections = this.limits.maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, `${this.protocol} listener error`));
+    if (this.protocol === 'tls') server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'));
+    this.servers.push(server);
+    const bound = (server.address() as net.AddressInfo).port;
+    this.listenPort = bound;
+    return bound;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.table.size >= this.limits.maxConnections) {
+      this.log.warn({ peer: socket.remoteAddress }, 'connection limit reached, refusing connection');
+      socket.destroy();
+      return;
+    }
+    this.register(socket);
+  }
+
+  private register(socket: net.Socket): SocketConnection {
+    const conn = new SocketConnection(this.table.allocateId(), this.protocol, socket, this.limits, this.listenPort);
+    this.sockets.add(socket);
+    this.table.add(conn);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.limits.idleTimeoutMs, () => {
+      this.log.debug({ peer: `${conn.remoteAddress}:${conn.remotePort}` }, 'idle connection closed');
+      socket.destroy();
+    });
+    socket.on('error', (err) => this.log.debug({ err: err.message, peer: `${conn.remoteAddress}:${conn.remotePort}` }, 'connection error'));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      if (this.table.remove(conn.id)) this.events.onConnectionClosed(conn.id);
+    });
+    conn.attach(this.events, this.log);
+    return conn;
+  }
+
+  /** Opens a connection to a peer (RFC 3261 §18.1.1: when none is open to it). */
+  connect(address: string, port: number): Promise<StreamConnection> {
+    if (this.table.size >= this.limits.maxConnections) return Promise.reject(new Error('connection limit reached'));
+    return new Promise((resolve, reject) => {
+      const opts = { host: address, port, timeout: this.limits.connectTimeoutMs };
+      const socket =
+        this.protocol === 'tls'
+          ? tls.connect({ ...opts, rejectUnauthorized: false, servername: net.isIP(address) ? undefined : address })
+          : net.connect(opts);
+      const readyEvent = this.protocol === 'tls' ? 'secureConnect' : 'connect';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error('connect timeout'));
+      }, this.limits.connectTimeoutMs);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      socket.once(readyEvent, () => {
+        clearTimeout(timer);
+        resolve(this.register(socket));
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.servers.length = 0;
+  }
+}

@@ -1,0 +1,146 @@
+import os from 'node:os';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { ConnectionTable } from './connection-table.js';
+import { DEFAULT_LIMITS, type TransportLimits } from './limits.js';
+import { StreamTransport, type TlsOptions } from './stream-transport.js';
+import type { Destination, Flow, MessageSender } from './types.js';
+import { UdpTransport } from './udp-transport.js';
+
+export interface ListenSpec {
+  readonly protocol: 'udp' | 'tcp' | 'tls';
+  readonly host: string;
+  /** 0 picks a free port (shared by UDP and TCP on the same host when possible). */
+  readonly port: number;
+}
+
+export interface ListenerInfo {
+  readonly protocol: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TransportLayerOptions {
+  readonly listen: readonly ListenSpec[];
+  readonly limits?: Partial<TransportLimits>;
+  readonly tls?: TlsOptions;
+  /** Host to put in Via/Contact when listening on a wildcard address. */
+  readonly advertisedHost?: string;
+  readonly logger: Logger;
+}
+
+export interface TransportEvents {
+  onMessage(data: Buffer, flow: Flow): void;
+  onFramingError(reason: 'too-large' | 'bad-content-length', head: Buffer | undefined, flow: Flow): void;
+  onConnectionClosed(id: number): void;
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * Every listener and the connection table behind one MessageSender: the transaction
+ * layer and services send to a Destination and never see a socket.
+ */
+export class TransportLayer implements MessageSender {
+  readonly connections = new ConnectionTable();
+  readonly limits: TransportLimits;
+  private udp?: UdpTransport;
+  private readonly streams = new Map<'tcp' | 'tls', StreamTransport>();
+  private readonly bound: ListenerInfo[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly options: TransportLayerOptions, private readonly events: TransportEvents) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.log = options.logger;
+  }
+
+  get listeners(): readonly ListenerInfo[] {
+    return this.bound;
+  }
+
+  /** Another transport (WebSocket) shares the connection table; it reports its listener here. */
+  addListenerInfo(info: ListenerInfo): void {
+    this.bound.push(info);
+  }
+
+  async start(): Promise<readonly ListenerInfo[]> {
+    const portByHost = new Map<string, number>();
+    for (const spec of this.options.listen) {
+      const wanted = spec.port === 0 ? (spec.protocol === 'tls' ? 0 : portByHost.get(spec.host) ?? 0) : spec.port;
+      const port = await this.listenOne(spec, wanted);
+      if (spec.port === 0 && spec.protocol !== 'tls') portByHost.set(spec.host, port);
+      this.bound.push({ protocol: spec.protocol, host: spec.host, port });
+    }
+    return this.bound;
+  }
+
+  private async listenOne(spec: ListenSpec, port: number): Promise<number> {
+    if (spec.protocol === 'udp') {
+      this.udp ??= new UdpTransport(this.events.onMessage, this.limits.maxMessageSize, this.log);
+      return this.udp.listen(spec.host, port);
+    }
+    let stream = this.streams.get(spec.protocol);
+    if (!stream) {
+      if (spec.protocol === 'tls' && !this.options.tls) throw new Error('TLS listener needs tls.cert and tls.key');
+      stream = new StreamTransport(spec.protocol, this.connections, this.limits, this.events, this.log, this.options.tls);
+      this.streams.set(spec.protocol, stream);
+    }
+    return stream.listen(spec.host, port);
+  }
+
+  async stop(): Promise<void> {
+    await this.udp?.close();
+    for (const s of this.streams.values()) await s.close();
+    for (const c of [...this.connections.all()]) c.close();
+  }
+
+  isOpen(connectionId: number): boolean {
+    return this.connections.get(connectionId) !== undefined;
+  }
+
+  async send(data: Buffer, dest: Destination): Promise<void> {
+    if (data.length > this.limits.maxMessageSize) throw new Error('message too large for transport');
+    if (dest.protocol === 'udp') {
+      if (!this.udp) throw new Error('no UDP transport');
+      return this.udp.send(data, dest.address, dest.port);
+    }
+    let conn = dest.connectionId !== undefined ? this.connections.get(dest.connectionId) : undefined;
+    conn ??= this.connections.findByRemote(dest.protocol, dest.address, dest.port);
+    if (!conn) {
+      if (dest.connectionOnly) throw new Error('connection closed');
+      const stream = dest.protocol === 'tcp' || dest.protocol === 'tls' ? this.streams.get(dest.protocol) : undefined;
+      if (!stream) throw new Error(`no ${dest.protocol} transport to open a connection`);
+      conn = await stream.connect(dest.address, dest.port);
+    }
+    conn.write(data);
+  }
+
+  /** RFC 3261 §18.1.1: the sent-by of our Via for a message to `dest`. */
+  sentBy(dest: Destination): string {
+    const conn =
+      (dest.connectionId !== undefined ? this.connections.get(dest.connectionId) : undefined) ??
+      (dest.protocol !== 'udp' ? this.connections.findByRemote(dest.protocol, dest.address, dest.port) : undefined);
+    if (conn) return hostPort(this.advertise(conn.localAddress, dest.address), conn.localPort);
+    const listener = this.bound.find((l) => l.protocol === dest.protocol) ?? this.bound[0];
+    const local = dest.protocol === 'udp' ? this.udp?.localFor(dest.address) : undefined;
+    const address = local?.address ?? listener?.host ?? '0.0.0.0';
+    const port = local?.port ?? listener?.port ?? 5060;
+    return hostPort(this.advertise(address, dest.address), port);
+  }
+
+  /** A host others can reach us at: the configured one, else the listen address, else an interface address. */
+  advertise(localAddress: string, towards: string): string {
+    if (this.options.advertisedHost) return this.options.advertisedHost;
+    if (!WILDCARDS.has(localAddress)) return localAddress;
+    const v6 = towards.includes(':');
+    if (towards === '127.0.0.1' || towards.startsWith('127.') || towards === '::1') return v6 ? '::1' : '127.0.0.1';
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) if (!a.internal && (a.family === 'IPv6') === v6) return a.address;
+    }
+    return v6 ? '::1' : '127.0.0.1';
+  }
+}
+
+export function hostPort(host: string, port: number): string {
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}

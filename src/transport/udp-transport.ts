@@ -1,0 +1,66 @@
+import dgram from 'node:dgram';
+import type { Logger } from 'pino';
+import { normalizeAddress } from './stream-transport.js';
+import type { Flow } from './types.js';
+
+/** UDP listeners, one socket per listen address (IPv4 and IPv6 apart). */
+export class UdpTransport {
+  private readonly sockets: Array<{ socket: dgram.Socket; family: 4 | 6; address: string; port: number }> = [];
+
+  constructor(
+    private readonly onMessage: (data: Buffer, flow: Flow) => void,
+    private readonly maxMessageSize: number,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(host: string, port: number): Promise<number> {
+    const family = host.includes(':') ? 6 : 4;
+    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6, reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ address: host, port }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = socket.address().port;
+    socket.on('error', (err) => this.log.error({ err }, 'udp socket error'));
+    socket.on('message', (data, rinfo) => {
+      if (data.length > this.maxMessageSize) {
+        this.log.debug({ peer: `${rinfo.address}:${rinfo.port}`, size: data.length }, 'oversized datagram dropped');
+        return;
+      }
+      this.onMessage(data, {
+        protocol: 'udp',
+        remoteAddress: normalizeAddress(rinfo.address),
+        remotePort: rinfo.port,
+        localAddress: host,
+        localPort: bound,
+      });
+    });
+    this.sockets.push({ socket, family, address: host, port: bound });
+    return bound;
+  }
+
+  /** The socket to send from for a destination of this family (v4-mapped when only IPv6 listens). */
+  send(data: Buffer, address: string, port: number): Promise<void> {
+    const family = address.includes(':') ? 6 : 4;
+    const entry = this.sockets.find((s) => s.family === family) ?? this.sockets[0];
+    if (!entry) return Promise.reject(new Error('no UDP socket'));
+    const target = entry.family === 6 && family === 4 ? `::ffff:${address}` : address;
+    return new Promise((resolve, reject) => {
+      entry.socket.send(data, port, target, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  localFor(address: string): { address: string; port: number } | undefined {
+    const family = address.includes(':') ? 6 : 4;
+    const entry = this.sockets.find((s) => s.family === family) ?? this.sockets[0];
+    return entry && { address: entry.address, port: entry.port };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.socket.close(() => r()))));
+    this.sockets.length = 0;
+  }
+}

@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { pino, type Logger } from 'pino';
+import type { PGlite } from '@electric-sql/pglite';
+import type { Database, Queryable, QueryResult } from '../../src/store/database.js';
+import { openPg } from '../../src/store/pg-driver.js';
+import { wrapPglite } from '../../src/store/pglite-driver.js';
+
+/** Set by CI (and by hand): postgres://postgres@127.0.0.1:5432/test */
+export const DATABASE_URL = process.env.DATABASE_URL;
+
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
+
+/** A logger whose lines the test can read. */
+export function captureLogger(): { logger: Logger; lines: Array<{ level: number; msg: string } & Record<string, unknown>> } {
+  const lines: Array<{ level: number; msg: string } & Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as { level: number; msg: string });
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), lines };
+}
+
+/**
+ * A fresh in-memory PGlite in about 0.4 s: the first call pays for initdb (about 3 s) once
+ * per process and keeps its dump; every database after loads that dump.
+ */
+let template: Promise<Blob> | undefined;
+export async function freshPglite(): Promise<PGlite> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  template ??= (async () => {
+    const first = new PGlite();
+    await first.waitReady;
+    const dump = await first.dumpDataDir('none');
+    await first.close();
+    return dump;
+  })();
+  const db = new PGlite({ loadDataDir: await template });
+  await db.waitReady;
+  return db;
+}
+
+export interface TestDb {
+  readonly db: Database;
+  /** The PostgreSQL schema, when on the pg driver. */
+  readonly schema?: string;
+  cleanup(): Promise<void>;
+}
+
+export interface TestTarget {
+  readonly name: 'pglite' | 'pg';
+  open(): Promise<TestDb>;
+}
+
+export function randomSchema(): string {
+  return `sp_test_${randomBytes(6).toString('hex')}`;
+}
+
+/** A database in a schema of its own on the real server, dropped (CASCADE) by cleanup. */
+export async function openTestPg(url: string, options: { schema?: string; logger?: Logger } = {}): Promise<TestDb> {
+  const schema = options.schema ?? randomSchema();
+  await adminQuery(url, `CREATE SCHEMA ${schema}`);
+  const db = openPg({ url, schema, logger: options.logger ?? silentLogger() });
+  return {
+    db,
+    schema,
+    cleanup: async () => {
+      await db.close();
+      await adminQuery(url, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    },
+  };
+}
+
+export async function adminQuery(url: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await client.query(sql, params);
+  } finally {
+    await client.end();
+  }
+}
+
+/** In-memory PGlite always; PostgreSQL too when DATABASE_URL is set. */
+export const TARGETS: readonly TestTarget[] = [
+  {
+    name: 'pglite',
+    open: async () => {
+      const db = wrapPglite(await freshPglite());
+      return { db, cleanup: () => db.close() };
+    },
+  },
+  ...(DATABASE_URL ? [{ name: 'pg' as const, open: () => openTestPg(DATABASE_URL) }] : []),
+];
+
+/** A database that fails while `down` (as if the server were unreachable) and counts what runs. */
+export class FlakyDatabase implements Database {
+  down = false;
+  /** Statements run (first word of each, upper-case), transactions included. */
+  readonly statements: Array<{ verb: string; params: number; sql: string }> = [];
+  transactions = 0;
+
+  constructor(private readonly inner: Database) {}
+
+  get driver() {
+    return this.inner.driver;
+  }
+
+  query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+    this.fail();
+    this.record(sql, params);
+    return this.inner.query<R>(sql, params);
+  }
+
+  exec(sql: string): Promise<void> {
+    this.fail();
+    return this.inner.exec(sql);
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    this.fail();
+    this.transactions++;
+    return this.inner.transaction((tx) =>
+      fn({
+        query: <R>(sql: string, params?: unknown[]) => {
+          this.record(sql, params);
+          return tx.query<R>(sql, params);
+        },
+        exec: (sql: string) => tx.exec(sql),
+      }),
+    );
+  }
+
+  ping(): Promise<boolean> {
+    return this.down ? Promise.resolve(false) : this.inner.ping();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  private fail(): void {
+    if (this.down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  }
+
+  private record(sql: string, params?: unknown[]): void {
+    this.statements.push({ verb: sql.trim().split(/\s+/)[0]!.toUpperCase(), params: params?.length ?? 0, sql });
+  }
+}
+
+/** Resolves once `cond` holds, checking after each turn of the event loop (no sleeping). */
+export async function until(cond: () => boolean, maxMs = 5000): Promise<void> {
+  const end = Date.now() + maxMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/**
+ * A TCP proxy to the real server that can be taken down (listener closed, live
+ * connections cut) and brought back on the same port: a database outage on demand.
+ */
+export class OutageProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async up(): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = connect(this.targetPort, this.targetHost);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** `url` with host and port replaced by the proxy's. */
+  urlFor(url: string): string {
+    const u = new URL(url);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.port);
+    return u.toString();
+  }
+}
