@@ -16,6 +16,11 @@ import { responseDestination, stampReceived } from './transaction/response-routi
 import { TransportLayer, type ListenSpec, type ListenerInfo } from './transport/transport-layer.js';
 import type { Flow } from './transport/types.js';
 import { TimerHeap, type Timers } from './util/timers.js';
+import { openStore, type Store } from './store/index.js';
+import { RepositoryOfflineMessageStore } from './messaging/repository-offline-store.js';
+import { storeRegistrationSink } from './registrar/store-registration-sink.js';
+import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence/presence-state-sink.js';
+import { storePresenceSink } from './presence/store-presence-sink.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -23,6 +28,11 @@ export interface ServerOptions {
   readonly timers?: Timers;
   /** Services added after the built-in ones (tests, plug-ins). */
   readonly services?: readonly SipService[];
+  /**
+   * The store: an open one (tests share one), `false` to keep all state in memory only,
+   * or absent to open the one the config names (DESIGN: State).
+   */
+  readonly store?: Store | false;
 }
 
 /**
@@ -41,11 +51,18 @@ export class SimplePresenceServer {
   readonly messaging: MessagingService;
   /** PUBLISH, SUBSCRIBE/NOTIFY: presence and watcher information (RFC 3903, 3856, 3857). */
   readonly presence: PresenceService;
+  /** The SQL store, once start() opened it; undefined when state lives in memory only. */
+  store: Store | undefined;
   private readonly log: Logger;
+  /** Where presence soft state goes: nowhere until the store is open. */
+  private presenceSink: PresenceStateSink = NO_PRESENCE_STATE_SINK;
+  private readonly storeOption: Store | false | undefined;
+  private ownsStore = false;
   private stopped = false;
 
   constructor(readonly config: Config, options: ServerOptions) {
     this.log = options.logger;
+    this.storeOption = options.store;
     this.timers = options.timers ?? new TimerHeap();
     this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
 
@@ -97,6 +114,13 @@ export class SimplePresenceServer {
       transactions: this.transactions,
       settings: config.presence,
       hostFor: (flow) => this.transport.advertise(flow.localAddress, flow.remoteAddress),
+      // Forwards to the store's write-behind queue once start() opened it.
+      sink: {
+        publicationChanged: (p, replaces) => this.presenceSink.publicationChanged(p, replaces),
+        publicationRemoved: (etag) => this.presenceSink.publicationRemoved(etag),
+        subscriptionChanged: (s) => this.presenceSink.subscriptionChanged(s),
+        subscriptionRemoved: (id) => this.presenceSink.subscriptionRemoved(id),
+      },
       logger: this.log.child({ service: 'presence' }),
     });
     this.core.register(this.presence);
@@ -108,7 +132,10 @@ export class SimplePresenceServer {
   }
 
   async start(): Promise<readonly ListenerInfo[]> {
+    const saved = await this.openStore();
     const listeners = await this.transport.start();
+    // Synchronous from here to the log line: nothing is served before the state is back.
+    if (saved) this.restore(saved);
     for (const l of listeners) this.domains.add(l.host);
     this.log.info(
       { listeners: listeners.map((l) => `${l.protocol}:${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`), domain: this.config.sip.domain },
@@ -125,8 +152,53 @@ export class SimplePresenceServer {
     this.location.close();
     this.transactions.close();
     await this.transport.stop();
+    // DESIGN (State): soft state is flushed on a graceful stop; subscriptions are not
+    // terminated, they go on after a restart.
+    if (this.store && this.ownsStore) await this.store.close();
+    else if (this.store) await this.store.softState.flush().catch((err: unknown) => this.log.error({ err }, 'store: final flush failed'));
     if (this.timers instanceof TimerHeap) this.timers.stop();
     this.log.info('simple-presence stopped');
+  }
+
+  /**
+   * Opens the store (unless state is memory-only), then loads the soft state saved before
+   * a restart back into the services before any request is served (DESIGN: State).
+   */
+  private async openStore(): Promise<SavedState | undefined> {
+    if (this.storeOption === false) return undefined;
+    if (this.storeOption) {
+      this.store = this.storeOption;
+    } else {
+      const c = this.config.store;
+      this.store = await openStore({
+        ...(c.url ? { url: c.url } : { dataDir: c.dataDir }),
+        flushWindowMs: c.flushWindowMs,
+        logger: this.log.child({ layer: 'store' }),
+      });
+      this.ownsStore = true;
+    }
+    const store = this.store;
+    const now = Date.now();
+    // Rows a crash left behind after they expired: gone before anything reads them.
+    await Promise.all([store.publications.deleteExpired(now), store.subscriptions.deleteExpired(now), store.registrations.deleteExpired(now)]);
+    const [publications, subscriptions, registrations] = await Promise.all([
+      store.publications.loadLive(now),
+      store.subscriptions.loadLive(now),
+      store.registrations.loadLive(now),
+    ]);
+    return { publications, subscriptions, registrations };
+  }
+
+  private restore(saved: SavedState): void {
+    const store = this.store!;
+    const { publications, subscriptions, registrations } = saved;
+    const bindings = this.location.restore(registrations);
+    // Watchers get the current state in their old dialogs: it may have changed while we were down.
+    const presence = this.presence.restore(publications, subscriptions, { notify: true });
+    this.location.setSink(storeRegistrationSink(store.registrations, this.log));
+    this.presenceSink = storePresenceSink(store, this.log);
+    this.messaging.useStore(new RepositoryOfflineMessageStore(store.storedMessages));
+    this.log.info({ driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings }, 'store: soft state loaded');
   }
 
   /** Bytes from a transport: parse, answer what cannot be parsed, hand the rest to the transactions. */
@@ -165,6 +237,13 @@ export class SimplePresenceServer {
     }
     this.transport.send(res.toBuffer(), dest).catch((err: Error) => this.log.debug({ err: err.message }, 'stateless response not sent'));
   }
+}
+
+/** Soft state read from the store at start-up. */
+interface SavedState {
+  readonly publications: Awaited<ReturnType<Store['publications']['loadLive']>>;
+  readonly subscriptions: Awaited<ReturnType<Store['subscriptions']['loadLive']>>;
+  readonly registrations: Awaited<ReturnType<Store['registrations']['loadLive']>>;
 }
 
 function loadTls(config: Config): { key: Buffer; cert: Buffer } {
