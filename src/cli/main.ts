@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig, packageRoot, type Json } from '../config/config.js';
 import { SimplePresenceServer } from '../server.js';
 import { createLogger } from '../util/logger.js';
+import { DB_USAGE, dbCommand } from './db-commands.js';
 
 const USAGE = `simple-presence: a SIMPLE presence and instant-messaging server
 
 Usage:
   simple-presence serve [--config FILE] [--log-level LEVEL]   run the server
+${DB_USAGE}
   simple-presence version                                     print the version
   simple-presence help                                        this text
 
@@ -64,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'db':
+      return dbCommand(rest);
     case 'version':
     case '--version':
       console.log(version());

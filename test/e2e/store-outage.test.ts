@@ -1,0 +1,92 @@
+import { expect } from 'chai';
+import { openStore, type Store } from '../../src/store/index.js';
+import { registerRequest } from '../registrar/ua-helpers.js';
+import { DATABASE_URL, OutageProxy, adminQuery, randomSchema, silentLogger } from '../store/helpers.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { TestUa } from '../support/test-ua.js';
+
+const PIDF = 'application/pidf+xml';
+const doc = (entity: string, note: string) =>
+  `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}"><tuple id="t"><status><basic>open</basic></status><note>${note}</note></tuple></presence>`;
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * The persistence issue: the database going away at run time must not stop SIP service.
+ * Soft state queues and drains when it is back; durable writes fail with a 5xx meanwhile.
+ * The outage is real: the pool talks to PostgreSQL through a proxy the test takes down.
+ */
+describe('e2e: service goes on through a database outage (PostgreSQL)', function () {
+  this.timeout(60_000);
+  let proxy: OutageProxy;
+  let store: Store;
+  let srv: TestServer;
+  let schema: string;
+  const uas: TestUa[] = [];
+
+  before(async function () {
+    if (!DATABASE_URL) this.skip();
+    proxy = new OutageProxy(new URL(DATABASE_URL).hostname || '127.0.0.1', Number(new URL(DATABASE_URL).port || 5432));
+    await proxy.up();
+    schema = randomSchema();
+    await adminQuery(DATABASE_URL, `CREATE SCHEMA ${schema}`);
+    store = await openStore({ url: proxy.urlFor(DATABASE_URL), schema, flushWindowMs: 50, logger: silentLogger() });
+    srv = await startTestServer({}, { store });
+  });
+  after(async () => {
+    if (!DATABASE_URL) return;
+    for (const u of uas) await u.close();
+    await srv?.stop();
+    await store?.close().catch(() => undefined);
+    await proxy?.down();
+    await adminQuery(DATABASE_URL, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  });
+
+  const rows = async (sql: string): Promise<number> => (await adminQuery(DATABASE_URL!, `SELECT count(*)::int AS n FROM ${schema}.${sql}`)).rows[0].n as number;
+
+  it('answers PUBLISH, SUBSCRIBE and REGISTER while the database is down, 5xx for a message it cannot store, then drains the queue', async () => {
+    const alice = await TestUa.create({ port: srv.port, user: 'alice' });
+    const bob = await TestUa.create({ port: srv.port, user: 'bob' });
+    uas.push(alice, bob);
+    const pub = (note: string, etag?: string) => {
+      const req = alice.request('PUBLISH', alice.aor, {
+        to: `<${alice.aor}>`,
+        headers: { Event: 'presence', Expires: 600, 'Content-Type': PIDF, ...(etag ? { 'SIP-If-Match': etag } : {}) },
+        body: doc(alice.aor, note),
+      });
+      req.removeHeader('contact');
+      return alice.transact(req);
+    };
+    expect((await pub('up')).status).to.equal(200);
+    await until(async () => (await rows('publications')) === 1, 'the first publication to be written');
+
+    await proxy.down();
+    const first = await pub('during the outage');
+    expect(first.status).to.equal(200);
+    bob.autoAnswer('NOTIFY', 200);
+    const notified = bob.waitRequest((r) => r.method === 'NOTIFY');
+    const sub = await bob.transact(bob.request('SUBSCRIBE', alice.aor, { headers: { Event: 'presence', Expires: 600, Accept: PIDF } }));
+    expect(sub.status).to.equal(200);
+    expect((await notified).body.toString()).to.contain('during the outage');
+    expect((await bob.transact(registerRequest(bob, { expires: 600 }))).status).to.equal(200);
+    // A durable write cannot be committed: the sender is told, nothing is promised.
+    const msg = await alice.transact(alice.request('MESSAGE', 'sip:nobody-online@example.com', { headers: { 'Content-Type': 'text/plain' }, body: 'x' }), 15_000);
+    expect(msg.status).to.be.within(500, 599);
+    expect(store.softState.stats().pending).to.be.greaterThan(0);
+
+    await proxy.up();
+    await until(() => store.softState.stats().pending === 0, 'the write-behind queue to drain', 30_000);
+    expect(await rows('publications')).to.equal(2);
+    expect(await rows('subscriptions')).to.equal(1);
+    expect(await rows('registrations')).to.equal(1);
+    // And durable writes work again.
+    const again = await alice.transact(alice.request('MESSAGE', 'sip:nobody-online@example.com', { headers: { 'Content-Type': 'text/plain' }, body: 'y' }));
+    expect(again.status).to.equal(202);
+  });
+});
