@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { LocalDomains } from './core/local-domains.js';
@@ -21,6 +24,7 @@ import { RepositoryOfflineMessageStore } from './messaging/repository-offline-st
 import { storeRegistrationSink } from './registrar/store-registration-sink.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence/presence-state-sink.js';
 import { storePresenceSink } from './presence/store-presence-sink.js';
+import { HttpSide } from './http/http-side.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -33,6 +37,8 @@ export interface ServerOptions {
    * or absent to open the one the config names (DESIGN: State).
    */
   readonly store?: Store | false;
+  /** Answers plain HTTP requests on the http (and wss) port; without it every request gets 404. */
+  readonly httpHandler?: http.RequestListener;
 }
 
 /**
@@ -51,14 +57,21 @@ export class SimplePresenceServer {
   readonly messaging: MessagingService;
   /** PUBLISH, SUBSCRIBE/NOTIFY: presence and watcher information (RFC 3903, 3856, 3857). */
   readonly presence: PresenceService;
+  /** The HTTP server on http.host:http.port: SIP over WebSocket (RFC 7118) and the HTTP side share it. */
+  readonly http: http.Server;
+  /** The HTTPS server for wss, when tls.cert/tls.key and websocket.wssPort are set. */
+  readonly https: https.Server | undefined;
   /** The SQL store, once start() opened it; undefined when state lives in memory only. */
   store: Store | undefined;
+  /** The HTTP side (admin API, /metrics, /healthz, /readyz, web client) on the http server. */
+  readonly httpSide: HttpSide;
   private readonly log: Logger;
   /** Where presence soft state goes: nowhere until the store is open. */
   private presenceSink: PresenceStateSink = NO_PRESENCE_STATE_SINK;
   private readonly storeOption: Store | false | undefined;
   private ownsStore = false;
   private stopped = false;
+  private httpHandler: http.RequestListener;
 
   constructor(readonly config: Config, options: ServerOptions) {
     this.log = options.logger;
@@ -82,6 +95,16 @@ export class SimplePresenceServer {
         onConnectionClosed: (id) => this.location.connectionClosed(id),
       },
     );
+    // One HTTP server for WebSocket upgrades and the HTTP side; requests go to the handler set last.
+    this.httpHandler = options.httpHandler ?? notFound;
+    const onRequest: http.RequestListener = (req, res) => this.httpHandler(req, res);
+    const wsOptions = { allowedOrigins: config.websocket.allowedOrigins, pingIntervalMs: config.websocket.pingIntervalMs };
+    this.http = http.createServer(onRequest);
+    this.transport.attachWebSocket(this.http, { protocol: 'ws', ...wsOptions });
+    if (config.tls.cert && config.tls.key && config.websocket.wssPort !== null) {
+      this.https = https.createServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, onRequest);
+      this.transport.attachWebSocket(this.https, { protocol: 'wss', ...wsOptions });
+    }
     this.core = new SipCore(this.log.child({ layer: 'core' }));
     this.transactions = new TransactionLayer({
       sender: this.transport,
@@ -125,15 +148,30 @@ export class SimplePresenceServer {
     });
     this.core.register(this.presence);
     for (const s of options.services ?? []) this.core.register(s);
+    this.httpSide = new HttpSide(this, {
+      logger: this.log.child({ layer: 'http' }),
+      adminToken: config.admin?.token ?? null,
+    });
+    if (!options.httpHandler) this.setHttpHandler(this.httpSide.handle);
   }
 
   get listeners(): readonly ListenerInfo[] {
     return this.transport.listeners;
   }
 
+  /** Replaces the handler of plain HTTP requests (the admin API, metrics, web client). */
+  setHttpHandler(handler: http.RequestListener): void {
+    this.httpHandler = handler;
+  }
+
   async start(): Promise<readonly ListenerInfo[]> {
     const saved = await this.openStore();
     const listeners = await this.transport.start();
+    const httpHost = this.config.http.host;
+    this.transport.addListenerInfo({ protocol: 'ws', host: httpHost, port: await listenHttp(this.http, httpHost, this.config.http.port) });
+    if (this.https) {
+      this.transport.addListenerInfo({ protocol: 'wss', host: httpHost, port: await listenHttp(this.https, httpHost, this.config.websocket.wssPort ?? 0) });
+    }
     // Synchronous from here to the log line: nothing is served before the state is back.
     if (saved) this.restore(saved);
     for (const l of listeners) this.domains.add(l.host);
@@ -147,11 +185,13 @@ export class SimplePresenceServer {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.httpSide.markStopping();
     this.messaging.close();
     this.presence.close();
     this.location.close();
     this.transactions.close();
     await this.transport.stop();
+    await Promise.all([closeHttp(this.http), this.https ? closeHttp(this.https) : undefined]);
     // DESIGN (State): soft state is flushed on a graceful stop; subscriptions are not
     // terminated, they go on after a restart.
     if (this.store && this.ownsStore) await this.store.close();
@@ -166,6 +206,10 @@ export class SimplePresenceServer {
    */
   private async openStore(): Promise<SavedState | undefined> {
     if (this.storeOption === false) return undefined;
+    if (this.storeOption === undefined && !this.config.store.enabled) {
+      this.log.warn('store.enabled is false: all state is in memory only and lost on restart');
+      return undefined;
+    }
     if (this.storeOption) {
       this.store = this.storeOption;
     } else {
@@ -244,6 +288,28 @@ interface SavedState {
   readonly publications: Awaited<ReturnType<Store['publications']['loadLive']>>;
   readonly subscriptions: Awaited<ReturnType<Store['subscriptions']['loadLive']>>;
   readonly registrations: Awaited<ReturnType<Store['registrations']['loadLive']>>;
+}
+
+const notFound: http.RequestListener = (_req, res) => {
+  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found\n');
+};
+
+async function listenHttp(server: http.Server | https.Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function closeHttp(server: http.Server | https.Server): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((r) => server.close(() => r()));
+  server.closeAllConnections();
+  await closed;
 }
 
 function loadTls(config: Config): { key: Buffer; cert: Buffer } {

@@ -21,6 +21,23 @@ export interface Config {
     idleTimeoutMs: number;
     maxWriteBacklog: number;
     connectTimeoutMs: number;
+    maxConnectionsPerSource: number;
+    messageTimeoutMs: number;
+    maxHeaders: number;
+    maxVias: number;
+    maxUriLength: number;
+    maxBodySize: Record<string, number>;
+    rate: { requestsPerSecond: number; burst: number };
+  };
+  auth: {
+    required: boolean;
+    realm: string | null;
+    nonceLifetimeSeconds: number;
+    maxFailuresPerSource: number;
+    maxFailuresPerUser: number;
+    failureWindowSeconds: number;
+    blockSeconds: number;
+    defaultPolicy: 'allow' | 'block' | 'polite-block' | 'confirm';
   };
   presence: {
     publishMinExpires: number;
@@ -36,7 +53,11 @@ export interface Config {
   registrar: { minExpires: number; maxExpires: number; defaultExpires: number; maxContactsPerAor: number };
   messaging: { maxUdpMessageSize: number; offlineMaxMessages: number; offlineMaxBytes: number; offlineTtlSeconds: number };
   http: { host: string; port: number };
-  store: { url: string | null; dataDir: string; flushWindowMs: number };
+  /** The HTTP admin API: off while `token` is null (ADMIN_TOKEN sets it). */
+  admin: { token: string | null };
+  /** SIP over WebSocket (RFC 7118): ws on the http port, wss on wssPort when tls.cert/key are set. */
+  websocket: { allowedOrigins: string[]; wssPort: number | null; pingIntervalMs: number };
+  store: { enabled: boolean; url: string | null; dataDir: string; flushWindowMs: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
 }
 
@@ -102,9 +123,15 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.SIP_DOMAIN) set('sip', 'domain', env.SIP_DOMAIN);
   if (env.SIP_TLS_PORT) set('tls', 'port', intFromEnv('SIP_TLS_PORT', env.SIP_TLS_PORT));
   if (env.HTTP_PORT) set('http', 'port', intFromEnv('HTTP_PORT', env.HTTP_PORT));
+  if (env.ADMIN_TOKEN) set('admin', 'token', env.ADMIN_TOKEN);
   if (env.DATABASE_URL) set('store', 'url', env.DATABASE_URL);
   if (env.DATA_DIR) set('store', 'dataDir', env.DATA_DIR);
   if (env.LOG_LEVEL) set('log', 'level', env.LOG_LEVEL);
+  if (env.AUTH_REQUIRED) {
+    const v = env.AUTH_REQUIRED.trim().toLowerCase();
+    if (v !== 'true' && v !== 'false') throw new ConfigError(`environment AUTH_REQUIRED=${env.AUTH_REQUIRED} is not true or false`);
+    set('auth', 'required', v === 'true');
+  }
   return o;
 }
 
