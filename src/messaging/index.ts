@@ -1,7 +1,6 @@
 export * from './client-transactions.js';
 export * from './content-types.js';
 export * from './fork.js';
-export * from './keyed-serializer.js';
 export * from './memory-offline-store.js';
 export * from './messaging-service.js';
 export * from './offline-delivery.js';

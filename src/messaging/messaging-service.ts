@@ -12,7 +12,7 @@ import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
 import type { ClientTransactionSender } from './client-transactions.js';
 import { isComposingIndication, MESSAGE_ACCEPT } from './content-types.js';
 import { Forker, isKnownUndelivered, type BranchResult } from './fork.js';
-import { KeyedSerializer } from './keyed-serializer.js';
+import { KeyedQueue } from '../util/keyed-queue.js';
 import { InMemoryOfflineMessageStore } from './memory-offline-store.js';
 import { OfflineDelivery } from './offline-delivery.js';
 import type { OfflineMessageStore, OfflineUsage, StoredMessage } from './offline-message-store.js';
@@ -51,6 +51,9 @@ const MAX_CARRIED_HEADER_LENGTH = 1024;
 /** Response headers that are ours to write, not copied from downstream (RFC 3261 §16.7 step 9). */
 const OWN_RESPONSE_HEADERS = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'content-length', 'server', 'route', 'record-route']);
 
+/** Offline stores waiting for one recipient at most; more get 503. */
+const MAX_QUEUED_STORES_PER_USER = 64;
+
 /** How often expired offline messages are purged. */
 const PURGE_INTERVAL_MS = 60_000;
 
@@ -73,7 +76,8 @@ export class MessagingService implements SipService {
   private readonly log?: Logger;
   private readonly forker: Forker;
   private readonly delivery: OfflineDelivery;
-  private readonly quota = new KeyedSerializer();
+  // Offline stores of one recipient, one at a time; a flood for one user waits in a bounded line.
+  private readonly quota = new KeyedQueue(MAX_QUEUED_STORES_PER_USER);
   private purgeTimer?: TimerHandle;
   private closed = false;
 
@@ -232,7 +236,7 @@ export class MessagingService implements SipService {
       receivedAt: now,
       expiresAt: now + this.settings.offlineTtlSeconds * 1000,
     };
-    const stored = await this.quota.run(aor, async () => {
+    const queued = this.quota.run(aor, async () => {
       const usage = await this.store.usage(aor, now);
       if (usage.count + 1 > this.settings.offlineMaxMessages || usage.bytes + message.body.length > this.settings.offlineMaxBytes) {
         return false;
@@ -240,6 +244,11 @@ export class MessagingService implements SipService {
       await this.store.add(message);
       return true;
     });
+    if (!queued) {
+      ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
+      return;
+    }
+    const stored = await queued;
     if (!stored) {
       ctx.log.debug({ aor }, 'offline storage full');
       ctx.reply(480, 'Temporarily Unavailable');

@@ -6,7 +6,7 @@ import { SipParseError } from '../sip/errors.js';
 import type { Timers, WallClock } from '../util/timers.js';
 import type { PresenceAuthorizer } from './authorizer.js';
 import { DEFAULT_PRESENCE_EXPIRES, grantExpires, type ExpiryBounds } from './expires.js';
-import { KeyedQueue } from './keyed-queue.js';
+import { KeyedQueue } from '../util/keyed-queue.js';
 import { PIDF_CONTENT_TYPE, type PresenceDocuments } from './presence-documents.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import { entityPresentity, presentityOf } from './presentity.js';

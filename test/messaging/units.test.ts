@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { isComposingIndication } from '../../src/messaging/content-types.js';
-import { KeyedSerializer } from '../../src/messaging/keyed-serializer.js';
+import { KeyedQueue } from '../../src/util/keyed-queue.js';
 import { InMemoryOfflineMessageStore } from '../../src/messaging/memory-offline-store.js';
 import type { StoredMessage } from '../../src/messaging/offline-message-store.js';
 import { chooseBest } from '../../src/messaging/response-choice.js';
@@ -32,7 +32,7 @@ describe('messaging: typing indications', () => {
 
 describe('messaging: keyed serializer', () => {
   it('runs work for one key one at a time, other keys freely, and survives failures', async () => {
-    const k = new KeyedSerializer();
+    const k = new KeyedQueue(100);
     const log: string[] = [];
     const step = (name: string, ms: number, fail = false) => async (): Promise<string> => {
       log.push(`${name}>`);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { negotiateType } from '../../src/presence/accept.js';
 import { DefaultPresenceAuthorizer } from '../../src/presence/authorizer.js';
 import { grantExpires } from '../../src/presence/expires.js';
-import { KeyedQueue } from '../../src/presence/keyed-queue.js';
+import { KeyedQueue } from '../../src/util/keyed-queue.js';
 import { entityPresentity, presentityOf, watcherOf } from '../../src/presence/presentity.js';
 import { parseUri } from '../../src/sip/uri.js';
 import { subscribe, testDomains } from './helpers.js';
