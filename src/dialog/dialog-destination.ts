@@ -1,35 +1,7 @@
-import net from 'node:net';
 import type { SipUri } from '../sip/uri.js';
-import { transportFromVia, type Destination, type TransportProtocol } from '../transport/types.js';
+import type { Destination } from '../transport/types.js';
+import { isPrivateAddress, uriDestination } from '../transport/uri-destination.js';
 import type { DialogFlow } from './dialog.js';
-
-/**
- * RFC 3263 §4 without DNS records: transport from the `transport` parameter (sips means
- * TLS), address from `maddr` or the host, port from the URI or the transport's default.
- * Host names are left for the transport to resolve.
- */
-export function uriDestination(uri: SipUri): Destination | undefined {
-  if (uri.scheme === 'tel') return undefined;
-  const t = uri.params.get('transport');
-  let protocol: TransportProtocol | undefined = t ? transportFromVia(t) : uri.scheme === 'sips' ? 'tls' : 'udp';
-  if (!protocol) return undefined;
-  if (uri.scheme === 'sips' && protocol === 'tcp') protocol = 'tls';
-  const host = uri.params.get('maddr') ?? uri.host;
-  const address = host.replace(/^\[(.*)\]$/, '$1');
-  if (address === '') return undefined;
-  const port = uri.port ?? (protocol === 'ws' ? 80 : protocol === 'wss' ? 443 : protocol === 'tls' ? 5061 : 5060);
-  return { protocol, address, port };
-}
-
-/** An address nobody outside the peer's own network can reach (RFC 1918, link-local, ULA). */
-function isPrivate(address: string): boolean {
-  if (net.isIPv4(address)) {
-    const [a, b] = address.split('.').map(Number) as [number, number];
-    return a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254);
-  }
-  const v6 = address.toLowerCase();
-  return net.isIPv6(v6) && (v6.startsWith('fc') || v6.startsWith('fd') || v6.startsWith('fe80'));
-}
 
 /**
  * Where a request in the dialog leaves to, given the URI of its next hop:
@@ -55,6 +27,6 @@ export function dialogDestination(nextHop: SipUri, flow: DialogFlow): Destinatio
   }
   const source: Destination = { protocol: 'udp', address: flow.remoteAddress, port: flow.remotePort };
   if (unreachable || !hop) return source;
-  if (hop.protocol === 'udp' && isPrivate(hop.address) && hop.address !== flow.remoteAddress && !isPrivate(flow.remoteAddress)) return source;
+  if (hop.protocol === 'udp' && isPrivateAddress(hop.address) && hop.address !== flow.remoteAddress && !isPrivateAddress(flow.remoteAddress)) return source;
   return hop;
 }

@@ -1,7 +1,7 @@
-import net from 'node:net';
 import { parseNameAddr } from '../sip/header-values.js';
 import { tryParseUri, type SipUri } from '../sip/uri.js';
-import { transportFromVia, type Destination, type TransportProtocol } from '../transport/types.js';
+import type { Destination } from '../transport/types.js';
+import { isPrivateAddress, uriDestination } from '../transport/uri-destination.js';
 import type { Binding } from './binding.js';
 
 /** How to send a request to one binding. */
@@ -59,39 +59,4 @@ export function targetOf(binding: Binding): BindingTarget | undefined {
     contact.host.endsWith('.invalid') ||
     (dest.protocol === 'udp' && isPrivateAddress(dest.address) && dest.address !== flow.remoteAddress && !isPrivateAddress(flow.remoteAddress));
   return { requestUri: binding.contact, routeSet: [], destination: useFlow || !dest ? flowDest : dest };
-}
-
-/**
- * RFC 3263 §4 without DNS records: transport from the `transport` parameter (sips means
- * TLS), address from `maddr` or the host, port from the URI or the transport's default.
- * Host names are left for the transport to resolve.
- */
-export function uriDestination(uri: SipUri): Destination | undefined {
-  if (uri.scheme === 'tel') return undefined;
-  const t = uri.params.get('transport');
-  let protocol: TransportProtocol | undefined;
-  if (t) protocol = transportFromVia(t);
-  else protocol = uri.scheme === 'sips' ? 'tls' : 'udp';
-  if (!protocol) return undefined;
-  if (uri.scheme === 'sips' && protocol === 'tcp') protocol = 'tls';
-  const maddr = uri.params.get('maddr');
-  const host = maddr ?? uri.host;
-  const address = host.replace(/^\[(.*)\]$/, '$1');
-  if (address === '') return undefined;
-  const secure = protocol === 'tls' || protocol === 'wss';
-  const port = uri.port ?? (protocol === 'ws' ? 80 : protocol === 'wss' ? 443 : secure ? 5061 : 5060);
-  return { protocol, address, port };
-}
-
-/** RFC 1918, RFC 6598 shared space, link-local, and IPv6 unique-local / link-local addresses. */
-export function isPrivateAddress(address: string): boolean {
-  if (net.isIPv4(address)) {
-    const [a, b] = address.split('.').map(Number) as [number, number];
-    return a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254);
-  }
-  if (net.isIPv6(address)) {
-    const first = address.toLowerCase();
-    return first.startsWith('fc') || first.startsWith('fd') || first.startsWith('fe80');
-  }
-  return false;
 }

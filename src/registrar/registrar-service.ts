@@ -64,6 +64,12 @@ export class RegistrarService implements SipService {
       ctx.reply(404, 'Not Found');
       return;
     }
+    // §10.3 step 6: the authenticated user may change its own bindings only (no third-party registration).
+    if (ctx.identity && ctx.identity.aor !== aor) {
+      ctx.log.info({ identity: ctx.identity.aor, aor }, 'REGISTER for another user refused');
+      ctx.reply(403, 'Forbidden');
+      return;
+    }
     const callId = req.callId;
     const cseq = req.cseq.seq;
     const action = readRegister(req, this.settings.defaultExpires, this.settings.maxContactsPerAor);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { acceptRemoteSeq, createUasDialog, dialogKey, keyOf, refreshTarget, requestDialogKey, snapshotDialog } from '../../src/dialog/dialog.js';
-import { dialogDestination, uriDestination } from '../../src/dialog/dialog-destination.js';
+import { dialogDestination } from '../../src/dialog/dialog-destination.js';
+import { uriDestination } from '../../src/transport/uri-destination.js';
 import { buildInDialogRequest } from '../../src/dialog/in-dialog-request.js';
 import { SipParseError } from '../../src/sip/errors.js';
 import { parseUri } from '../../src/sip/uri.js';

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Binding } from '../../src/registrar/binding.js';
-import { targetOf, uriDestination } from '../../src/registrar/binding-route.js';
+import { targetOf } from '../../src/registrar/binding-route.js';
+import { uriDestination } from '../../src/transport/uri-destination.js';
 import { parseUri } from '../../src/sip/uri.js';
 
 function binding(over: Partial<Binding>): Binding {
