@@ -1,4 +1,3 @@
 export * from './dialog.js';
 export * from './dialog-destination.js';
 export * from './in-dialog-request.js';
-export * from './client-transactions.js';

@@ -3,7 +3,7 @@ import type { SipRequest, SipResponse } from '../sip/message.js';
 import type { Binding } from '../registrar/binding.js';
 import { targetOf } from '../registrar/binding-route.js';
 import type { LocationService } from '../registrar/location-service.js';
-import type { ClientTransactionSender } from './client-transactions.js';
+import type { RequestSender } from '../transaction/request-sender.js';
 
 /**
  * How one branch ended: a response, or a failure of the transport or of the transaction,
@@ -53,7 +53,7 @@ export function isKnownUndelivered(r: BranchResult): boolean {
  */
 export class Forker {
   constructor(
-    private readonly transactions: ClientTransactionSender,
+    private readonly transactions: RequestSender,
     private readonly location: LocationService,
     private readonly limits: ForkLimits,
     private readonly log?: Logger,

@@ -1,4 +1,3 @@
-export * from './client-transactions.js';
 export * from './content-types.js';
 export * from './fork.js';
 export * from './memory-offline-store.js';

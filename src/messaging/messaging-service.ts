@@ -9,7 +9,7 @@ import type { LocationService } from '../registrar/location-service.js';
 import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
 import { timersWallClock } from '../registrar/wall-clock.js';
 import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
-import type { ClientTransactionSender } from './client-transactions.js';
+import type { RequestSender } from '../transaction/request-sender.js';
 import { isComposingIndication, MESSAGE_ACCEPT } from './content-types.js';
 import { Forker, isKnownUndelivered, type BranchResult } from './fork.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
@@ -28,7 +28,7 @@ export interface MessagingSettings {
 export interface MessagingServiceOptions {
   readonly location: LocationService;
   readonly domains: LocalDomains;
-  readonly transactions: ClientTransactionSender;
+  readonly transactions: RequestSender;
   readonly timers: Timers;
   readonly settings: MessagingSettings;
   /** The transport's message size limit (config limits.maxMessageSize). */
@@ -140,6 +140,12 @@ export class MessagingService implements SipService {
     // What a stored or forwarded copy carries must parse (400 otherwise).
     void req.from;
     void req.to;
+    // The sender is the authenticated user (RFC 3428 §7 / RFC 3261 §22: no one writes in another's name).
+    if (ctx.identity && canonicalAor(req.from.uri, this.domains) !== ctx.identity.aor) {
+      ctx.log.info({ identity: ctx.identity.aor, from: req.from.uri.raw }, 'MESSAGE in the name of another user refused');
+      ctx.reply(403, 'From Is Not The Authenticated User');
+      return;
+    }
     // RFC 3261 §16.3 step 5: we support no proxy extensions.
     const proxyRequire = req.getHeaders('proxy-require');
     if (proxyRequire.length > 0) {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { DialogClientTransaction, DialogRequestSender } from '../dialog/client-transactions.js';
+import type { SentRequest, RequestSender } from '../transaction/request-sender.js';
 import { dialogDestination } from '../dialog/dialog-destination.js';
 import { buildInDialogRequest } from '../dialog/in-dialog-request.js';
 import type { SipResponse } from '../sip/message.js';
@@ -24,7 +24,7 @@ export interface NotifierHooks {
 }
 
 export interface NotifierOptions {
-  readonly transactions: DialogRequestSender;
+  readonly transactions: RequestSender;
   readonly timers: Timers;
   readonly wallClock: WallClock;
   /** At most one NOTIFY per subscription per interval (0: no limit). */
@@ -45,7 +45,7 @@ export interface NotifierOptions {
  *   subscription (RFC 6665 §4.2.2: the notifier MUST remove it on an error response).
  */
 export class Notifier {
-  private readonly transactions: DialogRequestSender;
+  private readonly transactions: RequestSender;
   private readonly timers: Timers;
   private readonly wallClock: WallClock;
   private readonly minIntervalMs: number;
@@ -130,7 +130,7 @@ export class Notifier {
     n.lastSentAt = this.timers.clock.now();
     this.hooks.sent(sub);
     this.inFlightCount++;
-    let txn: DialogClientTransaction | undefined;
+    let txn: SentRequest | undefined;
     try {
       txn = this.transactions.sendRequest(built.request, dest);
     } catch (err) {

@@ -3,12 +3,15 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { LocalDomains } from '../core/local-domains.js';
 import type { RequestContext, SipService } from '../core/services.js';
-import type { DialogRequestSender } from '../dialog/client-transactions.js';
+import type { RequestSender } from '../transaction/request-sender.js';
 import { timersWallClock } from '../registrar/wall-clock.js';
 import type { UserDirectory } from '../registrar/user-directory.js';
 import type { Flow } from '../transport/types.js';
 import type { Timers, WallClock } from '../util/timers.js';
-import { DefaultPresenceAuthorizer, type PresenceAuthorizer } from './authorizer.js';
+import { DefaultPresenceAuthorizer, RulesPresenceAuthorizer, type PresenceAuthorizer } from './authorizer.js';
+import { TransformingPresencePackage } from './rules/transforming-presence-package.js';
+import { watcherOf } from './presentity.js';
+import type { SipRequest } from '../sip/message.js';
 import type { EventPackage, SubscriptionDecision } from './event-package.js';
 import { EventStateCompositor } from './event-state-compositor.js';
 import { PIDF_CONTENT_TYPE, PresenceDocuments } from './presence-documents.js';
@@ -25,7 +28,7 @@ export interface PresenceServiceOptions {
   readonly domains: LocalDomains;
   readonly timers: Timers;
   /** Client transactions for NOTIFYs (the transaction layer). */
-  readonly transactions: DialogRequestSender;
+  readonly transactions: RequestSender;
   readonly settings: PresenceSettings;
   /** Who may publish and watch (the security issue's hook); `presence.defaultPolicy` by default. */
   readonly authorizer?: PresenceAuthorizer;
@@ -94,8 +97,10 @@ export class PresenceService implements SipService {
   readonly watcherInfo: WatcherInfoPackage;
   readonly authorizer: PresenceAuthorizer;
   private readonly log?: Logger;
+  private readonly domains: LocalDomains;
 
   constructor(options: PresenceServiceOptions) {
+    this.domains = options.domains;
     const s = options.settings;
     const wallClock = options.wallClock ?? timersWallClock(options.timers);
     const sink = options.sink ?? NO_PRESENCE_STATE_SINK;
@@ -113,7 +118,12 @@ export class PresenceService implements SipService {
       users: options.users,
       logger: options.logger,
     });
-    this.presence = new PresencePackage(this.documents, this.authorizer);
+    const authorizer = this.authorizer;
+    // RFC 5025 transformations when the rules give them.
+    this.presence =
+      authorizer instanceof RulesPresenceAuthorizer
+        ? new TransformingPresencePackage(this.documents, authorizer, (w, p) => authorizer.transformationsFor(w, p))
+        : new PresencePackage(this.documents, authorizer);
     this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name);
     this.subscriptions.register(this.presence);
     this.subscriptions.register(this.watcherInfo);
@@ -142,6 +152,13 @@ export class PresenceService implements SipService {
       case 'PUBLISH':
         return this.compositor.handlePublish(ctx);
       case 'SUBSCRIBE':
+        // The watcher is the authenticated user: nobody subscribes in another's name
+        // (RFC 3856 §6.5, RFC 3857 §5.3: winfo then only for one's own URI).
+        if (ctx.identity?.by === 'digest' && ctx.request.to.tag === undefined && watcherOf(ctx.request.from.uri, this.domains) !== ctx.identity.aor) {
+          ctx.log.info({ identity: ctx.identity.aor, from: ctx.request.from.uri.raw }, 'SUBSCRIBE in the name of another user refused');
+          ctx.reply(403, 'From Is Not The Authenticated User');
+          return;
+        }
         return this.subscriptions.handleSubscribe(ctx);
       default:
         ctx.reply(481, 'Subscription Does Not Exist');
@@ -237,6 +254,45 @@ export class PresenceService implements SipService {
     return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.politeBlock(s)).length;
   }
 
+  /**
+   * A rule of `presentity` about `watcher` (a URI, `*@domain` or `*`) changed: each live
+   * presence subscription it may concern is decided again and follows at once: active with
+   * a NOTIFY of the document, polite-blocked, or terminated with reason=rejected (RFC 6665
+   * §4.1.3); a changed transformation sends a NOTIFY of the new view. `confirm` leaves a
+   * subscription as it is. Returns how many changed.
+   */
+  async rulesChanged(presentity: string, watcher: string): Promise<number> {
+    const subs = this.subscriptions.list({ eventPackage: this.presence.name, resource: presentity }).filter((s) => watcherMatches(watcher, s.watcher));
+    const rules = this.authorizer instanceof RulesPresenceAuthorizer ? this.authorizer : undefined;
+    let changed = 0;
+    for (const s of subs) {
+      const before = rules?.transformationsFor(s.watcher, presentity);
+      const decision = rules ? (await rules.decide(s.watcher, presentity)).action : await this.authorizer.decideSubscription(s.watcher, presentity);
+      if (!s.live) continue;
+      let did = false;
+      if (decision === 'allow') did = this.subscriptions.approve(s);
+      else if (decision === 'block') did = this.subscriptions.reject(s);
+      else if (decision === 'polite-block') did = this.subscriptions.politeBlock(s);
+      const after = rules?.transformationsFor(s.watcher, presentity);
+      if (!did && s.status === 'active' && s.view === 'full' && JSON.stringify(before) !== JSON.stringify(after)) {
+        this.subscriptions.notify(s);
+        did = true;
+      }
+      if (did) changed++;
+    }
+    return changed;
+  }
+
+  /** The watcher of the subscription an in-dialog SUBSCRIBE belongs to, when we hold it. */
+  dialogWatcher(req: SipRequest): string | undefined {
+    if (req.method !== 'SUBSCRIBE') return undefined;
+    try {
+      return this.subscriptions.dialogSubscription(req)?.watcher;
+    } catch {
+      return undefined; // headers that do not parse: the service answers 400
+    }
+  }
+
   private watcherSubscriptions(presentity: string, watcher: string) {
     return this.subscriptions.list({ eventPackage: this.presence.name, resource: presentity, watcher });
   }
@@ -248,6 +304,12 @@ export class PresenceService implements SipService {
       this.log?.error({ err, presentity, watcher, decision }, 'authorization decision not recorded');
     }
   }
+}
+
+/** A rule's watcher key names this watcher: the URI itself, its domain (`*@host`), or everyone (`*`). */
+function watcherMatches(key: string, watcher: string): boolean {
+  if (key === '*' || key === watcher) return true;
+  return key.startsWith('*@') && watcher.toLowerCase().endsWith(key.slice(1).toLowerCase());
 }
 
 /** The flow's local address, or the domain when the socket is bound to a wildcard. */

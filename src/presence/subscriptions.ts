@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import type { LocalDomains } from '../core/local-domains.js';
 import type { RequestContext } from '../core/services.js';
-import type { DialogRequestSender } from '../dialog/client-transactions.js';
+import type { RequestSender } from '../transaction/request-sender.js';
 import { acceptRemoteSeq, createUasDialog, keyOf, refreshTarget, remoteTargetOf, requestDialogKey } from '../dialog/dialog.js';
 import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
 import { SipParseError } from '../sip/errors.js';
 import type { EventHeader } from '../sip/header-values.js';
+import type { SipRequest } from '../sip/message.js';
 import { randomToken } from '../sip/response.js';
 import type { Flow } from '../transport/types.js';
 import type { Timers, WallClock } from '../util/timers.js';
@@ -30,7 +31,7 @@ export interface SubscriptionManagerOptions {
   readonly timers: Timers;
   readonly wallClock: WallClock;
   readonly settings: SubscriptionSettings;
-  readonly transactions: DialogRequestSender;
+  readonly transactions: RequestSender;
   /** Our Contact URI for a dialog whose requests come on `flow` (RFC 6665 §4.2.1.1). */
   readonly contactFor: (flow: Flow) => string;
   readonly sink?: PresenceStateSink;
@@ -416,6 +417,12 @@ export class SubscriptionManager implements PackageHost {
 
   get(id: string): Subscription | undefined {
     return this.byId.get(id);
+  }
+
+  /** The live subscription whose dialog an in-dialog request names (the authenticator trusts its watcher). */
+  dialogSubscription(req: SipRequest): Subscription | undefined {
+    const key = requestDialogKey(req);
+    return key !== undefined ? this.byDialog.get(key) : undefined;
   }
 
   list(filter: SubscriptionFilter = {}): Subscription[] {

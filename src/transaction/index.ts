@@ -8,3 +8,4 @@ export * from './invite-server-transaction.js';
 export * from './non-invite-client-transaction.js';
 export * from './invite-client-transaction.js';
 export * from './transaction-layer.js';
+export * from './request-sender.js';

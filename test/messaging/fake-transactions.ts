@@ -1,4 +1,5 @@
-import type { ClientOutcome, ClientTransactionLike, ClientTransactionSender } from '../../src/messaging/client-transactions.js';
+import type { SentRequest, RequestSender } from '../../src/transaction/request-sender.js';
+import type { ClientOutcome } from '../../src/transaction/types.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';
 import type { Destination } from '../../src/transport/types.js';
@@ -15,13 +16,13 @@ export interface Sent {
  * Client transactions without a network: every request is recorded; `answerer` decides
  * at once, or the test answers later through `sent[i].answer(...)`.
  */
-export class FakeTransactions implements ClientTransactionSender {
+export class FakeTransactions implements RequestSender {
   readonly sent: Sent[] = [];
   private waiters: Array<() => void> = [];
 
   constructor(public answerer?: (req: SipRequest, dest: Destination) => Answer | undefined) {}
 
-  sendRequest(req: SipRequest, dest: Destination): ClientTransactionLike {
+  sendRequest(req: SipRequest, dest: Destination): SentRequest {
     let resolve!: (r: SipResponse) => void;
     const final = new Promise<SipResponse>((r) => (resolve = r));
     const txn: { final: Promise<SipResponse>; outcome?: ClientOutcome } = { final };

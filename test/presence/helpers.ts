@@ -1,7 +1,8 @@
 import { pino } from 'pino';
 import { LocalDomains } from '../../src/core/local-domains.js';
 import type { RequestContext } from '../../src/core/services.js';
-import type { ClientOutcome, DialogClientTransaction, DialogRequestSender } from '../../src/dialog/client-transactions.js';
+import type { RequestSender, SentRequest as SentTransaction } from '../../src/transaction/request-sender.js';
+import type { ClientOutcome } from '../../src/transaction/types.js';
 import { SipParseError } from '../../src/sip/errors.js';
 import { SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { parseMessage } from '../../src/sip/parser.js';
@@ -164,12 +165,12 @@ export function nextOrder(): number {
 }
 
 /** Client transactions without a network: requests are recorded; answers come from `answerer` or by hand. */
-export class FakeTransactions implements DialogRequestSender {
+export class FakeTransactions implements RequestSender {
   readonly sent: SentRequest[] = [];
 
   constructor(public answerer?: (req: SipRequest) => Answer | undefined) {}
 
-  sendRequest(req: SipRequest, dest: Destination): DialogClientTransaction {
+  sendRequest(req: SipRequest, dest: Destination): SentTransaction {
     let resolve!: (r: SipResponse) => void;
     const final = new Promise<SipResponse>((r) => (resolve = r));
     const txn: { final: Promise<SipResponse>; outcome?: ClientOutcome } = { final };
