@@ -155,11 +155,13 @@ export function validateConfig(candidate: Json): Config {
     throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
   }
   const config = candidate as unknown as Config;
-  const p = config.presence;
-  if (p.publishMinExpires > p.publishMaxExpires) throw new ConfigError('invalid configuration: "presence.publishMinExpires" is above publishMaxExpires');
-  if (p.subscribeMinExpires > p.subscribeMaxExpires) throw new ConfigError('invalid configuration: "presence.subscribeMinExpires" is above subscribeMaxExpires');
-  const r = config.registrar;
-  if (r.minExpires > r.maxExpires) throw new ConfigError('invalid configuration: "registrar.minExpires" is above maxExpires');
+  // The schema requires only sip, limits and log: the other sections may be absent here
+  // (loadConfig always has them from config/default.json).
+  const p = config.presence as Config['presence'] | undefined;
+  if (p && p.publishMinExpires > p.publishMaxExpires) throw new ConfigError('invalid configuration: "presence.publishMinExpires" is above publishMaxExpires');
+  if (p && p.subscribeMinExpires > p.subscribeMaxExpires) throw new ConfigError('invalid configuration: "presence.subscribeMinExpires" is above subscribeMaxExpires');
+  const r = config.registrar as Config['registrar'] | undefined;
+  if (r && r.minExpires > r.maxExpires) throw new ConfigError('invalid configuration: "registrar.minExpires" is above maxExpires');
   return config;
 }
 

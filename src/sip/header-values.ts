@@ -1,5 +1,6 @@
 import { SipParseError } from './errors.js';
-import { parseHostPort, parseUri, type SipUri } from './uri.js';
+import { trimLws } from './lws.js';
+import { parseAddrSpecUri, parseHostPort, type SipUri } from './uri.js';
 
 /** RFC 3261 §20.42 Via. */
 export interface Via {
@@ -31,12 +32,13 @@ export interface CSeq {
 export const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 export const MAGIC_COOKIE = 'z9hG4bK';
 
+
 /**
  * Splits a header value at commas that are not inside quotes or angle brackets
  * (RFC 3261 §7.3.1). Empty elements are an error.
  */
 export function splitList(value: string): string[] {
-  if (!value.includes(',')) return [value.trim()];
+  if (!value.includes(',')) return [trimLws(value)];
   const out: string[] = [];
   let start = 0;
   let inQuote = false;
@@ -50,11 +52,11 @@ export function splitList(value: string): string[] {
     else if (c === 0x3c) inAngle = true;
     else if (c === 0x3e) inAngle = false;
     else if (c === 0x2c && !inAngle) {
-      out.push(value.slice(start, i).trim());
+      out.push(trimLws(value.slice(start, i)));
       start = i + 1;
     }
   }
-  out.push(value.slice(start).trim());
+  out.push(trimLws(value.slice(start)));
   return out;
 }
 
@@ -122,7 +124,7 @@ export function quote(text: string): string {
 /** Parses one Via element (already split from its list). */
 export function parseVia(text: string): Via {
   // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS allowed around SLASH
-  const m = /^([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;\s]+(?:\s*:\s*\d+)?)\s*(;.*)?$/s.exec(text.trim());
+  const m = /^([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;\s]+(?:\s*:\s*\d+)?)\s*(;.*)?$/s.exec(trimLws(text));
   if (!m) throw new SipParseError('Bad Via');
   const hp = parseHostPort(m[4]!.replace(/\s+/g, ''));
   if (!hp) throw new SipParseError('Bad Via sent-by');
@@ -149,7 +151,7 @@ export function parseVia(text: string): Via {
  * without angle brackets, every `;param` belongs to the header, not the URI).
  */
 export function parseNameAddr(text: string, what = 'address'): NameAddr {
-  const raw = text.trim();
+  const raw = trimLws(text);
   let i = 0;
   let displayName: string | undefined;
   let uriText: string;
@@ -165,11 +167,11 @@ export function parseNameAddr(text: string, what = 'address'): NameAddr {
   const lt = raw.indexOf('<', i);
   if (lt >= 0) {
     if (displayName === undefined) {
-      const dn = raw.slice(0, lt).trim();
+      const dn = trimLws(raw.slice(0, lt));
       // display-name as tokens separated by LWS
       if (dn.length > 0) {
-        if (!/^[A-Za-z0-9\-.!%*_+`'~\s]+$/.test(dn)) throw new SipParseError(`Bad ${what} display name`);
-        displayName = dn.replace(/\s+/g, ' ');
+        if (!/^[A-Za-z0-9\-.!%*_+`'~ \t]+$/.test(dn)) throw new SipParseError(`Bad ${what} display name`);
+        displayName = dn.replace(/[ \t]+/g, ' ');
       }
     }
     const gt = raw.indexOf('>', lt);
@@ -178,16 +180,19 @@ export function parseNameAddr(text: string, what = 'address'): NameAddr {
     rest = raw.slice(gt + 1);
   } else {
     const semi = raw.indexOf(';');
-    uriText = semi >= 0 ? raw.slice(0, semi) : raw;
+    // RFC 3261 §25.1: SEMI = SWS ";" SWS, so LWS may come between the URI and its first
+    // header parameter (RFC 4475 §3.1.1.1 "sip:...example.com ;   tag = ...").
+    uriText = semi >= 0 ? trimLws(raw.slice(0, semi)) : raw;
     rest = semi >= 0 ? raw.slice(semi) : '';
     // An addr-spec cannot carry these unescaped (RFC 3261 §20): they need the <> form.
     if (/[\s,?]/.test(uriText)) throw new SipParseError(`Bad ${what}`);
   }
   let uri: SipUri;
   try {
-    uri = parseUri(uriText.trim());
-  } catch (e) {
-    if (e instanceof SipParseError && e.status === 416) throw e;
+    // From, To, Contact... may hold any absoluteURI (RFC 4475 §3.3.4); whether its scheme
+    // will do is for the element to decide, 416 is for the Request-URI alone.
+    uri = parseAddrSpecUri(trimLws(uriText));
+  } catch {
     throw new SipParseError(`Bad ${what} URI`);
   }
   const params = parseHeaderParams(rest, what);
@@ -207,7 +212,7 @@ export function parseCSeq(text: string): CSeq {
 
 /** A non-negative integer header (Expires, Max-Forwards, Min-Expires). */
 export function parseDeltaSeconds(text: string, what: string, max = 2 ** 32 - 1): number {
-  const t = text.trim();
+  const t = trimLws(text);
   if (!/^\d{1,10}$/.test(t)) throw new SipParseError(`Bad ${what}`);
   const n = Number(t);
   // RFC 3261 §25.1: delta-seconds above 2**32-1 are taken as 2**32-1
@@ -225,11 +230,11 @@ export interface MediaType {
 
 export function parseMediaType(text: string): MediaType {
   const semi = text.indexOf(';');
-  const main = (semi >= 0 ? text.slice(0, semi) : text).trim().toLowerCase();
+  const main = trimLws(semi >= 0 ? text.slice(0, semi) : text).toLowerCase();
   const slash = main.indexOf('/');
   if (slash <= 0) throw new SipParseError('Bad Content-Type');
-  const type = main.slice(0, slash).trim();
-  const subtype = main.slice(slash + 1).trim();
+  const type = trimLws(main.slice(0, slash));
+  const subtype = trimLws(main.slice(slash + 1));
   if (!TOKEN_RE.test(type) || !TOKEN_RE.test(subtype)) throw new SipParseError('Bad Content-Type');
   const params = semi >= 0 ? parseHeaderParams(text.slice(semi), 'Content-Type') : new Map<string, string | null>();
   return { type, subtype, essence: `${type}/${subtype}`, params };
@@ -244,7 +249,7 @@ export interface EventHeader {
 
 export function parseEvent(text: string): EventHeader {
   const semi = text.indexOf(';');
-  const pkg = (semi >= 0 ? text.slice(0, semi) : text).trim().toLowerCase();
+  const pkg = trimLws(semi >= 0 ? text.slice(0, semi) : text).toLowerCase();
   if (!TOKEN_RE.test(pkg)) throw new SipParseError('Bad Event');
   const params = semi >= 0 ? parseHeaderParams(text.slice(semi), 'Event') : new Map<string, string | null>();
   const id = params.get('id');

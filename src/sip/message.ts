@@ -1,5 +1,6 @@
 import { SipParseError } from './errors.js';
 import { canonicalHeaderName, headerKey, LIST_HEADERS } from './header-names.js';
+import { trimLws } from './lws.js';
 import {
   parseCSeq, parseDeltaSeconds, parseEvent, parseMediaType, parseNameAddr, parseVia, splitList,
   type CSeq, type EventHeader, type MediaType, type NameAddr, type Via,
@@ -143,7 +144,7 @@ export abstract class SipMessage {
 
   get callId(): string {
     return this.cached('call-id', () => {
-      const v = this.single('call-id', 'Call-ID').trim();
+      const v = trimLws(this.single('call-id', 'Call-ID'));
       // RFC 3261 §25.1: callid = word [ "@" word ]
       if (v.length === 0 || /\s/.test(v)) throw new SipParseError('Bad Call-ID');
       return v;

@@ -1,6 +1,7 @@
 import { SipParseError } from './errors.js';
-import { headerKey, SINGLE_HEADERS } from './header-names.js';
+import { canonicalHeaderName, headerKey, SINGLE_HEADERS } from './header-names.js';
 import { TOKEN_RE } from './header-values.js';
+import { trimLws } from './lws.js';
 import { SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
 
 export type ParseResult =
@@ -25,6 +26,59 @@ export function findHeaderEnd(buf: Buffer, from = 0): { headEnd: number; bodySta
   return undefined;
 }
 
+/** The start line and header fields of a message, read but not interpreted. */
+export interface MessageHead {
+  readonly startLine: string;
+  readonly headers: HeaderField[];
+  /** The first header line that is not `name: value`; undefined when all were. */
+  readonly headerError?: SipParseError;
+  /** Where the body starts (the end of the buffer when no blank line ends the head). */
+  readonly bodyStart: number;
+}
+
+/**
+ * Splits the head of a message into its start line and header fields: folded lines
+ * joined (RFC 3261 §7.3.1), names and values stripped of SP/HTAB only. Never throws.
+ */
+export function readHead(buf: Buffer): MessageHead {
+  // RFC 3261 §7.5: CRLFs before the start line are ignored.
+  let start = 0;
+  while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
+  const end = findHeaderEnd(buf, start);
+  const headEnd = end ? end.headEnd : buf.length;
+  const bodyStart = end ? end.bodyStart : buf.length;
+  const head = buf.toString('utf8', start, headEnd);
+  const lines = head.split(/\r?\n/);
+  const startLine = lines[0] ?? '';
+
+  const headers: HeaderField[] = [];
+  let headerError: SipParseError | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    let line = lines[i]!;
+    // RFC 3261 §7.3.1: a line starting with whitespace continues the previous header.
+    while (i + 1 < lines.length && isContinuation(lines[i + 1]!)) {
+      line += ' ' + trimLws(lines[++i]!);
+    }
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? trimLws(line.slice(0, colon)) : '';
+    if (colon <= 0 || !TOKEN_RE.test(name)) {
+      headerError ??= new SipParseError('Bad header line');
+      continue;
+    }
+    headers.push({ key: headerKey(name), name, value: trimLws(line.slice(colon + 1)) });
+  }
+  return { startLine, headers, headerError, bodyStart };
+}
+
+function isContinuation(line: string): boolean {
+  const c = line.charCodeAt(0);
+  return c === 0x20 || c === 0x09;
+}
+
+// RFC 3261 §7.2, §25.1: Status-Line = SIP-Version SP Status-Code SP Reason-Phrase, the
+// version case-insensitive, the code three digits.
+const STATUS_LINE_RE = /^SIP\/(\d+\.\d+) (\d{3})(?: (.*))?$/i;
+
 /**
  * Parses one whole message (a UDP datagram, or one frame cut by the stream framer).
  * Never throws: bad input comes back as `{ ok: false }` with a reason phrase.
@@ -32,39 +86,18 @@ export function findHeaderEnd(buf: Buffer, from = 0): { headEnd: number; bodySta
 export function parseMessage(buf: Buffer): ParseResult {
   let shell: SipRequest | undefined;
   try {
-    // RFC 3261 §7.5: CRLFs before the start line are ignored.
-    let start = 0;
-    while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
-    const end = findHeaderEnd(buf, start);
-    const headEnd = end ? end.headEnd : buf.length;
-    const bodyStart = end ? end.bodyStart : buf.length;
-    const head = buf.toString('utf8', start, headEnd);
-    const lines = head.split(/\r?\n/);
-    const startLine = lines[0] ?? '';
-
-    const headers: HeaderField[] = [];
-    let headerError: SipParseError | undefined;
-    for (let i = 1; i < lines.length; i++) {
-      let line = lines[i]!;
-      // RFC 3261 §7.3.1: a line starting with whitespace continues the previous header.
-      while (i + 1 < lines.length && (lines[i + 1]!.startsWith(' ') || lines[i + 1]!.startsWith('\t'))) {
-        line += ' ' + lines[++i]!.trim();
-      }
-      const colon = line.indexOf(':');
-      const name = colon > 0 ? line.slice(0, colon).trimEnd() : '';
-      if (colon <= 0 || !TOKEN_RE.test(name)) {
-        headerError ??= new SipParseError('Bad header line');
-        continue;
-      }
-      headers.push({ key: headerKey(name), name, value: line.slice(colon + 1).trim() });
-    }
-
+    const { startLine, headers, headerError, bodyStart } = readHead(buf);
     let message: SipRequest | SipResponse;
-    if (startLine.startsWith('SIP/')) {
-      const m = /^SIP\/(\d+\.\d+) (\d{3})(?: (.*))?$/.exec(startLine);
+    // A method is a token, which has no "/": a start line opening with "SIP/" (in any
+    // case, RFC 3261 §7.1) is a Status-Line and never gets a request shell.
+    if (isStatusLineStart(startLine)) {
+      const m = STATUS_LINE_RE.exec(startLine);
       if (!m) return { ok: false, error: new SipParseError('Bad Status-Line') };
       if (m[1] !== '2.0') return { ok: false, error: new SipParseError('Version Not Supported', 505) };
-      message = new SipResponse(Number(m[2]), m[3] ?? '', headers);
+      const status = Number(m[2]);
+      // RFC 3261 §21: classes 1xx-6xx only; 000-099 and 700-999 are no SIP status.
+      if (status < 100 || status > 699) return { ok: false, error: new SipParseError('Bad Status-Line') };
+      message = new SipResponse(status, m[3] ?? '', headers);
     } else {
       const parts = startLine.split(' ');
       const method = parts[0] ?? '';
@@ -91,6 +124,11 @@ export function parseMessage(buf: Buffer): ParseResult {
   }
 }
 
+/** `SIP/` in any case. */
+function isStatusLineStart(line: string): boolean {
+  return line.length >= 4 && line.charCodeAt(3) === 0x2f && line.slice(0, 3).toUpperCase() === 'SIP';
+}
+
 function viaReadable(req: SipRequest): boolean {
   try {
     return req.vias.length > 0;
@@ -103,9 +141,9 @@ function readBody(message: SipMessage, buf: Buffer, bodyStart: number): Buffer {
   const available = buf.length - bodyStart;
   const lengths = message.getHeaders('content-length');
   if (lengths.length === 0) return buf.subarray(bodyStart);
-  const distinct = new Set(lengths.map((l) => l.trim()));
+  const distinct = new Set(lengths.map(trimLws));
   if (distinct.size > 1) throw new SipParseError('Bad Content-Length');
-  const text = lengths[0]!.trim();
+  const text = trimLws(lengths[0]!);
   if (!/^\d{1,10}$/.test(text)) throw new SipParseError('Bad Content-Length');
   const length = Number(text);
   // RFC 3261 §18.3: a datagram shorter than Content-Length is discarded (400 for requests);
@@ -118,7 +156,7 @@ function readBody(message: SipMessage, buf: Buffer, bodyStart: number): Buffer {
 function checkMandatory(m: SipRequest | SipResponse): void {
   for (const key of SINGLE_HEADERS) {
     if (key !== 'content-length' && m.countHeader(key) > 1) {
-      throw new SipParseError(`Multiple ${key === 'cseq' ? 'CSeq' : key.replace(/(^|-)([a-z])/g, (_x, d: string, c: string) => d + c.toUpperCase())} headers`);
+      throw new SipParseError(`Multiple ${canonicalHeaderName(key)} headers`);
     }
   }
   void m.vias;

@@ -49,6 +49,32 @@ export function randomToken(bytes = 8): string {
 export const SERVER_HEADER = 'simple-presence/0.1';
 
 /**
+ * Whether the request's To carries a tag header parameter (RFC 3261 §8.2.6.2). A `tag`
+ * URI parameter or the text ";tag=" in a display name is none. When the To does not
+ * parse (a 400 to it), the text is scanned outside quoted strings and <...>.
+ */
+function hasToTag(req: SipRequest): boolean {
+  try {
+    return req.to.tag !== undefined;
+  } catch {
+    const value = req.getHeader('to') ?? '';
+    let inQuote = false;
+    let inAngle = false;
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (inQuote) {
+        if (c === 0x5c) i++; // quoted-pair
+        else if (c === 0x22) inQuote = false;
+      } else if (c === 0x22) inQuote = true;
+      else if (c === 0x3c) inAngle = true;
+      else if (c === 0x3e) inAngle = false;
+      else if (c === 0x3b && !inAngle && /^;[ \t]*tag[ \t]*=/i.test(value.slice(i))) return true;
+    }
+    return false;
+  }
+}
+
+/**
  * Builds a response to `req` per RFC 3261 §8.2.6.2: Via (all, in order), From, Call-ID
  * and CSeq copied; To copied with a tag added when it has none (except for 100).
  * Header lines are copied as text, so a request whose From or To did not parse can
@@ -65,7 +91,7 @@ export function createResponse(
     if (h.key === 'via' || h.key === 'from' || h.key === 'call-id' || h.key === 'cseq') headers.push(h);
     else if (h.key === 'to') {
       let value = h.value;
-      if (status > 100 && !/;\s*tag\s*=/i.test(value)) value += `;tag=${options.toTag ?? randomToken()}`;
+      if (status > 100 && !hasToTag(req)) value += `;tag=${options.toTag ?? randomToken()}`;
       headers.push({ key: 'to', name: 'To', value });
     }
   }

@@ -1,23 +1,43 @@
 import { SipParseError } from './errors.js';
+import { trimLws } from './lws.js';
 
+/** Schemes parsed in full: the Request-URI must be one of these (RFC 3261 §8.2.2.1). */
 export type UriScheme = 'sip' | 'sips' | 'tel';
 
-/** A parsed SIP, SIPS or tel URI (RFC 3261 §19.1, RFC 3966). Immutable; `raw` is its text. */
+/**
+ * A parsed SIP, SIPS or tel URI (RFC 3261 §19.1, RFC 3966), or, in a name-addr or addr-spec
+ * (From, To, Contact...), an absoluteURI of another scheme (RFC 3261 §25.1: http:, mailto:,
+ * isbn:...) kept opaque: no host, no parameters. Immutable; `raw` is its text.
+ */
 export interface SipUri {
-  readonly scheme: UriScheme;
-  /** User part with %-escapes decoded (RFC 3261 §19.1.4 compares decoded). For tel: the number. */
+  /** Lower-cased; a UriScheme, or any other scheme for an opaque absoluteURI (see isSipUri). */
+  readonly scheme: UriScheme | (string & NonNullable<unknown>);
+  /**
+   * User part with %-escapes decoded (RFC 3261 §19.1.4 compares decoded). For tel: the
+   * number. For an opaque absoluteURI: everything after the scheme's colon, as written.
+   */
   readonly user?: string;
   readonly password?: string;
-  /** Host as written, IPv6 references with their brackets; lower-cased. Empty for tel. */
+  /** Host as written, IPv6 references with their brackets; lower-cased. Empty for tel and opaque URIs. */
   readonly host: string;
   readonly port?: number;
-  /** URI parameters, names lower-cased; a parameter without value maps to null. */
+  /** URI parameters, names lower-cased, %-escapes decoded; a parameter without value maps to null. */
   readonly params: ReadonlyMap<string, string | null>;
   /** URI headers (after `?`), raw. */
   readonly headers?: string;
   readonly raw: string;
 }
 
+/** True for sip: and sips: URIs, the only ones with a host to route to. */
+export function isSipUri(uri: SipUri): uri is SipUri & { readonly scheme: 'sip' | 'sips' } {
+  return uri.scheme === 'sip' || uri.scheme === 'sips';
+}
+
+// RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+// RFC 3261 §25.1 absoluteURI after "scheme:": uric = reserved / unreserved / escaped (and
+// the brackets of RFC 3986 IP literals).
+const URIC_RE = /^(?:[A-Za-z0-9\-_.!~*'();/?:@&=+$,[\]]|%[0-9A-Fa-f]{2})+$/;
 const HOSTNAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
 const IPV4_RE = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 const IPV6_RE = /^\[[0-9A-Fa-f:.]+\]$/;
@@ -86,28 +106,51 @@ export function parseParams(text: string, check: RegExp = PARAM_RE): Map<string,
   if (text.length === 0) return params;
   const parts = text.split(';');
   for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]!.trim();
+    const part = trimLws(parts[i]!);
     if (part.length === 0) {
       if (i === 0) continue;
       return undefined;
     }
     const eq = part.indexOf('=');
-    const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
-    const value = eq < 0 ? null : part.slice(eq + 1).trim();
+    const name = trimLws(eq < 0 ? part : part.slice(0, eq));
+    const value = eq < 0 ? null : trimLws(part.slice(eq + 1));
     if (!check.test(name) || (value !== null && value.length > 0 && !check.test(value))) return undefined;
-    params.set(name, value);
+    params.set(name.toLowerCase(), value);
   }
   return params;
 }
 
-/** Parses a SIP/SIPS/tel URI. Throws SipParseError with a reason phrase on bad input. */
+/** URI parameters of a sip/sips URI: `escaped` is allowed in names and values (RFC 3261 §25.1 pname, pvalue). */
+function parseSipParams(text: string): Map<string, string | null> | undefined {
+  if (!text.includes('%')) return parseParams(text);
+  const escaped = parseParams(text);
+  if (!escaped) return undefined;
+  // RFC 3261 §19.1.4: an escaped octet equals the octet; unescaped once (RFC 4475 §3.1.1.3).
+  const params = new Map<string, string | null>();
+  for (const [name, value] of escaped) params.set(decodeEscapes(name).toLowerCase(), value === null ? null : decodeEscapes(value));
+  return params;
+}
+
+/** Whether `raw` is `scheme ":" 1*uric` (RFC 3261 §25.1 absoluteURI, either form). */
+function isAbsoluteUri(raw: string, colon: number): boolean {
+  return colon > 0 && colon < raw.length - 1 && SCHEME_RE.test(raw.slice(0, colon)) && URIC_RE.test(raw.slice(colon + 1));
+}
+
+/**
+ * Parses a SIP/SIPS/tel URI, as the Request-URI must be. Throws SipParseError with a
+ * reason phrase on bad input: 416 for a well-formed URI of another scheme (RFC 3261
+ * §8.2.2.1), 400 for text that is no URI at all (RFC 4475 §3.1.2.7: `<sip:...>`).
+ */
 export function parseUri(raw: string): SipUri {
   const colon = raw.indexOf(':');
   if (colon <= 0) throw new SipParseError('Bad URI');
   const scheme = raw.slice(0, colon).toLowerCase();
   const rest = raw.slice(colon + 1);
   if (scheme === 'tel') return parseTelUri(raw, rest);
-  if (scheme !== 'sip' && scheme !== 'sips') throw new SipParseError('Unsupported URI Scheme', 416);
+  if (scheme !== 'sip' && scheme !== 'sips') {
+    if (isAbsoluteUri(raw, colon)) throw new SipParseError('Unsupported URI Scheme', 416);
+    throw new SipParseError('Bad URI');
+  }
   if (/[\s<>"]/.test(rest)) throw new SipParseError('Bad URI');
 
   let userinfo: string | undefined;
@@ -125,7 +168,7 @@ export function parseUri(raw: string): SipUri {
   }
   const semi = hostpart.indexOf(';');
   const hostPortText = semi >= 0 ? hostpart.slice(0, semi) : hostpart;
-  const params = semi >= 0 ? parseParams(hostpart.slice(semi + 1)) : new Map<string, string | null>();
+  const params = semi >= 0 ? parseSipParams(hostpart.slice(semi + 1)) : new Map<string, string | null>();
   if (!params) throw new SipParseError('Bad URI parameters');
   const hp = parseHostPort(hostPortText);
   if (!hp) throw new SipParseError('Bad URI host');
@@ -154,6 +197,20 @@ function parseTelUri(raw: string, rest: string): SipUri {
   const params = semi >= 0 ? parseParams(rest.slice(semi + 1), /^[^;=\s]+$/) : new Map<string, string | null>();
   if (!params) throw new SipParseError('Bad tel URI');
   return { scheme: 'tel', user: number.replace(/[-.()]/g, ''), host: '', params, raw };
+}
+
+/**
+ * Parses the URI of a name-addr or addr-spec (RFC 3261 §25.1: addr-spec = SIP-URI /
+ * SIPS-URI / absoluteURI): sip, sips and tel in full, any other scheme as an opaque
+ * absoluteURI. 416 is for the Request-URI only; here a URI is either well-formed or 400.
+ */
+export function parseAddrSpecUri(raw: string): SipUri {
+  const colon = raw.indexOf(':');
+  if (colon <= 0) throw new SipParseError('Bad URI');
+  const scheme = raw.slice(0, colon).toLowerCase();
+  if (scheme === 'sip' || scheme === 'sips' || scheme === 'tel') return parseUri(raw);
+  if (!isAbsoluteUri(raw, colon)) throw new SipParseError('Bad URI');
+  return { scheme, user: raw.slice(colon + 1), host: '', params: new Map<string, string | null>(), raw };
 }
 
 /** Tries parseUri; undefined when it fails. */
@@ -193,5 +250,7 @@ export function formatSipUri(parts: {
  */
 export function addressOfRecord(uri: SipUri): string {
   if (uri.scheme === 'tel') return `tel:${uri.user ?? ''}`;
+  // An opaque absoluteURI (From: <http://...>) names itself.
+  if (!isSipUri(uri)) return uri.raw;
   return formatSipUri({ user: uri.user, host: uri.host });
 }

@@ -1,3 +1,4 @@
+import { trimLws } from '../sip/lws.js';
 import { findHeaderEnd } from '../sip/parser.js';
 
 /** What the framer found in the byte stream. */
@@ -9,7 +10,16 @@ export type StreamEvent =
   | { kind: 'error'; reason: 'too-large' | 'bad-content-length'; head?: Buffer };
 
 const DOUBLE_CRLF = Buffer.from('\r\n\r\n', 'latin1');
-const CONTENT_LENGTH_RE = /^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*$/im;
+// The whole value, continuation lines included (RFC 3261 §7.3.1 folding), as the parser
+// reads it: a value the parser would refuse must not be taken for an absent header.
+// Lines end at LF only, as the parser splits them (a bare CR starts no header).
+const CONTENT_LENGTH_RE = /\n(?:content-length|l)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)/i;
+const FOLD_RE = /[ \t]*\r?\n[ \t]*/g;
+
+/** The header value as the parser reads it: the line's CR dropped, folds joined with one SP. */
+function contentLengthValue(text: string): string {
+  return trimLws((text.endsWith('\r') ? text.slice(0, -1) : text).replace(FOLD_RE, ' '));
+}
 
 /**
  * Cuts a TCP/TLS byte stream into SIP messages by Content-Length (RFC 3261 §18.3):
@@ -54,7 +64,7 @@ export class StreamFramer {
       const head = this.buf.subarray(0, end.headEnd);
       const m = CONTENT_LENGTH_RE.exec(head.toString('latin1'));
       // RFC 3261 §18.3: Content-Length is mandatory on streams; a missing one is taken as 0.
-      const lengthText = m ? m[1]! : '0';
+      const lengthText = m ? contentLengthValue(m[1]!) : '0';
       if (!/^\d{1,10}$/.test(lengthText)) return this.fail(events, 'bad-content-length', head);
       const total = end.bodyStart + Number(lengthText);
       if (total > this.maxMessageSize) return this.fail(events, 'too-large', head);

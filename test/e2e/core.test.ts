@@ -115,6 +115,40 @@ describe('e2e: SIP core over real sockets', () => {
     const res = await u.transact(req);
     expect(res.status).to.equal(400);
     expect(res.reason).to.equal('Bad CSeq');
+    // The 400 copies the CSeq it could not read (RFC 3261 §8.2.6.2), Call-ID and Via too.
+    expect(res.getHeader('cseq')).to.equal('abc OPTIONS');
+    expect(res.getHeader('call-id')).to.equal(req.getHeader('call-id'));
+    expect(res.topVia.branch).to.equal(req.topVia.branch);
+  });
+
+  it('answers a Request-URI in <> with 400, not 416 (RFC 4475 §3.1.2.7)', async () => {
+    const u = await ua('udp');
+    const req = u.request('OPTIONS', '<sip:example.com>', { to: '<sip:example.com>' });
+    const res = await u.transact(req);
+    expect(res.status).to.equal(400);
+  });
+
+  it('takes From, To and Contact of non-SIP schemes; 416 is for the Request-URI (RFC 4475 §3.3.4)', async () => {
+    const u = await ua('udp');
+    const req = u.request('OPTIONS', 'sip:example.com', { from: '<http://www.example.com>', to: 'isbn:2983792873', headers: { Contact: '<name:John_Smith>' } });
+    const res = await u.transact(req);
+    expect(res.status).to.equal(200);
+    expect(res.getHeader('to')).to.match(/^isbn:2983792873;tag=/);
+    const bad = await u.transact(u.request('OPTIONS', 'isbn:2983792873'));
+    expect(bad.status).to.equal(416);
+  });
+
+  it('frames a folded Content-Length over TCP and refuses one holding two numbers with 400', async () => {
+    const s = await tcp();
+    const got = collectTcp(s, 2);
+    const folded = options('fold1').replace('Content-Length: 0', 'Content-Type: text/plain\r\nContent-Length:\r\n   5') + 'hello';
+    s.write(folded + options('fold2').replace('Content-Length: 0', 'Content-Length: 5 6') + 'hello');
+    const [ok, bad] = await got;
+    expect(ok!.callId).to.equal('fold1@test');
+    expect(ok!.status).to.equal(200);
+    expect(bad!.callId).to.equal('fold2@test');
+    expect(bad!.status).to.equal(400);
+    expect(bad!.reason).to.equal('Bad Content-Length');
   });
 
   it('drops a request whose Via cannot be read', async () => {

@@ -177,9 +177,50 @@ describe('sip/header-values', () => {
       refuses(() => parseNameAddr('<sip:a@example.com>;tag=', 'From'), 'Bad From parameter');
     });
 
-    it('passes 416 through for unknown URI schemes', () => {
-      refuses(() => parseNameAddr('<http://example.com/>', 'To'), 'Unsupported URI Scheme', 416);
-      refuses(() => parseNameAddr('mailto:a@example.com', 'To'), 'Unsupported URI Scheme', 416);
+    it('reads an absoluteURI of another scheme as an opaque URI, not as 416 (RFC 4475 §3.3.4)', () => {
+      // 416 Unsupported URI Scheme is about the Request-URI (RFC 3261 §8.2.2.1); From, To
+      // and Contact may hold any absoluteURI (§25.1 addr-spec).
+      const http = parseNameAddr('<http://www.example.com>;tag=3234233', 'From');
+      expect(http.uri).to.deep.include({ scheme: 'http', host: '', user: '//www.example.com', raw: 'http://www.example.com' });
+      expect(http.uri.params.size).to.equal(0);
+      expect(http.tag).to.equal('3234233');
+      const isbn = parseNameAddr('isbn:2983792873', 'To');
+      expect(isbn.uri).to.deep.include({ scheme: 'isbn', raw: 'isbn:2983792873' });
+      expect(isbn.tag).to.equal(undefined);
+      // In an addr-spec the ;params still belong to the header.
+      const mailto = parseNameAddr('MailTo:a@example.com;tag=7', 'To');
+      expect(mailto.uri.scheme).to.equal('mailto');
+      expect(mailto.uri.raw).to.equal('MailTo:a@example.com');
+      expect(mailto.tag).to.equal('7');
+      expect(parseNameAddr('"John" <name:John_Smith>', 'Contact').uri.scheme).to.equal('name');
+    });
+
+    it('refuses text that is no absoluteURI with 400', () => {
+      refuses(() => parseNameAddr('<1http://example.com/>', 'To'), 'Bad To URI');
+      refuses(() => parseNameAddr('<http:>', 'To'), 'Bad To URI');
+      refuses(() => parseNameAddr('<http://exa mple.com/>', 'To'), 'Bad To URI');
+      refuses(() => parseNameAddr('<urn:a%zz>', 'To'), 'Bad To URI');
+      refuses(() => parseNameAddr('<:nothing>', 'To'), 'Bad To URI');
+    });
+
+    it('accepts LWS between an addr-spec and its first parameter (SEMI = SWS ";" SWS)', () => {
+      // RFC 4475 §3.1.1.1 wsinv: "sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n"
+      const a = parseNameAddr('sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n', 'To');
+      expect(a.uri.host).to.equal('chair-dnrc.example.com');
+      expect(a.uri.user).to.equal('vivekg');
+      expect(a.tag).to.equal('1918181833n');
+      const tab = parseNameAddr('sip:bob@example.com\t;tag=1', 'To');
+      expect(tab.uri.raw).to.equal('sip:bob@example.com');
+      expect(tab.tag).to.equal('1');
+      // Still no LWS inside the URI itself.
+      refuses(() => parseNameAddr('sip:bob @example.com ;tag=1', 'To'), 'Bad To');
+    });
+
+    it('treats only SP and HTAB as white space around an address', () => {
+      // U+00A0 and U+FEFF are not LWS: they stay, and the URI with them is no URI.
+      refuses(() => parseNameAddr('\u00a0<sip:a@example.com>', 'To'), 'Bad To display name');
+      refuses(() => parseNameAddr('sip:a@example.com\ufeff', 'To'), /^Bad To/);
+      refuses(() => parseNameAddr('<sip:a@example.com\ufeff>', 'To'), 'Bad To URI');
     });
   });
 

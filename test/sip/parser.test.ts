@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { SipParseError } from '../../src/sip/errors.js';
 import { SipRequest, SipResponse } from '../../src/sip/message.js';
-import { findHeaderEnd, parseMessage } from '../../src/sip/parser.js';
+import { findHeaderEnd, parseMessage, readHead } from '../../src/sip/parser.js';
 
 /** Joins lines with CRLF and ends the head with a blank line; appends the body. */
 function wire(lines: string[], body: string | Buffer = '', eol = '\r\n'): Buffer {
@@ -234,6 +234,33 @@ describe('sip/parser', () => {
       }
     });
 
+    it('refuses status codes outside 100-699 without a shell', () => {
+      // RFC 3261 §21: six classes, 1xx to 6xx; 7xx-9xx are no SIP status (RFC 4475 §3.1.2.19).
+      for (const code of ['700', '999', '000', '099']) {
+        const lines = [...respLines];
+        lines[0] = `SIP/2.0 ${code} Odd`;
+        const r = failed(wire(lines));
+        expect(r.error.reason, code).to.equal('Bad Status-Line');
+        expect(r.error.status, code).to.equal(400);
+        expect(r.request, code).to.equal(undefined);
+      }
+      for (const code of [100, 699]) {
+        const lines = [...respLines];
+        lines[0] = `SIP/2.0 ${code} Edge`;
+        expect(okResponse(wire(lines)).status).to.equal(code);
+      }
+    });
+
+    it('treats a lower-case "sip/" start line with a bad rest as a bad Status-Line, never a request', () => {
+      for (const sl of ['sip/2.0 2000 OK', 'sIp/2.0 abc', 'sip/3.0 200 OK']) {
+        const lines = [...respLines];
+        lines[0] = sl;
+        const r = failed(wire(lines));
+        expect(r.request, sl).to.equal(undefined);
+        expect([400, 505], sl).to.include(r.error.status);
+      }
+    });
+
     it('carries no shell for response header errors', () => {
       const lines = [...respLines];
       lines[7] = 'CSeq: banana';
@@ -413,6 +440,27 @@ describe('sip/parser', () => {
       expect(m.from.tag).to.equal('folded');
       expect(m.cseq).to.deep.equal({ seq: 1, method: 'OPTIONS' });
       expect(m.getHeader('Subject')).to.equal("I know you're there, pick up the phone and talk to me!");
+    });
+
+    it('strips only SP and HTAB around values, keeping a leading BOM or NBSP (RFC 4475 §3.1.1.2)', () => {
+      const m = okRequest(invite(['X-Bom: \ufeff\u5927\u505c\u96fb', 'X-Nbsp:\t\u00a0x\u00a0 ', 'X-Folded: a', ' \u00a0b\t']));
+      expect(m.getHeader('X-Bom')).to.equal('\ufeff\u5927\u505c\u96fb');
+      expect(m.getHeader('X-Nbsp')).to.equal('\u00a0x\u00a0');
+      expect(m.getHeader('X-Folded')).to.equal('a \u00a0b');
+    });
+
+    it('does not take U+00A0 for white space between a header name and its colon', () => {
+      const r = failed(invite(['X-Odd\u00a0: v']));
+      expect(r.error.reason).to.equal('Bad header line');
+    });
+
+    it('readHead splits the head without interpreting it', () => {
+      const buf = wire(['sip/2.0 200 OK', 'CSeq: abc OPTIONS', 'X-A: a', ' b', 'broken line', 'Content-Length: 2'], 'hi');
+      const head = readHead(buf);
+      expect(head.startLine).to.equal('sip/2.0 200 OK');
+      expect(head.headers.map((h) => [h.key, h.value])).to.deep.equal([['cseq', 'abc OPTIONS'], ['x-a', 'a b'], ['content-length', '2']]);
+      expect(head.headerError?.reason).to.equal('Bad header line');
+      expect(buf.subarray(head.bodyStart).toString()).to.equal('hi');
     });
 
     it('refuses a header line without a colon or with a bad name, keeping a shell', () => {
@@ -777,6 +825,13 @@ describe('sip/parser', () => {
       expect(r2.error.reason).to.match(/multiple call-id/i);
     });
 
+    it('names the header in its canonical form in a Multiple reason (RFC 4475 §3.3.8)', () => {
+      expect(failed(invite(['i: another-call-id'])).error.reason).to.equal('Multiple Call-ID headers');
+      expect(failed(invite(['f: <sip:x@example.com>;tag=2'])).error.reason).to.equal('Multiple From headers');
+      expect(failed(invite(['max-forwards: 1'])).error.reason).to.equal('Multiple Max-Forwards headers');
+      expect(failed(invite(['c: text/plain', 'Content-Type: text/plain'])).error.reason).to.equal('Multiple Content-Type headers');
+    });
+
     it('refuses other repeated single headers', () => {
       expect(failed(invite(['CSeq: 314159 INVITE'])).error.reason).to.equal('Multiple CSeq headers');
       expect(failed(invite(['f: <sip:x@example.com>;tag=2'])).error.reason).to.match(/multiple from/i);
@@ -792,6 +847,27 @@ describe('sip/parser', () => {
         expect(r.error.reason, name).to.equal(`Missing ${name}`);
         expect(r.request, name).to.be.instanceOf(SipRequest);
       }
+    });
+
+    it('refuses a Request-URI in <> with 400, not 416, keeping a shell (RFC 4475 §3.1.2.7)', () => {
+      const r = failed(wire(['INVITE <sip:bob@biloxi.example.com> SIP/2.0', ...BASE_HEADERS]));
+      expect(r.error.status).to.equal(400);
+      expect(r.error.reason).to.equal('Bad URI');
+      expect(r.request).to.be.instanceOf(SipRequest);
+    });
+
+    it('accepts From, To and Contact of any absoluteURI scheme; 416 stays for the Request-URI', () => {
+      // RFC 4475 §3.3.4: syntactically valid, so the parser must not fail; refusing
+      // them is the element's choice.
+      const h = BASE_HEADERS.map((x) =>
+        x.startsWith('To:') ? 'To: isbn:2983792873' : x.startsWith('From:') ? 'From: <http://www.example.com>;tag=3234233' : x.startsWith('Contact:') ? 'Contact: <name:John_Smith>' : x);
+      const m = okRequest(wire(['INVITE sip:bob@biloxi.example.com SIP/2.0', ...h]));
+      expect(m.to.uri.scheme).to.equal('isbn');
+      expect(m.from.uri.scheme).to.equal('http');
+      expect(m.from.tag).to.equal('3234233');
+      expect(m.contacts[0]!.uri.scheme).to.equal('name');
+      const r = failed(wire(['INVITE isbn:2983792873 SIP/2.0', ...h]));
+      expect(r.error.status).to.equal(416);
     });
 
     it('refuses a bad Request-URI, an unknown scheme with 416', () => {

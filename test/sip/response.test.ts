@@ -108,6 +108,22 @@ describe('sip/response', () => {
       expect(r2.to.tag).to.equal('hdr');
     });
 
+    it('reads the tag of a To it cannot parse from the text outside quotes and <>', () => {
+      // A 400 answers requests whose To is broken; its tag (if any) still decides.
+      const shell = (to: string): SipRequest => {
+        const r = parseMessage(Buffer.from(SUBSCRIBE.map((l) => (l.startsWith('To:') ? to : l)).join('\r\n') + '\r\n\r\n'));
+        if (r.ok || !r.request) throw new Error('expected a refused request with a shell');
+        return r.request;
+      };
+      const tagged = shell('To: Bob@ <sip:bob@example.com> ; TAG= t1');
+      expect(() => tagged.to).to.throw();
+      expect(createResponse(tagged, 400, 'Bad To', { toTag: 'new' }).getHeader('To')).to.equal('Bob@ <sip:bob@example.com> ; TAG= t1');
+      const inUri = shell('To: Bob@ <sip:bob@example.com;tag=u>');
+      expect(createResponse(inUri, 400, 'Bad To', { toTag: 'new' }).getHeader('To')).to.equal('Bob@ <sip:bob@example.com;tag=u>;tag=new');
+      const inName = shell('To: "Bob;tag=q" <sip:bob@example.com');
+      expect(createResponse(inName, 400, 'Bad To', { toTag: 'new' }).getHeader('To')).to.equal('"Bob;tag=q" <sip:bob@example.com;tag=new');
+    });
+
     it('writes the To of a compact-form request as To', () => {
       const lines = SUBSCRIBE.map((l) => (l.startsWith('To:') ? 't: <sip:bob@example.com>' : l));
       const res = createResponse(request(lines), 200, undefined, { toTag: 'x' });

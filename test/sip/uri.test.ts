@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { SipParseError } from '../../src/sip/errors.js';
 import {
-  addressOfRecord, formatSipUri, isValidHost, parseHostPort, parseParams, parseUri, tryParseUri,
+  addressOfRecord, formatSipUri, isSipUri, isValidHost, parseAddrSpecUri, parseHostPort, parseParams, parseUri, tryParseUri,
 } from '../../src/sip/uri.js';
 
 function parseError(raw: string): SipParseError {
@@ -90,6 +90,17 @@ describe('sip/uri', () => {
       expect([...u.params.keys()]).to.deep.equal(['transport', 'lr', 'maddr', 'ttl', 'x']);
     });
 
+    it('decodes %-escapes in parameter names and values, once (RFC 4475 §3.1.1.3)', () => {
+      const u = parseUri('sip:caller@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31');
+      expect([...u.params]).to.deep.equal([['lr', null], ['name', 'value%41']]);
+      // Escaped and plain parameters are the same parameter (RFC 3261 §19.1.4).
+      expect(parseUri('sip:a@example.com;TR%61NSPORT=%54CP').params.get('transport')).to.equal('TCP');
+      expect(parseUri('sip:a@example.com;maddr=%31%30.0.0.1').params.get('maddr')).to.equal('10.0.0.1');
+      // The text stays as it came.
+      expect(u.raw).to.equal('sip:caller@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31');
+      expect(parseError('sip:a@example.com;n%6=1').reason).to.equal('Bad URI parameters');
+    });
+
     it('keeps headers after ? raw, and the params before them', () => {
       const u = parseUri('sip:bob@example.com;method=REGISTER?to=alice%40example.com&subject=hi%20there');
       expect(u.params.get('method')).to.equal('REGISTER');
@@ -160,6 +171,14 @@ describe('sip/uri', () => {
       }
     });
 
+    it('answers text that is no URI at all with 400, not 416 (RFC 4475 §3.1.2.7)', () => {
+      for (const raw of ['<sip:user@example.com>', '<sip:user@example.com', '"sip":x', 'si p:x', '1sip:x@example.com', 'http:', 'http://exa mple.com/', 'urn:%zz']) {
+        const e = parseError(raw);
+        expect(e.status, raw).to.equal(400);
+        expect(e.reason, raw).to.equal('Bad URI');
+      }
+    });
+
     it('tryParseUri returns undefined instead of throwing', () => {
       expect(tryParseUri('sip:alice@example.com')!.user).to.equal('alice');
       expect(tryParseUri('sip:alice@')).to.equal(undefined);
@@ -223,7 +242,50 @@ describe('sip/uri', () => {
     });
   });
 
+  describe('parseAddrSpecUri', () => {
+    it('parses sip, sips and tel as parseUri does', () => {
+      expect(parseAddrSpecUri('sip:alice@Example.com;lr')).to.deep.equal(parseUri('sip:alice@Example.com;lr'));
+      expect(parseAddrSpecUri('SIPS:bob@example.com').scheme).to.equal('sips');
+      expect(parseAddrSpecUri('tel:+1-555-0100').user).to.equal('+15550100');
+      expect(() => parseAddrSpecUri('sip:alice@')).to.throw(SipParseError, 'Bad URI host');
+    });
+
+    it('keeps any other absoluteURI opaque: scheme lower-cased, no host, no parameters', () => {
+      const u = parseAddrSpecUri('HTTP://www.example.com/a;b?c=d');
+      expect(u).to.deep.include({ scheme: 'http', user: '//www.example.com/a;b?c=d', host: '', raw: 'HTTP://www.example.com/a;b?c=d' });
+      expect(u.params.size).to.equal(0);
+      expect(u.port).to.equal(undefined);
+      for (const raw of ['isbn:2983792873', 'name:John_Smith', 'urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6', 'mailto:a%40b@example.com', 'soap.beep://192.0.2.103:3002']) {
+        expect(parseAddrSpecUri(raw).raw, raw).to.equal(raw);
+      }
+    });
+
+    it('refuses what is no absoluteURI with 400', () => {
+      for (const raw of ['', 'nothing', ':x', '1x:y', 'x:', 'x:a b', 'x:a"b', 'x:<a>', 'x:%4']) {
+        let err: unknown;
+        try {
+          parseAddrSpecUri(raw);
+        } catch (e) {
+          err = e;
+        }
+        expect(err, raw).to.be.instanceOf(SipParseError);
+        expect((err as SipParseError).status, raw).to.equal(400);
+      }
+    });
+
+    it('isSipUri is true for sip and sips only', () => {
+      expect(isSipUri(parseUri('sip:a@example.com'))).to.equal(true);
+      expect(isSipUri(parseUri('sips:a@example.com'))).to.equal(true);
+      expect(isSipUri(parseUri('tel:+15550100'))).to.equal(false);
+      expect(isSipUri(parseAddrSpecUri('http://example.com/'))).to.equal(false);
+    });
+  });
+
   describe('addressOfRecord', () => {
+    it('names an opaque absoluteURI by its text', () => {
+      expect(addressOfRecord(parseAddrSpecUri('http://www.example.com'))).to.equal('http://www.example.com');
+    });
+
     it('strips port, params and headers and lower-cases the host', () => {
       expect(addressOfRecord(parseUri('sip:alice@Example.COM:5060;transport=tcp?subject=x'))).to.equal('sip:alice@example.com');
     });

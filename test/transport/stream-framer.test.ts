@@ -244,6 +244,36 @@ describe('transport/stream-framer', () => {
     expect(ev[0]).to.include({ reason: 'bad-content-length' });
   });
 
+  it('reads a value folded onto two numbers as bad, as the parser does', () => {
+    for (const cl of ['Content-Length: 5\r\n 6', 'Content-Length:\r\n 5\r\n\t6', 'l: 5\r6']) {
+      const f = new StreamFramer(65535);
+      const head = `MESSAGE sip:bob@example.com SIP/2.0\r\nCall-ID: fold\r\n${cl}`;
+      const msg = Buffer.from(head + '\r\n\r\nhello');
+      const parsed = parseMessage(msg);
+      expect(!parsed.ok && parsed.error.reason, cl).to.equal('Bad Content-Length');
+      const ev = f.push(msg);
+      expect(ev.map((e) => e.kind), cl).to.deep.equal(['error']);
+      expect(ev[0], cl).to.include({ reason: 'bad-content-length' });
+    }
+  });
+
+  it('starts header lines at LF only: a bare CR inside a value starts no Content-Length', () => {
+    // The parser splits lines at LF; "Subject: x<CR>l: 5" is one Subject header to it.
+    const f = new StreamFramer(65535);
+    const msg = Buffer.from('MESSAGE sip:bob@example.com SIP/2.0\r\nSubject: x\rl: 5\r\nCall-ID: cr\r\n\r\n');
+    const ev = f.push(Buffer.concat([msg, Buffer.from('\r\n\r\n')]));
+    expect(ev.map((e) => e.kind)).to.deep.equal(['message', 'ping']);
+    expect(messages(ev)[0]!.equals(msg)).to.equal(true);
+  });
+
+  it('reads a folded Content-Length with LF-only line ends', () => {
+    const f = new StreamFramer(65535);
+    const msg = Buffer.from('MESSAGE sip:bob@example.com SIP/2.0\nCall-ID: lf\nContent-Length:\n\t 3 \n\nabc');
+    const ev = f.push(msg);
+    expect(ev.map((e) => e.kind)).to.deep.equal(['message']);
+    expect(messages(ev)[0]!.equals(msg)).to.equal(true);
+  });
+
   it('does not keep a reference to the caller chunk in emitted messages', () => {
     const f = new StreamFramer(65535);
     const chunk = sipMessage('copy', 'abc');
