@@ -1,3 +1,4 @@
+import { isSipUri } from '../sip/uri.js';
 import { SipParseError } from '../sip/errors.js';
 import { quote } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
@@ -88,7 +89,7 @@ export function remoteTargetOf(req: SipRequest): string {
   if (!contact || contact.star) throw new SipParseError('Missing Contact');
   if (contact.addresses.length !== 1) throw new SipParseError('Bad Contact: one address expected');
   const uri = contact.addresses[0]!.uri;
-  if (uri.scheme === 'tel') throw new SipParseError('Bad Contact URI');
+  if (!isSipUri(uri)) throw new SipParseError('Bad Contact URI');
   return uri.raw;
 }
 

@@ -3,7 +3,7 @@ import type { LocalDomains } from '../core/local-domains.js';
 import type { RequestContext, SipService } from '../core/services.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { createResponse, randomToken } from '../sip/response.js';
-import { addressOfRecord } from '../sip/uri.js';
+import { addressOfRecord, isSipUri } from '../sip/uri.js';
 import { canonicalAor } from '../registrar/aor.js';
 import type { LocationService } from '../registrar/location-service.js';
 import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
@@ -231,7 +231,7 @@ export class MessagingService implements SipService {
     const message: StoredMessage = {
       id: randomToken(12),
       recipient: aor,
-      ...(req.from.uri.scheme !== 'tel' ? { sender: addressOfRecord(req.from.uri) } : {}),
+      ...(isSipUri(req.from.uri) ? { sender: addressOfRecord(req.from.uri) } : {}),
       from: req.getHeader('from')!,
       to: req.getHeader('to')!,
       callId: req.callId,

@@ -1,7 +1,7 @@
 import { SipParseError } from '../sip/errors.js';
 import { parseDeltaSeconds, parseNameAddr } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
-import type { SipUri } from '../sip/uri.js';
+import { isSipUri, type SipUri } from '../sip/uri.js';
 import { bindingKey } from './binding.js';
 
 /** One Contact of a REGISTER, read and checked. */
@@ -51,7 +51,7 @@ export function readRegister(req: SipRequest, defaultExpires: number, maxContact
   const byKey = new Map<string, RequestedContact>();
   for (const na of contact.addresses) {
     const uri = na.uri;
-    if (uri.scheme === 'tel') throw new SipParseError('Bad Contact: not a SIP URI');
+    if (!isSipUri(uri)) throw new SipParseError('Bad Contact: not a SIP URI');
     if (na.params.size > MAX_PARAMS) throw new SipParseError('Bad Contact: too many parameters');
     let expires = headerExpires ?? defaultExpires;
     let q: number | undefined;
@@ -92,7 +92,7 @@ export function readPath(req: SipRequest): string[] {
   if (values.length > MAX_PATH_ENTRIES) throw new SipParseError('Bad Path: too many entries');
   for (const v of values) {
     const na = parseNameAddr(v, 'Path');
-    if (na.uri.scheme === 'tel') throw new SipParseError('Bad Path');
+    if (!isSipUri(na.uri)) throw new SipParseError('Bad Path');
   }
   return values;
 }

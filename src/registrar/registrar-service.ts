@@ -1,3 +1,4 @@
+import { isSipUri } from '../sip/uri.js';
 import type { Logger } from 'pino';
 import type { LocalDomains } from '../core/local-domains.js';
 import type { RequestContext, SipService } from '../core/services.js';
@@ -56,6 +57,11 @@ export class RegistrarService implements SipService {
     const ruri = req.uri;
     if (ruri.scheme === 'tel' || !this.domains.has(ruri.host)) {
       ctx.reply(404, 'Domain Not Served');
+      return;
+    }
+    // RFC 4475 §3.3.4 (unksm2): a To that is not a SIP URI cannot be an AoR of ours.
+    if (!isSipUri(req.to.uri)) {
+      ctx.reply(400, 'Bad To: not a SIP URI');
       return;
     }
     // §10.3 step 5: the AoR is the To URI; 404 when it is not valid for the domain.

@@ -144,6 +144,15 @@ describe('registrar: REGISTER (RFC 3261 §10.3)', () => {
     expect((await send(req)).status).to.equal(404);
   });
 
+  it('answers 400 for a To or Contact that is not a SIP URI (RFC 4475 unksm2)', async () => {
+    const req = register();
+    req.setHeader('To', '<isbn:2983792873>');
+    expect((await send(req)).status).to.equal(400);
+    const http = register();
+    http.setHeader('Contact', '<http://www.example.com>');
+    expect((await send(http)).status).to.equal(400);
+  });
+
   it('answers 404 for a user the directory does not know', async () => {
     registrar = new RegistrarService({ location, domains: domains(), settings: SETTINGS, users: { exists: async (aor) => aor === 'sip:alice@example.com' } });
     expect((await send(register())).status).to.equal(404);
