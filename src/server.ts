@@ -25,6 +25,9 @@ import { storeRegistrationSink } from './registrar/store-registration-sink.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence/presence-state-sink.js';
 import { storePresenceSink } from './presence/store-presence-sink.js';
 import { HttpSide } from './http/http-side.js';
+import { join } from 'node:path';
+import { ServerSecurity } from './auth/security.js';
+import { CONTROL_SOCKET } from './control/control-protocol.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -39,6 +42,11 @@ export interface ServerOptions {
   readonly store?: Store | false;
   /** Answers plain HTTP requests on the http (and wss) port; without it every request gets 404. */
   readonly httpHandler?: http.RequestListener;
+  /**
+   * Where the control channel listens (the CLI's way in): by default `control.sock` in
+   * store.dataDir when the server opened its own store; `false` for none.
+   */
+  readonly controlSocket?: string | false;
 }
 
 /**
@@ -65,6 +73,9 @@ export class SimplePresenceServer {
   store: Store | undefined;
   /** The HTTP side (admin API, /metrics, /healthz, /readyz, web client) on the http server. */
   readonly httpSide: HttpSide;
+  /** Digest authentication, presence rules, accounts, rate limits, the control channel (issue 6). */
+  readonly security: ServerSecurity;
+  private readonly controlSocket: string | false | undefined;
   private readonly log: Logger;
   /** Where presence soft state goes: nowhere until the store is open. */
   private presenceSink: PresenceStateSink = NO_PRESENCE_STATE_SINK;
@@ -76,6 +87,8 @@ export class SimplePresenceServer {
   constructor(readonly config: Config, options: ServerOptions) {
     this.log = options.logger;
     this.storeOption = options.store;
+    this.controlSocket = options.controlSocket;
+    this.security = new ServerSecurity(config, this.log.child({ layer: 'auth' }));
     this.timers = options.timers ?? new TimerHeap();
     this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
 
@@ -117,7 +130,7 @@ export class SimplePresenceServer {
       onRequest: (txn) => this.core.handle(txn),
     });
     this.location = new LocationService({ timers: this.timers, isOpen: (id) => this.transport.isOpen(id), logger: this.log.child({ service: 'registrar' }) });
-    this.registrar = new RegistrarService({ location: this.location, domains: this.domains, settings: config.registrar, logger: this.log.child({ service: 'registrar' }) });
+    this.registrar = new RegistrarService({ location: this.location, domains: this.domains, settings: config.registrar, users: this.security.users, logger: this.log.child({ service: 'registrar' }) });
     this.messaging = new MessagingService({
       location: this.location,
       domains: this.domains,
@@ -125,6 +138,7 @@ export class SimplePresenceServer {
       timers: this.timers,
       settings: config.messaging,
       maxMessageSize: this.transport.limits.maxMessageSize,
+      users: this.security.users,
       logger: this.log.child({ service: 'messaging' }),
     });
     // Stored messages go out after the 200 to the REGISTER (RFC 3428 store-and-forward).
@@ -137,6 +151,8 @@ export class SimplePresenceServer {
       transactions: this.transactions,
       settings: config.presence,
       hostFor: (flow) => this.transport.advertise(flow.localAddress, flow.remoteAddress),
+      authorizer: this.security.authorizer,
+      users: this.security.users,
       // Forwards to the store's write-behind queue once start() opened it.
       sink: {
         publicationChanged: (p, replaces) => this.presenceSink.publicationChanged(p, replaces),
@@ -151,8 +167,16 @@ export class SimplePresenceServer {
     this.httpSide = new HttpSide(this, {
       logger: this.log.child({ layer: 'http' }),
       adminToken: config.admin?.token ?? null,
+      // Users and rules through the same operations as the CLI (ready once the store is open).
+      operations: () => this.security.admin,
+      // RFC 3261 §22.4: the HA1s were computed in the digest realm.
+      realm: () => this.security.realm,
     });
     if (!options.httpHandler) this.setHttpHandler(this.httpSide.handle);
+    // Slow or stalled HTTP clients (not WebSocket connections, which leave the HTTP server
+    // at the upgrade): the headers within 10 s, a whole request within 30 s.
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 30_000;
   }
 
   get listeners(): readonly ListenerInfo[] {
@@ -166,6 +190,17 @@ export class SimplePresenceServer {
 
   async start(): Promise<readonly ListenerInfo[]> {
     const saved = await this.openStore();
+    const ownDataDir = this.ownsStore && !this.config.store.url ? this.config.store.dataDir : undefined;
+    const control = this.controlSocket ?? (ownDataDir !== undefined ? join(ownDataDir, CONTROL_SOCKET) : false);
+    await this.security.start({
+      core: this.core,
+      presence: this.presence,
+      store: this.store,
+      ...(control ? { controlSocket: control } : {}),
+      ...(this.ownsStore ? { dataDir: this.config.store.dataDir } : {}),
+    });
+    // Restored watchers of presentities with transforming rules see the transformed document from the first NOTIFY.
+    if (saved) await this.security.authorizer.warm(saved.subscriptions.filter((s) => s.eventPackage === 'presence').map((s) => ({ watcher: s.watcher, presentity: s.resource })));
     const listeners = await this.transport.start();
     const httpHost = this.config.http.host;
     this.transport.addListenerInfo({ protocol: 'ws', host: httpHost, port: await listenHttp(this.http, httpHost, this.config.http.port) });
@@ -186,6 +221,7 @@ export class SimplePresenceServer {
     if (this.stopped) return;
     this.stopped = true;
     this.httpSide.markStopping();
+    await this.security.stop();
     this.messaging.close();
     this.presence.close();
     this.location.close();
@@ -256,6 +292,16 @@ export class SimplePresenceServer {
       if (parsed.request) {
         stampReceived(parsed.request, flow);
         this.sendStateless(createResponse(parsed.request, parsed.error.status, parsed.error.reason), flow);
+      }
+      return;
+    }
+    // Rate limit and message caps before any state is kept for the message.
+    const screened = this.security.screen(parsed.message, flow);
+    if (!screened.pass) {
+      if (screened.status !== undefined && parsed.message instanceof SipRequest) {
+        this.log.debug({ peer: `${flow.remoteAddress}:${flow.remotePort}`, status: screened.status, reason: screened.reason }, 'request refused before processing');
+        stampReceived(parsed.message, flow);
+        this.sendStateless(createResponse(parsed.message, screened.status, screened.reason, { headers: screened.headers ?? [] }), flow);
       }
       return;
     }

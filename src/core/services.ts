@@ -8,6 +8,11 @@ export interface RequestContext {
   readonly flow: Flow;
   /** Child logger carrying the Call-ID. */
   readonly log: Logger;
+  /**
+   * Who sent the request, when the core's authenticator established it (RFC 3261 §22);
+   * undefined while authentication is off or for requests that need none.
+   */
+  identity?: AuthenticatedIdentity;
   /** Sends a response through the server transaction (once with 1xx, once final). */
   respond(res: SipResponse): void;
   /** Builds and sends a response (RFC 3261 §8.2.6) in one step. */
@@ -16,6 +21,26 @@ export interface RequestContext {
     reason?: string,
     options?: { headers?: Array<[string, string | number]>; body?: Buffer; contentType?: string; toTag?: string },
   ): SipResponse;
+}
+
+/** The user a request was authenticated as. */
+export interface AuthenticatedIdentity {
+  /** Canonical address of record: sip:alice@example.com */
+  readonly aor: string;
+  readonly username: string;
+  /** `digest`: credentials checked on this request; `dialog`: inside a subscription dialog authenticated before. */
+  readonly by: 'digest' | 'dialog';
+}
+
+/** What the authenticator says about a request before it is dispatched. */
+export type AuthDecision =
+  | { readonly ok: true; readonly identity?: AuthenticatedIdentity }
+  /** Answer this instead of dispatching (401 challenge, 403, 400). */
+  | { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: ReadonlyArray<[string, string | number]> };
+
+/** The core consults it for every new request, before the service (DESIGN: core, step 4). */
+export interface RequestAuthenticator {
+  authenticate(req: SipRequest, flow: Flow, log: Logger): AuthDecision | Promise<AuthDecision>;
 }
 
 /**

@@ -3,7 +3,7 @@ import { SipParseError } from '../sip/errors.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { createResponse } from '../sip/response.js';
 import type { Flow } from '../transport/types.js';
-import type { RequestContext, SipService } from './services.js';
+import type { RequestAuthenticator, RequestContext, SipService } from './services.js';
 
 /** Methods of RFC 3261 and its extensions: known but not served gives 405, unknown gives 501. */
 const KNOWN_METHODS = new Set([
@@ -13,6 +13,15 @@ const KNOWN_METHODS = new Set([
 
 /** Option tags we understand in Require (RFC 3261 §8.2.2.3). */
 const BASE_SUPPORTED: readonly string[] = [];
+
+/**
+ * Watches requests as the core routes them (metrics): every new request, and each
+ * response sent for it with the time since the core got the request.
+ */
+export interface SipCoreObserver {
+  requestReceived(req: SipRequest, flow: Flow): void;
+  responseSent(req: SipRequest, res: SipResponse, elapsedMs: number): void;
+}
 
 /** The server transaction as the core sees it. */
 export interface IncomingTransaction {
@@ -28,8 +37,19 @@ export interface IncomingTransaction {
 export class SipCore {
   private readonly table = new Map<string, SipService>();
   private readonly services: SipService[] = [];
+  private readonly observers: SipCoreObserver[] = [];
+  private authenticator?: RequestAuthenticator;
 
   constructor(private readonly log: Logger) {}
+
+  /** RFC 3261 §22: credentials are checked before a service sees the request. */
+  useAuthenticator(authenticator: RequestAuthenticator | undefined): void {
+    this.authenticator = authenticator;
+  }
+
+  observe(observer: SipCoreObserver): void {
+    this.observers.push(observer);
+  }
 
   register(service: SipService): void {
     for (const m of service.methods) {
@@ -66,6 +86,9 @@ export class SipCore {
     }
     const log = this.log.child({ callId });
     let answered = false;
+    const observers = this.observers;
+    const startedAt = observers.length > 0 ? performance.now() : 0;
+    for (const o of observers) o.requestReceived(req, txn.flow);
     const ctx: RequestContext = {
       request: req,
       flow: txn.flow,
@@ -73,6 +96,7 @@ export class SipCore {
       respond: (res) => {
         if (res.status >= 200) answered = true;
         txn.respond(res);
+        for (const o of observers) o.responseSent(req, res, performance.now() - startedAt);
       },
       reply: (status, reason, options) => {
         const res = createResponse(req, status, reason, options);
@@ -122,7 +146,10 @@ export class SipCore {
       }
     }
     const service = this.table.get(req.method);
-    if (service) return service.handle(ctx);
+    if (service) {
+      if (!this.authenticator) return service.handle(ctx);
+      return this.authenticated(ctx, service, this.authenticator);
+    }
     switch (req.method) {
       case 'OPTIONS':
         this.options(ctx);
@@ -135,6 +162,16 @@ export class SipCore {
         if (KNOWN_METHODS.has(req.method)) ctx.reply(405, 'Method Not Allowed', { headers: [['Allow', this.allow.join(', ')]] });
         else ctx.reply(501, 'Not Implemented', { headers: [['Allow', this.allow.join(', ')]] });
     }
+  }
+
+  private async authenticated(ctx: RequestContext, service: SipService, authenticator: RequestAuthenticator): Promise<void> {
+    const decision = await authenticator.authenticate(ctx.request, ctx.flow, ctx.log);
+    if (!decision.ok) {
+      ctx.reply(decision.status, decision.reason, { headers: [...(decision.headers ?? [])] });
+      return;
+    }
+    if (decision.identity) ctx.identity = decision.identity;
+    return service.handle(ctx);
   }
 
   /** RFC 3261 §11.2: what we can do. */

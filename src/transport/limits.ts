@@ -10,6 +10,13 @@ export interface TransportLimits {
   readonly maxWriteBacklog: number;
   /** Time allowed to open an outgoing connection. */
   readonly connectTimeoutMs: number;
+  /** Open stream connections from one address at once; more are closed at once. */
+  readonly maxConnectionsPerSource: number;
+  /**
+   * A message begun on a stream must arrive whole within this time, and a TLS handshake
+   * finish: a peer sending a byte now and then (slowloris) is cut off.
+   */
+  readonly messageTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: TransportLimits = {
@@ -18,4 +25,61 @@ export const DEFAULT_LIMITS: TransportLimits = {
   idleTimeoutMs: 600_000,
   maxWriteBacklog: 1024 * 1024,
   connectTimeoutMs: 5000,
+  maxConnectionsPerSource: 100,
+  messageTimeoutMs: 30_000,
 };
+
+export interface RateSettings {
+  /** Tokens added per second (sustained requests per second). */
+  readonly requestsPerSecond: number;
+  /** Bucket size (requests at once). */
+  readonly burst: number;
+  /** Sources tracked at once (a bound on memory); idle full buckets are forgotten first. */
+  readonly maxSources?: number;
+}
+
+interface Bucket {
+  tokens: number;
+  atMs: number;
+}
+
+/**
+ * A token bucket per source address: each request takes a token, tokens come back at
+ * `requestsPerSecond` up to `burst`. `take` answers how long to wait when there is none
+ * (the 503's Retry-After, RFC 3261 §21.5.4).
+ */
+export class SourceRateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly maxSources: number;
+
+  constructor(private readonly settings: RateSettings, private readonly nowMs: () => number = () => performance.now()) {
+    this.maxSources = settings.maxSources ?? 100_000;
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** 0 when the request may go on; otherwise milliseconds until a token is back. */
+  take(source: string): number {
+    const now = this.nowMs();
+    const { requestsPerSecond: rate, burst } = this.settings;
+    let b = this.buckets.get(source);
+    if (b) {
+      b.tokens = Math.min(burst, b.tokens + ((now - b.atMs) * rate) / 1000);
+      b.atMs = now;
+      // Most recently used last, so the oldest are the first forgotten.
+      this.buckets.delete(source);
+      this.buckets.set(source, b);
+    } else {
+      while (this.buckets.size >= this.maxSources) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { tokens: burst, atMs: now };
+      this.buckets.set(source, b);
+    }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - b.tokens) * 1000) / rate);
+  }
+}

@@ -52,8 +52,22 @@ class SocketConnection implements StreamConnection {
 
   attach(events: StreamTransportEvents, log: Logger): void {
     const flow = this.flow;
+    // Slowloris: once a message has begun, it must be whole within messageTimeoutMs, however
+    // often bytes trickle in (the idle timeout alone restarts with every byte).
+    let partial: NodeJS.Timeout | undefined;
+    this.socket.on('close', () => clearTimeout(partial));
     this.socket.on('data', (chunk: Buffer) => {
-      for (const ev of this.framer.push(chunk)) {
+      const events_ = this.framer.push(chunk);
+      if (this.framer.buffered === 0) {
+        clearTimeout(partial);
+        partial = undefined;
+      } else if (!partial) {
+        partial = setTimeout(() => {
+          log.info({ peer: `${flow.remoteAddress}:${flow.remotePort}`, buffered: this.framer.buffered }, 'message not complete in time, closing');
+          this.socket.destroy();
+        }, this.limits.messageTimeoutMs);
+      }
+      for (const ev of events_) {
         if (ev.kind === 'message') events.onMessage(ev.data, flow);
         else if (ev.kind === 'ping') this.tryWrite(Buffer.from('\r\n'));
         else {
@@ -95,6 +109,8 @@ export function normalizeAddress(address: string): string {
 export class StreamTransport {
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
+  /** Accepted connections open per remote address. */
+  private readonly perSource = new Map<string, number>();
   private listenPort = 0;
 
   constructor(
@@ -110,7 +126,7 @@ export class StreamTransport {
     const onSocket = (socket: net.Socket): void => this.accept(socket);
     const server =
       this.protocol === 'tls'
-        ? tls.createServer({ key: this.tlsOptions?.key, cert: this.tlsOptions?.cert }, onSocket)
+        ? tls.createServer({ key: this.tlsOptions?.key, cert: this.tlsOptions?.cert, handshakeTimeout: this.limits.messageTimeoutMs }, onSocket)
         : net.createServer(onSocket);
     server.maxConnections = this.limits.maxConnections;
     await new Promise<void>((resolve, reject) => {
@@ -134,6 +150,19 @@ export class StreamTransport {
       socket.destroy();
       return;
     }
+    const source = normalizeAddress(socket.remoteAddress ?? '');
+    const open = this.perSource.get(source) ?? 0;
+    if (open >= this.limits.maxConnectionsPerSource) {
+      this.log.warn({ peer: source, open }, 'connections per source limit reached, refusing connection');
+      socket.destroy();
+      return;
+    }
+    this.perSource.set(source, open + 1);
+    socket.once('close', () => {
+      const n = (this.perSource.get(source) ?? 1) - 1;
+      if (n <= 0) this.perSource.delete(source);
+      else this.perSource.set(source, n);
+    });
     this.register(socket);
   }
 

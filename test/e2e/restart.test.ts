@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
-import { freePort, startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { freePort, runCli, startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { TestUa } from '../support/test-ua.js';
 
 const PIDF = 'application/pidf+xml';
@@ -141,5 +141,25 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     const waiting = frank.waitRequest(isMessage, 5000);
     expect((await frank.transact(registerRequest(frank, { expires: 600 }))).status).to.equal(200);
     expect((await waiting).body.toString()).to.equal('durable');
+  });
+
+  it("keeps a rule's transformations for watchers restored after a restart (hide notes)", async () => {
+    await start();
+    const alice = await ua('alice');
+    const bob = await ua('bob');
+    expect((await alice.transact(publish(alice, { body: pidf(alice.aor, 'open', 'private words') }))).status).to.equal(200);
+    const rule = await runCli(['rules', 'allow', 'alice@example.com', 'bob@example.com', '--hide-notes', '--config', proc!.configFile]);
+    expect(rule.code, rule.out).to.equal(0);
+    bob.autoAnswer('NOTIFY', 200);
+    const callId = 'restart-hidden@test';
+    const first = bob.waitRequest(isNotify(callId));
+    expect((await bob.transact(bob.request('SUBSCRIBE', alice.aor, { callId, cseq: 1, headers: { Event: 'presence', Expires: 600, Accept: PIDF } }))).status).to.equal(200);
+    const before = await first;
+    expect(before.body.toString()).to.contain('<basic>open</basic>').and.not.contain('private words');
+
+    expect(await proc!.stop('SIGTERM')).to.equal(0);
+    await start();
+    const resent = await bob.waitRequest((r) => isNotify(callId)(r) && r.cseq.seq > before.cseq.seq, 10_000);
+    expect(resent.body.toString()).to.contain('<basic>open</basic>').and.not.contain('private words');
   });
 });

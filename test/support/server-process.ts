@@ -34,6 +34,8 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   /** Every log line printed so far (pino JSON). */
   readonly lines: string[];
+  /** The config file it runs with (CLI commands pass it too, to find the control socket). */
+  readonly configFile: string;
   /** Sends `signal` and resolves with the exit code (or the signal's name). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
@@ -78,9 +80,23 @@ export async function startServerProcess(dir: string, config: object, env: Recor
   return {
     child,
     lines,
+    configFile: file,
     stop: (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };
+}
+
+/** Runs a CLI command (`simple-presence ARGS`) to its end; resolves with its exit code and output. */
+export function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code: code ?? -1, out })));
 }

@@ -1,0 +1,140 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AuthDecision, AuthenticatedIdentity, RequestAuthenticator } from '../core/services.js';
+import type { SipRequest } from '../sip/message.js';
+import type { Flow } from '../transport/types.js';
+import { algorithmOf, buildChallenge, parseDigestCredentials, type DigestCredentials } from './digest-header.js';
+import type { FailureTracker } from './failure-tracker.js';
+import { DIGEST_ALGORITHMS, digestHex, type DigestAlgorithm } from './ha1.js';
+import type { NonceManager } from './nonces.js';
+
+/** The stored HA1 digests of a user (the store's accounts). */
+export interface CredentialLookup {
+  get(domain: string, username: string): Promise<{ readonly ha1Md5?: string; readonly ha1Sha256?: string } | undefined>;
+}
+
+export interface DigestAuthenticatorOptions {
+  /** auth.realm (RFC 3261 §22.1: the protection space). */
+  readonly realm: string;
+  /** sip.domain: the domain of every account. */
+  readonly domain: string;
+  readonly credentials: CredentialLookup;
+  readonly nonces: NonceManager;
+  /** Failed attempts per source address: past the threshold the source gets 403 for a while. */
+  readonly sources: FailureTracker;
+  /** Failed attempts per user: past the threshold, sources that failed for it get 403. */
+  readonly users: FailureTracker;
+  /**
+   * The watcher of the subscription dialog an in-dialog request belongs to, when the server
+   * holds it (RFC 6665: the dialog was authenticated when it was made).
+   */
+  readonly trustedDialog?: (req: SipRequest) => string | undefined;
+  readonly methods?: readonly string[];
+}
+
+/** RFC 3261 §22 / issue: the methods whose senders must prove who they are. */
+export const AUTHENTICATED_METHODS: readonly string[] = ['REGISTER', 'PUBLISH', 'SUBSCRIBE', 'MESSAGE'];
+
+/**
+ * Digest authentication (RFC 3261 §22.4, RFC 8760) in front of the services: a request
+ * without good credentials gets a 401 with one challenge per algorithm, SHA-256 first
+ * (RFC 8760 §2.4), qop=auth; credentials are checked against the stored HA1 of the
+ * user, the nonce against its signature, age and count.
+ */
+export class DigestAuthenticator implements RequestAuthenticator {
+  private readonly methods: Set<string>;
+
+  constructor(private readonly options: DigestAuthenticatorOptions) {
+    this.methods = new Set(options.methods ?? AUTHENTICATED_METHODS);
+  }
+
+  async authenticate(req: SipRequest, flow: Flow, log: Logger): Promise<AuthDecision> {
+    if (!this.methods.has(req.method)) return { ok: true };
+    // A request inside a subscription dialog we hold: its watcher was authenticated when
+    // the dialog was made (RFC 3261 §22: challenges are per request, trust is ours to keep).
+    if (req.to.tag !== undefined && this.options.trustedDialog) {
+      const watcher = this.options.trustedDialog(req);
+      if (watcher !== undefined) return { ok: true, identity: dialogIdentity(watcher) };
+    }
+    const source = flow.remoteAddress;
+    const blocked = this.options.sources.blockedFor(source);
+    if (blocked > 0) {
+      log.debug({ source, retryInMs: blocked }, 'auth: source blocked');
+      return forbidden();
+    }
+    const values = req.getHeaders('authorization');
+    if (values.length === 0) return this.challenge(false);
+    const parsed = values.map(parseDigestCredentials);
+    const creds = parsed.find((c): c is DigestCredentials => c !== undefined && c.realm === this.options.realm);
+    if (!creds) {
+      if (parsed.every((c) => c === undefined)) return { ok: false, status: 400, reason: 'Malformed Authorization Header' };
+      return this.challenge(false); // credentials for another realm: not ours to check
+    }
+    const algorithm = algorithmOf(creds.algorithm);
+    if (!algorithm) return this.challenge(false);
+    // RFC 8760 §2.6 keeps qop; we offered only "auth".
+    if (creds.qop?.toLowerCase() !== 'auth' || creds.nc === undefined || creds.cnonce === undefined) {
+      return { ok: false, status: 400, reason: 'Digest Without qop=auth' };
+    }
+    const username = creds.username;
+    // Past the per-user threshold, a source that has failed before gets no more tries for it.
+    if (this.options.users.blockedFor(username) > 0 && this.options.sources.count(source) > 0) {
+      log.debug({ source, user: username }, 'auth: user under attack, source refused');
+      return forbidden();
+    }
+    const account = username.length <= 64 ? await this.options.credentials.get(this.options.domain, username) : undefined;
+    const ha1 = algorithm === 'MD5' ? account?.ha1Md5 : account?.ha1Sha256;
+    if (ha1 === undefined || !this.responseMatches(req.method, creds, algorithm, ha1)) {
+      return this.failed(source, username, log, 'wrong credentials');
+    }
+    const nonce = this.options.nonces.use(creds.nonce, creds.nc);
+    switch (nonce.kind) {
+      case 'fresh':
+        this.options.users.reset(username);
+        return { ok: true, identity: { aor: `sip:${username}@${this.options.domain}`, username, by: 'digest' } };
+      case 'stale':
+      case 'invalid':
+        // Right password on a nonce that ran out (or was signed before a restart): no failure,
+        // the client retries silently with the new nonce (RFC 2617 §3.2.1 stale).
+        log.debug({ user: username }, 'auth: stale nonce');
+        return this.challenge(true);
+      case 'replayed':
+        return this.failed(source, username, log, 'replayed nonce-count');
+    }
+  }
+
+  /** RFC 8760 §2.4: one WWW-Authenticate per algorithm, the preferred one first. */
+  private challenge(stale: boolean): AuthDecision {
+    const headers: Array<[string, string]> = DIGEST_ALGORITHMS.map((algorithm) => [
+      'WWW-Authenticate',
+      buildChallenge({ realm: this.options.realm, nonce: this.options.nonces.issue(), algorithm, stale }),
+    ]);
+    return { ok: false, status: 401, reason: 'Unauthorized', headers };
+  }
+
+  private failed(source: string, username: string, log: Logger, why: string): AuthDecision {
+    const sourceBlocked = this.options.sources.fail(source);
+    const userBlocked = this.options.users.fail(username);
+    log.info({ source, user: username, why }, 'auth: failed attempt');
+    if (sourceBlocked) log.warn({ source, blockMs: this.options.sources.blockedFor(source) }, 'auth: too many failed attempts, source blocked');
+    if (userBlocked) log.warn({ user: username }, 'auth: too many failed attempts for user, failing sources refused');
+    return sourceBlocked ? forbidden() : this.challenge(false);
+  }
+
+  /** RFC 2617 §3.2.2.1 with qop=auth: H(HA1:nonce:nc:cnonce:qop:H(method:digest-uri)). */
+  private responseMatches(method: string, c: DigestCredentials, algorithm: DigestAlgorithm, ha1: string): boolean {
+    const ha2 = digestHex(algorithm, `${method}:${c.uri}`);
+    const expected = digestHex(algorithm, `${ha1}:${c.nonce}:${c.nc}:${c.cnonce}:${c.qop}:${ha2}`);
+    const given = c.response.toLowerCase();
+    return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  }
+}
+
+function forbidden(): AuthDecision {
+  return { ok: false, status: 403, reason: 'Too Many Failed Attempts' };
+}
+
+function dialogIdentity(aor: string): AuthenticatedIdentity {
+  const m = /^sips?:([^@]+)@/.exec(aor);
+  return { aor, username: m ? m[1]! : aor, by: 'dialog' };
+}

@@ -1,0 +1,223 @@
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { loadConfig, type Config } from '../config/config.js';
+import { ControlClient, NoServerError } from '../control/control-client.js';
+import { CONTROL_SOCKET } from '../control/control-protocol.js';
+import { AdminError, StoreAdminOperations, type AdminOperations, type RuleInfo, type UserInfo } from '../control/operations.js';
+import { PresenceRuleStore } from '../presence/rules/rule-store.js';
+import { RULE_ACTIONS, type RuleAction } from '../presence/rules/rule-types.js';
+import { openStore } from '../store/index.js';
+import { createLogger } from '../util/logger.js';
+
+export const ADMIN_USAGE = `  simple-presence user add USER [--password P] [--display-name N]   add an account (password prompted on a terminal)
+  simple-presence user passwd USER [--password P]                   change a password
+  simple-presence user del USER                                     delete an account and its rules
+  simple-presence user list                                         list the accounts
+  simple-presence rules allow|block|polite-block|confirm USER WATCHER [--hide-notes] [--hide-devices] [--basic-only]
+                                                                    USER's rule about WATCHER (bob, bob@host, *@host, *)
+  simple-presence rules list USER                                   USER's rules
+  simple-presence rules del USER WATCHER                            delete a rule
+  (all take --config FILE; they go through the running server's control socket in
+   store.dataDir, or open the store themselves when no server runs)`;
+
+/** Where the commands write (the tests pass their own). */
+export interface AdminIo {
+  out(line: string): void;
+  err(line: string): void;
+  /** Reads a password: hidden on a terminal, the first line of stdin otherwise. */
+  readPassword(prompt: string): Promise<string>;
+}
+
+export const PROCESS_IO: AdminIo = {
+  out: (l) => console.log(l),
+  err: (l) => console.error(l),
+  readPassword: (prompt) => readPassword(prompt),
+};
+
+/** `simple-presence user ...` and `simple-presence rules ...`: exit code. */
+export async function adminCommand(kind: 'user' | 'rules', args: string[], io: AdminIo = PROCESS_IO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      password: { type: 'string', short: 'p' },
+      'display-name': { type: 'string' },
+      'hide-notes': { type: 'boolean' },
+      'hide-devices': { type: 'boolean' },
+      'basic-only': { type: 'boolean' },
+      limit: { type: 'string' },
+    },
+  });
+  const [sub, ...rest] = positionals;
+  const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}) });
+  let run: ((ops: AdminOperations) => Promise<void>) | undefined;
+  const need = (n: number, what: string): boolean => {
+    if (rest.length === n) return true;
+    io.err(`simple-presence ${kind} ${sub}: expected ${what}\n${ADMIN_USAGE}`);
+    return false;
+  };
+  if (kind === 'user') {
+    switch (sub) {
+      case 'add': {
+        if (!need(1, 'USER')) return 2;
+        const password = values.password ?? (await io.readPassword(`password for ${rest[0]}: `));
+        run = async (ops) => {
+          const u = await ops.addUser({ username: rest[0]!, password, ...(values['display-name'] !== undefined ? { displayName: values['display-name'] } : {}) });
+          io.out(`added ${u.aor}`);
+        };
+        break;
+      }
+      case 'passwd': {
+        if (!need(1, 'USER')) return 2;
+        const password = values.password ?? (await io.readPassword(`new password for ${rest[0]}: `));
+        run = async (ops) => {
+          await ops.setPassword(rest[0]!, password);
+          io.out(`password of ${rest[0]} changed`);
+        };
+        break;
+      }
+      case 'del':
+        if (!need(1, 'USER')) return 2;
+        run = async (ops) => {
+          await ops.deleteUser(rest[0]!);
+          io.out(`deleted ${rest[0]}`);
+        };
+        break;
+      case 'list':
+        if (!need(0, 'no argument')) return 2;
+        run = async (ops) => {
+          for (const u of await ops.listUsers(values.limit !== undefined ? { limit: Number(values.limit) } : {})) io.out(userLine(u));
+        };
+        break;
+    }
+  } else {
+    if (sub !== undefined && (RULE_ACTIONS as readonly string[]).includes(sub)) {
+      if (!need(2, 'USER WATCHER')) return 2;
+      run = async (ops) => {
+        const { rule, affected } = await ops.setRule({
+          presentity: rest[0]!,
+          watcher: rest[1]!,
+          action: sub as RuleAction,
+          transformations: { hideNotes: values['hide-notes'] === true, hideDevices: values['hide-devices'] === true, basicOnly: values['basic-only'] === true },
+        });
+        io.out(`${ruleLine(rule)}${affected > 0 ? `  (${affected} subscription${affected === 1 ? '' : 's'} changed)` : ''}`);
+      };
+    } else if (sub === 'list') {
+      if (!need(1, 'USER')) return 2;
+      run = async (ops) => {
+        for (const r of await ops.listRules(rest[0]!)) io.out(ruleLine(r));
+      };
+    } else if (sub === 'del') {
+      if (!need(2, 'USER WATCHER')) return 2;
+      run = async (ops) => {
+        const { affected } = await ops.deleteRule(rest[0]!, rest[1]!);
+        io.out(`rule deleted${affected > 0 ? `  (${affected} subscription${affected === 1 ? '' : 's'} changed)` : ''}`);
+      };
+    }
+  }
+  if (!run) {
+    io.err(`simple-presence ${kind}: unknown subcommand "${sub ?? ''}"\n${ADMIN_USAGE}`);
+    return 2;
+  }
+  try {
+    await withOperations(config, run);
+    return 0;
+  } catch (err) {
+    if (err instanceof AdminError) {
+      io.err(`simple-presence ${kind} ${sub}: ${err.message}`);
+      return err.code === 'not-found' ? 3 : 1;
+    }
+    io.err(`simple-presence ${kind} ${sub}: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+/**
+ * The running server's operations through its control socket, so a change takes effect at
+ * once; the store itself when no server runs (the embedded store is one process's at a time).
+ */
+export async function withOperations(config: Config, run: (ops: AdminOperations) => Promise<void>): Promise<void> {
+  let client: ControlClient | undefined;
+  try {
+    client = await ControlClient.connect(join(config.store.dataDir, CONTROL_SOCKET));
+  } catch (err) {
+    if (!(err instanceof NoServerError)) throw err;
+  }
+  if (client) {
+    try {
+      await run(client);
+    } finally {
+      client.close();
+    }
+    return;
+  }
+  const log = createLogger((process.env.LOG_LEVEL ?? 'warn') as Parameters<typeof createLogger>[0]);
+  const store = await openStore({ ...(config.store.url ? { url: config.store.url } : { dataDir: config.store.dataDir }), logger: log });
+  try {
+    await run(
+      new StoreAdminOperations({
+        accounts: store.accounts,
+        rules: new PresenceRuleStore(store.db),
+        domain: config.sip.domain,
+        realm: config.auth?.realm ?? config.sip.domain,
+        logger: log,
+      }),
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+function userLine(u: UserInfo): string {
+  return [u.aor, u.displayName ? JSON.stringify(u.displayName) : '-', u.hasPassword ? 'password' : 'no-password'].join('  ');
+}
+
+function ruleLine(r: RuleInfo): string {
+  const t = r.transformations;
+  const shown = [t.hideNotes ? 'hide-notes' : '', t.hideDevices ? 'hide-devices' : '', t.basicOnly ? 'basic-only' : ''].filter(Boolean);
+  return [r.presentity, r.watcher, r.action, ...(shown.length ? [`[${shown.join(',')}]`] : [])].join('  ');
+}
+
+/** A hidden prompt on a terminal; the first line of stdin otherwise (scripts). */
+function readPassword(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    return new Promise((resolve, reject) => {
+      const rl = createInterface({ input: stdin });
+      let done = false;
+      rl.once('line', (line) => {
+        done = true;
+        rl.close();
+        resolve(line);
+      });
+      rl.once('close', () => {
+        if (!done) reject(new AdminError('invalid', 'no password given (--password, or a line on stdin)'));
+      });
+    });
+  }
+  return new Promise((resolve) => {
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let pw = '';
+    const onData = (buf: Buffer): void => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+          stdin.setRawMode(false);
+          stdin.pause();
+          stdin.off('data', onData);
+          process.stderr.write('\n');
+          resolve(pw);
+          return;
+        }
+        if (ch === '\u0003') process.exit(130);
+        if (ch === '\u007f') pw = pw.slice(0, -1);
+        else pw += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}

@@ -1,0 +1,245 @@
+import type { Logger } from 'pino';
+import { computeHa1s } from '../auth/ha1.js';
+import { AccountExistsError, type AccountRepository } from '../store/repositories/accounts.js';
+import type { AccountRecord } from '../store/records.js';
+import { ANY_WATCHER } from '../presence/rules/rule-matching.js';
+import type { PresenceRuleStore } from '../presence/rules/rule-store.js';
+import { NO_TRANSFORMATIONS, RULE_ACTIONS, type RuleAction, type Transformations } from '../presence/rules/rule-types.js';
+
+/**
+ * The administrative operations, one module for every front end: the CLI (through the
+ * control channel, or on the store directly when no server runs) and the HTTP admin API.
+ * Users are of the server's domain (`sip.domain`); presentities and watchers may be given
+ * as `alice`, `alice@example.com` or `sip:alice@example.com`, a watcher also as
+ * `*@example.com` (a whole domain) or `*` (everyone: the presentity's default).
+ */
+export interface AdminOperations {
+  listUsers(options?: { readonly limit?: number; readonly after?: string }): Promise<UserInfo[]>;
+  /** AdminError 'exists' when taken, 'invalid' for a bad name or an empty password. */
+  addUser(input: { readonly username: string; readonly password: string; readonly displayName?: string }): Promise<UserInfo>;
+  /** AdminError 'not-found' when there is no such user. */
+  setPassword(username: string, password: string): Promise<void>;
+  /** AdminError 'not-found' when there is no such user. The user's own rules go too. */
+  deleteUser(username: string): Promise<void>;
+  listRules(presentity: string): Promise<RuleInfo[]>;
+  /** Creates or replaces a rule; live subscriptions follow it at once (`affected` of them changed). */
+  setRule(input: RuleInput): Promise<{ readonly rule: RuleInfo; readonly affected: number }>;
+  /** AdminError 'not-found' when there was no such rule. Live subscriptions are decided again. */
+  deleteRule(presentity: string, watcher: string): Promise<{ readonly affected: number }>;
+}
+
+export interface UserInfo {
+  readonly username: string;
+  readonly domain: string;
+  /** sip:username@domain */
+  readonly aor: string;
+  readonly displayName?: string;
+  /** HA1 digests are stored (the user can authenticate). */
+  readonly hasPassword: boolean;
+  readonly createdAtMs: number;
+}
+
+export interface RuleInput {
+  readonly presentity: string;
+  readonly watcher: string;
+  readonly action: RuleAction;
+  /** Missing keys are false. */
+  readonly transformations?: Partial<Transformations>;
+}
+
+export interface RuleInfo {
+  /** Canonical: sip:alice@example.com */
+  readonly presentity: string;
+  /** Canonical: sip:bob@example.com, *@example.com or * */
+  readonly watcher: string;
+  readonly action: RuleAction;
+  readonly transformations: Transformations;
+}
+
+export type AdminErrorCode = 'invalid' | 'not-found' | 'exists' | 'unavailable';
+
+/** A refusal the front end shows as is (HTTP: invalid 400, not-found 404, exists 409, unavailable 503). */
+export class AdminError extends Error {
+  override name = 'AdminError';
+  constructor(readonly code: AdminErrorCode, message: string) {
+    super(message);
+  }
+}
+
+/** What live state must do when a rule changes (the presence service, when a server runs). */
+export interface RuleEffects {
+  /** Re-decides the live subscriptions of `watcher` (a URI or pattern) to `presentity`; how many changed. */
+  rulesChanged(presentity: string, watcher: string): Promise<number> | number;
+}
+
+export interface StoreAdminOptions {
+  readonly accounts: AccountRepository;
+  readonly rules: PresenceRuleStore;
+  /** sip.domain: the domain of every account. */
+  readonly domain: string;
+  /** auth.realm: the realm the HA1 digests are computed in (RFC 3261 §22.4). */
+  readonly realm: string;
+  readonly effects?: RuleEffects;
+  readonly logger?: Logger;
+}
+
+/** User part of an account: the unreserved characters of RFC 3261 §25.1, 1 to 64 of them. */
+const USERNAME_RE = /^[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}$/;
+const DOMAIN_RE = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
+const MAX_PASSWORD = 1024;
+const MAX_DISPLAY_NAME = 256;
+
+/** The operations over the store's repositories. */
+export class StoreAdminOperations implements AdminOperations {
+  private readonly domain: string;
+
+  constructor(private readonly options: StoreAdminOptions) {
+    this.domain = options.domain.toLowerCase();
+  }
+
+  async listUsers(options: { limit?: number; after?: string } = {}): Promise<UserInfo[]> {
+    const limit = Math.min(Math.max(1, Math.floor(options.limit ?? 1000)), 10_000);
+    const rows = await this.options.accounts.list({
+      domain: this.domain,
+      limit,
+      ...(options.after !== undefined ? { after: { domain: this.domain, username: this.username(options.after) } } : {}),
+    });
+    return rows.map((r) => userInfo(r));
+  }
+
+  async addUser(input: { username: string; password: string; displayName?: string }): Promise<UserInfo> {
+    const username = this.username(input.username);
+    checkPassword(input.password);
+    if (input.displayName !== undefined && (input.displayName.length > MAX_DISPLAY_NAME || /[\r\n\0]/.test(input.displayName))) {
+      throw new AdminError('invalid', 'display name too long or with line breaks');
+    }
+    try {
+      const rec = await this.options.accounts.create({
+        domain: this.domain,
+        username,
+        ...(input.displayName ? { displayName: input.displayName } : {}),
+        ...computeHa1s(username, this.options.realm, input.password),
+      });
+      this.options.logger?.info({ user: username }, 'account added');
+      return userInfo(rec);
+    } catch (err) {
+      if (err instanceof AccountExistsError) throw new AdminError('exists', `user ${username} exists`);
+      throw err;
+    }
+  }
+
+  async setPassword(username: string, password: string): Promise<void> {
+    const user = this.username(username);
+    checkPassword(password);
+    const ok = await this.options.accounts.setPasswordHashes(this.domain, user, computeHa1s(user, this.options.realm, password));
+    if (!ok) throw new AdminError('not-found', `no user ${user}`);
+    this.options.logger?.info({ user }, 'password changed');
+  }
+
+  async deleteUser(username: string): Promise<void> {
+    const user = this.username(username);
+    if (!(await this.options.accounts.delete(this.domain, user))) throw new AdminError('not-found', `no user ${user}`);
+    await this.options.rules.deleteUser(this.aor(user));
+    this.options.logger?.info({ user }, 'account deleted');
+  }
+
+  async listRules(presentity: string): Promise<RuleInfo[]> {
+    return this.options.rules.listFor(this.presentity(presentity));
+  }
+
+  async setRule(input: RuleInput): Promise<{ rule: RuleInfo; affected: number }> {
+    if (!(RULE_ACTIONS as readonly string[]).includes(input.action)) throw new AdminError('invalid', `action must be one of ${RULE_ACTIONS.join(', ')}`);
+    const t = input.transformations ?? {};
+    const rule: RuleInfo = {
+      presentity: this.presentity(input.presentity),
+      watcher: this.watcher(input.watcher),
+      action: input.action,
+      transformations: {
+        hideNotes: t.hideNotes === true,
+        hideDevices: t.hideDevices === true,
+        basicOnly: t.basicOnly === true,
+      },
+    };
+    await this.options.rules.set(rule);
+    const affected = await this.apply(rule.presentity, rule.watcher);
+    this.options.logger?.info({ presentity: rule.presentity, watcher: rule.watcher, action: rule.action, affected }, 'presence rule set');
+    return { rule, affected };
+  }
+
+  async deleteRule(presentity: string, watcher: string): Promise<{ affected: number }> {
+    const p = this.presentity(presentity);
+    const w = this.watcher(watcher);
+    if (!(await this.options.rules.delete(p, w))) throw new AdminError('not-found', `no rule of ${p} about ${w}`);
+    const affected = await this.apply(p, w);
+    this.options.logger?.info({ presentity: p, watcher: w, affected }, 'presence rule deleted');
+    return { affected };
+  }
+
+  private async apply(presentity: string, watcher: string): Promise<number> {
+    if (!this.options.effects) return 0;
+    try {
+      return await this.options.effects.rulesChanged(presentity, watcher);
+    } catch (err) {
+      // The rule is stored: the next SUBSCRIBE follows it even when live state could not.
+      this.options.logger?.error({ err, presentity, watcher }, 'live subscriptions not re-decided');
+      return 0;
+    }
+  }
+
+  private username(name: string): string {
+    let user = typeof name === 'string' ? name.trim() : '';
+    const uri = /^sips?:/i.test(user) ? user.replace(/^sips?:/i, '') : user;
+    const at = uri.indexOf('@');
+    if (at >= 0) {
+      if (uri.slice(at + 1).toLowerCase() !== this.domain) throw new AdminError('invalid', `${name} is not of domain ${this.domain}`);
+      user = uri.slice(0, at);
+    } else user = uri;
+    if (!USERNAME_RE.test(user)) throw new AdminError('invalid', `bad user name "${name}" (letters, digits and . _ ~ + - only)`);
+    return user;
+  }
+
+  private aor(user: string): string {
+    return `sip:${user}@${this.domain}`;
+  }
+
+  /** A presentity is one of our users. */
+  private presentity(name: string): string {
+    return this.aor(this.username(name));
+  }
+
+  /** A watcher may be anyone's URI, a domain pattern, or everyone. */
+  private watcher(name: string): string {
+    const w = typeof name === 'string' ? name.trim() : '';
+    if (w === ANY_WATCHER) return ANY_WATCHER;
+    if (w.startsWith('*@')) {
+      const d = w.slice(2).toLowerCase();
+      if (!DOMAIN_RE.test(d)) throw new AdminError('invalid', `bad domain in "${name}"`);
+      return `*@${d}`;
+    }
+    const bare = w.replace(/^sips?:/i, '');
+    const at = bare.indexOf('@');
+    if (at < 0) return this.aor(this.username(bare));
+    const user = bare.slice(0, at);
+    const host = bare.slice(at + 1).toLowerCase();
+    if (!USERNAME_RE.test(user) || !DOMAIN_RE.test(host)) throw new AdminError('invalid', `bad watcher "${name}"`);
+    return `sip:${user}@${host}`;
+  }
+}
+
+function checkPassword(password: unknown): asserts password is string {
+  if (typeof password !== 'string' || password.length === 0) throw new AdminError('invalid', 'empty password');
+  if (password.length > MAX_PASSWORD) throw new AdminError('invalid', 'password too long');
+}
+
+function userInfo(r: AccountRecord): UserInfo {
+  return {
+    username: r.username,
+    domain: r.domain,
+    aor: `sip:${r.username}@${r.domain}`,
+    ...(r.displayName !== undefined ? { displayName: r.displayName } : {}),
+    hasPassword: r.ha1Md5 !== undefined || r.ha1Sha256 !== undefined,
+    createdAtMs: r.createdAtMs,
+  };
+}
+
+export { NO_TRANSFORMATIONS };
