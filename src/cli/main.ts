@@ -6,16 +6,22 @@ import { ConfigError, loadConfig, packageRoot, type Json } from '../config/confi
 import { SimplePresenceServer } from '../server.js';
 import { createLogger } from '../util/logger.js';
 import { DB_USAGE, dbCommand } from './db-commands.js';
+import { ADMIN_USAGE, adminCommand } from './admin-commands.js';
+import { STATUS_USAGE, statusCommand } from './status-command.js';
+import { CLIENT_USAGE, clientCommand, isClientCommand } from './client-commands.js';
 
 const USAGE = `simple-presence: a SIMPLE presence and instant-messaging server
 
 Usage:
   simple-presence serve [--config FILE] [--log-level LEVEL]   run the server
 ${DB_USAGE}
+${ADMIN_USAGE}
+${STATUS_USAGE}
+${CLIENT_USAGE}
   simple-presence version                                     print the version
   simple-presence help                                        this text
 
-Environment: SIP_HOST, SIP_PORT, SIP_TLS_PORT, HTTP_PORT, SIP_DOMAIN, DATABASE_URL, DATA_DIR, LOG_LEVEL
+Environment: SIP_HOST, SIP_PORT, SIP_TLS_PORT, HTTP_PORT, SIP_DOMAIN, DATABASE_URL, DATA_DIR, LOG_LEVEL, AUTH_REQUIRED, ADMIN_TOKEN
 (they override config/default.json and --config).`;
 
 function version(): string {
@@ -31,7 +37,8 @@ async function serve(args: string[]): Promise<number> {
   });
   const overrides: Json = values['log-level'] ? { log: { level: values['log-level'] } } : {};
   const config = loadConfig({ file: values.config, overrides });
-  const log = createLogger(config.log.level);
+  // Coloured text for a person at a terminal; JSON lines when piped (or LOG_FORMAT=json).
+  const log = createLogger(config.log.level, undefined, { pretty: process.stdout.isTTY === true && process.env.LOG_FORMAT !== 'json' });
   const server = new SimplePresenceServer(config, { logger: log });
   let stopping = false;
   const stop = (signal: string): void => {
@@ -68,6 +75,16 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'db':
       return dbCommand(rest);
+    case 'user':
+    case 'rules':
+      return adminCommand(command, rest);
+    case 'status':
+      return statusCommand(rest);
+    case 'publish':
+    case 'watch':
+    case 'message':
+    case 'listen':
+      return isClientCommand(command) ? clientCommand(command, rest) : 2;
     case 'version':
     case '--version':
       console.log(version());

@@ -75,6 +75,8 @@ export class TransactionLayer {
   private readonly clientCtx: ClientMachineContext;
   private refused = 0;
   private closed = false;
+  /** Watchers of every client transaction started (metrics: NOTIFYs sent and failed). */
+  private readonly clientObservers: Array<(txn: ClientTransaction) => void> = [];
 
   constructor(options: TransactionLayerOptions) {
     this.options = options;
@@ -152,6 +154,7 @@ export class TransactionLayer {
       method === 'INVITE'
         ? new InviteClientTransaction(id, req, dest, values, this.clientCtx, options)
         : new NonInviteClientTransaction(id, req, dest, values, this.clientCtx, options);
+    for (const o of this.clientObservers) o(txn);
     if (this.closed || viaError !== undefined) {
       // Nothing will be sent: the TU hears a transport error (§8.1.3.1: 503) at once.
       txn.transportError(viaError ?? new Error('transaction layer closed'));
@@ -175,6 +178,11 @@ export class TransactionLayer {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  /** Calls `observer` with each client transaction as it starts (its `final` tells the outcome). */
+  observeClients(observer: (txn: ClientTransaction) => void): void {
+    this.clientObservers.push(observer);
   }
 
   stats(): TransactionStats {

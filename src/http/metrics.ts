@@ -1,0 +1,182 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SipCoreObserver } from '../core/sip-core.js';
+import type { SimplePresenceServer } from '../server.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import type { ClientTransaction } from '../transaction/types.js';
+
+/** Methods we label as themselves; anything else a client sends is `other` (bounded label sets). */
+const LABELED_METHODS = new Set([
+  'INVITE', 'ACK', 'CANCEL', 'BYE', 'REGISTER', 'OPTIONS', 'INFO', 'PRACK', 'UPDATE',
+  'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER',
+]);
+
+function methodLabel(method: string): string {
+  return LABELED_METHODS.has(method) ? method : 'other';
+}
+
+/**
+ * Prometheus metrics of a running server (prom-client). Counters and the latency histogram
+ * are fed by observers on the SIP core and the transaction layer; gauges read the services
+ * at scrape time, so nothing is kept twice.
+ */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'method'>;
+  private readonly responses: Counter<'method' | 'status'>;
+  private readonly latency: Histogram<'method'>;
+  private readonly notifies: Counter<'outcome'>;
+  private lastFlushes = 0;
+
+  constructor(private readonly server: SimplePresenceServer, options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'simple_presence_' });
+
+    this.requests = new Counter({ name: 'sip_requests_received_total', help: 'SIP requests received (new server transactions), by method', labelNames: ['method'], registers });
+    this.responses = new Counter({ name: 'sip_responses_sent_total', help: 'SIP responses sent by the core, by request method and status code', labelNames: ['method', 'status'], registers });
+    this.latency = new Histogram({
+      name: 'sip_request_duration_seconds',
+      help: 'Time from a request reaching the core to its final response, by method',
+      labelNames: ['method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.notifies = new Counter({ name: 'sip_notify_total', help: 'NOTIFY client transactions by outcome: sent (started), ok (2xx), failed (error response, timeout, transport error)', labelNames: ['outcome'], registers });
+
+    new Histogram({
+      name: 'store_flush_duration_seconds',
+      help: 'Duration of soft-state write-behind flushes to the store (the last flush, sampled at each scrape)',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+      collect: () => {
+        const stats = this.server.store?.softState.stats();
+        if (!stats) return;
+        // The store keeps only the last duration: one sample per scrape that saw new flushes.
+        if (stats.flushes > this.lastFlushes && stats.lastFlushMs !== undefined) flushHistogram.observe(stats.lastFlushMs / 1000);
+        this.lastFlushes = stats.flushes;
+      },
+    });
+    const flushHistogram = this.registry.getSingleMetric('store_flush_duration_seconds') as Histogram;
+    new Gauge({
+      name: 'store_write_queue_length',
+      help: 'Soft-state writes waiting for the next flush (plus those being written)',
+      registers,
+      collect() {
+        const stats = server.store?.softState.stats();
+        this.set(stats ? stats.pending + stats.inFlight : 0);
+      },
+    });
+    new Gauge({
+      name: 'store_last_flush_duration_seconds',
+      help: 'Duration of the last successful soft-state flush',
+      registers,
+      collect() {
+        const ms = server.store?.softState.stats().lastFlushMs;
+        this.set(ms === undefined ? 0 : ms / 1000);
+      },
+    });
+    lazyCounter(registers, 'store_flushes_total', 'Soft-state flushes since start', () => server.store?.softState.stats().flushes ?? 0);
+    lazyCounter(registers, 'store_flush_failures_total', 'Failed soft-state flushes since start', () => server.store?.softState.stats().failures ?? 0);
+    new Gauge({
+      name: 'presence_publications',
+      help: 'Live PUBLISH publications (RFC 3903)',
+      registers,
+      collect() {
+        this.set(server.presence.compositor.publications.size);
+      },
+    });
+    new Gauge({
+      name: 'presence_subscriptions',
+      help: 'Live subscriptions by event package and state (RFC 6665)',
+      labelNames: ['event', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of server.presence.subscriptions.list()) this.inc({ event: s.eventPackage, state: s.status });
+      },
+    });
+    new Gauge({
+      name: 'sip_registrations',
+      help: 'Contact bindings in the location service (RFC 3261 §10)',
+      registers,
+      collect() {
+        this.set(server.location.size);
+      },
+    });
+    new Gauge({
+      name: 'sip_registered_aors',
+      help: 'Addresses-of-record with at least one binding',
+      registers,
+      collect() {
+        this.set(server.location.aorCount);
+      },
+    });
+    new Gauge({
+      name: 'sip_connections',
+      help: 'Open stream connections by transport',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        this.reset();
+        const counts = server.transport.connections.countByProtocol();
+        for (const protocol of new Set([...server.config.sip.transports.filter((t) => t !== 'udp'), ...Object.keys(counts)])) {
+          this.set({ transport: protocol }, counts[protocol] ?? 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'sip_transactions',
+      help: 'Live transactions by kind',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const t = server.transactions.stats();
+        this.set({ kind: 'server' }, t.server);
+        this.set({ kind: 'client' }, t.client);
+      },
+    });
+    lazyCounter(registers, 'sip_overload_refused_total', 'Requests answered with a stateless 503 because too many transactions were live', () => server.transactions.stats().refused);
+
+    server.core.observe(this.coreObserver());
+    server.transactions.observeClients((txn) => this.clientTransaction(txn));
+  }
+
+  /** The text exposition format. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private coreObserver(): SipCoreObserver {
+    return {
+      requestReceived: (req: SipRequest) => this.requests.inc({ method: methodLabel(req.method) }),
+      responseSent: (req: SipRequest, res: SipResponse, elapsedMs: number) => {
+        const method = methodLabel(req.method);
+        this.responses.inc({ method, status: String(res.status) });
+        if (res.status >= 200) this.latency.observe({ method }, elapsedMs / 1000);
+      },
+    };
+  }
+
+  private clientTransaction(txn: ClientTransaction): void {
+    if (txn.request.method !== 'NOTIFY') return;
+    this.notifies.inc({ outcome: 'sent' });
+    void txn.final.then((res) => {
+      // RFC 6665 §4.2.2: an error response (or a timeout, a transport error) ends the subscription.
+      this.notifies.inc({ outcome: res.status < 300 && txn.outcome === 'response' ? 'ok' : 'failed' });
+    });
+  }
+}
+
+/** A counter whose total lives in a service: each scrape adds what it grew by since the last. */
+function lazyCounter(registers: Registry[], name: string, help: string, read: () => number): Counter {
+  let seen = 0;
+  return new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      const now = read();
+      if (now > seen) this.inc(now - seen);
+      seen = Math.max(seen, now);
+    },
+  });
+}

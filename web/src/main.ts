@@ -1,0 +1,370 @@
+import { BuddyStore, toAor } from './buddies.js';
+import { ComposingSender } from './is-composing.js';
+import { MyRules } from './my-rules.js';
+import type { BuddyPresence, MyStatus } from './pidf.js';
+import { SipSession } from './sip-session.js';
+import { WatcherList } from './winfo.js';
+
+/** One line of a conversation. */
+interface ChatLine {
+  readonly from: 'me' | 'them';
+  readonly text: string;
+  readonly at: Date;
+}
+
+interface Buddy {
+  readonly aor: string;
+  presence: BuddyPresence;
+  subscription: 'pending' | 'active' | 'terminated' | 'new';
+  lines: ChatLine[];
+  unread: number;
+  composing: boolean;
+  composingTimer?: ReturnType<typeof setTimeout>;
+  sender?: ComposingSender;
+}
+
+const $ = <T extends HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} missing`);
+  return el as T;
+};
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: { className?: string; text?: string; title?: string } = {}, ...children: Node[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (props.className) e.className = props.className;
+  if (props.text !== undefined) e.textContent = props.text;
+  if (props.title) e.title = props.title;
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function shortName(aor: string): string {
+  return aor.replace(/^sips?:/, '');
+}
+
+const STATUS_LABEL: Record<string, string> = {
+  available: 'Available',
+  away: 'Away',
+  busy: 'Busy',
+  offline: 'Offline',
+  unknown: 'Unknown',
+};
+
+class App {
+  private session?: SipSession;
+  private rules?: MyRules;
+  private store?: BuddyStore;
+  private domain = 'localhost';
+  private readonly buddies = new Map<string, Buddy>();
+  private readonly watchers = new WatcherList();
+  private current?: string;
+
+  async init(): Promise<void> {
+    const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
+    $<HTMLInputElement>('login-server').value = wsUrl;
+    try {
+      const res = await fetch('/client-config.json');
+      if (res.ok) this.domain = ((await res.json()) as { domain: string }).domain;
+    } catch {
+      // The page still works: the user types the domain.
+    }
+    $<HTMLInputElement>('login-domain').value = this.domain;
+    $<HTMLFormElement>('login-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.login();
+    });
+    $<HTMLFormElement>('status-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.publish();
+    });
+    $<HTMLSelectElement>('my-status').addEventListener('change', () => void this.publish());
+    $<HTMLButtonElement>('logout').addEventListener('click', () => void this.logout());
+    $<HTMLFormElement>('add-buddy').addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.addBuddy($<HTMLInputElement>('add-buddy-input').value);
+    });
+    $<HTMLFormElement>('compose').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.send();
+    });
+    $<HTMLInputElement>('compose-text').addEventListener('input', () => {
+      if (this.current && $<HTMLInputElement>('compose-text').value) this.buddy(this.current).sender?.typed();
+    });
+  }
+
+  private async login(): Promise<void> {
+    const user = $<HTMLInputElement>('login-user').value.trim();
+    const password = $<HTMLInputElement>('login-password').value;
+    const domain = $<HTMLInputElement>('login-domain').value.trim() || this.domain;
+    const server = $<HTMLInputElement>('login-server').value.trim();
+    const error = $('login-error');
+    error.textContent = '';
+    $<HTMLButtonElement>('login-button').disabled = true;
+    this.domain = domain;
+    const session = new SipSession(
+      { user, domain, password, server },
+      {
+        presence: (aor, p) => this.onPresence(aor, p),
+        subscriptionState: (aor, s) => this.onSubscriptionState(aor, s),
+        message: (from, text) => this.onMessage(from, text),
+        composing: (from, state, refreshS) => this.onComposing(from, state, refreshS),
+        winfo: (body) => {
+          if (this.watchers.apply(body)) this.renderWatchers();
+        },
+        connection: (state) => {
+          $('connection').textContent = state === 'connected' ? 'connected' : 'disconnected';
+          $('connection').className = `connection ${state}`;
+        },
+      },
+    );
+    try {
+      await session.start();
+    } catch (err) {
+      error.textContent = `Login failed: ${(err as Error).message}`;
+      $<HTMLButtonElement>('login-button').disabled = false;
+      await session.stop().catch(() => undefined);
+      return;
+    }
+    this.session = session;
+    this.rules = new MyRules(user, password);
+    this.store = new BuddyStore(session.aor);
+    $('me').textContent = shortName(session.aor);
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('status-bar').hidden = false;
+    document.body.dataset.loggedIn = 'true';
+    for (const aor of this.store.load()) this.watchBuddy(aor);
+    this.renderBuddies();
+    await this.publish();
+  }
+
+  private async logout(): Promise<void> {
+    await this.session?.stop();
+    location.reload();
+  }
+
+  private async publish(): Promise<void> {
+    if (!this.session) return;
+    const status = $<HTMLSelectElement>('my-status').value as MyStatus;
+    const note = $<HTMLInputElement>('my-note').value.trim();
+    const feedback = $('status-feedback');
+    try {
+      await this.session.publish(status, note);
+      feedback.textContent = 'published';
+      document.body.dataset.published = status;
+    } catch (err) {
+      feedback.textContent = `not published: ${(err as Error).message}`;
+    }
+  }
+
+  private addBuddy(text: string): void {
+    const aor = toAor(text, this.domain);
+    const input = $<HTMLInputElement>('add-buddy-input');
+    if (!aor || !this.session) {
+      input.setCustomValidity('a user name, user@domain or SIP URI');
+      input.reportValidity();
+      return;
+    }
+    input.setCustomValidity('');
+    input.value = '';
+    if (aor === this.session.aor || this.buddies.has(aor)) return;
+    this.watchBuddy(aor);
+    this.store?.save([...this.buddies.keys()]);
+    this.renderBuddies();
+  }
+
+  private removeBuddy(aor: string): void {
+    this.session?.unwatch(aor);
+    this.buddies.delete(aor);
+    this.store?.save([...this.buddies.keys()]);
+    if (this.current === aor) this.current = undefined;
+    this.renderBuddies();
+    this.renderChat();
+  }
+
+  private watchBuddy(aor: string): void {
+    const b = this.buddy(aor);
+    b.subscription = 'new';
+    this.session?.watch(aor);
+  }
+
+  private buddy(aor: string): Buddy {
+    let b = this.buddies.get(aor);
+    if (!b) {
+      b = { aor, presence: { status: 'unknown', note: '' }, subscription: 'new', lines: [], unread: 0, composing: false };
+      const session = this.session;
+      b.sender = new ComposingSender((state) => session?.sendComposing(aor, state));
+      this.buddies.set(aor, b);
+    }
+    return b;
+  }
+
+  private onPresence(aor: string, p: BuddyPresence): void {
+    if (!this.buddies.has(aor)) return;
+    this.buddy(aor).presence = p;
+    this.renderBuddies();
+    if (this.current === aor) this.renderChatHeader();
+  }
+
+  private onSubscriptionState(aor: string, s: 'pending' | 'active' | 'terminated'): void {
+    if (!this.buddies.has(aor)) return;
+    const b = this.buddy(aor);
+    b.subscription = s;
+    if (s === 'terminated') b.presence = { status: 'unknown', note: '' };
+    this.renderBuddies();
+  }
+
+  private onMessage(from: string, text: string): void {
+    const b = this.buddy(from);
+    if (!this.store?.load().includes(from) && b.subscription === 'new') {
+      // A message from someone not on the list: show the conversation, do not subscribe.
+      b.subscription = 'terminated';
+    }
+    b.lines.push({ from: 'them', text, at: new Date() });
+    // RFC 3994 §3.3: a received message ends the sender's composing state.
+    this.setComposing(b, false);
+    if (this.current !== from) b.unread++;
+    this.renderBuddies();
+    if (this.current === from) this.renderChat();
+  }
+
+  private onComposing(from: string, state: 'active' | 'idle', refreshS: number): void {
+    const b = this.buddy(from);
+    this.setComposing(b, state === 'active', refreshS);
+    if (!this.current) this.renderBuddies();
+  }
+
+  private setComposing(b: Buddy, on: boolean, refreshS = 120): void {
+    clearTimeout(b.composingTimer);
+    b.composing = on;
+    // RFC 3994 §4: no refresh within the interval means idle.
+    if (on) b.composingTimer = setTimeout(() => this.setComposing(b, false), refreshS * 1000);
+    if (this.current === b.aor) this.renderTyping();
+    this.renderBuddies();
+  }
+
+  private async send(): Promise<void> {
+    const input = $<HTMLInputElement>('compose-text');
+    const text = input.value.trim();
+    if (!text || !this.current || !this.session) return;
+    const b = this.buddy(this.current);
+    input.value = '';
+    b.sender?.stop(false);
+    const line: ChatLine = { from: 'me', text, at: new Date() };
+    b.lines.push(line);
+    this.renderChat();
+    try {
+      await this.session.sendMessage(b.aor, text);
+    } catch (err) {
+      b.lines.push({ from: 'me', text: `(not delivered: ${(err as Error).message})`, at: new Date() });
+      this.renderChat();
+    }
+  }
+
+  private open(aor: string): void {
+    this.current = aor;
+    this.buddy(aor).unread = 0;
+    this.renderBuddies();
+    this.renderChat();
+    $<HTMLInputElement>('compose-text').focus();
+  }
+
+  // ---- rendering -------------------------------------------------------------------
+
+  private renderBuddies(): void {
+    const list = $('buddy-list');
+    list.replaceChildren();
+    const all = [...this.buddies.values()].sort((a, b) => a.aor.localeCompare(b.aor));
+    for (const b of all) {
+      const status = b.subscription === 'pending' ? 'pending' : b.presence.status;
+      const li = el('li', { className: `buddy${this.current === b.aor ? ' selected' : ''}` });
+      li.dataset.aor = b.aor;
+      li.dataset.status = status;
+      const label = status === 'pending' ? 'Waiting for approval' : STATUS_LABEL[status] ?? status;
+      const main = el(
+        'button',
+        { className: 'buddy-open', title: `Chat with ${shortName(b.aor)}` },
+        el('span', { className: `dot ${status}`, title: label }),
+        el('span', { className: 'buddy-name', text: shortName(b.aor) }),
+        el('span', { className: 'buddy-status', text: label }),
+        el('span', { className: 'buddy-note', text: b.presence.note }),
+      );
+      if (b.unread > 0) main.append(el('span', { className: 'badge', text: String(b.unread) }));
+      if (b.composing) main.append(el('span', { className: 'typing-mark', text: '…' }));
+      main.addEventListener('click', () => this.open(b.aor));
+      const remove = el('button', { className: 'remove', text: '×', title: `Remove ${shortName(b.aor)}` });
+      remove.addEventListener('click', () => this.removeBuddy(b.aor));
+      li.append(main, remove);
+      list.append(li);
+    }
+    $('buddy-empty').hidden = all.length > 0;
+  }
+
+  private renderWatchers(): void {
+    const list = $('watcher-list');
+    list.replaceChildren();
+    const shown = this.watchers.watchers().filter((w) => w.status === 'pending' || w.status === 'waiting' || w.status === 'active');
+    for (const w of shown) {
+      const li = el('li', { className: `watcher ${w.status}` });
+      li.dataset.uri = w.uri;
+      li.dataset.status = w.status;
+      li.append(el('span', { className: 'watcher-name', text: shortName(w.uri) }), el('span', { className: 'watcher-state', text: w.status === 'active' ? 'sees you' : 'asks to see you' }));
+      const decide = (action: 'allow' | 'block', button: HTMLButtonElement): void => {
+        button.disabled = true;
+        this.rules
+          ?.set(w.uri, action)
+          .then(() => {
+            li.dataset.decided = action;
+          })
+          .catch((err: Error) => {
+            button.disabled = false;
+            li.title = err.message;
+          });
+      };
+      if (w.status !== 'active') {
+        const approve = el('button', { className: 'approve', text: 'Approve' });
+        approve.addEventListener('click', () => decide('allow', approve));
+        li.append(approve);
+      }
+      const block = el('button', { className: 'block', text: 'Block' });
+      block.addEventListener('click', () => decide('block', block));
+      li.append(block);
+      list.append(li);
+    }
+    $('watcher-empty').hidden = shown.length > 0;
+  }
+
+  private renderChatHeader(): void {
+    if (!this.current) return;
+    const b = this.buddy(this.current);
+    $('chat-title').textContent = shortName(b.aor);
+    $('chat-status').textContent = [STATUS_LABEL[b.presence.status] ?? '', b.presence.note].filter(Boolean).join(' — ');
+  }
+
+  private renderChat(): void {
+    const empty = !this.current;
+    $('chat-empty').hidden = !empty;
+    $('chat-pane').hidden = empty;
+    if (!this.current) return;
+    this.renderChatHeader();
+    const b = this.buddy(this.current);
+    const list = $('messages');
+    list.replaceChildren(
+      ...b.lines.map((l) => {
+        const li = el('li', { className: `line ${l.from}` }, el('span', { className: 'text', text: l.text }), el('time', { text: l.at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) }));
+        return li;
+      }),
+    );
+    list.scrollTop = list.scrollHeight;
+    this.renderTyping();
+  }
+
+  private renderTyping(): void {
+    const t = $('typing');
+    const b = this.current ? this.buddy(this.current) : undefined;
+    t.textContent = b?.composing ? `${shortName(b.aor)} is typing…` : '';
+    t.hidden = !b?.composing;
+  }
+}
+
+void new App().init();
