@@ -221,6 +221,9 @@ export class SimplePresenceServer {
     if (this.stopped) return;
     this.stopped = true;
     this.httpSide.markStopping();
+    // Stop accepting (new requests get 503), let what is in flight finish, within a bound.
+    this.core.drain();
+    await this.drain(this.config.sip.drainTimeoutMs);
     await this.security.stop();
     this.messaging.close();
     this.presence.close();
@@ -234,6 +237,17 @@ export class SimplePresenceServer {
     else if (this.store) await this.store.softState.flush().catch((err: unknown) => this.log.error({ err }, 'store: final flush failed'));
     if (this.timers instanceof TimerHeap) this.timers.stop();
     this.log.info('simple-presence stopped');
+  }
+
+  /** Resolves once no transaction waits for a final response, or after `boundMs`. */
+  private async drain(boundMs: number): Promise<void> {
+    const end = Date.now() + boundMs;
+    let left = this.transactions.unanswered();
+    while (left > 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 10));
+      left = this.transactions.unanswered();
+    }
+    if (left > 0) this.log.warn({ unanswered: left }, 'stopping with transactions still unanswered');
   }
 
   /**

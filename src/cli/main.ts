@@ -29,6 +29,9 @@ function version(): string {
   return pkg.version;
 }
 
+/** Time a stop may take beyond the drain: closing listeners and the final store flush. */
+const STOP_GRACE_MS = 10_000;
+
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -48,6 +51,12 @@ async function serve(args: string[]): Promise<number> {
     }
     stopping = true;
     log.info({ signal }, 'stopping');
+    // A stop that hangs (a database that never answers the final flush) still ends.
+    const bound = config.sip.drainTimeoutMs + STOP_GRACE_MS;
+    setTimeout(() => {
+      log.error({ boundMs: bound }, 'stop took too long, exiting');
+      process.exit(1);
+    }, bound).unref();
     server.stop().then(
       () => process.exit(0),
       (err: unknown) => {

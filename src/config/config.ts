@@ -13,6 +13,8 @@ export interface Config {
     advertisedHost: string | null;
     timers: { t1: number; t2: number; t4: number };
     maxTransactions: number;
+    /** Graceful stop: how long to wait for transactions in flight. */
+    drainTimeoutMs: number;
   };
   tls: { port: number; cert: string | null; key: string | null };
   limits: {

@@ -39,6 +39,7 @@ export class SipCore {
   private readonly services: SipService[] = [];
   private readonly observers: SipCoreObserver[] = [];
   private authenticator?: RequestAuthenticator;
+  private draining = false;
 
   constructor(private readonly log: Logger) {}
 
@@ -127,8 +128,18 @@ export class SipCore {
     }
   }
 
+  /** Graceful stop: new requests are refused with 503 while those in flight finish. */
+  drain(): void {
+    this.draining = true;
+  }
+
   private route(ctx: RequestContext): void | Promise<void> {
     const req = ctx.request;
+    // RFC 3261 §21.5.4: shutting down; the client may retry elsewhere or later.
+    if (this.draining && req.method !== 'ACK' && req.method !== 'CANCEL') {
+      ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
+      return;
+    }
     // RFC 3261 §16.3 / §8.2: Max-Forwards 0 on a request we would act on for others.
     const mf = req.maxForwards;
     if (mf === 0 && req.method !== 'OPTIONS' && req.method !== 'REGISTER') {

@@ -14,6 +14,7 @@ import { TimerValues, type TimerConfig } from './timer-values.js';
 import type {
   ClientMachineContext, ClientTransaction, SendRequestOptions, ServerFailure, ServerMachineContext, ServerTransaction,
 } from './types.js';
+import { TransactionState } from './types.js';
 
 export interface TransactionLayerOptions extends TimerConfig {
   readonly sender: MessageSender;
@@ -183,6 +184,17 @@ export class TransactionLayer {
   /** Calls `observer` with each client transaction as it starts (its `final` tells the outcome). */
   observeClients(observer: (txn: ClientTransaction) => void): void {
     this.clientObservers.push(observer);
+  }
+
+  /**
+   * Transactions still waiting for a final response: server ones the TU has not answered,
+   * client ones not answered yet. A graceful stop waits for them to reach zero.
+   */
+  unanswered(): number {
+    let n = 0;
+    for (const t of this.servers.values()) if (t.state === TransactionState.Trying || t.state === TransactionState.Proceeding) n++;
+    for (const t of this.clients.values()) if (t.state === TransactionState.Trying || t.state === TransactionState.Calling || t.state === TransactionState.Proceeding) n++;
+    return n;
   }
 
   stats(): TransactionStats {

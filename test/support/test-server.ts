@@ -14,7 +14,7 @@ export interface TestServer {
 /** Starts the real server on an ephemeral loopback port (UDP and TCP share it). */
 export async function startTestServer(overrides: Json = {}, options: { timers?: Timers; logLevel?: string; /** Memory-only by default; an open store, or 'config' to open the one the config names. */ store?: Store | false | 'config'; /** Control socket path (none by default). */ controlSocket?: string } = {}): Promise<TestServer> {
   // Authentication is off unless a test opts in with { auth: { required: true } }.
-  const base: Json = { sip: { hosts: ['127.0.0.1'], port: 0, domain: 'example.com' }, http: { host: '127.0.0.1', port: 0 }, auth: { required: false }, log: { level: 'silent' } };
+  const base: Json = { sip: { hosts: ['127.0.0.1'], port: 0, domain: 'example.com', drainTimeoutMs: 0 }, http: { host: '127.0.0.1', port: 0 }, auth: { required: false }, log: { level: 'silent' } };
   const config = loadConfig({ env: {}, overrides: merge(base, overrides) });
   const level = (process.env.TEST_LOG_LEVEL ?? options.logLevel ?? 'silent') as 'silent';
   const server = new SimplePresenceServer(config, {
