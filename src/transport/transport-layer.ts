@@ -1,11 +1,14 @@
 import os from 'node:os';
 import net from 'node:net';
+import type http from 'node:http';
+import type https from 'node:https';
 import type { Logger } from 'pino';
 import { ConnectionTable } from './connection-table.js';
 import { DEFAULT_LIMITS, type TransportLimits } from './limits.js';
 import { StreamTransport, type TlsOptions } from './stream-transport.js';
 import type { Destination, Flow, MessageSender } from './types.js';
 import { UdpTransport } from './udp-transport.js';
+import { WebSocketTransport, type WebSocketTransportOptions } from './websocket-transport.js';
 
 export interface ListenSpec {
   readonly protocol: 'udp' | 'tcp' | 'tls';
@@ -26,6 +29,11 @@ export interface TransportLayerOptions {
   readonly tls?: TlsOptions;
   /** Host to put in Via/Contact when listening on a wildcard address. */
   readonly advertisedHost?: string;
+  /**
+   * Stream transports that only open connections and never listen (a client: our user
+   * agents over TCP or TLS need no listener and no certificate).
+   */
+  readonly connectOnly?: ReadonlyArray<'tcp' | 'tls'>;
   readonly logger: Logger;
 }
 
@@ -46,6 +54,7 @@ export class TransportLayer implements MessageSender {
   readonly limits: TransportLimits;
   private udp?: UdpTransport;
   private readonly streams = new Map<'tcp' | 'tls', StreamTransport>();
+  private readonly websockets: WebSocketTransport[] = [];
   private readonly bound: ListenerInfo[] = [];
   private readonly log: Logger;
 
@@ -63,7 +72,22 @@ export class TransportLayer implements MessageSender {
     this.bound.push(info);
   }
 
+  /**
+   * SIP over WebSocket (RFC 7118) on an HTTP(S) server someone else listens with: its
+   * connections join the same table, so sends, `isOpen` and connection-closed events
+   * work for WS flows as for TCP ones.
+   */
+  attachWebSocket(server: http.Server | https.Server, options: WebSocketTransportOptions): WebSocketTransport {
+    const ws = new WebSocketTransport(this.connections, this.limits, this.events, this.log, options);
+    ws.attach(server);
+    this.websockets.push(ws);
+    return ws;
+  }
+
   async start(): Promise<readonly ListenerInfo[]> {
+    for (const protocol of this.options.connectOnly ?? []) {
+      if (!this.streams.has(protocol)) this.streams.set(protocol, new StreamTransport(protocol, this.connections, this.limits, this.events, this.log, this.options.tls));
+    }
     const portByHost = new Map<string, number>();
     for (const spec of this.options.listen) {
       const wanted = spec.port === 0 ? (spec.protocol === 'tls' ? 0 : portByHost.get(spec.host) ?? 0) : spec.port;
@@ -91,6 +115,7 @@ export class TransportLayer implements MessageSender {
   async stop(): Promise<void> {
     await this.udp?.close();
     for (const s of this.streams.values()) await s.close();
+    for (const w of this.websockets) await w.close();
     for (const c of [...this.connections.all()]) c.close();
   }
 

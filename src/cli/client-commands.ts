@@ -1,0 +1,237 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadConfig } from '../config/config.js';
+import type { PresenceUpdate } from '../ua/client-subscription.js';
+import { SipRequestError } from '../ua/errors.js';
+import { Pager } from '../ua/pager.js';
+import { stateFromStatus } from '../ua/presence-state.js';
+import { PresenceUserAgent } from '../ua/presence-user-agent.js';
+import { Registration } from '../ua/registration.js';
+import { UserAgent, type ClientTransport } from '../ua/user-agent.js';
+import { WatcherUserAgent } from '../ua/watcher-user-agent.js';
+
+/** The client roles as commands: `simple-presence publish | watch | message | listen`. */
+export const CLIENT_COMMANDS = ['publish', 'watch', 'message', 'listen'] as const;
+export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
+
+export function isClientCommand(c: string | undefined): c is ClientCommand {
+  return (CLIENT_COMMANDS as readonly string[]).includes(c ?? '');
+}
+
+export const CLIENT_USAGE = `Client commands (talk to a running server over SIP):
+  simple-presence publish --user alice [--status away] [--note TEXT]   publish presence until stopped
+  simple-presence watch --user carol bob [dave ...] [--watchers]        a live table of their presence
+  simple-presence message --user alice bob "hi"                          send one instant message
+  simple-presence listen --user bob                                      register and print incoming messages
+Common options:
+  --server HOST[:PORT]   the server (default 127.0.0.1 and sip.port of the config)
+  --transport udp|tcp|tls (default udp)
+  --user NAME|AOR        who we are: alice, alice@example.com or sip:alice@example.com
+  --domain DOMAIN        domain of a bare user name (default sip.domain of the config)
+  --password PW          digest password (or environment SIP_PASSWORD)
+  --config FILE          read the defaults above from this config file
+Status words: online, offline, or an RPID activity (away, busy, meeting, on-the-phone, ...).`;
+
+/** Where a command writes, and what stops a long-running one. */
+export interface CommandIo {
+  out(line: string): void;
+  err(line: string): void;
+  /** Aborted by SIGINT/SIGTERM (or a test) to end publish, watch and listen. */
+  readonly signal: AbortSignal;
+  /** Redraw in place (a terminal) rather than print a line per change. */
+  readonly tty?: boolean;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const COMMON = {
+  server: { type: 'string' },
+  transport: { type: 'string' },
+  user: { type: 'string', short: 'u' },
+  domain: { type: 'string' },
+  password: { type: 'string', short: 'p' },
+  config: { type: 'string', short: 'c' },
+  expires: { type: 'string' },
+} as const;
+
+class UsageError extends Error {}
+
+/** Runs one client command; resolves with the exit code. Never throws for a SIP failure. */
+export async function runClientCommand(command: ClientCommand, args: string[], io: CommandIo): Promise<number> {
+  let ua: UserAgent | undefined;
+  try {
+    const extra: ParseArgsConfig['options'] = command === 'publish'
+      ? { status: { type: 'string' }, note: { type: 'string' }, activity: { type: 'string', multiple: true }, pidf: { type: 'string' } }
+      : command === 'watch'
+        ? { watchers: { type: 'boolean' } }
+        : {};
+    const { values, positionals } = parseArgs({ args, options: { ...COMMON, ...extra }, allowPositionals: true, strict: true });
+    const v = values as Record<string, string | boolean | string[] | undefined>;
+    ua = await openAgent(v, io);
+    switch (command) {
+      case 'message':
+        return await message(ua, positionals, io);
+      case 'listen':
+        return await listen(ua, v, io);
+      case 'publish':
+        return await publish(ua, v, io);
+      default:
+        return await watch(ua, positionals, v.watchers === true, io);
+    }
+  } catch (err) {
+    io.err(`simple-presence ${command}: ${describe(err, ua)}`);
+    return err instanceof UsageError ? 2 : 1;
+  } finally {
+    await ua?.close();
+  }
+}
+
+function describe(err: unknown, ua: UserAgent | undefined): string {
+  if (err instanceof SipRequestError) return err.message;
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ECONNREFUSED') return `cannot connect to ${ua?.serverName ?? 'the server'}: connection refused (is the server running, with this transport and port?)`;
+  if (e?.code?.startsWith?.('ERR_PARSE_ARGS')) return `${e.message}\n\n${CLIENT_USAGE}`;
+  return e?.message ?? String(err);
+}
+
+async function openAgent(v: Record<string, string | boolean | string[] | undefined>, io: CommandIo): Promise<UserAgent> {
+  const config = loadConfig({ file: typeof v.config === 'string' ? v.config : undefined, env: io.env ?? process.env });
+  const user = typeof v.user === 'string' ? v.user : undefined;
+  if (!user) throw new UsageError(`--user is required\n\n${CLIENT_USAGE}`);
+  const domain = typeof v.domain === 'string' ? v.domain : config.sip.domain;
+  const aor = /^sips?:/i.test(user) ? user : user.includes('@') ? `sip:${user}` : `sip:${user}@${domain}`;
+  const transport = (typeof v.transport === 'string' ? v.transport.toLowerCase() : 'udp') as ClientTransport;
+  if (!['udp', 'tcp', 'tls'].includes(transport)) throw new UsageError(`--transport must be udp, tcp or tls, not "${transport}"`);
+  const { host, port } = parseServer(typeof v.server === 'string' ? v.server : undefined, transport === 'tls' ? config.tls.port : config.sip.port);
+  const password = typeof v.password === 'string' ? v.password : (io.env ?? process.env).SIP_PASSWORD;
+  const ua = new UserAgent({ aor, server: { host, port, transport }, ...(password ? { password } : {}) });
+  await ua.start();
+  return ua;
+}
+
+/** `host`, `host:port`, `[v6]:port`. */
+export function parseServer(text: string | undefined, defaultPort: number): { host: string; port: number } {
+  if (!text) return { host: '127.0.0.1', port: defaultPort };
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new UsageError(`--server "${text}" is not HOST or HOST:PORT`);
+  const port = m[2] !== undefined ? Number(m[2]) : defaultPort;
+  if (!(port > 0 && port < 65536)) throw new UsageError(`--server "${text}": bad port`);
+  return { host: m[1]!, port };
+}
+
+function expiresOf(v: Record<string, string | boolean | string[] | undefined>): number | undefined {
+  if (typeof v.expires !== 'string') return undefined;
+  if (!/^\d+$/.test(v.expires)) throw new UsageError(`--expires must be seconds, not "${v.expires}"`);
+  return Number(v.expires);
+}
+
+function stopped(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+async function message(ua: UserAgent, positionals: string[], io: CommandIo): Promise<number> {
+  const [to, ...words] = positionals;
+  if (!to || words.length === 0) throw new UsageError(`usage: simple-presence message --user ME TO "text"`);
+  const res = await new Pager(ua).send(to, words.join(' '));
+  io.out(res.stored ? `accepted for later delivery: ${ua.resolveTarget(to)} is offline (${res.status} ${res.reason})` : `delivered to ${ua.resolveTarget(to)} (${res.status} ${res.reason})`);
+  return 0;
+}
+
+async function listen(ua: UserAgent, v: Record<string, string | boolean | string[] | undefined>, io: CommandIo): Promise<number> {
+  const pager = new Pager(ua);
+  pager.on('message', (m) => io.out(`[${m.receivedAt.toISOString()}] ${m.fromName ? `${m.fromName} <${m.from}>` : m.from}: ${m.text}`));
+  const reg = new Registration(ua, { expires: expiresOf(v) ?? 600 });
+  reg.on('error', (err) => io.err(`simple-presence listen: ${err.message}; retrying`));
+  const granted = await reg.register();
+  io.out(`registered ${ua.aor} at ${ua.serverName} for ${granted} s; waiting for messages (Ctrl-C to stop)`);
+  await stopped(io.signal);
+  await reg.unregister().catch(() => undefined);
+  return 0;
+}
+
+async function publish(ua: UserAgent, v: Record<string, string | boolean | string[] | undefined>, io: CommandIo): Promise<number> {
+  const base = stateFromStatus(typeof v.status === 'string' ? v.status : 'online', typeof v.note === 'string' ? v.note : undefined);
+  const activities = [...(base.activities ?? []), ...(Array.isArray(v.activity) ? v.activity : [])];
+  const state = { ...base, ...(activities.length > 0 ? { activities } : {}), ...(typeof v.pidf === 'string' ? { pidf: v.pidf } : {}) };
+  const pua = new PresenceUserAgent(ua, { expires: expiresOf(v) ?? 3600 });
+  pua.on('error', (err) => io.err(`simple-presence publish: refresh failed: ${err.message}; retrying`));
+  const pub = await pua.publish(state);
+  const what = [state.basic, ...(state.activities ?? [])].join(', ') + (state.note ? `, "${state.note}"` : '');
+  io.out(`published ${ua.aor} (${what}) at ${ua.serverName}, refreshed every ${Math.round(pub.expires * 0.9)} s or so; Ctrl-C to stop`);
+  await stopped(io.signal);
+  await pua.close().catch(() => undefined);
+  io.out('unpublished');
+  return 0;
+}
+
+interface Row {
+  who: string;
+  status: string;
+  note: string;
+  since: Date;
+}
+
+async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: CommandIo): Promise<number> {
+  if (targets.length === 0 && !watchers) throw new UsageError('usage: simple-presence watch --user ME WHO [WHO ...] [--watchers]');
+  const wua = new WatcherUserAgent(ua);
+  const rows = new Map<string, Row>();
+  const draw = (changed: Row): void => {
+    if (!io.tty) {
+      io.out(`${changed.since.toISOString()}  ${changed.who}  ${changed.status}${changed.note ? `  "${changed.note}"` : ''}`);
+      return;
+    }
+    const all = [...rows.values()];
+    const w = Math.max(4, ...all.map((r) => r.who.length));
+    const lines = [`${'WHO'.padEnd(w)}  ${'STATUS'.padEnd(22)}  ${'SINCE'.padEnd(8)}  NOTE`];
+    for (const r of all) lines.push(`${r.who.padEnd(w)}  ${r.status.padEnd(22)}  ${r.since.toTimeString().slice(0, 8)}  ${r.note}`);
+    io.out(`\x1b[H\x1b[2J${lines.join('\n')}`);
+  };
+  wua.on('presence', (u: PresenceUpdate) => {
+    const row = { who: u.presentity.replace(/^sips?:/, ''), status: statusText(u), note: u.summary?.note ?? '', since: u.receivedAt };
+    const old = rows.get(row.who);
+    if (old && old.status === row.status && old.note === row.note) return;
+    rows.set(row.who, row);
+    draw(row);
+  });
+  wua.on('watchers', (doc) => {
+    for (const list of doc.watcherLists) {
+      for (const w of list.watchers) io.out(`watcher ${w.uri}: ${w.status} (${w.event})`);
+    }
+  });
+  wua.on('status', (target, status, reason) => {
+    if (status === 'terminated' && reason) io.err(`subscription to ${target} ended: ${reason}`);
+  });
+  wua.on('error', (err, target) => io.err(`simple-presence watch ${target}: ${err.message}`));
+  for (const t of targets) await wua.watch(t);
+  if (watchers) await wua.watchWatchers();
+  await stopped(io.signal);
+  await wua.close().catch(() => undefined);
+  return 0;
+}
+
+/** `open (away)`, `closed`, `pending` or `unknown` for a watch table. */
+function statusText(u: PresenceUpdate): string {
+  if (u.status === 'pending') return 'pending authorization';
+  if (u.status === 'terminated') return 'not watched';
+  const s = u.summary;
+  if (!s || s.basic === undefined) return s?.activities.length ? s.activities.join(', ') : 'unknown';
+  return s.activities.length ? `${s.basic} (${s.activities.join(', ')})` : s.basic;
+}
+
+/** The CLI entry: a client command with the process's streams, ended by SIGINT or SIGTERM. */
+export function clientCommand(command: ClientCommand, args: string[]): Promise<number> {
+  const abort = new AbortController();
+  const stop = (): void => {
+    if (abort.signal.aborted) process.exit(1); // a second signal: leave now
+    abort.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return runClientCommand(command, args, {
+    out: (line) => console.log(line),
+    err: (line) => console.error(line),
+    signal: abort.signal,
+    tty: process.stdout.isTTY === true,
+  });
+}

@@ -1,0 +1,81 @@
+import type { WatcherInfoDocument } from '../presence/winfo/watcherinfo-document.js';
+import type { SipRequest } from '../sip/message.js';
+import { ClientSubscription, type PresenceUpdate, type SubscriptionStatus, type WatchedEvent } from './client-subscription.js';
+import { TypedEmitter } from './emitter.js';
+import type { RequestAnswer, UserAgent } from './user-agent.js';
+
+export interface WatcherUserAgentOptions {
+  /** Requested subscription duration in seconds (default 3600). */
+  readonly expires?: number;
+  /** Seconds before re-subscribing when the server gave no retry-after (default 30). */
+  readonly retrySeconds?: number;
+}
+
+export type WatcherUserAgentEvents = {
+  /** A NOTIFY for one of the watched presentities. */
+  presence: (update: PresenceUpdate) => void;
+  /** presence.winfo: who watches us, and in what state (RFC 3857). */
+  watchers: (doc: WatcherInfoDocument) => void;
+  status: (target: string, status: SubscriptionStatus, reason?: string) => void;
+  error: (err: Error, target: string) => void;
+};
+
+/**
+ * The watcher user agent (RFC 3856 §5, RFC 6665 subscriber): subscribes to presentities
+ * and to its own watcher information, answers every NOTIFY, and reports each one as a
+ * typed value. One SIP user agent, many subscriptions (each its own dialog).
+ */
+export class WatcherUserAgent extends TypedEmitter<WatcherUserAgentEvents> {
+  /** Live dialogs by Call-ID and our tag. */
+  private readonly dialogs = new Map<string, ClientSubscription>();
+  private readonly subs: ClientSubscription[] = [];
+
+  constructor(private readonly ua: UserAgent, private readonly options: WatcherUserAgentOptions = {}) {
+    super();
+    ua.handle('NOTIFY', (req) => this.receiveNotify(req));
+  }
+
+  /** Every subscription made, live or ended. */
+  get subscriptions(): readonly ClientSubscription[] {
+    return this.subs;
+  }
+
+  /**
+   * Subscribes to `target`'s presence (`bob`, `bob@example.com` or a URI). Resolves once
+   * the server accepted (2xx); the state comes in `presence` events.
+   */
+  watch(target: string): Promise<ClientSubscription> {
+    return this.start(this.ua.resolveTarget(target), 'presence');
+  }
+
+  /** Subscribes to our own watcher information (RFC 3857): pending watchers to authorize. */
+  watchWatchers(): Promise<ClientSubscription> {
+    return this.start(this.ua.aor, 'presence.winfo');
+  }
+
+  private async start(target: string, event: WatchedEvent): Promise<ClientSubscription> {
+    const sub = new ClientSubscription(this.ua, target, { event, expires: this.options.expires, retrySeconds: this.options.retrySeconds }, this.dialogs);
+    sub.on('presence', (u) => this.emit('presence', u));
+    sub.on('watchers', (d) => this.emit('watchers', d));
+    sub.on('status', (s, r) => this.emit('status', target, s, r));
+    sub.on('error', (e) => this.emit('error', e, target));
+    await sub.subscribe();
+    this.subs.push(sub);
+    return sub;
+  }
+
+  /** Ends every subscription (Expires: 0). */
+  async close(): Promise<void> {
+    await Promise.all(this.subs.map((s) => s.unsubscribe().catch(() => undefined)));
+  }
+
+  private receiveNotify(req: SipRequest): RequestAnswer {
+    const toTag = req.to.tag;
+    const sub = toTag !== undefined ? this.dialogs.get(`${req.callId}\u0000${toTag}`) : undefined;
+    // RFC 6665 §4.1.3: a NOTIFY matching no subscription gets 481.
+    if (!sub) return { status: 481, reason: 'Subscription Does Not Exist' };
+    const event = req.event;
+    if (!event || event.package !== sub.event) return { status: 489, reason: 'Bad Event' };
+    return sub.receiveNotify(req);
+  }
+}
