@@ -106,6 +106,8 @@ export class ServerSecurity {
     this.store = options.store;
     if (options.store) {
       this.ruleStore = new PresenceRuleStore(options.store.db);
+      // Decisions from memory: they go on while the database is unreachable.
+      await this.ruleStore.preload();
       this.admin = new StoreAdminOperations({
         accounts: options.store.accounts,
         rules: this.ruleStore,

@@ -129,6 +129,9 @@ describe('control channel and admin operations', function () {
 
   it('the CLI opens the store itself when no server runs', async () => {
     const data = mkdtempSync(join(tmpdir(), 'sp-cli-'));
+    // The embedded store of the config file, not the PostgreSQL server CI names in the environment.
+    const databaseUrl = process.env.DATABASE_URL;
+    delete process.env.DATABASE_URL;
     try {
       const cfg = join(data, 'config.json');
       writeFileSync(cfg, JSON.stringify({ sip: { domain: 'example.com' }, store: { dataDir: join(data, 'db') } }));
@@ -142,6 +145,7 @@ describe('control channel and admin operations', function () {
       expect(out).to.deep.equal(['added sip:zed@example.com', 'sip:zed@example.com  -  password', 'sip:zed@example.com  *@example.com  confirm  [hide-notes]']);
       expect(errs.join('\n')).to.contain('no user nobody');
     } finally {
+      if (databaseUrl !== undefined) process.env.DATABASE_URL = databaseUrl;
       rmSync(data, { recursive: true, force: true });
     }
   });

@@ -49,7 +49,8 @@ export async function startServerProcess(dir: string, config: object, env: Recor
   writeFileSync(file, JSON.stringify(config));
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--config', file], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    // The store of the config file, not a PostgreSQL server CI names in the environment.
+    env: { ...process.env, DATABASE_URL: '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -92,7 +93,7 @@ export async function startServerProcess(dir: string, config: object, env: Recor
 export function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, DATABASE_URL: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

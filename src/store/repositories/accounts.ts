@@ -1,6 +1,10 @@
 import { isUniqueViolation, type Database } from '../database.js';
 import type { AccountRecord } from '../records.js';
 import { opt, toMs } from '../sql-values.js';
+import { BoundedCache } from '../../util/bounded-cache.js';
+
+/** Accounts kept in memory (looked up on every authenticated request). */
+const CACHED_ACCOUNTS = 100_000;
 
 export interface NewAccount {
   readonly domain: string;
@@ -46,6 +50,13 @@ const COLUMNS = 'domain, username, display_name, ha1_md5, ha1_sha256, created_at
  * username are stored as given; callers canonicalize them (lower-case domain) first.
  */
 export class AccountRepository {
+  /**
+   * Read-through cache, null for "no such account". Every write of this process goes
+   * through here, so it stays true; it lets known users authenticate while the database
+   * is unreachable. (Several servers on one database would need invalidation.)
+   */
+  private readonly cache = new BoundedCache<string, AccountRecord | null>(CACHED_ACCOUNTS);
+
   constructor(private readonly db: Database) {}
 
   /** Creates the account; AccountExistsError when domain+username is taken. */
@@ -55,7 +66,9 @@ export class AccountRepository {
         `INSERT INTO accounts (domain, username, display_name, ha1_md5, ha1_sha256) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
         [account.domain, account.username, account.displayName ?? null, hex(account.ha1Md5), hex(account.ha1Sha256)],
       );
-      return fromRow(res.rows[0]!);
+      const created = fromRow(res.rows[0]!);
+      this.cache.set(cacheKey(created.domain, created.username), created);
+      return created;
     } catch (err) {
       if (isUniqueViolation(err)) throw new AccountExistsError(`account ${account.username}@${account.domain} exists`);
       throw err;
@@ -63,9 +76,14 @@ export class AccountRepository {
   }
 
   async get(domain: string, username: string): Promise<AccountRecord | undefined> {
+    const key = cacheKey(domain, username);
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached ?? undefined;
     const res = await this.db.query<AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE domain = $1 AND username = $2`, [domain, username]);
     const row = res.rows[0];
-    return row ? fromRow(row) : undefined;
+    const account = row ? fromRow(row) : undefined;
+    this.cache.set(key, account ?? null);
+    return account;
   }
 
   /** Accounts in (domain, username) order. */
@@ -91,6 +109,7 @@ export class AccountRepository {
   /** True when it existed. */
   async delete(domain: string, username: string): Promise<boolean> {
     const res = await this.db.query('DELETE FROM accounts WHERE domain = $1 AND username = $2', [domain, username]);
+    this.cache.set(cacheKey(domain, username), null);
     return res.rowCount > 0;
   }
 
@@ -102,8 +121,16 @@ export class AccountRepository {
       hex(hashes.ha1Md5),
       hex(hashes.ha1Sha256),
     ]);
+    const key = cacheKey(domain, username);
+    const cached = this.cache.get(key);
+    if (res.rowCount > 0 && cached) this.cache.set(key, { ...cached, ha1Md5: hex(hashes.ha1Md5)!, ha1Sha256: hex(hashes.ha1Sha256)! });
+    else this.cache.delete(key);
     return res.rowCount > 0;
   }
+}
+
+function cacheKey(domain: string, username: string): string {
+  return `${domain}\u0000${username}`;
 }
 
 /** Digests are compared as lower-case hex; the table's CHECK refuses anything else. */
