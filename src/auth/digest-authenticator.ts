@@ -30,6 +30,8 @@ export interface DigestAuthenticatorOptions {
    */
   readonly trustedDialog?: (req: SipRequest) => string | undefined;
   readonly methods?: readonly string[];
+  /** auth.algorithms: what we challenge with, preferred first (default SHA-256 then MD5). */
+  readonly algorithms?: readonly DigestAlgorithm[];
 }
 
 /** RFC 3261 §22 / issue: the methods whose senders must prove who they are. */
@@ -43,6 +45,10 @@ export const AUTHENTICATED_METHODS: readonly string[] = ['REGISTER', 'PUBLISH', 
  */
 export class DigestAuthenticator implements RequestAuthenticator {
   private readonly methods: Set<string>;
+
+  private get algorithms(): readonly DigestAlgorithm[] {
+    return this.options.algorithms ?? DIGEST_ALGORITHMS;
+  }
 
   constructor(private readonly options: DigestAuthenticatorOptions) {
     this.methods = new Set(options.methods ?? AUTHENTICATED_METHODS);
@@ -71,7 +77,7 @@ export class DigestAuthenticator implements RequestAuthenticator {
       return this.challenge(false); // credentials for another realm: not ours to check
     }
     const algorithm = algorithmOf(creds.algorithm);
-    if (!algorithm) return this.challenge(false);
+    if (!algorithm || !this.algorithms.includes(algorithm)) return this.challenge(false);
     // RFC 8760 §2.6 keeps qop; we offered only "auth".
     if (creds.qop?.toLowerCase() !== 'auth' || creds.nc === undefined || creds.cnonce === undefined) {
       return { ok: false, status: 400, reason: 'Digest Without qop=auth' };
@@ -105,7 +111,7 @@ export class DigestAuthenticator implements RequestAuthenticator {
 
   /** RFC 8760 §2.4: one WWW-Authenticate per algorithm, the preferred one first. */
   private challenge(stale: boolean): AuthDecision {
-    const headers: Array<[string, string]> = DIGEST_ALGORITHMS.map((algorithm) => [
+    const headers: Array<[string, string]> = this.algorithms.map((algorithm) => [
       'WWW-Authenticate',
       buildChallenge({ realm: this.options.realm, nonce: this.options.nonces.issue(), algorithm, stale }),
     ]);

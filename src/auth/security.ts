@@ -25,6 +25,7 @@ type AuthSettings = Config['auth'];
 const DEFAULT_AUTH: AuthSettings = {
   required: true,
   realm: null,
+  algorithms: ['SHA-256', 'MD5'],
   nonceLifetimeSeconds: 300,
   maxFailuresPerSource: 10,
   maxFailuresPerUser: 20,
@@ -130,6 +131,7 @@ export class ServerSecurity {
         sources: new FailureTracker({ windowMs, blockMs, threshold: this.auth.maxFailuresPerSource }, this.wallClock),
         users: new FailureTracker({ windowMs, blockMs, threshold: this.auth.maxFailuresPerUser }, this.wallClock),
         trustedDialog: (req) => options.presence.dialogWatcher(req),
+        algorithms: this.auth.algorithms,
       });
       options.core.useAuthenticator(this.authenticator);
       this.log.info({ realm: this.realm }, 'digest authentication required');

@@ -34,6 +34,8 @@ export interface Config {
   auth: {
     required: boolean;
     realm: string | null;
+    /** RFC 8760: digest algorithms challenged with, preferred first. */
+    algorithms: Array<'SHA-256' | 'MD5'>;
     nonceLifetimeSeconds: number;
     maxFailuresPerSource: number;
     maxFailuresPerUser: number;

@@ -6,14 +6,16 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { freePort } from '../support/server-process.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { pino } from 'pino';
+import { openStore, type Store } from '../../src/store/index.js';
 
 /**
  * Interop with SIPp (Debian package sip-tester), an independent SIP test tool: each
  * scenario under test/interop/sipp/ runs against the real server over UDP and TCP, and
  * SIPp's own checks (expected responses, header and body regexps) decide pass or fail.
- * Authentication stays off here: SIPp 3.6 answers only the first WWW-Authenticate and
- * only MD5 ("authentication must use MD5"), while the server offers SHA-256 first
- * (RFC 8760 §2.4). Digest with auth on is covered by sip.js and our own clients.
+ * With authentication on, the server is set to challenge with MD5 only (auth.algorithms):
+ * SIPp 3.6 answers only the first WWW-Authenticate and only MD5, while the default
+ * offers SHA-256 first (RFC 8760 §2.4).
  */
 
 const SCENARIOS = fileURLToPath(new URL('./sipp/', import.meta.url));
@@ -34,7 +36,7 @@ interface SippRun {
   readonly errors: string;
 }
 
-async function runSipp(target: string, scenario: string, transport: 'u1' | 't1', user: string, dir: string): Promise<SippRun> {
+async function runSipp(target: string, scenario: string, transport: 'u1' | 't1', user: string, dir: string, password?: string): Promise<SippRun> {
   // An explicit free local port: SIPp's default is 5060, which a running server may hold.
   const localPort = await freePort();
   const errorFile = join(dir, `${scenario}-${transport}-${user}.err`);
@@ -42,6 +44,7 @@ async function runSipp(target: string, scenario: string, transport: 'u1' | 't1',
     target, '-sf', join(SCENARIOS, `${scenario}.xml`), '-t', transport, '-m', '1', '-i', '127.0.0.1', '-p', String(localPort),
     '-key', 'user', user, '-nostdin', '-timeout', '10', '-timeout_error', '-recv_timeout', '5000',
     '-trace_err', '-error_file', errorFile,
+    ...(password !== undefined ? ['-au', user, '-ap', password] : []),
   ];
   return new Promise((resolve) => {
     execFile('sipp', args, { cwd: dir, timeout: 20_000 }, (err, stdout, stderr) => {
@@ -89,3 +92,38 @@ describe('interop: SIPp scenarios', function () {
   }
 });
 
+describe('interop: SIPp with digest authentication on', function () {
+  this.timeout(30_000);
+  let srv: TestServer;
+  let store: Store;
+  let dir: string;
+  let n = 0;
+
+  before(async function () {
+    if (!haveSipp()) this.skip();
+    dir = mkdtempSync(join(tmpdir(), 'sipp-auth-'));
+    store = await openStore({ logger: pino({ level: 'silent' }) });
+    srv = await startTestServer({ auth: { required: true, algorithms: ['MD5'], defaultPolicy: 'allow' } }, { store });
+  });
+  after(async () => {
+    await srv?.stop();
+    await store?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const transport of ['u1', 't1'] as const) {
+    it(`registers and publishes after a 401 over ${transport === 'u1' ? 'UDP' : 'TCP'}`, async () => {
+      const user = `sippauth${++n}`;
+      await srv.server.security.admin!.addUser({ username: user, password: 'sipp secret 1' });
+      const run = await runSipp(`127.0.0.1:${srv.port}`, 'auth', transport, user, dir, 'sipp secret 1');
+      expect(run.code, `sipp exit ${run.code}\n${run.errors}\n${run.output.slice(-3000)}`).to.equal(0);
+    });
+  }
+
+  it('fails with a wrong password', async () => {
+    const user = `sippauth${++n}`;
+    await srv.server.security.admin!.addUser({ username: user, password: 'the right one' });
+    const run = await runSipp(`127.0.0.1:${srv.port}`, 'auth', 'u1', user, dir, 'a wrong one');
+    expect(run.code).to.not.equal(0);
+  });
+});
