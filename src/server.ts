@@ -273,11 +273,14 @@ export class SimplePresenceServer {
     }
     const store = this.store;
     const now = Date.now();
+    // Subscriptions that expired while we were down, lately enough that their watcher may
+    // still care, get their final NOTIFY (reason=timeout) when restored; older ones are gone.
+    const notifyExpiredSince = now - this.config.presence.subscribeMaxExpires * 1000;
     // Rows a crash left behind after they expired: gone before anything reads them.
-    await Promise.all([store.publications.deleteExpired(now), store.subscriptions.deleteExpired(now), store.registrations.deleteExpired(now)]);
+    await Promise.all([store.publications.deleteExpired(now), store.subscriptions.deleteExpired(notifyExpiredSince), store.registrations.deleteExpired(now)]);
     const [publications, subscriptions, registrations] = await Promise.all([
       store.publications.loadLive(now),
-      store.subscriptions.loadLive(now),
+      store.subscriptions.loadLive(notifyExpiredSince),
       store.registrations.loadLive(now),
     ]);
     return { publications, subscriptions, registrations };
@@ -286,11 +289,12 @@ export class SimplePresenceServer {
   private restore(saved: SavedState): void {
     const store = this.store!;
     const { publications, subscriptions, registrations } = saved;
+    // Sinks first: what restoring changes (subscriptions ended, CSeqs moved) is written too.
+    this.location.setSink(storeRegistrationSink(store.registrations, this.log));
+    this.presenceSink = storePresenceSink(store, this.log);
     const bindings = this.location.restore(registrations);
     // Watchers get the current state in their old dialogs: it may have changed while we were down.
     const presence = this.presence.restore(publications, subscriptions, { notify: true });
-    this.location.setSink(storeRegistrationSink(store.registrations, this.log));
-    this.presenceSink = storePresenceSink(store, this.log);
     this.messaging.useStore(new RepositoryOfflineMessageStore(store.storedMessages));
     this.log.info({ driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings }, 'store: soft state loaded');
   }

@@ -446,21 +446,28 @@ export class SubscriptionManager implements PackageHost {
   }
 
   /**
-   * Puts stored subscriptions back after a restart: expired ones are dropped (and reported
-   * removed), the rest go on in their dialogs. `notify` sends each a NOTIFY of the current
-   * state (what it last saw may have changed while we were down).
+   * Puts stored subscriptions back after a restart: the live ones go on in their dialogs,
+   * `notify` sending each a NOTIFY of the current state (what it last saw may have changed
+   * while we were down). Ones that expired while we were down end as if their timer had
+   * fired: with `notify`, a final NOTIFY `terminated;reason=timeout` (RFC 6665 §4.2.2).
    */
   restore(records: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): number {
     const nowMs = this.options.wallClock.nowMs();
     let restored = 0;
     for (const r of records) {
       if (!this.packages.has(r.eventPackage) || this.byId.has(r.id)) continue;
-      if (r.expiresAtMs <= nowMs) {
+      const expired = r.expiresAtMs <= nowMs;
+      if (expired && !options.notify) {
         this.sink.subscriptionRemoved(r.id);
         continue;
       }
       const sub = Subscription.fromRecord(r);
       if (this.byDialog.has(keyOf(sub.dialog))) continue;
+      if (expired) {
+        this.index(sub);
+        this.terminate(sub, 'timeout');
+        continue;
+      }
       this.index(sub);
       this.scheduleExpiry(sub);
       restored++;
