@@ -4,6 +4,11 @@ import { registerRequest } from '../registrar/ua-helpers.js';
 import { DATABASE_URL, OutageProxy, adminQuery, randomSchema, silentLogger } from '../store/helpers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
+import type { PresenceUpdate } from '../../src/ua/client-subscription.js';
+import { PresenceUserAgent } from '../../src/ua/presence-user-agent.js';
+import { Registration } from '../../src/ua/registration.js';
+import { UserAgent } from '../../src/ua/user-agent.js';
+import { WatcherUserAgent } from '../../src/ua/watcher-user-agent.js';
 
 const PIDF = 'application/pidf+xml';
 const doc = (entity: string, note: string) =>
@@ -88,5 +93,42 @@ describe('e2e: service goes on through a database outage (PostgreSQL)', function
     // And durable writes work again.
     const again = await alice.transact(alice.request('MESSAGE', 'sip:nobody-online@example.com', { headers: { 'Content-Type': 'text/plain' }, body: 'y' }));
     expect(again.status).to.equal(202);
+  });
+
+  it('with authentication on: a known user authenticates, registers and is watched while the database is down', async () => {
+    const authed = await startTestServer({ auth: { required: true, defaultPolicy: 'allow' } }, { store });
+    const agents: UserAgent[] = [];
+    try {
+      await authed.server.security.admin!.addUser({ username: 'dora', password: 'dora password 1' });
+      await authed.server.security.admin!.addUser({ username: 'emil', password: 'emil password 1' });
+      const agent = async (user: string) => {
+        const a = new UserAgent({ aor: `sip:${user}@example.com`, server: { host: '127.0.0.1', port: authed.port }, password: `${user} password 1` });
+        agents.push(a);
+        await a.start();
+        return a;
+      };
+      const dora = await agent('dora');
+      await new Registration(dora).register();
+      const emil = await agent('emil');
+
+      await proxy.down();
+      try {
+        // Accounts and rules come from memory: no request needs the database.
+        await new Registration(dora).register();
+        const pua = new PresenceUserAgent(dora);
+        await pua.publish({ basic: 'open', note: 'offline database' });
+        const wua = new WatcherUserAgent(emil);
+        const seen = new Promise<PresenceUpdate>((resolve) => wua.on('presence', (u) => u.summary?.note === 'offline database' && resolve(u)));
+        await wua.watch('dora');
+        expect((await seen).summary?.basic).to.equal('open');
+        await wua.close();
+        await pua.close();
+      } finally {
+        await proxy.up();
+      }
+    } finally {
+      for (const a of agents) await a.close();
+      await authed.stop();
+    }
   });
 });
