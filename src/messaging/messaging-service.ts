@@ -5,13 +5,16 @@ import type { SipRequest, SipResponse } from '../sip/message.js';
 import { createResponse, randomToken } from '../sip/response.js';
 import { addressOfRecord, isSipUri } from '../sip/uri.js';
 import { canonicalAor } from '../registrar/aor.js';
+import type { Binding } from '../registrar/binding.js';
+import { targetOf } from '../registrar/binding-route.js';
 import type { LocationService } from '../registrar/location-service.js';
 import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
 import { timersWallClock } from '../registrar/wall-clock.js';
 import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
 import type { RequestSender } from '../transaction/request-sender.js';
+import type { Destination } from '../transport/types.js';
 import { isComposingIndication, MESSAGE_ACCEPT } from './content-types.js';
-import { Forker, isKnownUndelivered, type BranchResult } from './fork.js';
+import { Forker, isKnownUndelivered, isUnanswered, type BranchResult } from './fork.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
 import { InMemoryOfflineMessageStore } from './memory-offline-store.js';
 import { OfflineDelivery } from './offline-delivery.js';
@@ -33,6 +36,13 @@ export interface MessagingServiceOptions {
   readonly settings: MessagingSettings;
   /** The transport's message size limit (config limits.maxMessageSize). */
   readonly maxMessageSize: number;
+  /**
+   * How long a contact may stay silent before the sender is answered without it: below
+   * the sender's Timer F (64*T1), so our answer reaches it in time. Default 30 s (T1 500 ms).
+   */
+  readonly answerWithinMs?: number;
+  /** Where we listen (host names of ours are in `domains`), to refuse contacts that loop back. */
+  readonly listeners?: () => ReadonlyArray<{ readonly protocol: string; readonly port: number }>;
   /** Durable store of offline messages; in memory by default. */
   readonly store?: OfflineMessageStore;
   readonly users?: UserDirectory;
@@ -49,7 +59,10 @@ const MAX_CARRIED_HEADERS = 16;
 const MAX_CARRIED_HEADER_LENGTH = 1024;
 
 /** Response headers that are ours to write, not copied from downstream (RFC 3261 §16.7 step 9). */
-const OWN_RESPONSE_HEADERS = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'content-length', 'server', 'route', 'record-route']);
+const OWN_RESPONSE_HEADERS = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'content-length', 'route', 'record-route']);
+
+/** Default answer window: 64*T1 at the default T1 of 500 ms is 32 s; 2 s are left for the way back. */
+const DEFAULT_ANSWER_WITHIN_MS = 30_000;
 
 /** Offline stores waiting for one recipient at most; more get 503. */
 const MAX_QUEUED_STORES_PER_USER = 64;
@@ -93,8 +106,14 @@ export class MessagingService implements SipService {
     this.forker = new Forker(
       options.transactions,
       options.location,
-      { maxUdpMessageSize: options.settings.maxUdpMessageSize, maxMessageSize: options.maxMessageSize },
+      {
+        maxUdpMessageSize: options.settings.maxUdpMessageSize,
+        maxMessageSize: options.maxMessageSize,
+        answerWithinMs: options.answerWithinMs ?? DEFAULT_ANSWER_WITHIN_MS,
+      },
+      options.timers,
       options.logger,
+      (dest) => isOwnAddress(dest, options.domains, options.listeners),
     );
     this.delivery = new OfflineDelivery(this.store, this.location, this.forker, this.wallClock, options.logger);
     this.schedulePurge();
@@ -137,6 +156,8 @@ export class MessagingService implements SipService {
 
   async handle(ctx: RequestContext): Promise<void> {
     const req = ctx.request;
+    // The Date a stored copy carries is when we received it, not when we gave up on its contacts.
+    const receivedAt = this.wallClock.nowMs();
     // What a stored or forwarded copy carries must parse (400 otherwise).
     void req.from;
     void req.to;
@@ -179,9 +200,19 @@ export class MessagingService implements SipService {
       return;
     }
     const composing = isComposingIndication(req.contentType, req.body);
-    const bindings = this.location.lookup(aor);
+    let bindings = this.location.lookup(aor);
+    if (ruri.scheme === 'sips') {
+      // RFC 5630 §5.3: a SIPS Request-URI asks for TLS on every hop, so only contacts we
+      // reach over TLS qualify; storing it for a later plain-text delivery would downgrade it.
+      bindings = bindings.filter(isSecureBinding);
+      if (bindings.length === 0) {
+        ctx.reply(480, 'Temporarily Unavailable', { headers: [['Warning', `380 ${this.domains.primary} "SIPS Not Allowed"`]] });
+        return;
+      }
+    }
     if (bindings.length === 0) {
-      await this.storeOffline(ctx, aor, composing);
+      ctx.log.debug({ aor }, 'no reachable contact');
+      await this.storeOffline(ctx, aor, composing, receivedAt);
       return;
     }
 
@@ -191,19 +222,48 @@ export class MessagingService implements SipService {
     base.setHeader('Max-Forwards', maxForwards - 1);
     base.removeHeader('route');
     let answered = false;
-    const results = await this.forker.fork(base, bindings, (r) => {
-      // §16.7 step 5: the first 2xx goes upstream at once.
-      answered = true;
-      ctx.respond(relayResponse(req, r.response!, r.status, r.reason));
-    });
+    // A contact given up as silent may still answer 2xx before its own Timer F: then it has
+    // the message, and the copy stored meanwhile must not be delivered a second time.
+    let late: BranchResult | undefined;
+    let stored: Promise<string | undefined> | undefined;
+    const results = await this.forker.fork(
+      base,
+      bindings,
+      (r) => {
+        // §16.7 step 5: the first 2xx goes upstream at once.
+        answered = true;
+        ctx.respond(relayResponse(req, r.response!, r.status, r.reason));
+      },
+      (r) => {
+        late = r;
+        void stored?.then((id) => this.withdraw(id, aor, ctx));
+      },
+    );
     if (answered) return;
-    if (!composing && results.every(isKnownUndelivered)) {
-      // Every contact turned out to be unreachable before the request reached it: the
-      // user is offline after all.
-      await this.storeOffline(ctx, aor, composing);
+    if (late) {
+      ctx.respond(relayResponse(req, late.response!, late.status, late.reason));
+      return;
+    }
+    if (!composing && results.every((r) => isKnownUndelivered(r) || isUnanswered(r))) {
+      // Every contact was unreachable, or stayed silent for as long as the sender can wait
+      // (a phone that vanished without unregistering): the user is offline after all. A
+      // silent contact might have got it, so a late 2xx withdraws the stored copy.
+      ctx.log.debug({ aor, outcomes: results.map((r) => r.outcome) }, 'no contact answered; storing');
+      stored = this.storeOffline(ctx, aor, composing, receivedAt);
+      await stored;
       return;
     }
     ctx.respond(this.bestResponse(req, results));
+  }
+
+  /** Removes a stored copy that a late 2xx showed to be delivered. */
+  private async withdraw(id: string | undefined, aor: string, ctx: RequestContext): Promise<void> {
+    if (id === undefined) return;
+    try {
+      if (await this.store.remove(id)) ctx.log.info({ aor, id }, 'stored copy withdrawn: the contact answered late');
+    } catch (err) {
+      ctx.log.error({ err, aor, id }, 'stored copy not withdrawn');
+    }
   }
 
   /** §16.7 step 6 with the rewrites a proxy owes for a non-INVITE request. */
@@ -220,12 +280,13 @@ export class MessagingService implements SipService {
   /**
    * Stores a MESSAGE for a recipient with no reachable contact and answers 202, within the
    * recipient's limits (else 480, nothing stored). A typing indication is never stored.
+   * Resolves with the stored message's id, or undefined when nothing was stored.
    */
-  private async storeOffline(ctx: RequestContext, aor: string, composing: boolean): Promise<void> {
+  private async storeOffline(ctx: RequestContext, aor: string, composing: boolean, receivedAt: number): Promise<string | undefined> {
     const req = ctx.request;
     if (composing || this.settings.offlineMaxMessages === 0) {
       ctx.reply(480, 'Temporarily Unavailable');
-      return;
+      return undefined;
     }
     const now = this.wallClock.nowMs();
     const message: StoredMessage = {
@@ -239,8 +300,8 @@ export class MessagingService implements SipService {
       contentType: req.getHeader('content-type'),
       headers: carriedHeaders(req),
       body: req.body,
-      receivedAt: now,
-      expiresAt: now + this.settings.offlineTtlSeconds * 1000,
+      receivedAt,
+      expiresAt: receivedAt + this.settings.offlineTtlSeconds * 1000,
     };
     const queued = this.quota.run(aor, async () => {
       const usage = await this.store.usage(aor, now);
@@ -252,18 +313,20 @@ export class MessagingService implements SipService {
     });
     if (!queued) {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
-      return;
+      return undefined;
     }
     const stored = await queued;
     if (!stored) {
       ctx.log.debug({ aor }, 'offline storage full');
       ctx.reply(480, 'Temporarily Unavailable');
-      return;
+      return undefined;
     }
     // RFC 3428 §7: 202 says the message was accepted, not that it reached the user.
     ctx.reply(202, 'Accepted');
+    ctx.log.debug({ aor, id: message.id, bytes: message.body.length }, 'stored for offline delivery');
     // The user may have registered while we stored; its delivery run could have missed this one.
     if (this.location.lookup(aor).length > 0) this.delivery.trigger(aor);
+    return message.id;
   }
 
   private schedulePurge(): void {
@@ -280,13 +343,25 @@ export class MessagingService implements SipService {
   }
 }
 
+/** Does a request to this binding leave over TLS (or secure WebSocket)? */
+function isSecureBinding(b: Binding): boolean {
+  const protocol = targetOf(b)?.destination.protocol;
+  return protocol === 'tls' || protocol === 'wss';
+}
+
+/** Is `dest` one of our own listening sockets (a host of ours, a port and transport we listen on)? */
+function isOwnAddress(dest: Destination, domains: LocalDomains, listeners?: MessagingServiceOptions['listeners']): boolean {
+  if (!listeners || !domains.has(dest.address)) return false;
+  return listeners().some((l) => l.protocol === dest.protocol && l.port === dest.port);
+}
+
 /**
  * The status a branch's answer may take upstream: RFC 4320 §4.2 forbids a 408 to a
  * non-INVITE request, and RFC 5626 §11.5 keeps a 430 between the edge and us, so a
  * contact that timed out or lost its flow reads as 480; §16.7 step 6 turns 503 into 500.
  */
 function upstreamStatus(r: BranchResult): number {
-  if (r.outcome === 'timeout' || r.outcome === 'transport-error' || r.outcome === 'no-route') return 480;
+  if (isUnanswered(r) || r.outcome === 'transport-error' || r.outcome === 'no-route') return 480;
   if (r.status === 408 || r.status === 430) return 480;
   if (r.status === 503) return 500;
   return r.status;
@@ -304,6 +379,8 @@ function relayResponse(req: SipRequest, down: SipResponse, status: number, reaso
     toTag = undefined;
   }
   const res = createResponse(req, status, reason, { toTag: toTag ?? randomToken() });
+  // The answering UA's Server header travels unchanged; ours stays only when it sent none.
+  if (down.headers.some((h) => h.key === 'server')) res.removeHeader('server');
   for (const h of down.headers) if (!OWN_RESPONSE_HEADERS.has(h.key)) res.headers.push(h);
   res.body = down.body;
   return res;

@@ -68,7 +68,8 @@ export class OfflineDelivery {
       if (this.closed) return;
       const bindings = this.location.lookup(aor);
       if (bindings.length === 0) return;
-      const results = await this.forker.fork(deliveryRequest(m), bindings);
+      // A contact that answers 2xx after it was given up as silent has it after all.
+      const results = await this.forker.fork(deliveryRequest(m), bindings, undefined, () => void this.withdraw(aor, m.id));
       if (results.some((r) => r.status >= 200 && r.status < 300)) {
         await this.store.remove(m.id);
         this.log?.debug({ aor, id: m.id }, 'stored message delivered');
@@ -78,6 +79,14 @@ export class OfflineDelivery {
       } else {
         this.log?.debug({ aor, id: m.id, status: results.map((r) => r.status) }, 'stored message refused; kept');
       }
+    }
+  }
+
+  private async withdraw(aor: string, id: string): Promise<void> {
+    try {
+      if (await this.store.remove(id)) this.log?.info({ aor, id }, 'stored message delivered late; removed');
+    } catch (err) {
+      this.log?.error({ err, aor, id }, 'stored message not removed');
     }
   }
 }

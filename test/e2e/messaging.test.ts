@@ -168,6 +168,19 @@ describe('e2e: pager-mode messaging over real sockets', () => {
     expect((await alice.transact(messageTo(alice, 'sip:someone@elsewhere.org', 'hi'))).status).to.equal(403);
   });
 
+  it('answers 482 at once for a contact that is the server itself, instead of looping until Max-Forwards runs out', async () => {
+    const alice = await registered(user('alice'));
+    const name = user('loopy');
+    const bob = await ua(name);
+    for (const contact of [`<sip:${name}@127.0.0.1:${srv.port}>`, `<sip:${name}@example.com:${srv.port};transport=tcp>`]) {
+      expect((await bob.transact(registerRequest(bob, { contact, expires: 600 }))).status).to.equal(200);
+      const res = await alice.transact(messageTo(alice, bob.aor, 'round and round'));
+      expect(res.status).to.equal(482);
+      expect(res.reason).to.equal('Loop Detected');
+      expect((await bob.transact(registerRequest(bob, { contact, expires: 0 }))).status).to.equal(200);
+    }
+  });
+
   it('refuses with 513 a MESSAGE too large for bob\'s UDP contact, and delivers it over TCP', async () => {
     const alice = await registered(user('alice'), 'tcp');
     const name = user('bob');

@@ -96,6 +96,28 @@ describe('e2e: registrar over real sockets (driven clock)', () => {
     expect(srv.server.location.lookup('sip:gina@example.com')).to.have.length(1);
   });
 
+  it('lets each Contact expires win over Expires, shortens past the maximum, keeps q, and stores and echoes Path', async () => {
+    const ivy = await ua('ivy');
+    const other = `sip:ivy@127.0.0.1:${ivy.localPort + 1}`;
+    const req = registerRequest(ivy, {
+      contact: `<${ivy.contactUri}>;q=0.5;expires=120, <${other}>`,
+      expires: 7200,
+      headers: { Supported: 'path', Path: '<sip:edge.example.com;lr>' },
+    });
+    const res = await ivy.transact(req);
+    expect(res.status).to.equal(200);
+    const byUri = new Map(res.contacts.map((c) => [c.uri.raw, c.params] as const));
+    expect(byUri.get(ivy.contactUri)?.get('expires')).to.equal('120');
+    expect(byUri.get(ivy.contactUri)?.get('q')).to.equal('0.5');
+    expect(byUri.get(other)?.get('expires')).to.equal('3600');
+    expect(res.getHeader('path')).to.equal('<sip:edge.example.com;lr>');
+    expect(srv.server.location.bindings('sip:ivy@example.com').map((b) => b.path)).to.deep.equal([['<sip:edge.example.com;lr>'], ['<sip:edge.example.com;lr>']]);
+    // `*` only alone and with Expires: 0 (§10.3 step 6); nothing changes.
+    expect((await ivy.transact(registerRequest(ivy, { contact: `*, <${other}>`, expires: 0 }))).status).to.equal(400);
+    expect((await ivy.transact(registerRequest(ivy, { contact: '*', expires: 60 }))).status).to.equal(400);
+    expect(srv.server.location.bindings('sip:ivy@example.com')).to.have.length(2);
+  });
+
   it('marks a TCP binding unreachable when its connection closes', async () => {
     const hank = await ua('hank', 'tcp');
     await hank.transact(registerRequest(hank, { expires: 600 }));

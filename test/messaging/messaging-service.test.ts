@@ -7,6 +7,7 @@ import type { UserDirectory } from '../../src/registrar/user-directory.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import type { Flow } from '../../src/transport/types.js';
 import { ManualTimers } from '../../src/util/timers.js';
+import { createResponse } from '../../src/sip/response.js';
 import { domains, fakeContext, message, register, run, silent, tcpFlow, UDP_FLOW } from '../registrar/fakes.js';
 import { FakeTransactions, settle, type Answer } from './fake-transactions.js';
 
@@ -22,7 +23,7 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
   let messaging: MessagingService;
   let cseq: number;
 
-  function setup(opts: { settings?: Partial<MessagingSettings>; users?: UserDirectory; answerer?: (req: SipRequest) => Answer | undefined } = {}): void {
+  function setup(opts: { settings?: Partial<MessagingSettings>; users?: UserDirectory; answerer?: (req: SipRequest) => Answer | undefined; listeners?: Array<{ protocol: string; port: number }> } = {}): void {
     timers = new ManualTimers();
     const wallClock = { nowMs: () => EPOCH + timers.now() };
     location = new LocationService({ timers, wallClock });
@@ -39,6 +40,7 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
       maxMessageSize: 65535,
       store,
       users: opts.users,
+      ...(opts.listeners ? { listeners: () => opts.listeners! } : {}),
       logger: silent,
     });
     registrar.onRegistered((aor) => messaging.registered(aor));
@@ -100,7 +102,6 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
     [[503, 503], 500],
     [[500, 415], 415],
     [['timeout', 404], 404],
-    [['timeout', 'timeout'], 480],
     [[430, 408], 480],
   ] as Array<[Answer[], number]>) {
     it(`answers the best final response: ${answers.join(' + ')} → ${expected} (RFC 3261 §16.7)`, async () => {
@@ -114,13 +115,84 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
     });
   }
 
-  it('marks a binding unreachable when a request to it times out or fails', async () => {
+  it('marks a binding unreachable when a request to it times out, and stores the message (202)', async () => {
     setup({ answerer: () => 'timeout' });
     await registerBob();
-    expect((await send()).status).to.equal(480);
+    expect((await send(message({ body: 'one' }))).status).to.equal(202);
     expect(location.lookup('sip:bob@example.com')).to.have.length(0);
-    // Now the user counts as offline: the next message is stored.
-    expect((await send()).status).to.equal(202);
+    // Now the user counts as offline: the next message is stored without trying the contact.
+    expect((await send(message({ body: 'two' }))).status).to.equal(202);
+    expect(tx.sent).to.have.length(1);
+    expect(store.size).to.equal(2);
+  });
+
+  it('answers the sender within the answer window when a contact stays silent, storing the message (RFC 3261 §17.1.2.2 Timer F)', async () => {
+    await registerBob();
+    const fc = fakeContext(message({ body: 'anyone there?' }));
+    const done = messaging.handle(fc.ctx);
+    await tx.waitSent(1);
+    timers.advance(29_999);
+    await settle();
+    expect(fc.responses).to.have.length(0);
+    // 30 s: before the sender's own Timer F (64*T1 = 32 s) gives up on us.
+    timers.advance(1);
+    await done;
+    expect(fc.responses.map((r) => r.status)).to.deep.equal([202]);
+    expect(location.lookup('sip:bob@example.com')).to.have.length(0);
+    expect(store.size).to.equal(1);
+    // The phone comes back: it gets the message.
+    tx.answerer = () => 200;
+    await registerBob('<sip:bob@192.0.2.10:5062>', UDP_FLOW, 'reg-new@test');
+    await settle();
+    expect(tx.sent.map((s) => s.request.body.toString())).to.deep.equal(['anyone there?', 'anyone there?']);
+    // Its Date is when the server received it, not when it gave up on the silent phone.
+    expect(tx.sent[1]!.request.getHeader('date')).to.equal(new Date(EPOCH).toUTCString());
+    expect(store.size).to.equal(0);
+  });
+
+  it('withdraws the stored copy when the silent contact answers 2xx late, so it is not delivered twice', async () => {
+    await registerBob();
+    const fc = fakeContext(message({ body: 'late' }));
+    const done = messaging.handle(fc.ctx);
+    await tx.waitSent(1);
+    timers.advance(30_000);
+    await done;
+    expect(fc.responses.map((r) => r.status)).to.deep.equal([202]);
+    expect(store.size).to.equal(1);
+    tx.sent[0]!.answer(200);
+    await settle();
+    expect(store.size).to.equal(0);
+    expect(fc.responses).to.have.length(1);
+  });
+
+  it('does not store when a silent contact is beside one that answered (best response instead)', async () => {
+    await registerBob('<sip:bob@192.0.2.10:5062>');
+    await registerBob('<sip:bob@192.0.2.11:5062>', { ...UDP_FLOW, remoteAddress: '192.0.2.11' }, 'reg-2@test');
+    const fc = fakeContext(message());
+    const done = messaging.handle(fc.ctx);
+    await tx.waitSent(2);
+    tx.sent[0]!.answer(486);
+    await settle();
+    timers.advance(30_000);
+    await done;
+    expect(fc.responses.map((r) => r.status)).to.deep.equal([486]);
+    expect(store.size).to.equal(0);
+  });
+
+  it('keeps the answering UA\'s Server header on a relayed response (RFC 3261 §16.7 step 9)', async () => {
+    setup({
+      answerer: () => (req) => {
+        const res = createResponse(req, 200, undefined, { toTag: 'uas-tag' });
+        res.setHeader('Server', 'bob-phone/1.0');
+        res.addHeader('X-Extra', 'kept');
+        return res;
+      },
+    });
+    await registerBob();
+    const res = await send();
+    expect(res.status).to.equal(200);
+    expect(res.getHeaders('server')).to.deep.equal(['bob-phone/1.0']);
+    expect(res.getHeader('x-extra')).to.equal('kept');
   });
 
   it('stores the message when every contact fails at the transport (known undelivered)', async () => {
@@ -169,6 +241,18 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
     tx.sent[2]!.answer(200);
     await settle();
     expect((await store.listFor('sip:bob@example.com', EPOCH + timers.now())).map((m) => m.body.toString())).to.deep.equal(['two']);
+  });
+
+  it('removes a stored message whose delivery was answered 2xx only after the answer window', async () => {
+    expect((await send(message({ body: 'slow' }))).status).to.equal(202);
+    await registerBob();
+    await tx.waitSent(1);
+    timers.advance(30_000);
+    await settle();
+    expect(store.size).to.equal(1);
+    tx.sent[0]!.answer(200);
+    await settle();
+    expect(store.size).to.equal(0);
   });
 
   it('stops delivering when the contact is unreachable again, and goes on at the next REGISTER', async () => {
@@ -271,6 +355,42 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
     bad.setHeader('From', '<sip:alice@example.com');
     expect((await send(bad)).status).to.equal(400);
     expect(store.size).to.equal(0);
+  });
+
+  it('answers 482 Loop Detected for a contact that is this server, sending nothing (RFC 3261 §16.3 step 4)', async () => {
+    setup({ answerer: () => 200, listeners: [{ protocol: 'udp', port: 5060 }, { protocol: 'tcp', port: 5060 }] });
+    await registerBob('<sip:bob@127.0.0.1:5060>');
+    const res = await send();
+    expect(res.status).to.equal(482);
+    expect(res.reason).to.equal('Loop Detected');
+    expect(tx.sent).to.have.length(0);
+    expect(store.size).to.equal(0);
+    // Our domain name on our port is us too; another port on our host is a UA beside us.
+    await registerBob('<sip:bob@example.com;transport=tcp>', UDP_FLOW, 'reg-2@test');
+    await registerBob('<sip:bob@127.0.0.1:5070>', UDP_FLOW, 'reg-3@test');
+    const res2 = await send();
+    expect(res2.status).to.equal(200);
+    expect(tx.sent.map((x) => x.request.uriText)).to.deep.equal(['sip:bob@127.0.0.1:5070']);
+  });
+
+  it('forwards a SIPS request only to contacts reached over TLS; with none, 480 with Warning 380 and nothing stored (RFC 5630)', async () => {
+    setup({ answerer: () => 200 });
+    await registerBob();
+    const plain = await send(message({ to: 'sips:bob@example.com' }));
+    expect(plain.status).to.equal(480);
+    expect(plain.getHeader('warning')).to.equal('380 example.com "SIPS Not Allowed"');
+    expect(tx.sent).to.have.length(0);
+    expect(store.size).to.equal(0);
+    // Unknown or offline users the same: a stored copy would go out later in plain text.
+    expect((await send(message({ to: 'sips:carol@example.com' }))).status).to.equal(480);
+    expect(store.size).to.equal(0);
+    await registerBob('<sips:bob@192.0.2.20:5061>', { ...tcpFlow(9, 5061), protocol: 'tls' }, 'reg-tls@test');
+    expect((await send(message({ to: 'sips:bob@example.com' }))).status).to.equal(200);
+    expect(tx.sent).to.have.length(1);
+    expect(tx.sent[0]!.destination.protocol).to.equal('tls');
+    // A sip: request still goes to every contact.
+    expect((await send(message())).status).to.equal(200);
+    expect(tx.sent).to.have.length(3);
   });
 
   it('routes through the Path of the binding', async () => {
