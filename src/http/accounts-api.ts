@@ -46,7 +46,7 @@ export function registerAccountRoutes(router: Router, operations: () => AdminOpe
   const limit = (ctx: RouteContext): number | undefined => {
     const t = ctx.url.searchParams.get('limit');
     if (t === null) return undefined;
-    if (!/^\d{1,5}$/.test(t) || Number(t) < 1) throw new HttpError(400, 'limit must be a whole number from 1 to 10000');
+    if (!/^\d{1,5}$/.test(t) || Number(t) < 1 || Number(t) > 10_000) throw new HttpError(400, 'limit must be a whole number from 1 to 10000');
     return Number(t);
   };
 

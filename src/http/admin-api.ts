@@ -1,6 +1,7 @@
 import type { SimplePresenceServer } from '../server.js';
 import type { PublicationInfo, SubscriptionInfo } from '../presence/presence-service.js';
 import type { SubscriptionFilter } from '../presence/subscriptions.js';
+import type { RegistrationView } from '../registrar/location-service.js';
 import { resolveAddress } from './addresses.js';
 import { HttpError, type RouteContext, type Router } from './router.js';
 
@@ -134,13 +135,20 @@ export function registerStateRoutes(router: Router, server: SimplePresenceServer
     return { status: 204 };
   });
 
+  // Times as ISO 8601 like the other endpoints; `expires` stays the seconds left (RFC 3261 §10.3).
+  const registration = (r: RegistrationView): Record<string, unknown> => ({
+    ...r,
+    expiresAt: iso(now() + r.expires * 1000),
+    updatedAt: iso(r.updatedAt),
+  });
+
   router.get('/api/registrations', (ctx) => {
     const aor = ctx.url.searchParams.get('aor');
-    return { json: server.location.registrations({ ...(aor !== null ? { aor: address(aor) } : {}), limit: limitOf(ctx) }) };
+    return { json: server.location.registrations({ ...(aor !== null ? { aor: address(aor) } : {}), limit: limitOf(ctx) }).map(registration) };
   });
 
   router.get('/api/registrations/:aor', (ctx) => ({
-    json: server.location.registrations({ aor: address(ctx.params.aor!), limit: limitOf(ctx) }),
+    json: server.location.registrations({ aor: address(ctx.params.aor!), limit: limitOf(ctx) }).map(registration),
   }));
 
   // RFC 3428 store-and-forward: how many messages wait for each user.

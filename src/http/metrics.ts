@@ -15,6 +15,16 @@ function methodLabel(method: string): string {
 }
 
 /**
+ * The namespace of the server's own metrics (Prometheus naming: one application prefix,
+ * base units, `_total` on counters). Process and Node.js metrics keep their standard
+ * names (`process_*`, `nodejs_*`) so stock dashboards find them.
+ */
+export const METRIC_PREFIX = 'simple_presence_';
+
+/** Subscription states a gauge always reports, zero included, so series do not vanish. */
+const SUBSCRIPTION_STATES = ['pending', 'active'] as const;
+
+/**
  * Prometheus metrics of a running server (prom-client). Counters and the latency histogram
  * are fed by observers on the SIP core and the transaction layer; gauges read the services
  * at scrape time, so nothing is kept twice.
@@ -24,26 +34,30 @@ export class ServerMetrics {
   private readonly requests: Counter<'method'>;
   private readonly responses: Counter<'method' | 'status'>;
   private readonly latency: Histogram<'method'>;
-  private readonly notifies: Counter<'outcome'>;
+  private readonly notifiesSent: Counter;
+  private readonly notifiesFailed: Counter;
   private lastFlushes = 0;
 
   constructor(private readonly server: SimplePresenceServer, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'simple_presence_' });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    const P = METRIC_PREFIX;
 
-    this.requests = new Counter({ name: 'sip_requests_received_total', help: 'SIP requests received (new server transactions), by method', labelNames: ['method'], registers });
-    this.responses = new Counter({ name: 'sip_responses_sent_total', help: 'SIP responses sent by the core, by request method and status code', labelNames: ['method', 'status'], registers });
+    this.requests = new Counter({ name: `${P}sip_requests_received_total`, help: 'SIP requests received (new server transactions), by method', labelNames: ['method'], registers });
+    this.responses = new Counter({ name: `${P}sip_responses_sent_total`, help: 'SIP responses sent by the core, by request method and status code', labelNames: ['method', 'status'], registers });
     this.latency = new Histogram({
-      name: 'sip_request_duration_seconds',
+      name: `${P}sip_request_duration_seconds`,
       help: 'Time from a request reaching the core to its final response, by method',
       labelNames: ['method'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    this.notifies = new Counter({ name: 'sip_notify_total', help: 'NOTIFY client transactions by outcome: sent (started), ok (2xx), failed (error response, timeout, transport error)', labelNames: ['outcome'], registers });
+    // Two counters, not one with an outcome label: a failed NOTIFY was also sent, and a sum over labels must mean something.
+    this.notifiesSent = new Counter({ name: `${P}notifies_sent_total`, help: 'NOTIFY requests sent (client transactions started)', registers });
+    this.notifiesFailed = new Counter({ name: `${P}notifies_failed_total`, help: 'NOTIFY requests that failed: error response, timeout or transport error (RFC 6665 §4.2.2)', registers });
 
     new Histogram({
-      name: 'store_flush_duration_seconds',
+      name: `${P}store_flush_duration_seconds`,
       help: 'Duration of soft-state write-behind flushes to the store (the last flush, sampled at each scrape)',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
@@ -55,9 +69,9 @@ export class ServerMetrics {
         this.lastFlushes = stats.flushes;
       },
     });
-    const flushHistogram = this.registry.getSingleMetric('store_flush_duration_seconds') as Histogram;
+    const flushHistogram = this.registry.getSingleMetric(`${P}store_flush_duration_seconds`) as Histogram;
     new Gauge({
-      name: 'store_write_queue_length',
+      name: `${P}store_write_queue_length`,
       help: 'Soft-state writes waiting for the next flush (plus those being written)',
       registers,
       collect() {
@@ -66,7 +80,7 @@ export class ServerMetrics {
       },
     });
     new Gauge({
-      name: 'store_last_flush_duration_seconds',
+      name: `${P}store_last_flush_duration_seconds`,
       help: 'Duration of the last successful soft-state flush',
       registers,
       collect() {
@@ -74,10 +88,10 @@ export class ServerMetrics {
         this.set(ms === undefined ? 0 : ms / 1000);
       },
     });
-    lazyCounter(registers, 'store_flushes_total', 'Soft-state flushes since start', () => server.store?.softState.stats().flushes ?? 0);
-    lazyCounter(registers, 'store_flush_failures_total', 'Failed soft-state flushes since start', () => server.store?.softState.stats().failures ?? 0);
+    lazyCounter(registers, `${P}store_flushes_total`, 'Soft-state flushes since start', () => server.store?.softState.stats().flushes ?? 0);
+    lazyCounter(registers, `${P}store_flush_failures_total`, 'Failed soft-state flushes since start', () => server.store?.softState.stats().failures ?? 0);
     new Gauge({
-      name: 'presence_publications',
+      name: `${P}publications`,
       help: 'Live PUBLISH publications (RFC 3903)',
       registers,
       collect() {
@@ -85,17 +99,18 @@ export class ServerMetrics {
       },
     });
     new Gauge({
-      name: 'presence_subscriptions',
+      name: `${P}subscriptions`,
       help: 'Live subscriptions by event package and state (RFC 6665)',
       labelNames: ['event', 'state'],
       registers,
       collect() {
         this.reset();
+        for (const event of server.presence.eventPackages) for (const state of SUBSCRIPTION_STATES) this.set({ event, state }, 0);
         for (const s of server.presence.subscriptions.list()) this.inc({ event: s.eventPackage, state: s.status });
       },
     });
     new Gauge({
-      name: 'sip_registrations',
+      name: `${P}registrations`,
       help: 'Contact bindings in the location service (RFC 3261 §10)',
       registers,
       collect() {
@@ -103,7 +118,7 @@ export class ServerMetrics {
       },
     });
     new Gauge({
-      name: 'sip_registered_aors',
+      name: `${P}registered_aors`,
       help: 'Addresses-of-record with at least one binding',
       registers,
       collect() {
@@ -111,20 +126,21 @@ export class ServerMetrics {
       },
     });
     new Gauge({
-      name: 'sip_connections',
-      help: 'Open stream connections by transport',
+      name: `${P}connections`,
+      help: 'Open stream connections (TCP, TLS, WebSocket) by transport',
       labelNames: ['transport'],
       registers,
       collect() {
         this.reset();
         const counts = server.transport.connections.countByProtocol();
-        for (const protocol of new Set([...server.config.sip.transports.filter((t) => t !== 'udp'), ...Object.keys(counts)])) {
+        // Every stream listener's transport, at zero too, so a series does not vanish when its last connection closes.
+        for (const protocol of new Set([...server.listeners.map((l) => l.protocol).filter((t) => t !== 'udp'), ...Object.keys(counts)])) {
           this.set({ transport: protocol }, counts[protocol] ?? 0);
         }
       },
     });
     new Gauge({
-      name: 'sip_transactions',
+      name: `${P}sip_transactions`,
       help: 'Live transactions by kind',
       labelNames: ['kind'],
       registers,
@@ -134,7 +150,7 @@ export class ServerMetrics {
         this.set({ kind: 'client' }, t.client);
       },
     });
-    lazyCounter(registers, 'sip_overload_refused_total', 'Requests answered with a stateless 503 because too many transactions were live', () => server.transactions.stats().refused);
+    lazyCounter(registers, `${P}sip_overload_refused_total`, 'Requests answered with a stateless 503 because too many transactions were live', () => server.transactions.stats().refused);
 
     server.core.observe(this.coreObserver());
     server.transactions.observeClients((txn) => this.clientTransaction(txn));
@@ -158,11 +174,14 @@ export class ServerMetrics {
 
   private clientTransaction(txn: ClientTransaction): void {
     if (txn.request.method !== 'NOTIFY') return;
-    this.notifies.inc({ outcome: 'sent' });
-    void txn.final.then((res) => {
-      // RFC 6665 §4.2.2: an error response (or a timeout, a transport error) ends the subscription.
-      this.notifies.inc({ outcome: res.status < 300 && txn.outcome === 'response' ? 'ok' : 'failed' });
-    });
+    this.notifiesSent.inc();
+    void txn.final.then(
+      (res) => {
+        // RFC 6665 §4.2.2: an error response (or a timeout, a transport error) ends the subscription.
+        if (res.status >= 300 || txn.outcome !== 'response') this.notifiesFailed.inc();
+      },
+      () => this.notifiesFailed.inc(),
+    );
   }
 }
 

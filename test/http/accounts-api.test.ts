@@ -40,6 +40,20 @@ describe('http: users and rules (admin API and /api/me)', function () {
       expect(JSON.stringify(list.json)).not.to.match(/ha1|wonderland/i);
     });
 
+    it('GET /api/users pages with ?limit= and ?after=, refusing a limit out of range', async () => {
+      for (const username of ['pg-a', 'pg-b', 'pg-c']) expect((await call(base, 'POST', '/api/users', { body: { username, password: 'x' } })).status).to.equal(201);
+      const first = await call(base, 'GET', '/api/users?limit=2&after=pg-');
+      expect(first.json.map((u: { username: string }) => u.username)).to.deep.equal(['pg-a', 'pg-b']);
+      const next = await call(base, 'GET', '/api/users?limit=2&after=pg-b');
+      expect(next.json.map((u: { username: string }) => u.username)[0]).to.equal('pg-c');
+      for (const bad of ['0', '10001', 'x', '-1']) {
+        const r = await call(base, 'GET', `/api/users?limit=${bad}`);
+        expect(r.status, bad).to.equal(400);
+        expect(r.json.error).to.match(/limit/);
+      }
+      for (const username of ['pg-a', 'pg-b', 'pg-c']) await call(base, 'DELETE', `/api/users/${username}`);
+    });
+
     it('answers 409 for a user that exists', async () => {
       const r = await call(base, 'POST', '/api/users', { body: { username: 'alice', password: 'again' } });
       expect(r.status).to.equal(409);

@@ -1,4 +1,8 @@
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/config.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
@@ -174,6 +178,10 @@ describe('http: admin API over real HTTP (state endpoints)', function () {
       const mine = all.json.filter((r: { aor: string }) => r.aor === 'sip:erin@example.com');
       expect(mine).to.have.length(1);
       expect(mine[0].contact).to.contain(`${erin.localPort}`);
+      expect(mine[0].expires).to.be.within(590, 600);
+      // Times as ISO 8601, like the other endpoints.
+      expect(mine[0].updatedAt).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(Date.parse(mine[0].expiresAt) - Date.now()).to.be.within(580_000, 601_000);
       const one = await call(base, 'GET', '/api/registrations/erin');
       expect(one.json).to.have.length(1);
       const q = await call(base, 'GET', '/api/registrations?aor=sip:erin@example.com');
@@ -210,6 +218,20 @@ describe('http: admin API turned off', () => {
     srv = await startTestServer();
   });
   after(async () => srv.stop());
+
+  it('takes the token from ADMIN_TOKEN (over admin.token) and refuses one under 16 characters', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'admin-token-'));
+    try {
+      const file = join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ admin: { token: 'from-the-config-file-0123' } }));
+      expect(loadConfig({ file, env: {} }).admin.token).to.equal('from-the-config-file-0123');
+      expect(loadConfig({ file, env: { ADMIN_TOKEN: 'from-the-environment-0123' } }).admin.token).to.equal('from-the-environment-0123');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(loadConfig({ env: {} }).admin.token).to.equal(null);
+    expect(() => loadConfig({ env: { ADMIN_TOKEN: 'short' } })).to.throw(/admin\.token/);
+  });
 
   it('answers 404 with a JSON message when no admin token is configured', async () => {
     const r = await call(httpBase(srv.server), 'GET', '/api/status');

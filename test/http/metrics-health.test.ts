@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
+import { METRIC_PREFIX } from '../../src/http/metrics.js';
 import { call, httpBase } from './http-support.js';
 
 const PIDF = 'application/pidf+xml';
@@ -80,20 +81,27 @@ describe('http: /metrics (Prometheus), /healthz, /readyz', function () {
       expect(r.status).to.equal(200);
       expect(r.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
       const m = r.text;
-      expect(sample(m, 'sip_requests_received_total', { method: 'REGISTER' })).to.equal(1);
-      expect(sample(m, 'sip_requests_received_total', { method: 'other' })).to.equal(1);
-      expect(sample(m, 'sip_responses_sent_total', { method: 'OPTIONS', status: '200' })).to.equal(1);
-      expect(sample(m, 'sip_responses_sent_total', { method: 'other', status: '501' })).to.equal(1);
-      expect(sample(m, 'sip_request_duration_seconds_count', { method: 'PUBLISH' })).to.equal(1);
-      expect(sample(m, 'sip_request_duration_seconds_bucket', { method: 'PUBLISH', le: '+Inf' })).to.equal(1);
-      expect(sample(m, 'sip_registrations')).to.equal(1);
-      expect(sample(m, 'presence_publications')).to.equal(1);
-      expect(sample(m, 'presence_subscriptions', { event: 'presence', state: 'active' })).to.equal(1);
-      expect(sample(m, 'sip_notify_total', { outcome: 'sent' })).to.equal(1);
-      expect(sample(m, 'sip_notify_total', { outcome: 'ok' })).to.equal(1);
-      expect(sample(m, 'sip_connections', { transport: 'tcp' })).to.equal(0);
-      expect(sample(m, 'store_write_queue_length')).to.equal(0);
-      expect(m).to.contain('simple_presence_process_resident_memory_bytes');
+      expect(sample(m, 'simple_presence_sip_requests_received_total', { method: 'REGISTER' })).to.equal(1);
+      expect(sample(m, 'simple_presence_sip_requests_received_total', { method: 'other' })).to.equal(1);
+      expect(sample(m, 'simple_presence_sip_responses_sent_total', { method: 'OPTIONS', status: '200' })).to.equal(1);
+      expect(sample(m, 'simple_presence_sip_responses_sent_total', { method: 'other', status: '501' })).to.equal(1);
+      expect(sample(m, 'simple_presence_sip_request_duration_seconds_count', { method: 'PUBLISH' })).to.equal(1);
+      expect(sample(m, 'simple_presence_sip_request_duration_seconds_bucket', { method: 'PUBLISH', le: '+Inf' })).to.equal(1);
+      expect(sample(m, 'simple_presence_registrations')).to.equal(1);
+      expect(sample(m, 'simple_presence_registered_aors')).to.equal(1);
+      expect(sample(m, 'simple_presence_publications')).to.equal(1);
+      expect(sample(m, 'simple_presence_subscriptions', { event: 'presence', state: 'active' })).to.equal(1);
+      // States with no subscription are reported as 0, not left out.
+      expect(sample(m, 'simple_presence_subscriptions', { event: 'presence', state: 'pending' })).to.equal(0);
+      expect(sample(m, 'simple_presence_subscriptions', { event: 'presence.winfo', state: 'active' })).to.equal(0);
+      expect(sample(m, 'simple_presence_notifies_sent_total')).to.equal(1);
+      expect(sample(m, 'simple_presence_notifies_failed_total')).to.equal(0);
+      expect(sample(m, 'simple_presence_connections', { transport: 'tcp' })).to.equal(0);
+      expect(sample(m, 'simple_presence_connections', { transport: 'ws' })).to.equal(0);
+      expect(sample(m, 'simple_presence_store_write_queue_length')).to.equal(0);
+      // Node's own metrics keep their standard names.
+      expect(sample(m, 'process_resident_memory_bytes')).to.be.above(0);
+      expect(m).to.match(/^nodejs_eventloop_lag_seconds /m);
     });
 
     it('counts a NOTIFY the watcher refuses as failed', async () => {
@@ -106,7 +114,8 @@ describe('http: /metrics (Prometheus), /healthz, /readyz', function () {
       await notified;
       for (let i = 0; i < 100 && srv.server.presence.subscriptions.notifier.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 5));
       const m = (await call(base, 'GET', '/metrics', { token: null })).text;
-      expect(sample(m, 'sip_notify_total', { outcome: 'failed' })).to.equal(1);
+      expect(sample(m, 'simple_presence_notifies_sent_total')).to.equal(2);
+      expect(sample(m, 'simple_presence_notifies_failed_total')).to.equal(1);
     });
 
     it('counts open TCP connections', async () => {
@@ -114,7 +123,26 @@ describe('http: /metrics (Prometheus), /healthz, /readyz', function () {
       uas.push(ua);
       expect((await ua.transact(ua.request('OPTIONS', 'sip:example.com'))).status).to.equal(200);
       const m = (await call(base, 'GET', '/metrics', { token: null })).text;
-      expect(sample(m, 'sip_connections', { transport: 'tcp' })).to.equal(1);
+      expect(sample(m, 'simple_presence_connections', { transport: 'tcp' })).to.equal(1);
+    });
+
+    it('names every metric the Prometheus way: one namespace, base units, _total only on counters', async () => {
+      const r = await call(base, 'GET', '/metrics', { token: null });
+      const families = new Map<string, string>();
+      for (const line of r.text.split('\n')) {
+        const m = /^# TYPE (\S+) (\S+)$/.exec(line);
+        if (m) families.set(m[1]!, m[2]!);
+      }
+      const ours = [...families].filter(([name]) => !name.startsWith('process_') && !name.startsWith('nodejs_'));
+      expect(ours.length).to.be.above(10);
+      for (const [name, type] of ours) {
+        expect(name, name).to.match(new RegExp(`^${METRIC_PREFIX}[a-z][a-z0-9_]*[a-z0-9]$`));
+        if (type === 'counter') expect(name, `${name} is a counter`).to.match(/_total$/);
+        else expect(name, `${name} is a ${type}`).not.to.match(/_total$/);
+        // Base units only (seconds, bytes), never milliseconds.
+        expect(name, name).not.to.match(/_(ms|milliseconds|kb|mb)(_|$)/);
+      }
+      expect(families.get('simple_presence_sip_request_duration_seconds')).to.equal('histogram');
     });
   });
 
@@ -147,8 +175,10 @@ describe('http: /metrics (Prometheus), /healthz, /readyz', function () {
         await ua.close();
       }
       const m = (await call(base, 'GET', '/metrics', { token: null })).text;
-      expect(sample(m, 'store_write_queue_length')).to.equal(0);
-      expect(sample(m, 'store_flush_duration_seconds_count')).to.be.at.least(1);
+      expect(sample(m, 'simple_presence_store_write_queue_length')).to.equal(0);
+      expect(sample(m, 'simple_presence_store_flush_duration_seconds_count')).to.be.at.least(1);
+      expect(sample(m, 'simple_presence_store_flushes_total')).to.be.at.least(1);
+      expect(sample(m, 'simple_presence_store_last_flush_duration_seconds')).to.be.above(0);
     });
 
     it('GET /readyz answers 503 naming the store when it is unreachable', async () => {

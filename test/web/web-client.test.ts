@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { adminCommand } from '../../src/cli/admin-commands.js';
 import { packageRoot } from '../../src/config/config.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -13,9 +15,12 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(packageRoot(), 'test-artifacts', 'web');
 
 /**
- * The web client end to end in headless Chromium (issue 9): two users in two browser
- * contexts over SIP/WebSocket with digest authentication, a pending watcher approved
- * through /api/me/rules, presence changes seen live, messages and typing both ways.
+ * The web client end to end in headless Chromium (issue 9): accounts made with the CLI
+ * (`user add`, through the control socket), two users in two browser contexts over
+ * SIP/WebSocket with digest authentication, a pending watcher approved through
+ * /api/me/rules, presence changes seen live, messages and typing both ways; then what a
+ * user meets later: a message stored (202) or refused (404), a subscription the server
+ * ends, a server restart, a block.
  */
 describe('web client in headless Chromium (sip.js over WebSocket)', function () {
   this.timeout(60000);
@@ -23,6 +28,9 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
   let srv: TestServer;
   let base: string;
   let browser: Browser;
+  let alice: Page;
+  let bob: Page;
+  let dataDir: string | undefined;
   const contexts: BrowserContext[] = [];
   let shot = 0;
 
@@ -39,12 +47,19 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
     // The page as `npm run build` makes it (bundle of web/src with sip.js, into dist/web).
     execFileSync(process.execPath, [join(packageRoot(), 'web', 'build.mjs')], { stdio: 'pipe' });
     store = await openStore({ logger: pino({ level: 'silent' }) });
-    srv = await startTestServer({ admin: { token: TOKEN }, auth: { required: true } }, { store });
+    // As the README has it: accounts made with `simple-presence user add`, which goes through
+    // the running server's control socket in store.dataDir.
+    dataDir = mkdtempSync(join(tmpdir(), 'sp-web-'));
+    srv = await startTestServer({ admin: { token: TOKEN }, auth: { required: true } }, { store, controlSocket: join(dataDir, 'control.sock') });
     base = httpBase(srv.server);
-    for (const [username, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret']]) {
-      const r = await call(base, 'POST', '/api/users', { body: { username, password } });
-      expect(r.status, JSON.stringify(r.json)).to.equal(201);
+    const cliConfig = join(dataDir, 'config.json');
+    writeFileSync(cliConfig, JSON.stringify({ sip: { domain: 'example.com' }, store: { dataDir } }));
+    const said: string[] = [];
+    const io = { out: (l: string) => said.push(l), err: (l: string) => said.push(l), readPassword: () => Promise.reject(new Error('no terminal')) };
+    for (const [username, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret'], ['carol', 'carol-secret']]) {
+      expect(await adminCommand('user', ['add', username!, '--password', password!, '--config', cliConfig], io), said.join('\n')).to.equal(0);
     }
+    expect(said).to.deep.equal(['added sip:alice@example.com', 'added sip:bob@example.com', 'added sip:carol@example.com']);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   });
 
@@ -53,6 +68,7 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
     await browser?.close().catch(() => undefined);
     await srv?.stop();
     await store?.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   async function login(user: string, password: string): Promise<Page> {
@@ -96,8 +112,8 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
   });
 
   it('alice and bob: approval, live presence, messages and typing both ways', async () => {
-    const alice = await login('alice', 'alice-secret');
-    const bob = await login('bob', 'bob-secret');
+    alice = await login('alice', 'alice-secret');
+    bob = await login('bob', 'bob-secret');
 
     // Bob goes away with a note.
     await bob.fill('#my-note', 'out for lunch');
@@ -161,8 +177,94 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
 
     // Both browsers hold one SIP-over-WebSocket connection each.
     const metrics = await call(base, 'GET', '/metrics', { token: null });
-    expect(metrics.text).to.match(/^sip_connections\{transport="ws"\} 2$/m);
+    expect(metrics.text).to.match(/^simple_presence_connections\{transport="ws"\} 2$/m);
+    // The server said 200 to both messages.
+    expect(await alice.getAttribute('#messages li.line.me', 'data-delivery')).to.equal('delivered');
 
     console.log(`      (presence change seen by the other browser after ${seenAfterMs} ms)`);
+  });
+
+  it('says whether a message was delivered, stored for later (202) or refused', async () => {
+    // Carol has an account but is not logged in: RFC 3428 store-and-forward answers 202.
+    await alice.fill('#add-buddy-input', 'carol');
+    await alice.click('#add-buddy button');
+    await alice.click('li.buddy[data-aor="sip:carol@example.com"] .buddy-open');
+    await alice.fill('#compose-text', 'see you tomorrow');
+    await alice.click('#compose button');
+    await alice.waitForSelector('#messages li.line.me[data-delivery="stored"]');
+    await expectText(alice, '#messages li.line.me .delivery', 'will be delivered when carol@example.com is online');
+    expect((await call(base, 'GET', '/api/messages/carol')).json).to.include({ count: 1 });
+    // Nobody of that name: 404, shown as not delivered.
+    await alice.fill('#add-buddy-input', 'nobody');
+    await alice.click('#add-buddy button');
+    await alice.click('li.buddy[data-aor="sip:nobody@example.com"] .buddy-open');
+    await alice.fill('#compose-text', 'hello?');
+    await alice.click('#compose button');
+    await alice.waitForSelector('#messages li.line.me[data-delivery="failed"]');
+    await expectText(alice, '#messages li.line.me .delivery', 'not delivered: 404');
+    await screenshot(alice, 'alice-not-delivered');
+    await alice.click('li.buddy[data-aor="sip:nobody@example.com"] .remove');
+    await alice.click('li.buddy[data-aor="sip:carol@example.com"] .remove');
+  });
+
+  it('subscribes again when the server ends a subscription with reason=deactivated (RFC 6665 §4.1.3)', async () => {
+    const list = async (): Promise<Array<{ id: string; state: string }>> => (await call(base, 'GET', '/api/subscriptions?presentity=bob&watcher=alice&event=presence')).json;
+    const [old] = await list();
+    expect(old?.state).to.equal('active');
+    expect((await call(base, 'DELETE', `/api/subscriptions/${old!.id}?reason=deactivated`)).status).to.equal(204);
+    let now: Array<{ id: string; state: string }> = [];
+    for (let i = 0; i < 100; i++) {
+      now = await list();
+      if (now.length === 1 && now[0]!.id !== old!.id && now[0]!.state === 'active') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(now).to.have.length(1);
+    expect(now[0]!.id).not.to.equal(old!.id);
+    const bobOnAlice = 'li.buddy[data-aor="sip:bob@example.com"]';
+    await bob.selectOption('#my-status', 'busy');
+    await alice.waitForSelector(`${bobOnAlice}[data-status="busy"]`);
+  });
+
+  it('after a server restart both pages reconnect, register, publish and subscribe again', async () => {
+    const port = Number(new URL(base).port);
+    await srv.stop();
+    await alice.waitForSelector('body[data-connection="disconnected"], body[data-connection="reconnecting"]');
+    await bob.waitForSelector('body[data-connection="disconnected"], body[data-connection="reconnecting"]');
+    // Bob changes his status while the server is down: the page says it is not published...
+    await bob.fill('#my-note', 'after the restart');
+    await bob.selectOption('#my-status', 'away');
+    await expectText(bob, '#status-feedback', 'not published');
+    expect(await bob.evaluate(() => document.body.dataset.published)).to.equal(undefined);
+    // The same store and HTTP port: soft state comes back; the WebSocket contacts do not (RFC 7118 §5).
+    srv = await startTestServer({ admin: { token: TOKEN }, auth: { required: true }, http: { port } }, { store });
+    const started = Date.now();
+    await alice.waitForSelector('body[data-connection="connected"]', { timeout: 15000 });
+    await bob.waitForSelector('body[data-connection="connected"]', { timeout: 15000 });
+    // ...and publishes it by itself once it is back; Alice, subscribed again, sees it.
+    await bob.waitForSelector('body[data-published="away"]', { timeout: 10000 });
+    const bobOnAlice = 'li.buddy[data-aor="sip:bob@example.com"]';
+    await alice.waitForSelector(`${bobOnAlice}[data-status="away"]`, { timeout: 10000 });
+    await expectText(alice, `${bobOnAlice} .buddy-note`, 'after the restart');
+    await alice.click(`${bobOnAlice} .buddy-open`);
+    await bob.click('li.buddy[data-aor="sip:alice@example.com"] .buddy-open');
+    await bob.fill('#compose-text', 'still here');
+    await bob.click('#compose button');
+    await expectText(alice, '#messages li.line.them:last-child', 'still here');
+    await screenshot(alice, 'alice-after-restart');
+    console.log(`      (pages back and working ${Date.now() - started} ms after the server)`);
+  });
+
+  it('bob blocks alice: her subscription ends with reason=rejected and she does not ask again', async () => {
+    const watcher = 'li.watcher[data-uri="sip:alice@example.com"]';
+    await bob.waitForSelector(`${watcher}[data-status="active"]`);
+    await bob.click(`${watcher} button.block`);
+    await alice.waitForSelector('li.buddy[data-aor="sip:bob@example.com"][data-status="refused"]');
+    await expectText(alice, 'li.buddy[data-aor="sip:bob@example.com"] .buddy-status', 'Does not share a status with you');
+    // Her open chat with him no longer shows his last status.
+    await expectText(alice, '#chat-status', 'Does not share a status with you');
+    await screenshot(alice, 'alice-refused');
+    // RFC 6665 §4.1.3: no new SUBSCRIBE after rejected.
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await call(base, 'GET', '/api/subscriptions?presentity=bob&watcher=alice&event=presence')).json).to.deep.equal([]);
   });
 });

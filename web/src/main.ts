@@ -5,17 +5,19 @@ import type { BuddyPresence, MyStatus } from './pidf.js';
 import { SipSession } from './sip-session.js';
 import { WatcherList } from './winfo.js';
 
-/** One line of a conversation. */
+/** One line of a conversation; mine carry how the server took them. */
 interface ChatLine {
   readonly from: 'me' | 'them';
   readonly text: string;
   readonly at: Date;
+  delivery?: 'sending' | 'delivered' | 'stored' | 'failed';
+  failure?: string;
 }
 
 interface Buddy {
   readonly aor: string;
   presence: BuddyPresence;
-  subscription: 'pending' | 'active' | 'terminated' | 'new';
+  subscription: 'pending' | 'active' | 'terminated' | 'refused' | 'new';
   lines: ChatLine[];
   unread: number;
   composing: boolean;
@@ -48,7 +50,14 @@ const STATUS_LABEL: Record<string, string> = {
   busy: 'Busy',
   offline: 'Offline',
   unknown: 'Unknown',
+  refused: 'Does not share a status with you',
 };
+
+/** What a buddy's entry shows: waiting for approval, refused, or the published status. */
+function statusOf(b: Buddy): { status: string; label: string } {
+  const status = b.subscription === 'pending' || b.subscription === 'refused' ? b.subscription : b.presence.status;
+  return { status, label: status === 'pending' ? 'Waiting for approval' : STATUS_LABEL[status] ?? status };
+}
 
 class App {
   private session?: SipSession;
@@ -105,15 +114,24 @@ class App {
       { user, domain, password, server },
       {
         presence: (aor, p) => this.onPresence(aor, p),
-        subscriptionState: (aor, s) => this.onSubscriptionState(aor, s),
+        subscriptionState: (aor, s, reason) => this.onSubscriptionState(aor, s, reason),
         message: (from, text) => this.onMessage(from, text),
         composing: (from, state, refreshS) => this.onComposing(from, state, refreshS),
         winfo: (body) => {
           if (this.watchers.apply(body)) this.renderWatchers();
         },
         connection: (state) => {
-          $('connection').textContent = state === 'connected' ? 'connected' : 'disconnected';
+          $('connection').textContent = state === 'reconnecting' ? 'reconnecting…' : state;
           $('connection').className = `connection ${state}`;
+          document.body.dataset.connection = state;
+        },
+        publishFailed: (why) => {
+          $('status-feedback').textContent = `not published: ${why}`;
+          delete document.body.dataset.published;
+        },
+        publishAccepted: (status) => {
+          $('status-feedback').textContent = 'published';
+          document.body.dataset.published = status;
         },
       },
     );
@@ -149,9 +167,10 @@ class App {
     const note = $<HTMLInputElement>('my-note').value.trim();
     const feedback = $('status-feedback');
     try {
-      await this.session.publish(status, note);
-      feedback.textContent = 'published';
-      document.body.dataset.published = status;
+      if (await this.session.publish(status, note)) {
+        feedback.textContent = 'published';
+        document.body.dataset.published = status;
+      }
     } catch (err) {
       feedback.textContent = `not published: ${(err as Error).message}`;
     }
@@ -206,12 +225,14 @@ class App {
     if (this.current === aor) this.renderChatHeader();
   }
 
-  private onSubscriptionState(aor: string, s: 'pending' | 'active' | 'terminated'): void {
+  private onSubscriptionState(aor: string, s: 'pending' | 'active' | 'terminated', reason?: string): void {
     if (!this.buddies.has(aor)) return;
     const b = this.buddy(aor);
-    b.subscription = s;
+    // RFC 6665 §4.2.2: rejected means the buddy does not let us watch (the session does not retry).
+    b.subscription = s === 'terminated' && reason === 'rejected' ? 'refused' : s;
     if (s === 'terminated') b.presence = { status: 'unknown', note: '' };
     this.renderBuddies();
+    if (this.current === aor) this.renderChatHeader();
   }
 
   private onMessage(from: string, text: string): void {
@@ -250,15 +271,16 @@ class App {
     const b = this.buddy(this.current);
     input.value = '';
     b.sender?.stop(false);
-    const line: ChatLine = { from: 'me', text, at: new Date() };
+    const line: ChatLine = { from: 'me', text, at: new Date(), delivery: 'sending' };
     b.lines.push(line);
     this.renderChat();
     try {
-      await this.session.sendMessage(b.aor, text);
+      line.delivery = await this.session.sendMessage(b.aor, text);
     } catch (err) {
-      b.lines.push({ from: 'me', text: `(not delivered: ${(err as Error).message})`, at: new Date() });
-      this.renderChat();
+      line.delivery = 'failed';
+      line.failure = (err as Error).message;
     }
+    if (this.current === b.aor) this.renderChat();
   }
 
   private open(aor: string): void {
@@ -276,11 +298,10 @@ class App {
     list.replaceChildren();
     const all = [...this.buddies.values()].sort((a, b) => a.aor.localeCompare(b.aor));
     for (const b of all) {
-      const status = b.subscription === 'pending' ? 'pending' : b.presence.status;
+      const { status, label } = statusOf(b);
       const li = el('li', { className: `buddy${this.current === b.aor ? ' selected' : ''}` });
       li.dataset.aor = b.aor;
       li.dataset.status = status;
-      const label = status === 'pending' ? 'Waiting for approval' : STATUS_LABEL[status] ?? status;
       const main = el(
         'button',
         { className: 'buddy-open', title: `Chat with ${shortName(b.aor)}` },
@@ -338,7 +359,7 @@ class App {
     if (!this.current) return;
     const b = this.buddy(this.current);
     $('chat-title').textContent = shortName(b.aor);
-    $('chat-status').textContent = [STATUS_LABEL[b.presence.status] ?? '', b.presence.note].filter(Boolean).join(' — ');
+    $('chat-status').textContent = [statusOf(b).label, b.presence.note].filter(Boolean).join(' — ');
   }
 
   private renderChat(): void {
@@ -352,6 +373,12 @@ class App {
     list.replaceChildren(
       ...b.lines.map((l) => {
         const li = el('li', { className: `line ${l.from}` }, el('span', { className: 'text', text: l.text }), el('time', { text: l.at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) }));
+        if (l.delivery) {
+          li.dataset.delivery = l.delivery;
+          // RFC 3428 §7: 202 means the server took it for later, not that it arrived.
+          const note = l.delivery === 'stored' ? `will be delivered when ${shortName(b.aor)} is online` : l.delivery === 'failed' ? `not delivered: ${l.failure ?? ''}` : '';
+          if (note) li.append(el('span', { className: 'delivery', text: note }));
+        }
         return li;
       }),
     );
