@@ -27,6 +27,11 @@ export interface SipCoreObserver {
 export interface IncomingTransaction {
   readonly request: SipRequest;
   readonly flow: Flow;
+  /**
+   * For a CANCEL: the INVITE server transaction it matched (RFC 3261 §9.2, matching of
+   * §17.2.3 with the method taken as INVITE), when that transaction is still live.
+   */
+  readonly cancelTarget?: object;
   respond(res: SipResponse): void;
 }
 
@@ -121,7 +126,7 @@ export class SipCore {
       }
     };
     try {
-      const pending = this.route(ctx);
+      const pending = this.route(ctx, txn.cancelTarget !== undefined);
       if (pending) pending.catch(fail);
     } catch (err) {
       fail(err);
@@ -133,24 +138,26 @@ export class SipCore {
     this.draining = true;
   }
 
-  private route(ctx: RequestContext): void | Promise<void> {
+  private route(ctx: RequestContext, cancelMatched: boolean): void | Promise<void> {
     const req = ctx.request;
     // RFC 3261 §21.5.4: shutting down; the client may retry elsewhere or later.
     if (this.draining && req.method !== 'ACK' && req.method !== 'CANCEL') {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
       return;
     }
-    // RFC 3261 §16.3 / §8.2: Max-Forwards 0 on a request we would act on for others.
+    // RFC 3261 §16.3 step 3: Max-Forwards 0 gets 483, except OPTIONS, which the element
+    // may answer itself (§11; RFC 4475 §3.3.11).
     const mf = req.maxForwards;
-    if (mf === 0 && req.method !== 'OPTIONS' && req.method !== 'REGISTER') {
+    if (mf === 0 && req.method !== 'OPTIONS') {
       ctx.reply(483, 'Too Many Hops');
       return;
     }
     // RFC 3261 §8.2.2.3: Require with option tags we do not support.
-    const required = req.getHeaders('require').map((t) => t.toLowerCase());
+    // Tags compared without case; Unsupported names them as the client wrote them.
+    const required = req.getHeaders('require').filter((t) => t.length > 0);
     if (required.length > 0 && req.method !== 'CANCEL') {
-      const supported = new Set(this.supported);
-      const unsupported = required.filter((t) => !supported.has(t));
+      const supported = new Set(this.supported.map((t) => t.toLowerCase()));
+      const unsupported = required.filter((t) => !supported.has(t.toLowerCase()));
       if (unsupported.length > 0) {
         ctx.reply(420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
         return;
@@ -166,8 +173,11 @@ export class SipCore {
         this.options(ctx);
         return;
       case 'CANCEL':
-        // RFC 3261 §9.2: nothing pending here to cancel (every INVITE is answered at once).
-        ctx.reply(481, 'Call/Transaction Does Not Exist');
+        // RFC 3261 §9.2: "as long as the CANCEL matched an existing transaction, the UAS
+        // answers the CANCEL request itself with a 200 (OK)"; the INVITE already has its
+        // final response (405), so the CANCEL changes nothing else. No match: 481.
+        if (cancelMatched) ctx.reply(200, 'OK');
+        else ctx.reply(481, 'Call/Transaction Does Not Exist');
         return;
       default:
         if (KNOWN_METHODS.has(req.method)) ctx.reply(405, 'Method Not Allowed', { headers: [['Allow', this.allow.join(', ')]] });

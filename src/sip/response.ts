@@ -5,40 +5,63 @@ import { SipRequest, SipResponse, type HeaderField } from './message.js';
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
   100: 'Trying',
   180: 'Ringing',
+  181: 'Call Is Being Forwarded',
+  182: 'Queued',
+  183: 'Session Progress',
   200: 'OK',
-  202: 'Accepted',
-  204: 'No Notification',
+  202: 'Accepted', // RFC 6665 §8.3.1 (deprecated there, still sent by old peers)
+  204: 'No Notification', // RFC 5839
+  300: 'Multiple Choices',
+  301: 'Moved Permanently',
+  302: 'Moved Temporarily',
+  305: 'Use Proxy',
+  380: 'Alternative Service',
   400: 'Bad Request',
   401: 'Unauthorized',
+  402: 'Payment Required',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
   407: 'Proxy Authentication Required',
   408: 'Request Timeout',
-  412: 'Conditional Request Failed',
+  410: 'Gone',
+  412: 'Conditional Request Failed', // RFC 3903
   413: 'Request Entity Too Large',
+  414: 'Request-URI Too Long',
   415: 'Unsupported Media Type',
   416: 'Unsupported URI Scheme',
   420: 'Bad Extension',
+  421: 'Extension Required',
   423: 'Interval Too Brief',
   480: 'Temporarily Unavailable',
   481: 'Call/Transaction Does Not Exist',
   482: 'Loop Detected',
   483: 'Too Many Hops',
+  484: 'Address Incomplete',
+  485: 'Ambiguous',
+  486: 'Busy Here',
   487: 'Request Terminated',
-  489: 'Bad Event',
+  488: 'Not Acceptable Here',
+  489: 'Bad Event', // RFC 6665
+  491: 'Request Pending',
+  493: 'Undecipherable',
   500: 'Server Internal Error',
   501: 'Not Implemented',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Server Time-out',
   505: 'Version Not Supported',
   513: 'Message Too Large',
+  600: 'Busy Everywhere',
   603: 'Decline',
+  604: 'Does Not Exist Anywhere',
+  606: 'Not Acceptable',
 };
 
 export function reasonPhrase(status: number): string {
-  return REASON_PHRASES[status] ?? (status < 300 ? 'OK' : status < 400 ? 'Redirect' : 'Error');
+  // RFC 3261 §21: an unknown code is read as x00 of its class, so its phrase will do.
+  return REASON_PHRASES[status] ?? REASON_PHRASES[Math.floor(status / 100) * 100] ?? (status < 200 ? 'Trying' : 'Error');
 }
 
 /** A random tag or branch suffix: 64 bits of randomness in URL-safe text. */

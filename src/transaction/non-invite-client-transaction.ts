@@ -23,7 +23,8 @@ export class NonInviteClientTransaction implements ClientTransaction {
   private current = TransactionState.Trying;
   private result?: ClientOutcome;
   private resolveFinal!: (res: SipResponse) => void;
-  private readonly data: Buffer;
+  /** The request's bytes, for Timer E; let go once a final response came (only Timer K is left). */
+  private data?: Buffer;
   private timerE?: TimerHandle;
   private timerF?: TimerHandle;
   private timerK?: TimerHandle;
@@ -84,6 +85,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
         this.ctx.timers.cancel(this.timerE);
         this.ctx.timers.cancel(this.timerF);
         this.timerE = this.timerF = undefined;
+        this.data = undefined;
         this.finish(res, 'response');
         // §17.1.2.2: "Once the client transaction enters the "Completed" state, it MUST set
         // Timer K to fire in T4 seconds for unreliable transports, and zero seconds for
@@ -160,6 +162,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
   }
 
   private send(): void {
+    if (!this.data) return;
     this.ctx.send(this.data, this.destination).catch((err: unknown) => this.transportError(err));
   }
 

@@ -1,6 +1,8 @@
-import type { SipRequest, SipResponse } from '../sip/message.js';
+import { SipResponse, type SipRequest } from '../sip/message.js';
+import { parseMessage } from '../sip/parser.js';
 import type { Flow } from '../transport/types.js';
 import type { TimerHandle } from '../util/timers.js';
+import { requestSkeleton } from './request-skeleton.js';
 import type { TransactionTimerValues } from './timer-values.js';
 import { TransactionState, type ServerMachineContext, type ServerTransaction } from './types.js';
 
@@ -17,18 +19,21 @@ import { TransactionState, type ServerMachineContext, type ServerTransaction } f
 export class NonInviteServerTransaction implements ServerTransaction {
   readonly kind = 'non-invite' as const;
   private current = TransactionState.Trying;
-  private last?: { readonly res: SipResponse; readonly data: Buffer };
+  private req: SipRequest;
+  /** The last response sent; only its bytes once Completed (see `compact`). */
+  private last?: { readonly res?: SipResponse; readonly data: Buffer };
   private timerJ?: TimerHandle;
   private guard?: TimerHandle;
 
   constructor(
     readonly id: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly flow: Flow,
     private readonly values: TransactionTimerValues,
     private readonly ctx: ServerMachineContext,
     readonly cancelTarget?: ServerTransaction,
   ) {
+    this.req = request;
     // Not an RFC timer: a TU that never answers must not keep the transaction forever.
     // After 64*T1 the client's Timer F has fired (§17.1.2.2), so no answer can matter.
     this.guard = ctx.timers.schedule(values.F, () => this.timer_guard());
@@ -38,8 +43,20 @@ export class NonInviteServerTransaction implements ServerTransaction {
     return this.current;
   }
 
+  /**
+   * The request that created the transaction. Once Completed over an unreliable transport,
+   * only its Request-Line, Via, From, To, Call-ID and CSeq (see `compact`).
+   */
+  get request(): SipRequest {
+    return this.req;
+  }
+
   get lastResponse(): SipResponse | undefined {
-    return this.last?.res;
+    if (!this.last) return undefined;
+    if (this.last.res) return this.last.res;
+    // Compacted: read back from the bytes sent (rare: diagnostics and tests).
+    const parsed = parseMessage(this.last.data);
+    return parsed.ok && parsed.message instanceof SipResponse ? parsed.message : undefined;
   }
 
   /** A retransmission of the request that created the transaction (§17.2.3 matched it). */
@@ -98,8 +115,12 @@ export class NonInviteServerTransaction implements ServerTransaction {
         // Timer J to fire in 64*T1 seconds for unreliable transports, and zero seconds for
         // reliable transports."
         if (this.current === TransactionState.Completed) {
-          if (this.values.J > 0) this.timerJ = this.ctx.timers.schedule(this.values.J, () => this.timer_J());
-          else this.timer_J();
+          if (this.values.J > 0) {
+            this.timerJ = this.ctx.timers.schedule(this.values.J, () => this.timer_J());
+            this.compact();
+          } else {
+            this.timer_J();
+          }
         }
         return;
       case TransactionState.Completed:
@@ -145,6 +166,16 @@ export class NonInviteServerTransaction implements ServerTransaction {
     this.ctx.timers.cancel(this.guard);
     this.timerJ = this.guard = undefined;
     this.current = TransactionState.Terminated;
+  }
+
+  /**
+   * Completed for 64*T1 (§17.2.2) only to resend the final response when the request comes
+   * again: keep the response bytes and the request's routing headers, let the rest go.
+   * Without this, transactions in Completed held most of the memory under load.
+   */
+  private compact(): void {
+    this.req = requestSkeleton(this.req);
+    if (this.last) this.last = { data: this.last.data };
   }
 
   private transmit(res: SipResponse): void {

@@ -130,6 +130,14 @@ export function stampReceived(req: SipMessage, flow: Flow): boolean {
  */
 export function responseDestination(via: Via, flow: Flow, isOpen?: (connectionId: number) => boolean): Destination {
   const protocol = transportFromVia(via.transport) ?? flow.protocol;
+  // A request that came on a connection whose Via names another transport (a client that
+  // writes UDP in every Via, RFC 4475's messages sent over TCP) can only hear the answer on
+  // that connection: it goes there while the connection is open, as the request's source.
+  const id = flow.connectionId;
+  if (id !== undefined && protocol !== flow.protocol && (isOpen === undefined || isOpen(id))) {
+    const websocket = flow.protocol === 'ws' || flow.protocol === 'wss';
+    return { protocol: flow.protocol, address: flow.remoteAddress, port: flow.remotePort, connectionId: id, ...(websocket ? { connectionOnly: true } : {}) };
+  }
   const received = via.params.get('received');
   const sentByHost = unbracket(via.host);
   if (isReliable(protocol)) {

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import os from 'node:os';
 import net from 'node:net';
 import type http from 'node:http';
@@ -5,7 +6,7 @@ import type https from 'node:https';
 import type { Logger } from 'pino';
 import { ConnectionTable } from './connection-table.js';
 import { DEFAULT_LIMITS, type TransportLimits } from './limits.js';
-import { StreamTransport, type TlsOptions } from './stream-transport.js';
+import { StreamTransport, type TlsClientOptions, type TlsOptions } from './stream-transport.js';
 import type { Destination, Flow, MessageSender } from './types.js';
 import { UdpTransport } from './udp-transport.js';
 import { WebSocketTransport, type WebSocketTransportOptions } from './websocket-transport.js';
@@ -34,6 +35,8 @@ export interface TransportLayerOptions {
    * agents over TCP or TLS need no listener and no certificate).
    */
   readonly connectOnly?: ReadonlyArray<'tcp' | 'tls'>;
+  /** How connections we open over TLS check the server's certificate (our user agents verify it). */
+  readonly tlsClient?: TlsClientOptions;
   readonly logger: Logger;
 }
 
@@ -86,10 +89,14 @@ export class TransportLayer implements MessageSender {
 
   async start(): Promise<readonly ListenerInfo[]> {
     for (const protocol of this.options.connectOnly ?? []) {
-      if (!this.streams.has(protocol)) this.streams.set(protocol, new StreamTransport(protocol, this.connections, this.limits, this.events, this.log, this.options.tls));
+      if (!this.streams.has(protocol)) this.streams.set(protocol, new StreamTransport(protocol, this.connections, this.limits, this.events, this.log, this.options.tls, this.options.tlsClient));
     }
     const portByHost = new Map<string, number>();
     for (const spec of this.options.listen) {
+      // Port 0 for UDP and TCP on one host: a port free for both, so that they share it.
+      if (spec.port === 0 && spec.protocol !== 'tls' && !portByHost.has(spec.host) && this.sharesPort(spec.host)) {
+        portByHost.set(spec.host, await freeUdpTcpPort(spec.host));
+      }
       const wanted = spec.port === 0 ? (spec.protocol === 'tls' ? 0 : portByHost.get(spec.host) ?? 0) : spec.port;
       const port = await this.listenOne(spec, wanted);
       if (spec.port === 0 && spec.protocol !== 'tls') portByHost.set(spec.host, port);
@@ -98,15 +105,20 @@ export class TransportLayer implements MessageSender {
     return this.bound;
   }
 
+  private sharesPort(host: string): boolean {
+    const on = this.options.listen.filter((l) => l.host === host && l.port === 0);
+    return on.some((l) => l.protocol === 'udp') && on.some((l) => l.protocol === 'tcp');
+  }
+
   private async listenOne(spec: ListenSpec, port: number): Promise<number> {
     if (spec.protocol === 'udp') {
-      this.udp ??= new UdpTransport(this.events.onMessage, this.limits.maxMessageSize, this.log);
+      this.udp ??= new UdpTransport(this.events.onMessage, this.limits.maxMessageSize, this.log, (head, flow) => this.events.onFramingError('too-large', head, flow));
       return this.udp.listen(spec.host, port);
     }
     let stream = this.streams.get(spec.protocol);
     if (!stream) {
       if (spec.protocol === 'tls' && !this.options.tls) throw new Error('TLS listener needs tls.cert and tls.key');
-      stream = new StreamTransport(spec.protocol, this.connections, this.limits, this.events, this.log, this.options.tls);
+      stream = new StreamTransport(spec.protocol, this.connections, this.limits, this.events, this.log, this.options.tls, this.options.tlsClient);
       this.streams.set(spec.protocol, stream);
     }
     return stream.listen(spec.host, port);
@@ -163,6 +175,36 @@ export class TransportLayer implements MessageSender {
       for (const a of list ?? []) if (!a.internal && (a.family === 'IPv6') === v6) return a.address;
     }
     return v6 ? '::1' : '127.0.0.1';
+  }
+}
+
+/**
+ * An ephemeral port free on `host` for both UDP and TCP. The kernel picks a UDP port
+ * without looking at TCP, where an outgoing connection may hold the same number: a TCP
+ * listen on it then fails with EADDRINUSE. Probe both, and try again on a clash.
+ */
+async function freeUdpTcpPort(host: string): Promise<number> {
+  const v6 = host.includes(':');
+  for (let attempt = 0; ; attempt++) {
+    const server = net.createServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port: 0, ipv6Only: v6 }, () => resolve((server.address() as net.AddressInfo).port));
+    });
+    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
+    const free = await new Promise<boolean>((resolve) => {
+      socket.once('error', () => resolve(false));
+      socket.bind({ address: host, port }, () => resolve(true));
+    });
+    await new Promise<void>((r) => server.close(() => r()));
+    await new Promise<void>((r) => {
+      try {
+        socket.close(() => r());
+      } catch {
+        r(); // never bound
+      }
+    });
+    if (free || attempt >= 20) return port;
   }
 }
 

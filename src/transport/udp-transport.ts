@@ -1,7 +1,10 @@
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
+import { findHeaderEnd } from '../sip/parser.js';
 import { normalizeAddress } from './stream-transport.js';
 import type { Flow } from './types.js';
+
+const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 
 /** UDP listeners, one socket per listen address (IPv4 and IPv6 apart). */
 export class UdpTransport {
@@ -11,11 +14,22 @@ export class UdpTransport {
     private readonly onMessage: (data: Buffer, flow: Flow) => void,
     private readonly maxMessageSize: number,
     private readonly log: Logger,
+    /** A datagram over maxMessageSize: its header block when one is in it (for a 513). */
+    private readonly onTooLarge?: (head: Buffer | undefined, flow: Flow) => void,
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
     const family = host.includes(':') ? 6 : 4;
-    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6, reuseAddr: false });
+    // Bursts (a NOTIFY fan-out's answers, a GC pause under load) overflow the default ~200 KB
+    // receive buffer and the kernel drops datagrams, which the peers then retransmit after T1.
+    // The kernel caps these at net.core.rmem_max / wmem_max.
+    const socket = dgram.createSocket({
+      type: family === 6 ? 'udp6' : 'udp4',
+      ipv6Only: family === 6,
+      reuseAddr: false,
+      recvBufferSize: SOCKET_BUFFER_BYTES,
+      sendBufferSize: SOCKET_BUFFER_BYTES,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ address: host, port }, () => {
@@ -26,17 +40,21 @@ export class UdpTransport {
     const bound = socket.address().port;
     socket.on('error', (err) => this.log.error({ err }, 'udp socket error'));
     socket.on('message', (data, rinfo) => {
-      if (data.length > this.maxMessageSize) {
-        this.log.debug({ peer: `${rinfo.address}:${rinfo.port}`, size: data.length }, 'oversized datagram dropped');
-        return;
-      }
-      this.onMessage(data, {
+      const flow: Flow = {
         protocol: 'udp',
         remoteAddress: normalizeAddress(rinfo.address),
         remotePort: rinfo.port,
         localAddress: host,
         localPort: bound,
-      });
+      };
+      if (data.length > this.maxMessageSize) {
+        this.log.debug({ peer: `${rinfo.address}:${rinfo.port}`, size: data.length }, 'oversized datagram refused');
+        // RFC 3261 §21.5.14: 513 when the headers can be read, so the client need not time out.
+        const end = findHeaderEnd(data);
+        this.onTooLarge?.(end && end.headEnd <= this.maxMessageSize ? data.subarray(0, end.headEnd) : undefined, flow);
+        return;
+      }
+      this.onMessage(data, flow);
     });
     this.sockets.push({ socket, family, address: host, port: bound });
     return bound;

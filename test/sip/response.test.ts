@@ -200,10 +200,18 @@ describe('sip/response', () => {
       for (const [code, text] of Object.entries(REASON_PHRASES)) expect(reasonPhrase(Number(code))).to.equal(text);
       expect(reasonPhrase(200)).to.equal('OK');
       expect(reasonPhrase(481)).to.equal('Call/Transaction Does Not Exist');
-      expect(reasonPhrase(199)).to.equal('OK');
-      expect(reasonPhrase(302)).to.equal('Redirect');
-      expect(reasonPhrase(499)).to.equal('Error');
-      expect(reasonPhrase(606)).to.equal('Error');
+      // RFC 3261 §21: every code the RFC defines has its phrase.
+      expect(reasonPhrase(414)).to.equal('Request-URI Too Long');
+      expect(reasonPhrase(486)).to.equal('Busy Here');
+      expect(reasonPhrase(302)).to.equal('Moved Temporarily');
+      expect(reasonPhrase(606)).to.equal('Not Acceptable');
+      // An unknown code reads as x00 of its class.
+      expect(reasonPhrase(199)).to.equal('Trying');
+      expect(reasonPhrase(299)).to.equal('OK');
+      expect(reasonPhrase(399)).to.equal('Multiple Choices');
+      expect(reasonPhrase(499)).to.equal('Bad Request');
+      expect(reasonPhrase(599)).to.equal('Server Internal Error');
+      expect(reasonPhrase(699)).to.equal('Busy Everywhere');
     });
   });
 

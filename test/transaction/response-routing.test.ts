@@ -130,6 +130,15 @@ describe('transaction/response-routing', () => {
       expect(d).to.deep.equal({ protocol: 'tls', address: '203.0.113.9', port: 5061 });
     });
 
+    it('a Via naming UDP on a request that came over TCP: the connection while open, the Via rules once closed', () => {
+      const v = via('SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bKx;received=203.0.113.9;rport=40000');
+      const flow = streamFlow('tcp', 7, '203.0.113.9', 40000);
+      expect(responseDestination(v, flow, (id) => id === 7)).to.deep.equal({ protocol: 'tcp', address: '203.0.113.9', port: 40000, connectionId: 7 });
+      expect(responseDestination(v, flow, () => false)).to.deep.equal({ protocol: 'udp', address: '203.0.113.9', port: 40000 });
+      const ws = responseDestination(via('SIP/2.0/TCP abc.invalid;branch=z9hG4bKx'), streamFlow('ws', 9, '203.0.113.9', 40001), () => true);
+      expect(ws).to.deep.equal({ protocol: 'ws', address: '203.0.113.9', port: 40001, connectionId: 9, connectionOnly: true });
+    });
+
     it('WebSocket: connection only (RFC 7118)', () => {
       const d = responseDestination(via('SIP/2.0/WS abc.invalid;branch=z9hG4bKx;received=203.0.113.9'), streamFlow('ws', 9), () => false);
       expect(d).to.include({ protocol: 'ws', connectionId: 9, connectionOnly: true });

@@ -91,6 +91,32 @@ describe('transport/websocket-transport', () => {
     expect(Date.now() - t0).to.be.at.least(90);
   });
 
+  it('refuses a handshake past limits.maxConnectionsPerSource with 503, and counts closed ones out', async () => {
+    start({ maxConnectionsPerSource: 2 }, 10_000);
+    const a = await client();
+    const b = await client();
+    const status = await new Promise<number>((resolve, reject) => {
+      const c = new WebSocket(`ws://127.0.0.1:${port}/`, ['sip']);
+      c.once('open', () => {
+        c.terminate();
+        resolve(101);
+      });
+      c.once('unexpected-response', (_q, res) => {
+        resolve(res.statusCode ?? 0);
+        c.terminate();
+      });
+      c.once('error', reject);
+    });
+    expect(status).to.equal(503);
+    a.close();
+    await new Promise<void>((r) => a.once('close', () => r()));
+    await wait(20);
+    const again = await client();
+    expect(ws!.size).to.equal(2);
+    again.close();
+    b.close();
+  });
+
   it('refuses sends to a closed connection and over the write backlog', async () => {
     start({ maxWriteBacklog: 1024 }, 10_000);
     const c = await client();

@@ -1,0 +1,61 @@
+import { expect } from 'chai';
+import { createResponse } from '../../src/sip/response.js';
+import { requestSkeleton } from '../../src/transaction/request-skeleton.js';
+import { TransactionState } from '../../src/transaction/types.js';
+import { harness, request, streamFlow } from './helpers.js';
+
+describe('transaction/non-invite server: what Completed keeps (memory)', () => {
+  const extra = ['Event: presence', 'Expires: 600', 'Contact: <sip:alice@198.51.100.7:5060>', 'Content-Type: text/plain'];
+
+  it('keeps the whole request until the final response', () => {
+    const h = harness();
+    const req = request({ method: 'SUBSCRIBE', extraHeaders: extra });
+    h.deliver(req);
+    const txn = h.requests[0]!;
+    expect(txn.request).to.equal(req);
+    txn.respond(createResponse(txn.request, 100));
+    expect(txn.request).to.equal(req);
+  });
+
+  it('over UDP, keeps only the routing headers once Completed, and still answers retransmissions byte for byte', () => {
+    const h = harness();
+    const flow = { protocol: 'udp' as const, remoteAddress: '203.0.113.9', remotePort: 40000, localAddress: '192.0.2.1', localPort: 5060 };
+    h.deliver(request({ method: 'SUBSCRIBE', viaParams: ';rport', extraHeaders: extra }), flow);
+    const txn = h.requests[0]!;
+    txn.respond(createResponse(txn.request, 200, undefined, { toTag: 'x1' }));
+    expect(txn.state).to.equal(TransactionState.Completed);
+    expect(txn.request.headers.map((x) => x.key)).to.deep.equal(['via', 'from', 'to', 'call-id', 'cseq']);
+    expect(txn.request.method).to.equal('SUBSCRIBE');
+    expect(txn.request.topVia.params.get('rport')).to.equal('40000');
+    expect(txn.request.body.length).to.equal(0);
+    h.deliver(request({ method: 'SUBSCRIBE', viaParams: ';rport', extraHeaders: extra }), flow);
+    expect(h.sender.sent).to.have.length(2);
+    expect(h.sender.sent[1]!.data.equals(h.sender.sent[0]!.data)).to.equal(true);
+    expect(h.sender.sent[1]!.dest).to.deep.equal({ protocol: 'udp', address: '203.0.113.9', port: 40000 });
+    expect(txn.lastResponse?.status).to.equal(200);
+    expect(txn.lastResponse?.to.tag).to.equal('x1');
+    h.timers.advance(32_000);
+    expect(txn.state).to.equal(TransactionState.Terminated);
+  });
+
+  it('over TCP ends at once (Timer J is zero), so there is nothing to keep', () => {
+    const h = harness();
+    h.deliver(request({ transport: 'TCP', extraHeaders: extra }), streamFlow('tcp', 4));
+    const txn = h.requests[0]!;
+    txn.respond(createResponse(txn.request, 200));
+    expect(txn.state).to.equal(TransactionState.Terminated);
+    expect(h.layer.stats().server).to.equal(0);
+  });
+
+  it('requestSkeleton keeps every Via in order, From, To, Call-ID, CSeq and the Request-Line', () => {
+    const req = request({ method: 'PUBLISH', uri: 'sip:carol@example.com', extraHeaders: ['Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bKsecond', ...extra] });
+    const s = requestSkeleton(req);
+    expect(s.method).to.equal('PUBLISH');
+    expect(s.uriText).to.equal('sip:carol@example.com');
+    expect(s.vias.map((v) => v.branch)).to.deep.equal(['z9hG4bKabc123', 'z9hG4bKsecond']);
+    expect(s.callId).to.equal(req.callId);
+    expect(s.cseq).to.deep.equal(req.cseq);
+    expect(s.from.tag).to.equal('fromtag1');
+    expect(s.getHeader('event')).to.equal(undefined);
+  });
+});
