@@ -138,6 +138,9 @@ export class SimplePresenceServer {
       timers: this.timers,
       settings: config.messaging,
       maxMessageSize: this.transport.limits.maxMessageSize,
+      // Below the sender's Timer F (64*T1): a silent contact must not outlast the sender's wait.
+      answerWithinMs: 60 * config.sip.timers.t1,
+      listeners: () => this.transport.listeners,
       users: this.security.users,
       logger: this.log.child({ service: 'messaging' }),
     });
@@ -150,6 +153,8 @@ export class SimplePresenceServer {
       timers: this.timers,
       transactions: this.transactions,
       settings: config.presence,
+      // A composed document leaves room for the NOTIFY's headers within the transport's limit.
+      maxNotifyBodyBytes: config.limits.maxMessageSize - 4096,
       hostFor: (flow) => this.transport.advertise(flow.localAddress, flow.remoteAddress),
       authorizer: this.security.authorizer,
       users: this.security.users,
@@ -190,14 +195,16 @@ export class SimplePresenceServer {
 
   async start(): Promise<readonly ListenerInfo[]> {
     const saved = await this.openStore();
-    const ownDataDir = this.ownsStore && !this.config.store.url ? this.config.store.dataDir : undefined;
-    const control = this.controlSocket ?? (ownDataDir !== undefined ? join(ownDataDir, CONTROL_SOCKET) : false);
+    // With PostgreSQL too: the CLI must reach the running server, whose account and rule
+    // caches would otherwise never hear of its changes (issue 6: they take effect at once).
+    const control = this.controlSocket ?? (this.ownsStore ? join(this.config.store.dataDir, CONTROL_SOCKET) : false);
     await this.security.start({
       core: this.core,
       presence: this.presence,
       store: this.store,
       ...(control ? { controlSocket: control } : {}),
       ...(this.ownsStore ? { dataDir: this.config.store.dataDir } : {}),
+      location: this.location,
     });
     // Restored watchers of presentities with transforming rules see the transformed document from the first NOTIFY.
     if (saved) await this.security.authorizer.warm(saved.subscriptions.filter((s) => s.eventPackage === 'presence').map((s) => ({ watcher: s.watcher, presentity: s.resource })));
@@ -304,7 +311,7 @@ export class SimplePresenceServer {
     const parsed = parseMessage(data);
     if (!parsed.ok) {
       const peer = `${flow.remoteAddress}:${flow.remotePort}`;
-      this.log.debug({ peer, transport: flow.protocol, reason: parsed.error.reason }, 'malformed message');
+      this.log.debug({ peer, transport: flow.protocol, reason: parsed.error.reason, callId: parsed.request?.getHeader('call-id') }, 'malformed message');
       // RFC 3261 §8.2: a request gets 400 (or 505, 416) naming the fault; a response, or a
       // request whose Via cannot be read, is dropped.
       if (parsed.request) {

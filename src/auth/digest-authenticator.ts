@@ -6,6 +6,7 @@ import type { Flow } from '../transport/types.js';
 import { algorithmOf, buildChallenge, parseDigestCredentials, type DigestCredentials } from './digest-header.js';
 import type { FailureTracker } from './failure-tracker.js';
 import { DIGEST_ALGORITHMS, digestHex, type DigestAlgorithm } from './ha1.js';
+import { digestUriMatches } from './digest-uri.js';
 import type { NonceManager } from './nonces.js';
 
 /** The stored HA1 digests of a user (the store's accounts). */
@@ -81,6 +82,11 @@ export class DigestAuthenticator implements RequestAuthenticator {
     // RFC 8760 §2.6 keeps qop; we offered only "auth".
     if (creds.qop?.toLowerCase() !== 'auth' || creds.nc === undefined || creds.cnonce === undefined) {
       return { ok: false, status: 400, reason: 'Digest Without qop=auth' };
+    }
+    // RFC 2617 §3.2.2.5: credentials are for the resource of the Request-Line, no other.
+    if (!digestUriMatches(creds.uri, req.uriText, { domain: this.options.domain, host: flow.localAddress, port: flow.localPort })) {
+      log.info({ uri: creds.uri, requestUri: req.uriText }, 'auth: digest uri is not the Request-URI');
+      return { ok: false, status: 400, reason: 'Digest URI Does Not Match Request-URI' };
     }
     const username = creds.username;
     // Past the per-user threshold, a source that has failed before gets no more tries for it.

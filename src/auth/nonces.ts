@@ -27,17 +27,26 @@ const RANDOM_BYTES = 9;
 const MAC_BYTES = 16;
 const NONCE_BYTES = STAMP_BYTES + RANDOM_BYTES + MAC_BYTES;
 
+/**
+ * Counts below the highest one still accepted once each: a client sending several requests
+ * on one nonce may have them arrive out of order (a UDP datagram lost and retransmitted).
+ */
+const NC_WINDOW = 32;
+
 interface Tracked {
   readonly issuedAtMs: number;
   /** Highest nonce-count accepted. */
   nc: number;
+  /** Bit i set: count `nc - i` was accepted (bit 0 is `nc` itself). */
+  seen: number;
 }
 
 /**
  * Signed, time-limited nonces (RFC 3261 §22.4, RFC 7616 §3.3 ideas): issue time, random
  * bytes and an HMAC of both under the server secret, so any nonce can be checked without
- * keeping it. The nonce-count of every nonce in use is remembered (RFC 7616 §3.4.2: a
- * count not above the last one is a replay); when too many are in use the oldest are
+ * keeping it. The nonce-count of every nonce in use is remembered (RFC 7616 §3.4.2): each
+ * count is accepted once, the highest and the NC_WINDOW below it remembered, anything
+ * older refused as a replay; when too many nonces are in use the oldest are
  * forgotten, and every nonce issued before the newest forgotten one is then refused as
  * stale, so a forgotten nonce can never be replayed.
  */
@@ -85,13 +94,20 @@ export class NonceManager {
     const issuedAtMs = this.issuedAt(nonce)!;
     const t = this.tracked.get(nonce);
     if (t) {
-      if (nc <= t.nc) return { kind: 'replayed' };
-      t.nc = nc;
+      if (nc > t.nc) {
+        const shift = nc - t.nc;
+        t.seen = shift >= NC_WINDOW ? 1 : ((t.seen << shift) | 1) >>> 0;
+        t.nc = nc;
+        return { kind: 'fresh' };
+      }
+      const back = t.nc - nc;
+      if (back >= NC_WINDOW || ((t.seen >>> back) & 1) === 1) return { kind: 'replayed' };
+      t.seen = (t.seen | (1 << back)) >>> 0;
       return { kind: 'fresh' };
     }
     if (issuedAtMs <= this.forgottenUpToMs) return { kind: 'stale' };
     this.prune();
-    this.tracked.set(nonce, { issuedAtMs, nc });
+    this.tracked.set(nonce, { issuedAtMs, nc, seen: 1 });
     return { kind: 'fresh' };
   }
 

@@ -43,6 +43,14 @@ export interface SecurityStartOptions {
   readonly controlSocket?: string;
   /** Where the nonce secret is kept; a new one per run when undefined. */
   readonly dataDir?: string;
+  /** The registrar's bindings, so that a deleted account's registrations end with it. */
+  readonly location?: AccountBindings;
+}
+
+/** The part of the location service a deleted account needs. */
+export interface AccountBindings {
+  bindings(aor: string): readonly { readonly key: string }[];
+  update(aor: string, put: readonly never[], remove: readonly string[]): void;
 }
 
 /** What `screen` decided about a message before any layer holds state for it. */
@@ -114,7 +122,10 @@ export class ServerSecurity {
         rules: this.ruleStore,
         domain: this.config.sip.domain,
         realm: this.realm,
-        effects: { rulesChanged: (p, w) => options.presence.rulesChanged(p, w) },
+        effects: {
+          rulesChanged: (p, w) => options.presence.rulesChanged(p, w),
+          accountDeleted: (aor) => endAccount(aor, options.presence, options.location),
+        },
         logger: this.log,
       });
     }
@@ -139,7 +150,7 @@ export class ServerSecurity {
       this.log.warn('authentication is OFF (auth.required=false): anyone may register, publish, subscribe and send as anyone; for development and tests only');
     }
     if (options.controlSocket && this.admin) {
-      this.control = new ControlServer(options.controlSocket, this.admin, this.log.child({ layer: 'control' }));
+      this.control = new ControlServer(options.controlSocket, this.admin, this.log.child({ component: 'control' }));
       await this.control.start();
     }
   }
@@ -165,4 +176,26 @@ export class ServerSecurity {
     if (refusal) return message.method === 'ACK' ? { pass: false } : { pass: false, ...refusal };
     return { pass: true };
   }
+}
+
+/**
+ * A deleted account's live state ends at once (else it would go on watching, and refresh
+ * its subscriptions in trusted dialogs, until they expire): its subscriptions as a watcher
+ * end with reason=rejected, those to its presentity with reason=noresource (RFC 6665
+ * §4.2.2: neither is to be retried), and its registrations are removed.
+ */
+function endAccount(aor: string, presence: PresenceService, location: AccountBindings | undefined): number {
+  let ended = 0;
+  for (const sub of presence.listSubscriptions({ watcher: aor })) {
+    if (presence.terminateSubscription(sub.id, 'rejected')) ended++;
+  }
+  for (const sub of presence.listSubscriptions({ resource: aor })) {
+    if (presence.terminateSubscription(sub.id, 'noresource')) ended++;
+  }
+  if (location) {
+    const keys = location.bindings(aor).map((b) => b.key);
+    location.update(aor, [], keys);
+    ended += keys.length;
+  }
+  return ended;
 }

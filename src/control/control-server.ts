@@ -1,4 +1,5 @@
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { MAX_CONTROL_LINE, runControlOp, type ControlResponse } from './control-protocol.js';
@@ -22,6 +23,8 @@ export class ControlServer {
   async start(): Promise<void> {
     // A socket file left by a server that died: nobody answers on it, so it can go.
     if (await answers(this.path)) throw new Error(`another server holds the control socket ${this.path}`);
+    // With PostgreSQL nothing else may have made the data directory yet.
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     try {
       unlinkSync(this.path);
     } catch {

@@ -19,7 +19,10 @@ export interface AdminOperations {
   addUser(input: { readonly username: string; readonly password: string; readonly displayName?: string }): Promise<UserInfo>;
   /** AdminError 'not-found' when there is no such user. */
   setPassword(username: string, password: string): Promise<void>;
-  /** AdminError 'not-found' when there is no such user. The user's own rules go too. */
+  /**
+   * AdminError 'not-found' when there is no such user. The user's rules and the rules about
+   * it go too, and on a running server its registrations and subscriptions end at once.
+   */
   deleteUser(username: string): Promise<void>;
   listRules(presentity: string): Promise<RuleInfo[]>;
   /** Creates or replaces a rule; live subscriptions follow it at once (`affected` of them changed). */
@@ -70,6 +73,11 @@ export class AdminError extends Error {
 export interface RuleEffects {
   /** Re-decides the live subscriptions of `watcher` (a URI or pattern) to `presentity`; how many changed. */
   rulesChanged(presentity: string, watcher: string): Promise<number> | number;
+  /**
+   * Ends what a deleted account still holds live: its subscriptions as a watcher, those to
+   * its presentity, its registrations. How many of them ended.
+   */
+  accountDeleted?(aor: string): Promise<number> | number;
 }
 
 export interface StoreAdminOptions {
@@ -139,8 +147,11 @@ export class StoreAdminOperations implements AdminOperations {
   async deleteUser(username: string): Promise<void> {
     const user = this.username(username);
     if (!(await this.options.accounts.delete(this.domain, user))) throw new AdminError('not-found', `no user ${user}`);
-    await this.options.rules.deleteUser(this.aor(user));
-    this.options.logger?.info({ user }, 'account deleted');
+    const aor = this.aor(user);
+    await this.options.rules.deleteUser(aor);
+    // Deleted means gone now, not when its registrations and subscriptions run out.
+    const ended = (await this.options.effects?.accountDeleted?.(aor)) ?? 0;
+    this.options.logger?.info({ user, ended }, 'account deleted');
   }
 
   async listRules(presentity: string): Promise<RuleInfo[]> {

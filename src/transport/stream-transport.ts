@@ -16,6 +16,28 @@ export interface StreamTransportEvents {
 
 export type TlsOptions = { key: Buffer; cert: Buffer; ca?: Buffer };
 
+/**
+ * How a TLS client checks the server it connects to (RFC 3261 §26.3.1, RFC 5922 §7): the
+ * certificate must chain to a trusted CA and name the host. Our user agents pass this;
+ * without it (the server's own outbound connections) nothing is verified, as before.
+ */
+export interface TlsClientOptions {
+  /** Refuse a server whose certificate does not verify (false only for --insecure). */
+  readonly verify: boolean;
+  /** Trust anchors (PEM) instead of the system's. */
+  readonly ca?: Buffer;
+  /** The host name the certificate must carry (and SNI), when we connect to a resolved address. */
+  readonly servername?: string;
+}
+
+/** tls.connect options for a connection to `address`. */
+function tlsConnectOptions(address: string, client: TlsClientOptions | undefined): tls.ConnectionOptions {
+  if (!client) return { rejectUnauthorized: false, servername: net.isIP(address) ? undefined : address };
+  const name = client.servername ?? address;
+  // RFC 6066 §3: SNI carries host names only; an address is checked against the certificate's IP entries.
+  return { rejectUnauthorized: client.verify, ...(client.ca ? { ca: client.ca } : {}), ...(net.isIP(name) ? {} : { servername: name }) };
+}
+
 /** A TCP (or TLS) socket wrapped as a StreamConnection with a framer and a bounded write backlog. */
 class SocketConnection implements StreamConnection {
   readonly remoteAddress: string;
@@ -73,8 +95,10 @@ class SocketConnection implements StreamConnection {
         else {
           log.debug({ peer: `${flow.remoteAddress}:${flow.remotePort}`, reason: ev.reason }, 'stream framing error, closing');
           events.onFramingError(ev.reason, ev.head, flow);
-          // Let a 513/400 written by the handler leave before closing.
+          // Let a 513/400 written by the handler leave, read nothing more, and close for good soon.
+          this.socket.pause();
           this.socket.end();
+          setTimeout(() => this.socket.destroy(), 1000).unref();
         }
       }
     });
@@ -120,6 +144,7 @@ export class StreamTransport {
     private readonly events: StreamTransportEvents,
     private readonly log: Logger,
     private readonly tlsOptions?: TlsOptions,
+    private readonly tlsClient?: TlsClientOptions,
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
@@ -137,7 +162,10 @@ export class StreamTransport {
       });
     });
     server.on('error', (err) => this.log.error({ err }, `${this.protocol} listener error`));
-    if (this.protocol === 'tls') server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'));
+    if (this.protocol === 'tls') server.on('tlsClientError', (err, socket) => {
+        this.log.debug({ err: err.message }, 'TLS handshake failed');
+        socket.destroy();
+      });
     this.servers.push(server);
     const bound = (server.address() as net.AddressInfo).port;
     this.listenPort = bound;
@@ -191,7 +219,7 @@ export class StreamTransport {
       const opts = { host: address, port, timeout: this.limits.connectTimeoutMs };
       const socket =
         this.protocol === 'tls'
-          ? tls.connect({ ...opts, rejectUnauthorized: false, servername: net.isIP(address) ? undefined : address })
+          ? tls.connect({ ...opts, ...tlsConnectOptions(address, this.tlsClient) })
           : net.connect(opts);
       const readyEvent = this.protocol === 'tls' ? 'secureConnect' : 'connect';
       const timer = setTimeout(() => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { DigestAuthenticator } from '../../src/auth/digest-authenticator.js';
+import { digestUriMatches } from '../../src/auth/digest-uri.js';
 import { buildChallenge, parseDigestCredentials } from '../../src/auth/digest-header.js';
 import { FailureTracker } from '../../src/auth/failure-tracker.js';
 import { computeHa1s } from '../../src/auth/ha1.js';
@@ -64,7 +65,7 @@ describe('auth units', () => {
       expect(m.use(n, '00000001').kind).to.equal('fresh');
       expect(m.use(n, '00000001').kind).to.equal('replayed');
       expect(m.use(n, '00000003').kind).to.equal('fresh');
-      expect(m.use(n, '00000002').kind).to.equal('replayed');
+      expect(m.use(n, '00000003').kind).to.equal('replayed');
       // One character of the MAC changed.
       const forged = `${n.slice(0, 30)}${n[30] === 'A' ? 'B' : 'A'}${n.slice(31)}`;
       expect(m.use(forged, '00000001').kind).to.equal('invalid');
@@ -72,6 +73,23 @@ describe('auth units', () => {
       expect(other.use(n, '00000009').kind).to.equal('invalid');
       c.t += 1001;
       expect(m.use(n, '00000009').kind).to.equal('stale');
+    });
+
+    it('accepts counts out of order once each within the window, refuses older ones', () => {
+      const m = new NonceManager({ secret: Buffer.alloc(32, 1), lifetimeMs: 60_000, wallClock: clock() });
+      const n = m.issue();
+      const use = (nc: number) => m.use(n, nc.toString(16).padStart(8, '0')).kind;
+      // nc=2 lost on the way and retransmitted after nc=3 and nc=5 went through.
+      expect([use(1), use(3), use(5), use(2), use(4)]).to.deep.equal(['fresh', 'fresh', 'fresh', 'fresh', 'fresh']);
+      expect([use(1), use(2), use(3), use(4), use(5)]).to.deep.equal(['replayed', 'replayed', 'replayed', 'replayed', 'replayed']);
+      // A jump past the window forgets the bits below it: those counts are refused, not reopened.
+      expect(use(100)).to.equal('fresh');
+      expect(use(68)).to.equal('replayed');
+      expect(use(69)).to.equal('fresh');
+      expect(use(69)).to.equal('replayed');
+      expect(use(99)).to.equal('fresh');
+      expect(use(101)).to.equal('fresh');
+      expect(use(69)).to.equal('replayed');
     });
 
     it('stays bounded, and never lets a forgotten nonce be replayed', () => {
@@ -149,6 +167,22 @@ describe('auth units', () => {
       expect(noQop.ok ? 0 : noQop.status).to.equal(400);
     });
 
+    it('answers 400 to right credentials whose uri is not the Request-URI (RFC 2617 §3.2.2.5), without counting a failure', async () => {
+      const a = authenticator();
+      const d0 = await a.authenticate(register(), flow, log);
+      if (d0.ok) throw new Error('no challenge');
+      const c = parseChallenge(String(d0.headers![0]![1]));
+      // A response computed right, but for another resource than the one the request names.
+      const other = authorization(c, { username: 'alice', password: 'pw', method: 'REGISTER', uri: 'sip:other.example.net' });
+      const d = await a.authenticate(register(other), flow, log);
+      expect(d.ok ? 0 : d.status).to.equal(400);
+      if (!d.ok) expect(d.reason).to.equal('Digest URI Does Not Match Request-URI');
+      // The same nonce answered for the right resource is still good: nothing was consumed.
+      const right = authorization(c, { username: 'alice', password: 'pw', method: 'REGISTER', uri: 'sip:EXAMPLE.com' });
+      const ok = await a.authenticate(register(right), flow, log);
+      expect(ok.ok).to.equal(true);
+    });
+
     it('refuses, past the per-user threshold, a source that failed for that user, but not a clean one', async () => {
       const a = authenticator();
       const challenge = async (): Promise<ReturnType<typeof parseChallenge>> => {
@@ -167,6 +201,39 @@ describe('auth units', () => {
       expect(refused.ok ? 0 : refused.status).to.equal(403);
       const clean = await a.authenticate(register(right), { ...flow, remoteAddress: '127.0.0.10' }, log);
       expect(clean.ok && clean.identity).to.deep.equal({ aor: 'sip:alice@example.com', username: 'alice', by: 'digest' });
+    });
+  });
+
+  describe('digest uri against the Request-URI (RFC 3261 §19.1.4 equality)', () => {
+    it('matches the same text and equivalent URIs', () => {
+      expect(digestUriMatches('sip:example.com', 'sip:example.com')).to.equal(true);
+      expect(digestUriMatches('sip:bob@EXAMPLE.com', 'sip:bob@example.com')).to.equal(true);
+      expect(digestUriMatches('sip:bob@example.com;transport=TCP', 'sip:bob@example.com;transport=tcp')).to.equal(true);
+      expect(digestUriMatches('sip:bob@example.com;lr;foo=1', 'sip:bob@example.com;lr')).to.equal(true);
+      expect(digestUriMatches('sip:b%6fb@example.com', 'sip:bob@example.com')).to.equal(true);
+    });
+
+    it('refuses another resource', () => {
+      expect(digestUriMatches('sip:other.net', 'sip:example.com')).to.equal(false);
+      expect(digestUriMatches('sip:Bob@example.com', 'sip:bob@example.com')).to.equal(false);
+      expect(digestUriMatches('sips:bob@example.com', 'sip:bob@example.com')).to.equal(false);
+      expect(digestUriMatches('sip:bob@example.com:5060', 'sip:bob@example.com')).to.equal(false);
+      expect(digestUriMatches('sip:bob@example.com;transport=tcp', 'sip:bob@example.com')).to.equal(false);
+      expect(digestUriMatches('sip:bob@example.com;foo=1', 'sip:bob@example.com;foo=2')).to.equal(false);
+      expect(digestUriMatches('*', 'sip:example.com')).to.equal(false);
+      expect(digestUriMatches('', 'sip:example.com')).to.equal(false);
+    });
+
+    it("accepts a uri naming the server itself, SIPp's default (remote_ip:remote_port), and nothing more", () => {
+      const server = { domain: 'example.com', host: '127.0.0.1', port: 5070 };
+      expect(digestUriMatches('sip:127.0.0.1:5070', 'sip:bob@example.com', server)).to.equal(true);
+      expect(digestUriMatches('sip:127.0.0.1', 'sip:bob@example.com', server)).to.equal(true);
+      expect(digestUriMatches('sip:example.com', 'sip:bob@example.com', server)).to.equal(true);
+      expect(digestUriMatches('sip:127.0.0.1:5071', 'sip:bob@example.com', server)).to.equal(false);
+      expect(digestUriMatches('sip:carol@127.0.0.1:5070', 'sip:bob@example.com', server)).to.equal(false);
+      expect(digestUriMatches('sip:127.0.0.1:5070;maddr=192.0.2.1', 'sip:bob@example.com', server)).to.equal(false);
+      expect(digestUriMatches('sip:other.net', 'sip:bob@example.com', server)).to.equal(false);
+      expect(digestUriMatches('sip:[::1]:5070', 'sip:bob@example.com', { ...server, host: '::1' })).to.equal(true);
     });
   });
 });

@@ -117,6 +117,20 @@ describe('security e2e: digest authentication, identities and presence rules (re
     expect((await carol.transact(register(carol, callId, next))).status).to.equal(200);
   });
 
+  it('refuses credentials computed for another Request-URI with 400 (RFC 2617 §3.2.2.5)', async () => {
+    const ivan = await user('ivan');
+    const first = await ivan.transact(publish(ivan, ivan.aor, pidf(ivan.aor, 'open')));
+    expect(first.status).to.equal(401);
+    const c = challengesOf(first)[0]!;
+    // Right password and nonce, but the digest names another resource than the Request-Line.
+    const forOther = authorization(c, { ...creds(ivan), method: 'PUBLISH', uri: 'sip:someone-else@example.com' });
+    const res = await ivan.transact(publish(ivan, ivan.aor, pidf(ivan.aor, 'open'), forOther));
+    expect(res.status).to.equal(400);
+    expect(res.reason).to.equal('Digest URI Does Not Match Request-URI');
+    const right = authorization(c, { ...creds(ivan), method: 'PUBLISH', uri: ivan.aor });
+    expect((await ivan.transact(publish(ivan, ivan.aor, pidf(ivan.aor, 'open'), right))).status).to.equal(200);
+  });
+
   it('answers an expired nonce with stale=true, and the retry with a new nonce succeeds', async () => {
     const dave = await user('dave');
     const callId = randomToken();
@@ -259,6 +273,35 @@ describe('security e2e: digest authentication, identities and presence rules (re
     expect((await authedTransact(watcher, (a) => subscribe(watcher, owner.aor, callId, randomToken(), a), creds(watcher))).res.status).to.equal(200);
     const first = await watcher.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId);
     expect(first.body.toString()).to.contain('<basic>open</basic>').and.not.to.contain('dentist');
+  });
+
+  it('`user del` ends the account at once: its subscriptions (rejected), those to it (noresource), its registrations and the rules about it', async () => {
+    const owner = await user('uma');
+    const gone = await user('gus');
+    owner.autoAnswer('NOTIFY', 200);
+    gone.autoAnswer('NOTIFY', 200);
+    await srv.server.security.admin!.setRule({ presentity: owner.user, watcher: gone.user, action: 'allow' });
+    await srv.server.security.admin!.setRule({ presentity: gone.user, watcher: owner.user, action: 'allow' });
+    expect((await authedTransact(gone, (a) => register(gone, randomToken(), a), creds(gone))).res.status).to.equal(200);
+    const watching = randomToken();
+    const watched = randomToken();
+    expect((await authedTransact(gone, (a) => subscribe(gone, owner.aor, watching, randomToken(), a), creds(gone))).res.status).to.equal(200);
+    expect((await authedTransact(owner, (a) => subscribe(owner, gone.aor, watched, randomToken(), a), creds(owner))).res.status).to.equal(200);
+    await gone.waitRequest((r) => r.method === 'NOTIFY' && r.callId === watching);
+    await owner.waitRequest((r) => r.method === 'NOTIFY' && r.callId === watched);
+    expect(srv.server.location.bindings(gone.aor)).to.have.length(1);
+
+    const io = captureIo();
+    expect(await adminCommand('user', ['del', gone.user, '--config', configFile], io)).to.equal(0);
+    const rejected = await gone.waitRequest((r) => r.method === 'NOTIFY' && r.callId === watching && /terminated/.test(r.getHeader('subscription-state') ?? ''));
+    expect(rejected.getHeader('subscription-state')).to.match(/reason=rejected/);
+    const noresource = await owner.waitRequest((r) => r.method === 'NOTIFY' && r.callId === watched && /terminated/.test(r.getHeader('subscription-state') ?? ''));
+    expect(noresource.getHeader('subscription-state')).to.match(/reason=noresource/);
+    expect(srv.server.location.bindings(gone.aor)).to.have.length(0);
+    expect(await srv.server.security.admin!.listRules(owner.user)).to.deep.equal([]);
+    // Its password opens nothing any more.
+    const after = await authedTransact(gone, (a) => register(gone, randomToken(), a), creds(gone));
+    expect(after.res.status).to.equal(401);
   });
 
   it('keeps the control socket owner-only (0600)', () => {

@@ -144,13 +144,13 @@ describe('security e2e: hostile input (real sockets)', function () {
     });
     after(() => srv?.stop());
 
-    async function publish(body: string | Buffer, protocol: 'udp' | 'tcp' = 'tcp'): Promise<{ status: number; ms: number }> {
+    async function publish(body: string | Buffer, protocol: 'udp' | 'tcp' = 'tcp'): Promise<{ status: number; reason: string; ms: number }> {
       const ua = await TestUa.create({ port: srv.port, user: 'bomber', protocol });
       try {
         const req = ua.request('PUBLISH', ua.aor, { to: `<${ua.aor}>`, headers: { Event: 'presence', Expires: 60, 'Content-Type': PIDF }, body });
         const t = Date.now();
         const res = await ua.transact(req);
-        return { status: res.status, ms: Date.now() - t };
+        return { status: res.status, reason: res.reason, ms: Date.now() - t };
       } finally {
         await ua.close();
       }
@@ -175,22 +175,25 @@ describe('security e2e: hostile input (real sockets)', function () {
       expect(r.ms).to.be.below(500);
     });
 
-    it('refuses a 10 MB document at once (513 from the framer, before any parsing), memory flat', async () => {
+    // RFC 3261 §21.5.7: a message longer than the server can process is 513, not 400 (it is not
+    // malformed); the framer refuses it from the Content-Length, before any body is buffered.
+    it('refuses a 10 MB document at once with 513 Message Too Large (before any parsing), memory flat', async () => {
       const before = process.memoryUsage().rss;
       const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bomber@example.com">${'<note>spam</note>'.repeat(600_000)}</presence>`;
       expect(body.length).to.be.above(10_000_000);
       const r = await publish(body);
       expect(r.status).to.equal(513);
+      expect(r.reason).to.equal('Message Too Large');
       expect(r.ms).to.be.below(2000);
       // The server never buffers more than limits.maxMessageSize of it.
       expect(process.memoryUsage().rss - before).to.be.below(200 * 1024 * 1024);
       await alive(srv);
     });
 
-    it('refuses a body over presence.maxDocumentBytes with an error status, fast', async () => {
+    it('refuses a body over presence.maxDocumentBytes with 413, fast', async () => {
       const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bomber@example.com"><tuple id="t"><status><basic>open</basic></status></tuple>${'<note>spam</note>'.repeat(30_000)}</presence>`;
       const r = await publish(body);
-      expect(r.status).to.be.oneOf([400, 413]);
+      expect(r.status).to.equal(413);
       expect(r.ms).to.be.below(1000);
       await alive(srv);
     });
@@ -237,6 +240,33 @@ describe('security e2e: hostile input (real sockets)', function () {
       await alive(srv);
     });
 
+    // After a framing error the server stops reading (pause) and destroys the socket shortly
+    // after the 513/400, so a peer cannot go on pouring bytes in.
+    it('closes, and stops reading from, a peer that goes on sending past limits.maxMessageSize', async () => {
+      // An attacker ignores the server's FIN and keeps writing: half-open on purpose.
+      const s = net.connect({ host: '127.0.0.1', port: srv.port, allowHalfOpen: true });
+      await new Promise((resolve) => s.once('connect', resolve));
+      s.on('error', () => undefined);
+      const junk = Buffer.from(`X-Flood: ${'y'.repeat(1000)}\r\n`);
+      s.write('OPTIONS sip:example.com SIP/2.0\r\n');
+      let sent = 0;
+      const pump = (): void => {
+        while (!s.destroyed && sent < 64 * 1024 * 1024) {
+          sent += junk.length;
+          if (!s.write(junk)) return void s.once('drain', pump);
+        }
+      };
+      pump();
+      try {
+        await closedWithin(s, 3000);
+        // Flow control stopped the peer long before it could pour its 64 MB in.
+        expect(sent).to.be.below(16 * 1024 * 1024);
+      } finally {
+        s.destroy();
+      }
+      await alive(srv);
+    });
+
     it('keeps a connection that sends whole messages with pauses between them', async () => {
       const ua = await TestUa.create({ port: srv.port, user: 'polite', protocol: 'tcp' });
       try {
@@ -266,7 +296,14 @@ describe('security e2e: hostile input (real sockets)', function () {
       dir = mkdtempSync(join(tmpdir(), 'sp-tls-'));
       // A throwaway self-signed pair, made here, never committed.
       execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-      srv = await startTestServer({ sip: { transports: ['udp', 'tcp', 'tls'] }, tls: { port: 0, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } });
+      srv = await startTestServer({
+        sip: { transports: ['udp', 'tcp', 'tls'] },
+        tls: { port: 0, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') },
+        // Long enough for a TLS handshake on a loaded machine, short enough for the slow-peer tests.
+        limits: { messageTimeoutMs: 1000 },
+        // wss comes up with the TLS pair; an ephemeral port so that parallel runs do not collide on 8443.
+        websocket: { wssPort: 0 },
+      });
     });
     after(async () => {
       await srv?.stop();
@@ -311,6 +348,48 @@ describe('security e2e: hostile input (real sockets)', function () {
       } finally {
         s.destroy();
       }
+    });
+
+    // Node's handshakeTimeout only emits 'tlsClientError': its listener destroys the socket.
+    it('cuts off a peer that opens the TLS port and never finishes the handshake', async () => {
+      const listener = srv.server.listeners.find((l) => l.protocol === 'tls')!;
+      const s = await connect(listener.port);
+      s.on('error', () => undefined);
+      // Half a ClientHello record header, then nothing.
+      s.write(Buffer.from([0x16, 0x03, 0x01]));
+      try {
+        expect(await closedWithin(s, 4000)).to.be.below(3000);
+      } finally {
+        s.destroy();
+      }
+      await alive(srv);
+    });
+
+    it('cuts off a slowloris over TLS (a request begun and never finished)', async () => {
+      const listener = srv.server.listeners.find((l) => l.protocol === 'tls')!;
+      const s = tls.connect({ host: '127.0.0.1', port: listener.port, rejectUnauthorized: false });
+      s.on('error', () => undefined);
+      await new Promise<void>((resolve, reject) => {
+        s.once('secureConnect', resolve);
+        s.once('error', reject);
+      });
+      const text = 'OPTIONS sips:example.com SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bKslowtls\r\n';
+      let i = 0;
+      const timer = setInterval(() => {
+        if (!s.destroyed) s.write(text[i++ % text.length]!);
+      }, 20);
+      const closed = new Promise<number>((resolve) => {
+        const t = Date.now();
+        s.once('close', () => resolve(Date.now() - t));
+      });
+      try {
+        const ms = await Promise.race([closed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('still open')), 4000))]);
+        expect(ms).to.be.below(3000);
+      } finally {
+        clearInterval(timer);
+        s.destroy();
+      }
+      await alive(srv);
     });
   });
 });

@@ -16,9 +16,11 @@ export function watcherKeys(watcher: string): string[] {
 }
 
 /**
- * RFC 5025 combines matching rules by the most permissive action; we use the most specific
- * rule instead, so that an owner can block one watcher of a domain it otherwise allows
- * (and allow one of a domain it blocks), which is what the CLI's decisions mean.
+ * The most specific rule decides: the watcher's own, then its domain's, then `*`. RFC 5025
+ * (RFC 4745 §10.2) instead combines every matching rule and takes the most permissive
+ * sub-handling; our rule set reads as the RFC 4745 one whose `<many domain>` and `<many/>`
+ * conditions carry an `<except>` for each narrower rule, which gives the same outcome and
+ * lets an owner block one watcher of a domain it allows (what the CLI's decisions mean).
  */
 export function matchRule(rules: readonly PresenceRule[], watcher: string): PresenceRule | undefined {
   for (const key of watcherKeys(watcher)) {

@@ -112,11 +112,14 @@ export class PresenceRuleStore {
     return res.rowCount > 0;
   }
 
-  /** Every rule a presentity owns, and every rule about a watcher, go with its account. */
+  /** Every rule a presentity owns, and every rule other presentities have about it as a watcher, go with its account. */
   async deleteUser(aor: string): Promise<number> {
-    const res = await this.db.query('DELETE FROM presence_rules WHERE presentity = $1', [aor]);
+    const res = await this.db.query<{ presentity: string }>('DELETE FROM presence_rules WHERE presentity = $1 OR watcher = $1 RETURNING presentity', [aor]);
     this.changed(aor, () => []);
-    return res.rowCount;
+    for (const presentity of new Set(res.rows.map((r) => r.presentity))) {
+      if (presentity !== aor) this.changed(presentity, (rules) => rules.filter((r) => r.watcher !== aor));
+    }
+    return res.rows.length;
   }
 }
 
