@@ -33,6 +33,8 @@ export interface DigestAuthenticatorOptions {
   readonly methods?: readonly string[];
   /** auth.algorithms: what we challenge with, preferred first (default SHA-256 then MD5). */
   readonly algorithms?: readonly DigestAlgorithm[];
+  /** User-Agent substrings of clients that get MD5 first (they answer only the first challenge). */
+  readonly md5FirstUserAgents?: readonly string[];
 }
 
 /** RFC 3261 §22 / issue: the methods whose senders must prove who they are. */
@@ -70,15 +72,15 @@ export class DigestAuthenticator implements RequestAuthenticator {
       return forbidden();
     }
     const values = req.getHeaders('authorization');
-    if (values.length === 0) return this.challenge(false);
+    if (values.length === 0) return this.challenge(req, false);
     const parsed = values.map(parseDigestCredentials);
     const creds = parsed.find((c): c is DigestCredentials => c !== undefined && c.realm === this.options.realm);
     if (!creds) {
       if (parsed.every((c) => c === undefined)) return { ok: false, status: 400, reason: 'Malformed Authorization Header' };
-      return this.challenge(false); // credentials for another realm: not ours to check
+      return this.challenge(req, false); // credentials for another realm: not ours to check
     }
     const algorithm = algorithmOf(creds.algorithm);
-    if (!algorithm || !this.algorithms.includes(algorithm)) return this.challenge(false);
+    if (!algorithm || !this.algorithms.includes(algorithm)) return this.challenge(req, false);
     // RFC 8760 §2.6 keeps qop; we offered only "auth".
     if (creds.qop?.toLowerCase() !== 'auth' || creds.nc === undefined || creds.cnonce === undefined) {
       return { ok: false, status: 400, reason: 'Digest Without qop=auth' };
@@ -97,7 +99,7 @@ export class DigestAuthenticator implements RequestAuthenticator {
     const account = username.length <= 64 ? await this.options.credentials.get(this.options.domain, username) : undefined;
     const ha1 = algorithm === 'MD5' ? account?.ha1Md5 : account?.ha1Sha256;
     if (ha1 === undefined || !this.responseMatches(req.method, creds, algorithm, ha1)) {
-      return this.failed(source, username, log, 'wrong credentials');
+      return this.failed(req, source, username, log, 'wrong credentials');
     }
     const nonce = this.options.nonces.use(creds.nonce, creds.nc);
     switch (nonce.kind) {
@@ -109,28 +111,35 @@ export class DigestAuthenticator implements RequestAuthenticator {
         // Right password on a nonce that ran out (or was signed before a restart): no failure,
         // the client retries silently with the new nonce (RFC 2617 §3.2.1 stale).
         log.debug({ user: username }, 'auth: stale nonce');
-        return this.challenge(true);
+        return this.challenge(req, true);
       case 'replayed':
-        return this.failed(source, username, log, 'replayed nonce-count');
+        return this.failed(req, source, username, log, 'replayed nonce-count');
     }
   }
 
-  /** RFC 8760 §2.4: one WWW-Authenticate per algorithm, the preferred one first. */
-  private challenge(stale: boolean): AuthDecision {
-    const headers: Array<[string, string]> = this.algorithms.map((algorithm) => [
+  /**
+   * RFC 8760 §2.4: one WWW-Authenticate per algorithm, the preferred one first. Clients
+   * known to read only the first challenge and to know only MD5 (auth.md5FirstUserAgents,
+   * matched in User-Agent) get MD5 first, or they could not log in at all.
+   */
+  private challenge(req: SipRequest, stale: boolean): AuthDecision {
+    const ua = req.getHeader('user-agent')?.toLowerCase();
+    const md5First = ua !== undefined && (this.options.md5FirstUserAgents ?? []).some((p) => ua.includes(p.toLowerCase()));
+    const order = md5First ? [...this.algorithms].sort((a, b) => (a === 'MD5' ? -1 : b === 'MD5' ? 1 : 0)) : this.algorithms;
+    const headers: Array<[string, string]> = order.map((algorithm) => [
       'WWW-Authenticate',
       buildChallenge({ realm: this.options.realm, nonce: this.options.nonces.issue(), algorithm, stale }),
     ]);
     return { ok: false, status: 401, reason: 'Unauthorized', headers };
   }
 
-  private failed(source: string, username: string, log: Logger, why: string): AuthDecision {
+  private failed(req: SipRequest, source: string, username: string, log: Logger, why: string): AuthDecision {
     const sourceBlocked = this.options.sources.fail(source);
     const userBlocked = this.options.users.fail(username);
     log.info({ source, user: username, why }, 'auth: failed attempt');
     if (sourceBlocked) log.warn({ source, blockMs: this.options.sources.blockedFor(source) }, 'auth: too many failed attempts, source blocked');
     if (userBlocked) log.warn({ user: username }, 'auth: too many failed attempts for user, failing sources refused');
-    return sourceBlocked ? forbidden() : this.challenge(false);
+    return sourceBlocked ? forbidden() : this.challenge(req, false);
   }
 
   /** RFC 2617 §3.2.2.1 with qop=auth: H(HA1:nonce:nc:cnonce:qop:H(method:digest-uri)). */

@@ -1,10 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { pino } from 'pino';
 import { loadConfig } from '../config/config.js';
 import type { PresenceUpdate } from '../ua/client-subscription.js';
 import { SipRequestError } from '../ua/errors.js';
 import { Pager } from '../ua/pager.js';
 import { stateFromStatus } from '../ua/presence-state.js';
 import { PresenceUserAgent } from '../ua/presence-user-agent.js';
+import { refreshDelayMs } from '../ua/refresh.js';
 import { Registration } from '../ua/registration.js';
 import { UserAgent, type ClientTransport } from '../ua/user-agent.js';
 import { WatcherUserAgent } from '../ua/watcher-user-agent.js';
@@ -28,7 +31,10 @@ Common options:
   --user NAME|AOR        who we are: alice, alice@example.com or sip:alice@example.com
   --domain DOMAIN        domain of a bare user name (default sip.domain of the config)
   --password PW          digest password (or environment SIP_PASSWORD)
+  --ca FILE              TLS: trust the server certificate's CA from this PEM file (default: the system's CAs)
+  --insecure             TLS: do not check the server's certificate (testing only)
   --config FILE          read the defaults above from this config file
+  --verbose, -v          log what the SIP stack does (JSON lines on stderr)
 Status words: online, offline, or an RPID activity (away, busy, meeting, on-the-phone, ...).`;
 
 /** Where a command writes, and what stops a long-running one. */
@@ -40,6 +46,8 @@ export interface CommandIo {
   /** Redraw in place (a terminal) rather than print a line per change. */
   readonly tty?: boolean;
   readonly env?: NodeJS.ProcessEnv;
+  /** How long the first request may go unanswered over UDP before we say so (default 3 s). */
+  readonly noAnswerNoticeMs?: number;
 }
 
 const COMMON = {
@@ -50,9 +58,18 @@ const COMMON = {
   password: { type: 'string', short: 'p' },
   config: { type: 'string', short: 'c' },
   expires: { type: 'string' },
+  ca: { type: 'string' },
+  insecure: { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
 } as const;
 
 class UsageError extends Error {}
+
+/** Ctrl-C before the server answered. */
+class StoppedError extends Error {}
+
+/** Over UDP a server that is not there stays silent until Timer F (32 s): say so after this long. */
+const NO_ANSWER_NOTICE_MS = 3000;
 
 /** Runs one client command; resolves with the exit code. Never throws for a SIP failure. */
 export async function runClientCommand(command: ClientCommand, args: string[], io: CommandIo): Promise<number> {
@@ -77,6 +94,7 @@ export async function runClientCommand(command: ClientCommand, args: string[], i
         return await watch(ua, positionals, v.watchers === true, io);
     }
   } catch (err) {
+    if (err instanceof StoppedError) return 130;
     io.err(`simple-presence ${command}: ${describe(err, ua)}`);
     return err instanceof UsageError ? 2 : 1;
   } finally {
@@ -102,7 +120,17 @@ async function openAgent(v: Record<string, string | boolean | string[] | undefin
   if (!['udp', 'tcp', 'tls'].includes(transport)) throw new UsageError(`--transport must be udp, tcp or tls, not "${transport}"`);
   const { host, port } = parseServer(typeof v.server === 'string' ? v.server : undefined, transport === 'tls' ? config.tls.port : config.sip.port);
   const password = typeof v.password === 'string' ? v.password : (io.env ?? process.env).SIP_PASSWORD;
-  const ua = new UserAgent({ aor, server: { host, port, transport }, ...(password ? { password } : {}) });
+  let ca: Buffer | undefined;
+  if (typeof v.ca === 'string') {
+    try {
+      ca = readFileSync(v.ca);
+    } catch (err) {
+      throw new UsageError(`--ca ${v.ca}: ${(err as Error).message}`);
+    }
+  }
+  const tls = { ...(ca ? { ca } : {}), ...(v.insecure === true ? { insecure: true } : {}) };
+  const logger = v.verbose === true ? pino({ level: 'debug' }, pino.destination(2)) : undefined;
+  const ua = new UserAgent({ aor, server: { host, port, transport }, ...(password ? { password } : {}), ...(transport === 'tls' ? { tls } : {}), ...(logger ? { logger } : {}) });
   await ua.start();
   return ua;
 }
@@ -123,17 +151,46 @@ function expiresOf(v: Record<string, string | boolean | string[] | undefined>): 
   return Number(v.expires);
 }
 
-function stopped(signal: AbortSignal): Promise<void> {
+/**
+ * The first request of a command: ends early on Ctrl-C, and over UDP says so when the
+ * server is slow to answer (a server that is not there is silent for 32 s).
+ */
+async function firstAnswer<T>(ua: UserAgent, io: CommandIo, pending: Promise<T>): Promise<T> {
+  const notice = ua.destination.protocol === 'udp'
+    ? setTimeout(() => io.err(`no answer from ${ua.serverName} yet; trying until 32 s have passed (Ctrl-C to stop)`), io.noAnswerNoticeMs ?? NO_ANSWER_NOTICE_MS)
+    : undefined;
+  try {
+    return await Promise.race([pending, aborted(io.signal).then((): never => { throw new StoppedError('stopped'); })]);
+  } finally {
+    clearTimeout(notice);
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
 }
 
+/**
+ * Waits for Ctrl-C, keeping the process alive meanwhile: when the TCP connection drops,
+ * nothing else holds Node's event loop (our timers are unref'd), and the command would
+ * end silently instead of registering or subscribing again.
+ */
+async function stopped(signal: AbortSignal): Promise<void> {
+  const hold = setInterval(() => {}, 2 ** 30);
+  try {
+    await aborted(signal);
+  } finally {
+    clearInterval(hold);
+  }
+}
+
 async function message(ua: UserAgent, positionals: string[], io: CommandIo): Promise<number> {
   const [to, ...words] = positionals;
   if (!to || words.length === 0) throw new UsageError(`usage: simple-presence message --user ME TO "text"`);
-  const res = await new Pager(ua).send(to, words.join(' '));
+  const res = await firstAnswer(ua, io, new Pager(ua).send(to, words.join(' ')));
   io.out(res.stored ? `accepted for later delivery: ${ua.resolveTarget(to)} is offline (${res.status} ${res.reason})` : `delivered to ${ua.resolveTarget(to)} (${res.status} ${res.reason})`);
   return 0;
 }
@@ -143,7 +200,8 @@ async function listen(ua: UserAgent, v: Record<string, string | boolean | string
   pager.on('message', (m) => io.out(`[${m.receivedAt.toISOString()}] ${m.fromName ? `${m.fromName} <${m.from}>` : m.from}: ${m.text}`));
   const reg = new Registration(ua, { expires: expiresOf(v) ?? 600 });
   reg.on('error', (err) => io.err(`simple-presence listen: ${err.message}; retrying`));
-  const granted = await reg.register();
+  reg.on('flowFailed', (ms) => io.err(`connection to ${ua.serverName} lost; registering again${ms > 0 ? ` in ${Math.round(ms / 1000)} s` : ''}`));
+  const granted = await firstAnswer(ua, io, reg.register());
   io.out(`registered ${ua.aor} at ${ua.serverName} for ${granted} s; waiting for messages (Ctrl-C to stop)`);
   await stopped(io.signal);
   await reg.unregister().catch(() => undefined);
@@ -156,9 +214,9 @@ async function publish(ua: UserAgent, v: Record<string, string | boolean | strin
   const state = { ...base, ...(activities.length > 0 ? { activities } : {}), ...(typeof v.pidf === 'string' ? { pidf: v.pidf } : {}) };
   const pua = new PresenceUserAgent(ua, { expires: expiresOf(v) ?? 3600 });
   pua.on('error', (err) => io.err(`simple-presence publish: refresh failed: ${err.message}; retrying`));
-  const pub = await pua.publish(state);
+  const pub = await firstAnswer(ua, io, pua.publish(state));
   const what = [state.basic, ...(state.activities ?? [])].join(', ') + (state.note ? `, "${state.note}"` : '');
-  io.out(`published ${ua.aor} (${what}) at ${ua.serverName}, refreshed every ${Math.round(pub.expires * 0.9)} s or so; Ctrl-C to stop`);
+  io.out(`published ${ua.aor} (${what}) at ${ua.serverName} for ${pub.expires} s, refreshed every ${Math.round(refreshDelayMs(pub.expires) / 1000)} s; Ctrl-C to stop`);
   await stopped(io.signal);
   await pua.close().catch(() => undefined);
   io.out('unpublished');
@@ -176,6 +234,7 @@ async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: Co
   if (targets.length === 0 && !watchers) throw new UsageError('usage: simple-presence watch --user ME WHO [WHO ...] [--watchers]');
   const wua = new WatcherUserAgent(ua);
   const rows = new Map<string, Row>();
+  let closing = false;
   const draw = (changed: Row): void => {
     if (!io.tty) {
       io.out(`${changed.since.toISOString()}  ${changed.who}  ${changed.status}${changed.note ? `  "${changed.note}"` : ''}`);
@@ -188,6 +247,7 @@ async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: Co
     io.out(`\x1b[H\x1b[2J${lines.join('\n')}`);
   };
   wua.on('presence', (u: PresenceUpdate) => {
+    if (closing) return; // the final NOTIFYs after Ctrl-C: nothing to show
     const row = { who: u.presentity.replace(/^sips?:/, ''), status: statusText(u), note: u.summary?.note ?? '', since: u.receivedAt };
     const old = rows.get(row.who);
     if (old && old.status === row.status && old.note === row.note) return;
@@ -200,12 +260,28 @@ async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: Co
     }
   });
   wua.on('status', (target, status, reason) => {
-    if (status === 'terminated' && reason) io.err(`subscription to ${target} ended: ${reason}`);
+    if (status === 'terminated' && reason && !closing) io.err(`subscription to ${target} ended: ${reason}`);
   });
   wua.on('error', (err, target) => io.err(`simple-presence watch ${target}: ${err.message}`));
-  for (const t of targets) await wua.watch(t);
-  if (watchers) await wua.watchWatchers();
+  ua.on('connectionLost', () => {
+    if (!closing) io.err(`connection to ${ua.serverName} lost; refreshing the subscriptions on a new one`);
+  });
+  // One refused target (unknown user, blocked) does not stop the others; a wrong password or
+  // an absent server stops the command, since every other target would fail the same way.
+  let watching = 0;
+  const all = [...targets.map((t) => () => wua.watch(t)), ...(watchers ? [() => wua.watchWatchers()] : [])];
+  for (const start of all) {
+    try {
+      await firstAnswer(ua, io, start());
+      watching++;
+    } catch (err) {
+      if (!(err instanceof SipRequestError) || [401, 407, 408, 503].includes(err.status) || all.length === 1) throw err;
+      io.err(`simple-presence watch: ${err.message}`);
+    }
+  }
+  if (watching === 0) return 1;
   await stopped(io.signal);
+  closing = true;
   await wua.close().catch(() => undefined);
   return 0;
 }

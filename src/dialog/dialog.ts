@@ -119,6 +119,15 @@ export function createUasDialog(req: SipRequest, flow: Flow, localTag: string, l
 }
 
 /**
+ * RFC 3261 §12.1.1: the response that creates the dialog copies every Record-Route value of
+ * the request, parameters and all, in the same order, so the subscriber's route set is ours
+ * reversed and its requests in the dialog come back through the same proxies.
+ */
+export function recordRouteHeaders(req: SipRequest): Array<[string, string]> {
+  return req.getHeaders('record-route').map((v): [string, string] => ['Record-Route', v.trim()]);
+}
+
+/**
  * RFC 3261 §12.2.2: a request in the dialog with a CSeq lower than (or equal to) the last
  * one is out of order; the caller answers 500. Otherwise the remote sequence number moves
  * on. (Equal numbers are retransmissions, which the transaction layer has absorbed.)

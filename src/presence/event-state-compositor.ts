@@ -3,6 +3,7 @@ import type { LocalDomains } from '../core/local-domains.js';
 import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
 import type { RequestContext } from '../core/services.js';
 import { SipParseError } from '../sip/errors.js';
+import type { Flow } from '../transport/types.js';
 import type { Timers, WallClock } from '../util/timers.js';
 import type { PresenceAuthorizer } from './authorizer.js';
 import { DEFAULT_PRESENCE_EXPIRES, grantExpires, type ExpiryBounds } from './expires.js';
@@ -12,6 +13,7 @@ import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state
 import { entityPresentity, presentityOf } from './presentity.js';
 import type { PublicationRecord } from './publication.js';
 import { Publications, type Publication } from './publications.js';
+import { ownedBytes } from './owned-bytes.js';
 
 export interface PublishSettings {
   readonly publishMinExpires: number;
@@ -168,6 +170,13 @@ export class EventStateCompositor {
       return;
     }
 
+    const origin = originOf(ctx.flow);
+    // An initial publication with the same tuples, from the same flow, as a live one is the
+    // same device publishing afresh (baresip sends two initial PUBLISHes at start and removes
+    // only the last): it replaces that one, else the older copy would show the device
+    // online after it said goodbye, until it expired.
+    const replaced = existing ?? (document ? this.sameDevice(presentity, origin, document) : undefined);
+
     // §6 step 7/8: a new entity-tag for every successful refresh or modify (RFC 3903 §4.3).
     const nowMs = this.options.wallClock.nowMs();
     const etag = this.publications.newEtag();
@@ -175,17 +184,36 @@ export class EventStateCompositor {
       etag,
       presentity,
       contentType: PIDF_CONTENT_TYPE,
-      body: document ? Buffer.from(req.body) : existing!.body,
+      body: document ? ownedBytes(req.body) : existing!.body,
       document: document ?? existing!.document,
       publishedAtMs: document ? nowMs : existing!.publishedAtMs,
       expiresAtMs: nowMs + grant.seconds * 1000,
+      origin,
     };
-    const evicted = this.publications.put(pub, existing?.etag);
+    const evicted = this.publications.put(pub, replaced?.etag);
+    if (replaced && !existing) ctx.log.debug({ presentity, etag, replaces: replaced.etag }, 'initial publication of the same device replaces its older one');
     ctx.reply(200, 'OK', { headers: [['SIP-ETag', etag], ['Expires', grant.seconds]] });
     ctx.log.debug({ presentity, etag, expires: grant.seconds, op: existing ? (document ? 'modify' : 'refresh') : 'initial' }, 'published');
     if (evicted) ctx.log.info({ presentity, evicted: evicted.etag }, 'publication evicted: too many for the presentity');
     // A refresh changes no state (RFC 3903 §4.3): nothing to compose or notify.
     if (document || evicted) this.recompose(presentity);
+  }
+
+  /** Removes every publication of a presentity (its account is gone); how many there were. */
+  removeAll(presentity: string): number {
+    const pubs = this.publications.of(presentity);
+    for (const p of pubs) this.publications.remove(p.etag);
+    if (pubs.length > 0) this.recompose(presentity);
+    return pubs.length;
+  }
+
+  /** The live publication of `presentity` from the same flow with the same tuple ids, if any. */
+  private sameDevice(presentity: string, origin: string, document: Publication['document']): Publication | undefined {
+    if (document.tuples.length === 0) return undefined;
+    const ids = new Set(document.tuples.map((t) => t.id));
+    return this.publications
+      .of(presentity)
+      .find((p) => p.origin === origin && p.document.tuples.length === ids.size && p.document.tuples.every((t) => ids.has(t.id)));
   }
 
   /** Builds the composed document again; watchers hear of it when its bytes changed. */
@@ -216,6 +244,11 @@ export class EventStateCompositor {
   close(): void {
     this.publications.close();
   }
+}
+
+/** The flow a request came on, as a key: one device's socket or connection. */
+function originOf(flow: Flow): string {
+  return `${flow.protocol}|${flow.remoteAddress}|${flow.remotePort}|${flow.connectionId ?? ''}`;
 }
 
 /** A reason phrase: one line, printable, bounded (RFC 3261 §25.1 Reason-Phrase). */

@@ -31,7 +31,16 @@ export interface NotifierOptions {
   readonly minIntervalMs: number;
   readonly hooks: NotifierHooks;
   readonly logger?: Logger;
+  /**
+   * NOTIFYs sent in one turn of the event loop before the rest wait for the next one
+   * (default 32, about what one turn reads from a UDP socket; 0: no limit). See `pump`.
+   */
+  readonly sendsPerTurn?: number;
+  /** Runs a function on the next turn of the event loop (default `setImmediate`). */
+  readonly nextTurn?: (fn: () => void) => void;
 }
+
+const DEFAULT_SENDS_PER_TURN = 32;
 
 /**
  * Sends the NOTIFYs of every subscription (RFC 6665 §4.2.2), each as a client transaction
@@ -52,6 +61,12 @@ export class Notifier {
   private readonly hooks: NotifierHooks;
   private readonly log?: Logger;
   private inFlightCount = 0;
+  private readonly sendsPerTurn: number;
+  private readonly nextTurn: (fn: () => void) => void;
+  private sentThisTurn = 0;
+  private turnScheduled = false;
+  /** Subscriptions with a NOTIFY due that wait for the next turn, in order (each once). */
+  private readonly waiting = new Set<Subscription>();
 
   constructor(options: NotifierOptions) {
     this.transactions = options.transactions;
@@ -60,6 +75,8 @@ export class Notifier {
     this.minIntervalMs = options.minIntervalMs;
     this.hooks = options.hooks;
     this.log = options.logger;
+    this.sendsPerTurn = options.sendsPerTurn ?? DEFAULT_SENDS_PER_TURN;
+    this.nextTurn = options.nextTurn ?? ((fn) => void setImmediate(fn));
   }
 
   /** NOTIFYs waiting for their final response. */
@@ -76,6 +93,7 @@ export class Notifier {
 
   /** Nothing more is sent for this subscription (it ended without a final NOTIFY). */
   stop(sub: Subscription): void {
+    this.waiting.delete(sub);
     sub.notify.finished = true;
     sub.notify.dirty = false;
     this.timers.cancel(sub.notify.throttle);
@@ -98,8 +116,38 @@ export class Notifier {
     }
     this.timers.cancel(n.throttle);
     n.throttle = undefined;
+    // A change of a presentity with thousands of watchers would otherwise send every NOTIFY
+    // in one go, and the socket would not be read meanwhile: their 200s pile up in the
+    // receive buffer until the kernel drops them, and each dropped one costs a NOTIFY
+    // retransmission (Timer E) and a transaction kept 64*T1. So a turn sends at most
+    // `sendsPerTurn`; the rest go on the next turns, after the loop has read the socket.
+    if (this.sendsPerTurn > 0 && this.sentThisTurn >= this.sendsPerTurn) {
+      this.waiting.add(sub);
+      this.scheduleTurn();
+      return;
+    }
+    if (this.sendsPerTurn > 0) {
+      this.waiting.delete(sub);
+      this.sentThisTurn++;
+      this.scheduleTurn();
+    }
     n.dirty = false;
     this.send(sub, final);
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    this.nextTurn(() => {
+      this.turnScheduled = false;
+      this.sentThisTurn = 0;
+      for (const sub of this.waiting) {
+        if (this.sentThisTurn >= this.sendsPerTurn) break;
+        this.waiting.delete(sub);
+        this.pump(sub);
+      }
+      if (this.waiting.size > 0) this.scheduleTurn();
+    });
   }
 
   private send(sub: Subscription, final: boolean): void {

@@ -26,8 +26,18 @@ const MAX_NEUTRAL_CACHED = 10_000;
 export class PresenceDocuments {
   private readonly composed = new Map<string, Composed>();
   private readonly neutrals = new Map<string, Buffer>();
+  private readonly maxComposedBytes: number;
 
-  constructor(private readonly limits?: PidfLimits) {}
+  /**
+   * `limits` bound a published document; `maxComposedBytes` the composed one (a NOTIFY must
+   * still fit the transport: several devices' documents together can outgrow it).
+   */
+  constructor(
+    private readonly limits?: PidfLimits,
+    options: { readonly maxComposedBytes?: number } = {},
+  ) {
+    this.maxComposedBytes = options.maxComposedBytes ?? Number.POSITIVE_INFINITY;
+  }
 
   parse(body: Buffer): ParsedPresence {
     const r = parsePidf(body, this.limits);
@@ -49,14 +59,21 @@ export class PresenceDocuments {
       this.composed.delete(presentity);
       return !before.bytes.equals(this.neutral(presentity));
     }
-    const doc = composePresence(
-      presentity,
-      publications.map((p) => ({ document: p.document, publishedAt: p.publishedAtMs })),
-    );
-    const bytes = serializePidf(doc);
+    let live = publications;
+    let bytes = this.compose(presentity, live);
+    // Too large to go out in a NOTIFY: the oldest publications are left out until it fits
+    // (newest wins, as in composition), rather than every watcher's NOTIFY failing.
+    while (bytes.length > this.maxComposedBytes && live.length > 1) {
+      live = live.slice(1);
+      bytes = this.compose(presentity, live);
+    }
     if (before && before.bytes.equals(bytes)) return false;
     this.composed.set(presentity, { version: (before?.version ?? 0) + 1, bytes });
     return true;
+  }
+
+  private compose(presentity: string, publications: readonly Publication[]): Buffer {
+    return serializePidf(composePresence(presentity, publications.map((p) => ({ document: p.document, publishedAt: p.publishedAtMs }))));
   }
 
   /** The full view: the composed document, or the neutral one. */

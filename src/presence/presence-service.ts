@@ -34,10 +34,15 @@ export interface PresenceServiceOptions {
   readonly authorizer?: PresenceAuthorizer;
   /** Where soft state changes go (the store); nowhere by default. */
   readonly sink?: PresenceStateSink;
-  /** Which presentities exist (404 for others); every user of the domain by default. */
+  /** Which presentities exist (PUBLISH for others: 404); every user of the domain by default. */
   readonly users?: UserDirectory;
   /** The host others reach us at on a flow (the transport knows what to advertise); its local address by default. */
   readonly hostFor?: (flow: Flow) => string;
+  /**
+   * The largest composed document a NOTIFY may carry (the transport's message size less room
+   * for headers); `presence.maxDocumentBytes` bounds it too.
+   */
+  readonly maxNotifyBodyBytes?: number;
   /** More event packages (message-summary, dialog...). */
   readonly packages?: readonly EventPackage[];
   readonly wallClock?: WallClock;
@@ -106,7 +111,7 @@ export class PresenceService implements SipService {
     const sink = options.sink ?? NO_PRESENCE_STATE_SINK;
     this.log = options.logger;
     this.authorizer = options.authorizer ?? new DefaultPresenceAuthorizer(s.defaultPolicy);
-    this.documents = new PresenceDocuments({ maxBytes: s.maxDocumentBytes });
+    this.documents = new PresenceDocuments({ maxBytes: s.maxDocumentBytes }, { maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY) });
     this.subscriptions = new SubscriptionManager({
       domains: options.domains,
       timers: options.timers,
@@ -115,7 +120,6 @@ export class PresenceService implements SipService {
       transactions: options.transactions,
       contactFor: (flow) => contactUri(flow, options.hostFor?.(flow) ?? localHost(flow, options.domains.primary)),
       sink,
-      users: options.users,
       logger: options.logger,
     });
     const authorizer = this.authorizer;
@@ -234,6 +238,21 @@ export class PresenceService implements SipService {
   terminateSubscription(id: string, reason: TerminationReason = 'deactivated'): boolean {
     const sub = this.subscriptions.get(id);
     return sub ? this.subscriptions.terminate(sub, reason) : false;
+  }
+
+  /**
+   * An account is gone, and with it what it held live (control's RuleEffects.accountDeleted):
+   * subscriptions to its presentity end with reason=noresource (RFC 6665 §4.1.3: the resource
+   * no longer exists, do not re-subscribe), its own subscriptions as a watcher with
+   * reason=rejected (no longer authorized, do not re-subscribe), and its publications are
+   * removed. Returns how many subscriptions ended.
+   */
+  accountDeleted(aor: string): number {
+    let ended = 0;
+    for (const s of this.subscriptions.list({ resource: aor })) if (this.subscriptions.terminate(s, 'noresource')) ended++;
+    for (const s of this.subscriptions.list({ watcher: aor })) if (this.subscriptions.terminate(s, 'rejected')) ended++;
+    this.compositor.removeAll(aor);
+    return ended;
   }
 
   /** The owner approves a watcher: its pending (or polite-blocked) presence subscriptions become active. */

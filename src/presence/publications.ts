@@ -7,6 +7,11 @@ import type { PublicationRecord } from './publication.js';
 /** A live publication: its record and the parsed document. */
 export interface Publication extends PublicationRecord {
   readonly document: PresenceDocument;
+  /**
+   * The flow (transport, source address and port, connection) its last PUBLISH came on,
+   * which names the device; in memory only (a stored publication has none).
+   */
+  readonly origin?: string;
 }
 
 export interface PublicationsOptions {

@@ -2,8 +2,7 @@ import type { Logger } from 'pino';
 import type { LocalDomains } from '../core/local-domains.js';
 import type { RequestContext } from '../core/services.js';
 import type { RequestSender } from '../transaction/request-sender.js';
-import { acceptRemoteSeq, createUasDialog, keyOf, refreshTarget, remoteTargetOf, requestDialogKey } from '../dialog/dialog.js';
-import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
+import { acceptRemoteSeq, createUasDialog, keyOf, recordRouteHeaders, refreshTarget, remoteTargetOf, requestDialogKey } from '../dialog/dialog.js';
 import { SipParseError } from '../sip/errors.js';
 import type { EventHeader } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
@@ -13,7 +12,7 @@ import type { Timers, WallClock } from '../util/timers.js';
 import { negotiateType } from './accept.js';
 import type { EventPackage, NotifyBody, PackageHost, SubscriptionDecision } from './event-package.js';
 import { DEFAULT_PRESENCE_EXPIRES, grantExpires, type ExpiryBounds } from './expires.js';
-import { Notifier, type NotifyFailure } from './notifier.js';
+import { Notifier, type NotifierOptions, type NotifyFailure } from './notifier.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import { presentityOf, watcherOf } from './presentity.js';
 import { Subscription, type SubscriptionRecord, type TerminationReason, type WatcherEvent } from './subscription.js';
@@ -35,9 +34,9 @@ export interface SubscriptionManagerOptions {
   /** Our Contact URI for a dialog whose requests come on `flow` (RFC 6665 §4.2.1.1). */
   readonly contactFor: (flow: Flow) => string;
   readonly sink?: PresenceStateSink;
-  /** Which resources exist (404 for others); every user of the domain by default. */
-  readonly users?: UserDirectory;
   readonly logger?: Logger;
+  /** How NOTIFYs are spread over turns of the event loop (tests; the defaults otherwise). */
+  readonly notifyPacing?: Pick<NotifierOptions, 'sendsPerTurn' | 'nextTurn'>;
 }
 
 /** Which subscriptions to list. */
@@ -73,14 +72,12 @@ export class SubscriptionManager implements PackageHost {
   private readonly perWatcher = new Map<string, number>();
   private readonly bounds: ExpiryBounds;
   private readonly sink: PresenceStateSink;
-  private readonly users: UserDirectory;
   private readonly log?: Logger;
 
   constructor(private readonly options: SubscriptionManagerOptions) {
     const s = options.settings;
     this.bounds = { min: s.subscribeMinExpires, max: s.subscribeMaxExpires, fallback: DEFAULT_PRESENCE_EXPIRES };
     this.sink = options.sink ?? NO_PRESENCE_STATE_SINK;
-    this.users = options.users ?? OPEN_USER_DIRECTORY;
     this.log = options.logger;
     this.notifier = new Notifier({
       transactions: options.transactions,
@@ -88,6 +85,7 @@ export class SubscriptionManager implements PackageHost {
       wallClock: options.wallClock,
       minIntervalMs: s.notifyMinIntervalMs,
       logger: options.logger,
+      ...options.notifyPacing,
       hooks: {
         body: (sub) => this.bodyOf(sub),
         sent: (sub) => {
@@ -198,10 +196,9 @@ export class SubscriptionManager implements PackageHost {
       this.tooMany(ctx, watcher);
       return;
     }
-    if (!(await this.users.exists(resource))) {
-      ctx.reply(404, 'Not Found');
-      return;
-    }
+    // No 404 for a user of our domain without an account: the answer must not tell a
+    // watcher who exists. Such a presentity is answered like one that never published:
+    // the policy decides (pending under confirm), and its state is the neutral document.
     const decision: SubscriptionDecision = await pkg.authorize({ watcher, resource, request: req });
     if (decision === 'block') {
       // RFC 6665 §4.2.1.1: a subscriber known at once not to be authorized gets 403.
@@ -233,7 +230,7 @@ export class SubscriptionManager implements PackageHost {
       view: decision === 'polite-block' ? 'polite-block' : 'full',
     });
     // RFC 6665 §4.2.1.1: 200 (202 is deprecated), our tag, Expires granted, our Contact.
-    ctx.reply(200, 'OK', { toTag: localTag, headers: [['Expires', grant.seconds], ['Contact', `<${dialog.localContact}>`]] });
+    ctx.reply(200, 'OK', { toTag: localTag, headers: [['Expires', grant.seconds], ['Contact', `<${dialog.localContact}>`], ...recordRouteHeaders(req)] });
     ctx.log.debug({ subscription: sub.id, event: pkg.name, resource, watcher, status: sub.status, expires: grant.seconds }, 'subscribe');
     if (fetch) {
       // RFC 6665 §4.4.3: a fetch is one NOTIFY with the state, and the subscription is over.

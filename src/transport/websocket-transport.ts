@@ -88,6 +88,8 @@ export class WebSocketTransport {
   private readonly allowedOrigins: ReadonlySet<string>;
   private readonly path: string;
   private readonly conns = new Set<WebSocketConnection>();
+  /** Open WebSockets per remote address (limits.maxConnectionsPerSource, as for TCP). */
+  private readonly perSource = new Map<string, number>();
   private readonly servers: Array<{ server: http.Server | https.Server; listener: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void }> = [];
   private readonly sweep: NodeJS.Timeout;
 
@@ -149,6 +151,20 @@ export class WebSocketTransport {
       refuse(socket, 503, 'Service Unavailable');
       return true;
     }
+    const source = normalizeAddress(req.socket.remoteAddress ?? '');
+    const open = this.perSource.get(source) ?? 0;
+    if (open >= this.limits.maxConnectionsPerSource) {
+      this.log.warn({ peer, open }, 'connections per source limit reached, refusing WebSocket');
+      refuse(socket, 503, 'Service Unavailable', 'too many connections from this address');
+      return true;
+    }
+    // Counted from the handshake on, so handshakes in flight cannot pass the limit together.
+    this.perSource.set(source, open + 1);
+    socket.once('close', () => {
+      const left = (this.perSource.get(source) ?? 1) - 1;
+      if (left <= 0) this.perSource.delete(source);
+      else this.perSource.set(source, left);
+    });
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
     return true;
   }

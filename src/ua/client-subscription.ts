@@ -168,7 +168,7 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
       return;
     }
     this.registry.delete(this.key);
-    throw new SipRequestError('SUBSCRIBE', this.ua.serverName, res);
+    throw this.ua.failure('SUBSCRIBE', res);
   }
 
   /** Ends the subscription (Expires: 0, RFC 6665 §4.1.2.3); the final NOTIFY is still answered. */
@@ -187,6 +187,16 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
     this.ua.timers.schedule(32_000, () => {
       if (this.registry.get(key) === this) this.registry.delete(key);
     });
+  }
+
+  /**
+   * The connection NOTIFYs came down closed (TCP/TLS): refresh in the dialog after
+   * `delayMs`, so the notifier sends to the new connection (its dialog takes the flow of
+   * the refresh); a 481 to it starts a new subscription.
+   */
+  flowLost(delayMs: number): void {
+    if (this.stopped || this.closing || this.status === 'init' || this.status === 'terminated') return;
+    this.schedule(delayMs, () => this.refresh());
   }
 
   /** A NOTIFY in our dialog (the watcher matched it on Call-ID and To tag). */
@@ -252,7 +262,7 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
       this.restart(0);
       return;
     }
-    const err = new SipRequestError('SUBSCRIBE', this.ua.serverName, res);
+    const err = this.ua.failure('SUBSCRIBE', res);
     this.emit('error', err);
     if (res.status === 403 || res.status === 404 || res.status === 489) {
       this.ended('rejected', undefined);

@@ -1,7 +1,7 @@
 import type { SipRequest } from '../sip/message.js';
 import type { Flow } from '../transport/types.js';
 import { TypedEmitter } from './emitter.js';
-import { SipRequestError } from './errors.js';
+import type { SipRequestError } from './errors.js';
 import type { UserAgent } from './user-agent.js';
 
 /** An instant message received (RFC 3428 §7). */
@@ -52,7 +52,7 @@ export class Pager extends TypedEmitter<PagerEvents> {
     const target = this.ua.resolveTarget(to);
     const req = this.ua.createRequest('MESSAGE', target, { body, contentType });
     const { response } = await this.ua.send(req);
-    if (response.status < 200 || response.status >= 300) throw new SipRequestError('MESSAGE', this.ua.serverName, response);
+    if (response.status < 200 || response.status >= 300) throw this.ua.failure('MESSAGE', response);
     return { status: response.status, reason: response.reason, stored: response.status === 202 };
   }
 

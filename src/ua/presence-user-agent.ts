@@ -29,8 +29,8 @@ export type PresenceUserAgentEvents = {
   published: (p: Publication) => void;
   /** The publication was removed (close) or lost for good. */
   unpublished: () => void;
-  /** A PUBLISH failed; a background refresh is tried again later. */
-  error: (err: SipRequestError) => void;
+  /** A background refresh failed (a refusal: SipRequestError; a broken answer: Error); it is tried again later. */
+  error: (err: Error) => void;
 };
 
 /**
@@ -117,7 +117,7 @@ export class PresenceUserAgent extends TypedEmitter<PresenceUserAgentEvents> {
         return this.sendPublish(withBody, rounds + 1);
       }
     }
-    if (response.status < 200 || response.status >= 300) throw new SipRequestError('PUBLISH', this.ua.serverName, response);
+    if (response.status < 200 || response.status >= 300) throw this.ua.failure('PUBLISH', response);
     const etag = response.getHeader('sip-etag');
     if (etag === undefined) throw new Error(`PUBLISH to ${this.ua.serverName}: ${response.status} without SIP-ETag (RFC 3903 §6 requires one)`);
     this.etag = etag.trim();
@@ -133,10 +133,13 @@ export class PresenceUserAgent extends TypedEmitter<PresenceUserAgentEvents> {
     if (this.closed) return;
     this.timer = this.ua.timers.schedule(ms, () => {
       this.serially(() => this.sendPublish(false)).catch((err: unknown) => {
-        if (!(err instanceof SipRequestError)) return;
-        this.emit('error', err);
-        // Try again later; the next attempt publishes the state afresh if the etag is gone.
-        this.schedule((err.retryAfter ?? this.options.retrySeconds ?? 30) * 1000);
+        if (this.closed) return;
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.emit('error', e);
+        // Try again later (a refresh must never stop for good while we are open); the next
+        // attempt publishes the state afresh if the entity-tag is gone.
+        const retryAfter = e instanceof SipRequestError ? e.retryAfter : undefined;
+        this.schedule((retryAfter ?? this.options.retrySeconds ?? 30) * 1000);
       });
     });
   }

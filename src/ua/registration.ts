@@ -3,7 +3,7 @@ import { randomToken } from '../sip/response.js';
 import type { TimerHandle } from '../util/timers.js';
 import { TypedEmitter } from './emitter.js';
 import { SipRequestError } from './errors.js';
-import { refreshDelayMs } from './refresh.js';
+import { flowRecoveryDelayMs, refreshDelayMs } from './refresh.js';
 import type { UserAgent } from './user-agent.js';
 
 export interface RegistrationOptions {
@@ -19,12 +19,16 @@ export type RegistrationEvents = {
   unregistered: () => void;
   /** A REGISTER failed; a refresh is tried again later unless closed. */
   error: (err: SipRequestError) => void;
+  /** The connection the binding was reached through closed; a new REGISTER follows after `delayMs`. */
+  flowFailed: (delayMs: number) => void;
 };
 
 /**
  * Keeps one binding of the user agent's Contact alive at the registrar (RFC 3261 §10.2):
  * REGISTER with one Call-ID and rising CSeq (§10.2.4), refreshed before it expires,
  * Expires raised to Min-Expires on a 423 (§10.2.8), removed with Expires: 0 on close.
+ * Over TCP/TLS the binding is reached only down our connection: when it closes, the
+ * binding is sent again at once on a new one, with backoff if that keeps failing (RFC 5626 §4.4.1, §4.5).
  */
 export class Registration extends TypedEmitter<RegistrationEvents> {
   private readonly callId: string;
@@ -33,6 +37,9 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
   private timer?: TimerHandle;
   private active = false;
   private closed = false;
+  /** Connection losses since the last refresh that went through on a connection that stayed up. */
+  private flowFailures = 0;
+  private readonly onConnectionLost = (): void => this.flowLost();
   /** Seconds the server granted in its last 2xx. */
   granted = 0;
 
@@ -40,6 +47,7 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
     super();
     this.expires = options.expires ?? 600;
     this.callId = `${randomToken(12)}@reg`;
+    ua.on('connectionLost', this.onConnectionLost);
   }
 
   get registered(): boolean {
@@ -57,7 +65,7 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
         return this.register();
       }
     }
-    if (res.status < 200 || res.status >= 300) throw new SipRequestError('REGISTER', this.ua.serverName, res);
+    if (res.status < 200 || res.status >= 300) throw this.ua.failure('REGISTER', res);
     this.granted = grantedExpires(res, this.ua.contactUri) ?? this.expires;
     this.active = true;
     this.schedule(refreshDelayMs(this.granted));
@@ -68,6 +76,7 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
   /** Removes the binding (Expires: 0) and stops refreshing. */
   async unregister(): Promise<void> {
     this.closed = true;
+    this.ua.off('connectionLost', this.onConnectionLost);
     this.ua.timers.cancel(this.timer);
     if (!this.active) return;
     this.active = false;
@@ -92,6 +101,25 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
     if (this.closed) return;
     // A refresh that fails is reported and tried again; the first register() leaves that to its caller.
     this.timer = this.ua.timers.schedule(ms, () => {
+      this.register().then(
+        () => {
+          this.flowFailures = 0;
+        },
+        (err: unknown) => {
+          if (err instanceof SipRequestError) this.scheduleRetry(err);
+        },
+      );
+    });
+  }
+
+  /** The connection our binding lives on closed: register again on a new one (RFC 5626 §4.4.1). */
+  private flowLost(): void {
+    if (this.closed || !this.active) return;
+    const delay = flowRecoveryDelayMs(++this.flowFailures);
+    this.ua.log.info({ callId: this.callId, delayMs: delay }, 'connection lost, registering again');
+    this.emit('flowFailed', delay);
+    this.ua.timers.cancel(this.timer);
+    this.timer = this.ua.timers.schedule(delay, () => {
       this.register().catch((err: unknown) => {
         if (err instanceof SipRequestError) this.scheduleRetry(err);
       });

@@ -7,16 +7,31 @@ import { parseMessage } from '../sip/parser.js';
 import { createResponse, randomToken } from '../sip/response.js';
 import { parseUri } from '../sip/uri.js';
 import type { ServerTransaction } from '../transaction/types.js';
+import { TRANSPORT_ERROR_REASON } from '../transaction/local-response.js';
 import { TransactionLayer } from '../transaction/transaction-layer.js';
+import type { TlsClientOptions } from '../transport/stream-transport.js';
 import { hostPort, TransportLayer } from '../transport/transport-layer.js';
-import type { Destination, Flow } from '../transport/types.js';
-import { TimerHeap, type Timers } from '../util/timers.js';
+import type { Destination, Flow, MessageSender } from '../transport/types.js';
+import { TimerHeap, type TimerHandle, type Timers } from '../util/timers.js';
 import { chooseChallenge, DigestSession } from './digest-client.js';
+import { TypedEmitter } from './emitter.js';
+import { SipRequestError } from './errors.js';
 
 export const USER_AGENT_HEADER = 'simple-presence-ua/0.1';
 
 /** The transports our client roles speak (WebSocket is for browsers: sip.js). */
 export type ClientTransport = 'udp' | 'tcp' | 'tls';
+
+/**
+ * How we check a TLS server (RFC 3261 §26.3.1): by default its certificate must chain to a
+ * trusted CA (the system's, or `ca`) and name the host we were given.
+ */
+export interface ClientTlsOptions {
+  /** PEM trust anchors instead of the system's (a private CA, or the server's self-signed certificate). */
+  readonly ca?: Buffer | string;
+  /** Accept any certificate (testing only: anyone on the path can read and change the traffic). */
+  readonly insecure?: boolean;
+}
 
 /** The server every request goes to (registrar, presence server and outbound proxy in one). */
 export interface ServerAddress {
@@ -43,7 +58,23 @@ export interface UserAgentOptions {
   readonly logger?: Logger;
   /** RFC 3261 T1 in ms (default 500). */
   readonly t1?: number;
+  /** Certificate checks for the TLS transport. */
+  readonly tls?: ClientTlsOptions;
+  /**
+   * Seconds between CRLF keep-alives on a TCP/TLS connection (RFC 5626 §3.5.1, §4.4.1), so
+   * an idle connection (a watcher waiting for NOTIFYs) is not dropped by the server or a
+   * NAT; 0 turns them off. Default: a random value between 96 and 120 s.
+   */
+  readonly keepAliveSeconds?: number;
 }
+
+export type UserAgentEvents = {
+  /**
+   * The TCP/TLS connection to the server closed. Requests to us (MESSAGE, NOTIFY) came down
+   * it, so registrations and subscriptions must be sent again on a new one (RFC 5626 §4.4.1).
+   */
+  connectionLost: () => void;
+};
 
 /** What an incoming request's handler answers (a status, reason and headers), or nothing for the default. */
 export interface RequestAnswer {
@@ -82,7 +113,7 @@ const MAX_AUTH_ROUNDS = 2;
  * socket, every request to one server, digest authentication answered on the way. The
  * client roles (Registration, Pager, PresenceUserAgent, WatcherUserAgent) are built on it.
  */
-export class UserAgent {
+export class UserAgent extends TypedEmitter<UserAgentEvents> {
   readonly aor: string;
   readonly user: string;
   readonly domain: string;
@@ -99,8 +130,12 @@ export class UserAgent {
   private started = false;
   private closed = false;
   private cseq = Math.floor(Math.random() * 10000) + 1;
+  private keepAliveTimer?: TimerHandle;
+  /** The last failure to send (connection refused, certificate refused...), to explain a local 503. */
+  private lastTransportError?: Error;
 
   constructor(options: UserAgentOptions) {
+    super();
     this.options = options;
     const uri = parseUri(options.aor);
     if (uri.scheme === 'tel' || !uri.user) throw new Error(`not a SIP address of record: ${options.aor}`);
@@ -117,16 +152,32 @@ export class UserAgent {
         // and sends its requests down our connection).
         listen: transport === 'udp' ? [{ protocol: 'udp', host: localHost, port: 0 }] : [],
         connectOnly: transport === 'udp' ? [] : [transport],
+        ...(transport === 'tls' ? { tlsClient: tlsClientOptions(options.tls, options.server.host) } : {}),
         logger: this.log,
       },
       {
         onMessage: (data, flow) => this.receive(data, flow),
         onFramingError: () => {},
-        onConnectionClosed: () => this.log.debug('connection to the server closed'),
+        onConnectionClosed: () => this.connectionClosed(),
       },
     );
+    // The transaction layer turns a failed send into a local 503; keep the cause for the error message.
+    const sender: MessageSender = {
+      send: (data, dest) =>
+        this.transport.send(data, dest).then(
+          () => {
+            this.lastTransportError = undefined;
+          },
+          (err: Error) => {
+            this.lastTransportError = err;
+            throw err;
+          },
+        ),
+      sentBy: (dest) => this.transport.sentBy(dest),
+      isOpen: (id) => this.transport.isOpen(id),
+    };
     this.transactions = new TransactionLayer({
-      sender: this.transport,
+      sender,
       timers: this.timers,
       t1: options.t1 ?? 500,
       t2: 4000,
@@ -163,14 +214,48 @@ export class UserAgent {
     }
     this.destination = { protocol: s.transport ?? 'udp', address, port: this.serverPort };
     await this.transport.start();
+    this.scheduleKeepAlive();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.timers.cancel(this.keepAliveTimer);
     this.transactions.close();
     await this.transport.stop();
     if (this.timers instanceof TimerHeap) this.timers.stop();
+  }
+
+  /**
+   * The error for a request the server refused or never answered: which server, which
+   * status, what to do, and for a local 503 the transport's own reason (refused, certificate).
+   */
+  failure(method: string, response: SipResponse): SipRequestError {
+    const cause = response.status === 503 && response.reason === TRANSPORT_ERROR_REASON ? this.lastTransportError : undefined;
+    return new SipRequestError(method, this.serverName, response, { ...(cause ? { cause } : {}), passwordGiven: this.options.password !== undefined });
+  }
+
+  /** RFC 5626 §3.5.1: a double CRLF on an open connection; nothing is sent when none is open. */
+  private scheduleKeepAlive(): void {
+    const transport = this.destination.protocol;
+    if (transport === 'udp' || this.closed) return;
+    const seconds = this.options.keepAliveSeconds ?? 96 + Math.random() * 24;
+    if (seconds <= 0) return;
+    this.keepAliveTimer = this.timers.schedule(seconds * 1000, () => {
+      const open = this.transport.connections.findByRemote(transport, this.destination.address, this.destination.port);
+      try {
+        open?.write(Buffer.from('\r\n\r\n', 'latin1'));
+      } catch {
+        // Closing or backed up: the close event (or the next request) deals with it.
+      }
+      this.scheduleKeepAlive();
+    });
+  }
+
+  private connectionClosed(): void {
+    if (this.closed) return;
+    this.log.info({ server: this.serverName }, 'connection to the server closed');
+    this.emit('connectionLost');
   }
 
   /** Handles incoming requests of a method (NOTIFY for watchers, MESSAGE for pagers). */
@@ -301,6 +386,12 @@ export function retryRequest(sent: SipRequest): SipRequest {
   const cseq = sent.cseq;
   req.setHeader('CSeq', `${cseq.seq + 1} ${cseq.method}`);
   return req;
+}
+
+function tlsClientOptions(tls: ClientTlsOptions | undefined, host: string): TlsClientOptions {
+  const name = host.replace(/^\[(.*)\]$/, '$1');
+  const ca = tls?.ca === undefined ? undefined : Buffer.isBuffer(tls.ca) ? tls.ca : Buffer.from(tls.ca, 'utf8');
+  return { verify: tls?.insecure !== true, servername: name, ...(ca ? { ca } : {}) };
 }
 
 function isLoopback(host: string): boolean {

@@ -2,7 +2,11 @@ import type { WatcherInfoDocument } from '../presence/winfo/watcherinfo-document
 import type { SipRequest } from '../sip/message.js';
 import { ClientSubscription, type PresenceUpdate, type SubscriptionStatus, type WatchedEvent } from './client-subscription.js';
 import { TypedEmitter } from './emitter.js';
+import { flowRecoveryDelayMs } from './refresh.js';
 import type { RequestAnswer, UserAgent } from './user-agent.js';
+
+/** A connection that stayed up this long counts as recovered: the next loss is refreshed at once again. */
+const FLOW_QUIET_MS = 5 * 60_000;
 
 export interface WatcherUserAgentOptions {
   /** Requested subscription duration in seconds (default 3600). */
@@ -29,10 +33,15 @@ export class WatcherUserAgent extends TypedEmitter<WatcherUserAgentEvents> {
   /** Live dialogs by Call-ID and our tag. */
   private readonly dialogs = new Map<string, ClientSubscription>();
   private readonly subs: ClientSubscription[] = [];
+  /** Connection losses in a row (none for FLOW_QUIET_MS resets it), for RFC 5626 §4.5 backoff. */
+  private flowFailures = 0;
+  private lastFlowFailure = -Infinity;
+  private readonly onConnectionLost = (): void => this.flowLost();
 
   constructor(private readonly ua: UserAgent, private readonly options: WatcherUserAgentOptions = {}) {
     super();
     ua.handle('NOTIFY', (req) => this.receiveNotify(req));
+    ua.on('connectionLost', this.onConnectionLost);
   }
 
   /** Every subscription made, live or ended. */
@@ -66,7 +75,17 @@ export class WatcherUserAgent extends TypedEmitter<WatcherUserAgentEvents> {
 
   /** Ends every subscription (Expires: 0). */
   async close(): Promise<void> {
+    this.ua.off('connectionLost', this.onConnectionLost);
     await Promise.all(this.subs.map((s) => s.unsubscribe().catch(() => undefined)));
+  }
+
+  /** Our TCP/TLS connection closed: NOTIFYs cannot reach us until each dialog is refreshed on a new one. */
+  private flowLost(): void {
+    const now = this.ua.timers.clock.now();
+    if (now - this.lastFlowFailure > FLOW_QUIET_MS) this.flowFailures = 0;
+    this.lastFlowFailure = now;
+    const delay = flowRecoveryDelayMs(++this.flowFailures);
+    for (const sub of this.subs) sub.flowLost(delay);
   }
 
   private receiveNotify(req: SipRequest): RequestAnswer {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { acceptRemoteSeq, createUasDialog, dialogKey, keyOf, refreshTarget, requestDialogKey, snapshotDialog } from '../../src/dialog/dialog.js';
+import { acceptRemoteSeq, createUasDialog, dialogKey, keyOf, recordRouteHeaders, refreshTarget, requestDialogKey, snapshotDialog } from '../../src/dialog/dialog.js';
 import { dialogDestination } from '../../src/dialog/dialog-destination.js';
 import { uriDestination } from '../../src/transport/uri-destination.js';
 import { buildInDialogRequest } from '../../src/dialog/in-dialog-request.js';
@@ -27,6 +27,16 @@ describe('dialog: RFC 3261 §12 as the UAS of a SUBSCRIBE', () => {
     expect(d.localUri).to.equal('<sip:alice@example.com>');
     expect(d.remoteUri).to.equal('<sip:bob@example.com>');
     expect(keyOf(d)).to.equal(dialogKey('sub-1@test', 'lt', 'ft'));
+  });
+
+  it('copies every Record-Route value into the dialog-creating response, in order, parameters kept (§12.1.1)', () => {
+    const req = subscribe({ extra: ['Record-Route: <sip:p1.example.net;lr;ftag=a>;x=1, <sip:p2.example.net;lr>', 'Record-Route: <sip:p3.example.net;lr>'] });
+    expect(recordRouteHeaders(req)).to.deep.equal([
+      ['Record-Route', '<sip:p1.example.net;lr;ftag=a>;x=1'],
+      ['Record-Route', '<sip:p2.example.net;lr>'],
+      ['Record-Route', '<sip:p3.example.net;lr>'],
+    ]);
+    expect(recordRouteHeaders(subscribe())).to.deep.equal([]);
   });
 
   it('refuses a request without Contact or From tag (no dialog can be formed)', () => {

@@ -234,7 +234,7 @@ describe('interop: sip.js over WebSocket with authentication on', function () {
     g.WebSocket = WebSocket;
     store = await openStore({ logger: pino({ level: 'silent' }) });
     srv = await startTestServer({ auth: { required: true, defaultPolicy: 'allow', maxFailuresPerSource: 1000 } }, { store });
-    for (const u of ['jsann', 'jsben', 'udpcat']) await srv.server.security.admin!.addUser({ username: u, password: PASSWORD });
+    for (const u of ['jsann', 'jsben', 'udpcat', 'jspia', 'jsquinn']) await srv.server.security.admin!.addUser({ username: u, password: PASSWORD });
   });
   after(async () => {
     for (const ua of sipjs.splice(0)) await Promise.race([ua.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
@@ -271,6 +271,49 @@ describe('interop: sip.js over WebSocket with authentication on', function () {
     await until(() => rejected !== 0, 'rejection');
     expect(rejected).to.be.oneOf([401, 403]);
     expect(srv.server.location.lookup('sip:jsben@example.com')).to.have.length(0);
+  });
+
+  it('Publisher and Subscriber answer the challenges: publish, modify, unpublish, each state notified', async () => {
+    const pia = await sipjsUa('jspia', PASSWORD);
+    const quinn = await sipjsUa('jsquinn', PASSWORD);
+    const notes: Array<string | undefined> = [];
+    const subscriber = new Subscriber(quinn, SipJsUserAgent.makeURI('sip:jspia@example.com')!, 'presence', { expires: 600 });
+    subscriber.delegate = {
+      onNotify: (notification: Notification) => {
+        notification.accept();
+        const doc = notification.request.body ? parsePidf(notification.request.body) : undefined;
+        notes.push(doc?.ok ? summarizePresence(doc.document).note : undefined);
+      },
+    };
+    await subscriber.subscribe();
+    await until(() => subscriber.state === SubscriptionState.Subscribed && notes.length >= 1, 'subscribed after the challenge');
+    expect(srv.server.presence.subscriptions.subscriptionsTo('presence', 'sip:jspia@example.com')).to.have.length(1);
+
+    const publisher = new Publisher(pia, SipJsUserAgent.makeURI('sip:jspia@example.com')!, 'presence', { expires: 600, contentType: 'application/pidf+xml' });
+    const states: PublisherState[] = [];
+    publisher.stateChange.addListener((st) => states.push(st));
+    await publisher.publish(pidf('sip:jspia@example.com', 'open', 'authenticated publish'));
+    await until(() => states.includes(PublisherState.Published), 'Published after the challenge');
+    await until(() => notes.includes('authenticated publish'), 'NOTIFY with the published state');
+    await publisher.publish(pidf('sip:jspia@example.com', 'closed', 'modified'));
+    await until(() => notes.includes('modified'), 'NOTIFY with the modified state');
+    await publisher.unpublish();
+    await until(() => states.includes(PublisherState.Unpublished), 'Unpublished');
+    await until(() => notes.at(-1) === undefined, 'NOTIFY after the publication was removed');
+    await subscriber.unsubscribe();
+    await until(() => srv.server.presence.subscriptions.subscriptionsTo('presence', 'sip:jspia@example.com').length === 0, 'the server to end the subscription');
+  });
+
+  it('a sip.js Publisher with a wrong password is refused, and nothing is published', async () => {
+    const ben = await sipjsUa('jsben', 'wrong password');
+    const publisher = new Publisher(ben, SipJsUserAgent.makeURI('sip:jsben@example.com')!, 'presence', { contentType: 'application/pidf+xml' });
+    const states: PublisherState[] = [];
+    publisher.stateChange.addListener((st) => states.push(st));
+    await publisher.publish(pidf('sip:jsben@example.com', 'open', 'should not show'));
+    // sip.js ends a Publisher whose PUBLISH was refused (the second 401: its answer was wrong).
+    await until(() => states.includes(PublisherState.Terminated), 'the Publisher to end');
+    expect(states).to.not.include(PublisherState.Published);
+    expect(srv.server.presence.publications('sip:jsben@example.com')).to.have.length(0);
   });
 
   it('a sip.js user messages a UDP user, both authenticated', async () => {

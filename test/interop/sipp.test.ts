@@ -120,6 +120,15 @@ describe('interop: SIPp with digest authentication on', function () {
     });
   }
 
+  for (const transport of ['u1', 't1'] as const) {
+    it(`subscribes, unsubscribes and messages after a 401 over ${transport === 'u1' ? 'UDP' : 'TCP'}`, async () => {
+      const user = `sippauth${++n}`;
+      await srv.server.security.admin!.addUser({ username: user, password: 'sipp secret 2' });
+      const run = await runSipp(`127.0.0.1:${srv.port}`, 'auth-subscribe', transport, user, dir, 'sipp secret 2');
+      expect(run.code, `sipp exit ${run.code}\n${run.errors}\n${run.output.slice(-3000)}`).to.equal(0);
+    });
+  }
+
   it('fails with a wrong password', async () => {
     const user = `sippauth${++n}`;
     await srv.server.security.admin!.addUser({ username: user, password: 'the right one' });

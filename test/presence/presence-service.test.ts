@@ -11,7 +11,7 @@ import type { UserDirectory } from '../../src/registrar/user-directory.js';
 import { SipParseError } from '../../src/sip/errors.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { ManualTimers } from '../../src/util/timers.js';
-import { fakeContext, FakeTransactions, pidf, publish, run, settle, silent, subscribe, testDomains, type PublishOptions, type SubscribeOptions } from './helpers.js';
+import { fakeContext, FakeTransactions, pidf, publish, run, settle, silent, subscribe, tcpFlow, testDomains, type PublishOptions, type SubscribeOptions } from './helpers.js';
 
 const ALICE = 'sip:alice@example.com';
 const EPOCH = Date.UTC(2024, 0, 1);
@@ -101,11 +101,27 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     expect((await pub({ uri: 'sip:alice@elsewhere.example.org', body: pidf('sip:alice@elsewhere.example.org', 'open') })).status).to.equal(404);
   });
 
-  it('answers 404 for a user the directory does not know, to PUBLISH and SUBSCRIBE', async () => {
-    setup({}, undefined, { exists: async (aor) => aor !== ALICE });
+  it('answers 404 to PUBLISH for a user the directory does not know; SUBSCRIBE does not tell who exists', async () => {
+    setup({}, undefined, { exists: async (aor) => aor !== ALICE && aor !== 'sip:nobody@example.com' });
     expect((await pub({ body: pidf(ALICE, 'open') })).status).to.equal(404);
-    expect((await sub()).status).to.equal(404);
-    expect((await sub({ uri: 'sip:carol@example.com', callId: 'c' })).status).to.equal(200);
+    // A watcher gets the same answer for a user without an account as for one that never
+    // published: 200, active under the open policy, and a neutral document.
+    const unknown = await sub({ uri: 'sip:nobody@example.com', callId: 'u' });
+    const known = await sub({ uri: 'sip:carol@example.com', callId: 'k' });
+    expect([unknown.status, unknown.reason, unknown.getHeader('expires')]).to.deep.equal([known.status, known.reason, known.getHeader('expires')]);
+    expect(unknown.status).to.equal(200);
+    const [nu] = notifies('u');
+    const [nk] = notifies('k');
+    expect(nu!.getHeader('subscription-state')).to.equal(nk!.getHeader('subscription-state'));
+    expect(nu!.body.toString().replace('nobody', 'carol')).to.equal(nk!.body.toString());
+    expect(basics(nu!.body)).to.not.include('open');
+    // Under confirm both are pending, without state.
+    setup({ defaultPolicy: 'confirm' }, undefined, { exists: async (aor) => aor !== 'sip:nobody@example.com' });
+    await sub({ uri: 'sip:nobody@example.com', callId: 'u2' });
+    await sub({ uri: 'sip:carol@example.com', callId: 'k2' });
+    expect(notifies('u2')[0]!.getHeader('subscription-state')).to.match(/^pending;expires=/);
+    expect(notifies('k2')[0]!.getHeader('subscription-state')).to.match(/^pending;expires=/);
+    expect(notifies('u2')[0]!.body.length).to.equal(0);
   });
 
   it('accepts a pres: entity and a Request-URI with port and parameters', async () => {
@@ -149,6 +165,23 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     expect(basics(notifies().at(-1)!.body)).to.deep.equal([]);
     expect(notifies()).to.have.length(5);
     expect(sink.publications.size).to.equal(0);
+  });
+
+  it('an initial PUBLISH of the same tuples from the same flow replaces that device\'s older publication', async () => {
+    await sub({ expires: 3600 });
+    // baresip: two initial PUBLISHes at start, then a removal of the last one only.
+    await pub({ body: pidf(ALICE, 'open', { tuple: 't4109' }), expires: 600 });
+    const second = await pub({ body: pidf(ALICE, 'open', { tuple: 't4109' }), expires: 600 });
+    expect(svc.publications(ALICE).map((p) => p.etag)).to.deep.equal([second.getHeader('sip-etag')]);
+    expect(sink.publications.size).to.equal(1);
+    expect((await pub({ ifMatch: second.getHeader('sip-etag')!, expires: 0 })).status).to.equal(200);
+    expect(basics(notifies().at(-1)!.body)).to.deep.equal([]);
+    // Another flow is another device, and other tuples from the same flow another publication.
+    await pub({ body: pidf(ALICE, 'open', { tuple: 't4109' }), expires: 600 });
+    const other = await run((ctx) => svc.handle(ctx), fakeContext(publish({ body: pidf(ALICE, 'closed', { tuple: 't4109' }), expires: 600 }), tcpFlow(7)));
+    expect(other.status).to.equal(200);
+    await pub({ body: pidf(ALICE, 'open', { tuple: 'other' }), expires: 600 });
+    expect(svc.publications(ALICE)).to.have.length(3);
   });
 
   it('a modify that changes nothing sends no NOTIFY; a refresh neither', async () => {
@@ -265,6 +298,27 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     expect(basics(notifies('c1')[1]!.body)).to.deep.equal(['open']);
     await sub({ callId: 'c2' });
     expect(notifies('c2')[0]!.getHeader('subscription-state')).to.match(/^active;/);
+  });
+
+  it('a deleted account: noresource to its watchers, rejected as a watcher, its publications gone', async () => {
+    expect((await pub({ body: pidf(ALICE, 'open') })).status).to.equal(200);
+    await sub({ callId: 'bob-watches' });
+    await sub({ callId: 'alice-winfo', from: ALICE, fromTag: 'a1', event: 'presence.winfo' });
+    await sub({ callId: 'alice-watches', from: ALICE, fromTag: 'a2', uri: 'sip:carol@example.com' });
+    const carolWatched = await sub({ callId: 'dave-watches', from: 'sip:dave@example.com', fromTag: 'd', uri: 'sip:carol@example.com' });
+    expect(carolWatched.status).to.equal(200);
+    expect(svc.listSubscriptions()).to.have.length(4);
+    expect(svc.accountDeleted(ALICE)).to.equal(3);
+    await settle();
+    const last = (callId: string) => notifies(callId).at(-1)!;
+    expect(last('bob-watches').getHeader('subscription-state')).to.equal('terminated;reason=noresource');
+    expect(last('bob-watches').body.length).to.equal(0);
+    expect(last('alice-winfo').getHeader('subscription-state')).to.equal('terminated;reason=noresource');
+    expect(last('alice-watches').getHeader('subscription-state')).to.equal('terminated;reason=rejected');
+    expect(svc.listSubscriptions().map((x) => x.watcher)).to.deep.equal(['sip:dave@example.com']);
+    expect(svc.publications(ALICE)).to.have.length(0);
+    expect(svc.composedDocument(ALICE).toString()).to.not.contain('open');
+    expect(svc.accountDeleted(ALICE)).to.equal(0);
   });
 
   it('admin view: presentities, publications, subscriptions', async () => {

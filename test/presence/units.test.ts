@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { negotiateType } from '../../src/presence/accept.js';
 import { DefaultPresenceAuthorizer } from '../../src/presence/authorizer.js';
 import { grantExpires } from '../../src/presence/expires.js';
+import { PresenceDocuments } from '../../src/presence/presence-documents.js';
+import type { Publication } from '../../src/presence/publications.js';
 import { KeyedQueue } from '../../src/util/keyed-queue.js';
 import { entityPresentity, presentityOf, watcherOf } from '../../src/presence/presentity.js';
 import { parseUri } from '../../src/sip/uri.js';
@@ -97,6 +99,34 @@ describe('presence: small parts', () => {
         ran = true;
       });
       expect(ran).to.equal(true);
+    });
+  });
+
+  describe('composed documents', () => {
+    const ALICE = 'sip:alice@example.com';
+    function publication(docs: PresenceDocuments, tuple: string, publishedAtMs: number, noteBytes: number): Publication {
+      const body = Buffer.from(
+        `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${ALICE}"><tuple id="${tuple}"><status><basic>open</basic></status><note>${'n'.repeat(noteBytes)}</note></tuple></presence>`,
+      );
+      const parsed = docs.parse(body);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      return { etag: tuple, presentity: ALICE, contentType: 'application/pidf+xml', body, document: parsed.document, publishedAtMs, expiresAtMs: publishedAtMs + 60_000 };
+    }
+    const tuples = (bytes: Buffer) => [...bytes.toString().matchAll(/<tuple id="(\w+)"/g)].map((m) => m[1]);
+
+    it('leaves the oldest publications out when together they outgrow the bound, never the newest', () => {
+      const docs = new PresenceDocuments(undefined, { maxComposedBytes: 2500 });
+      const pubs = [publication(docs, 'a', 1, 1000), publication(docs, 'b', 2, 1000), publication(docs, 'c', 3, 1000)];
+      expect(docs.recompose(ALICE, pubs)).to.equal(true);
+      expect(tuples(docs.full(ALICE))).to.deep.equal(['c', 'b']);
+      expect(docs.full(ALICE).length).to.be.at.most(2500);
+      // One document alone larger than the bound is still sent: it was accepted at PUBLISH.
+      expect(docs.recompose(ALICE, [publication(docs, 'd', 4, 4000)])).to.equal(true);
+      expect(tuples(docs.full(ALICE))).to.deep.equal(['d']);
+      // Without a bound everything is composed.
+      const all = new PresenceDocuments();
+      all.recompose(ALICE, pubs);
+      expect(tuples(all.full(ALICE))).to.deep.equal(['c', 'b', 'a']);
     });
   });
 

@@ -67,6 +67,32 @@ describe('ua: digest authentication and subscription endings (scripted server)',
     expect(server.requests).to.have.length(2);
   });
 
+  it('without a password, a 401 says to give one (not that it was wrong)', async () => {
+    server.answer = challenging('secret');
+    const err = await new Pager(await agent()).send('bob', 'hi').then(() => undefined, (e: unknown) => e);
+    expect((err as SipRequestError).status).to.equal(401);
+    expect((err as SipRequestError).message).to.match(/401 Unauthorized \(the server asks for a password: give --password or set SIP_PASSWORD\)$/);
+    expect(server.requests).to.have.length(1);
+  });
+
+  it('keeps refreshing a publication after a refresh answer it cannot use (2xx without SIP-ETag)', async () => {
+    let n = 0;
+    server.answer = (req) => createResponse(req, 200, undefined, { headers: [['Expires', 60], ...(++n === 2 ? [] : [['SIP-ETag', `e${n}`] as [string, string]])] });
+    const timers = new ManualTimers();
+    const pua = new PresenceUserAgent(await agent(undefined, timers), { expires: 60, retrySeconds: 10 });
+    const errors: Error[] = [];
+    pua.on('error', (e) => errors.push(e));
+    await pua.publish({ basic: 'open' });
+    timers.advance(30_000);
+    const end = Date.now() + 2000;
+    while (errors.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    expect(errors[0]!.message).to.match(/without SIP-ETag/);
+    const republished = new Promise((r) => pua.once('published', r));
+    timers.advance(10_000);
+    await republished;
+    expect(server.requests.filter((r) => r.method === 'PUBLISH')).to.have.length(3);
+  });
+
   it('answers a 407 with Proxy-Authorization', async () => {
     server.answer = (req) =>
       checkDigest(req, 'pw', 'Proxy-Authorization') ? createResponse(req, 200) : createResponse(req, 407, undefined, { headers: [['Proxy-Authenticate', 'Digest realm="example.com", nonce="p1", qop="auth"']] });
@@ -105,6 +131,39 @@ describe('ua: digest authentication and subscription endings (scripted server)',
     timers.advance(0);
     const second = await again;
     expect(second.to.tag).to.equal(undefined);
+  });
+
+  it('refreshes the subscription in its dialog before it expires (RFC 6665 §4.1.2.2)', async () => {
+    subscribeAccepting();
+    const timers = new ManualTimers();
+    const wua = new WatcherUserAgent(await agent(undefined, timers));
+    await wua.watch('bob');
+    const first = server.requests[0]!;
+    await server.request(notify(first, 'active;expires=600', 1));
+    const refresh = server.waitRequest((r) => r.method === 'SUBSCRIBE' && r.callId === first.callId);
+    timers.advance(559_000);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(server.requests.filter((r) => r.method === 'SUBSCRIBE')).to.have.length(1);
+    timers.advance(1_000);
+    const second = await refresh;
+    expect(second.to.tag).to.equal('t1');
+    expect(second.from.tag).to.equal(first.from.tag);
+    expect(second.cseq.seq).to.be.greaterThan(first.cseq.seq);
+    // §12.2.1.1: in the dialog, to the notifier's Contact.
+    expect(second.uriText).to.equal(`sip:srv@127.0.0.1:${server.port}`);
+    expect(second.getHeader('expires')).to.equal('3600');
+  });
+
+  it('publishes a whole PIDF document as given, and refuses one that is not PIDF', async () => {
+    server.answer = (req) => createResponse(req, 200, undefined, { headers: [['Expires', 600], ['SIP-ETag', 'x1']] });
+    const pua = new PresenceUserAgent(await agent());
+    const doc = '<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"><tuple id="mine"><status><basic>closed</basic></status></tuple></presence>';
+    await pua.publish({ basic: 'open', pidf: doc });
+    expect(server.requests[0]!.body.toString()).to.equal(doc);
+    expect(server.requests[0]!.getHeader('content-type')).to.equal('application/pidf+xml');
+    const err = await pua.publish({ basic: 'open', pidf: '<html/>' }).then(() => undefined, (e: unknown) => e);
+    expect((err as Error).message).to.match(/not a valid PIDF document/);
+    expect(server.requests).to.have.length(1);
   });
 
   it('reports pending, then active with the document, from the NOTIFYs', async () => {

@@ -14,21 +14,23 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** A command running in-process, its output collected, stopped by abort(). */
-function run(command: ClientCommand, args: string[]) {
+function run(command: ClientCommand, args: string[], io: { tty?: boolean; noAnswerNoticeMs?: number } = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const abort = new AbortController();
-  const done = runClientCommand(command, args, { out: (l) => out.push(l), err: (l) => err.push(l), signal: abort.signal, env: {} });
-  const waitOut = async (re: RegExp, timeoutMs = 3000): Promise<string> => {
+  const done = runClientCommand(command, args, { out: (l) => out.push(l), err: (l) => err.push(l), signal: abort.signal, env: {}, ...io });
+  const waitIn = async (lines: string[], re: RegExp, timeoutMs: number): Promise<string> => {
     const end = Date.now() + timeoutMs;
     for (;;) {
-      const hit = out.find((l) => re.test(l));
+      const hit = lines.find((l) => re.test(l));
       if (hit) return hit;
       if (Date.now() > end) throw new Error(`no output matching ${re}; out=${JSON.stringify(out)} err=${JSON.stringify(err)}`);
       await new Promise((r) => setTimeout(r, 5));
     }
   };
-  return { out, err, done, stop: () => abort.abort(), waitOut };
+  const waitOut = (re: RegExp, timeoutMs = 3000): Promise<string> => waitIn(out, re, timeoutMs);
+  const waitErr = (re: RegExp, timeoutMs = 3000): Promise<string> => waitIn(err, re, timeoutMs);
+  return { out, err, done, stop: () => abort.abort(), waitOut, waitErr };
 }
 
 describe('cli: publish, watch, message, listen', function () {
@@ -112,6 +114,45 @@ describe('cli: publish, watch, message, listen', function () {
     await pua.close();
   });
 
+  it('watch on a terminal: one table (who, status, since, note) redrawn in place', async () => {
+    const a = name('hank');
+    const b = name('ivy');
+    const r = run('watch', [...common, '--user', name('jo'), a, b], { tty: true });
+    await r.waitOut(new RegExp(`${b}@example\\.com`));
+    const pua = new PresenceUserAgent(await agent(a));
+    await pua.publish({ basic: 'open', note: 'lunch', activities: ['meal'] });
+    const screen = await r.waitOut(/lunch/);
+    // Clear and home, then the whole table: a header and one row per watched user.
+    expect(screen.startsWith('\x1b[H\x1b[2J')).to.equal(true);
+    const lines = screen.slice('\x1b[H\x1b[2J'.length).split('\n');
+    expect(lines[0]).to.match(/^WHO\s+STATUS\s+SINCE\s+NOTE$/);
+    expect(lines).to.have.length(3);
+    expect(lines.find((l) => l.startsWith(`${a}@`))).to.match(/open \(meal\)\s+\d\d:\d\d:\d\d  lunch$/);
+    expect(lines.find((l) => l.startsWith(`${b}@`))).to.match(/unknown/);
+    r.stop();
+    expect(await r.done).to.equal(0);
+    // Nothing after Ctrl-C: the subscriptions' last NOTIFYs do not redraw or complain.
+    expect(r.err).to.deep.equal([]);
+    await pua.close();
+  });
+
+  it('watch: a target the server refuses is reported, the others are watched', async () => {
+    const ok = name('kim');
+    const r = run('watch', [...common, '--user', name('lee'), 'nobody@other.example', ok]);
+    expect(await r.waitErr(/nobody@other\.example|SUBSCRIBE/)).to.match(/SUBSCRIBE to udp:127\.0\.0\.1:\d+ failed: 404 Not Found \(unknown user/);
+    await r.waitOut(new RegExp(`${ok}@example\\.com  unknown`));
+    r.stop();
+    expect(await r.done).to.equal(0);
+  });
+
+  it('says so when a UDP server does not answer, and stops on Ctrl-C', async () => {
+    const silent = await freePort();
+    const r = run('message', ['--server', `127.0.0.1:${silent}`, '--user', 'alice', 'bob', 'hi'], { noAnswerNoticeMs: 20 });
+    expect(await r.waitErr(/no answer/)).to.match(/^no answer from udp:127\.0\.0\.1:\d+ yet; trying until 32 s have passed \(Ctrl-C to stop\)$/);
+    r.stop();
+    expect(await r.done).to.equal(130);
+  });
+
   it('fails clearly: no --user, and a server that is not there', async () => {
     const a = run('message', [...common, 'bob', 'hi']);
     expect(await a.done).to.equal(2);
@@ -120,6 +161,36 @@ describe('cli: publish, watch, message, listen', function () {
     const b = run('message', ['--server', `127.0.0.1:${closed}`, '--transport', 'tcp', '--user', 'alice', 'bob', 'hi']);
     expect(await b.done).to.equal(1);
     expect(b.err[0]).to.match(/MESSAGE to tcp:127\.0\.0\.1:\d+ failed: 503 .*server unreachable/);
+  });
+
+  it('listen over TCP (a separate process) registers again when the connection drops, and goes on', async function () {
+    this.timeout(20_000);
+    const me = name('tcplisten');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'listen', ...common, '--transport', 'tcp', '--user', me], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    const wait = async (check: () => boolean, what: string): Promise<void> => {
+      const end = Date.now() + 10_000;
+      while (!check()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}; out=${out} err=${err}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    try {
+      await wait(() => /registered/.test(out), 'registered');
+      const before = srv.server.location.lookup(`sip:${me}@example.com`)[0]!.flow.connectionId;
+      for (const c of [...srv.server.transport.connections.all()]) if (c.protocol === 'tcp') c.close();
+      await wait(() => /lost; registering again/.test(err), 'the notice on stderr');
+      await wait(() => srv.server.location.lookup(`sip:${me}@example.com`).some((b) => b.flow.connectionId !== before && srv.server.transport.isOpen(b.flow.connectionId!)), 'the new binding');
+      expect((await new Pager(await agent(name('sam'))).send(me, 'still there?')).status).to.equal(200);
+      await wait(() => /still there\?/.test(out), 'the message printed');
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).to.equal(0);
   });
 
   it('runs from the simple-presence binary (src/cli/main.ts)', async () => {

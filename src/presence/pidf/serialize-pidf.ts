@@ -2,6 +2,7 @@ import { PIDF_NS, PREFERRED_PREFIXES, XML_NS } from './namespaces.js';
 import type { Note, PresenceDocument } from './presence-document.js';
 import { escapeAttribute, escapeText } from './xml-escape.js';
 import type { XmlElement } from './xml-tree.js';
+import { ownedBytes } from '../owned-bytes.js';
 
 /**
  * Writes a PIDF document (RFC 3863 §4) as UTF-8 bytes.
@@ -17,7 +18,8 @@ import type { XmlElement } from './xml-tree.js';
  * could be kept.)
  */
 export function serializePidf(doc: PresenceDocument): Buffer {
-  return Buffer.from(pidfText(doc), 'utf8');
+  // Composed and neutral documents are cached per presentity: bytes of their own (owned-bytes.ts).
+  return ownedBytes(pidfText(doc));
 }
 
 /** The same document as a string (what `serializePidf` encodes). */
