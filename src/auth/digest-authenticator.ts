@@ -33,8 +33,8 @@ export interface DigestAuthenticatorOptions {
   readonly methods?: readonly string[];
   /** auth.algorithms: what we challenge with, preferred first (default SHA-256 then MD5). */
   readonly algorithms?: readonly DigestAlgorithm[];
-  /** User-Agent substrings of clients that get MD5 first (they answer only the first challenge). */
-  readonly md5FirstUserAgents?: readonly string[];
+  /** User-Agent substrings of clients challenged with MD5 only (they fail on any other algorithm). */
+  readonly md5OnlyUserAgents?: readonly string[];
 }
 
 /** RFC 3261 §22 / issue: the methods whose senders must prove who they are. */
@@ -119,13 +119,14 @@ export class DigestAuthenticator implements RequestAuthenticator {
 
   /**
    * RFC 8760 §2.4: one WWW-Authenticate per algorithm, the preferred one first. Clients
-   * known to read only the first challenge and to know only MD5 (auth.md5FirstUserAgents,
-   * matched in User-Agent) get MD5 first, or they could not log in at all.
+   * known to give up on any challenge whose algorithm they do not know (auth.md5OnlyUserAgents,
+   * matched in User-Agent: baresip 1.0's libre, sipsak) get the MD5 one only, or they could
+   * not log in at all.
    */
   private challenge(req: SipRequest, stale: boolean): AuthDecision {
     const ua = req.getHeader('user-agent')?.toLowerCase();
-    const md5First = ua !== undefined && (this.options.md5FirstUserAgents ?? []).some((p) => ua.includes(p.toLowerCase()));
-    const order = md5First ? [...this.algorithms].sort((a, b) => (a === 'MD5' ? -1 : b === 'MD5' ? 1 : 0)) : this.algorithms;
+    const md5Only = ua !== undefined && this.algorithms.includes('MD5') && (this.options.md5OnlyUserAgents ?? []).some((p) => ua.includes(p.toLowerCase()));
+    const order: readonly DigestAlgorithm[] = md5Only ? ['MD5'] : this.algorithms;
     const headers: Array<[string, string]> = order.map((algorithm) => [
       'WWW-Authenticate',
       buildChallenge({ realm: this.options.realm, nonce: this.options.nonces.issue(), algorithm, stale }),

@@ -26,7 +26,7 @@ const DEFAULT_AUTH: AuthSettings = {
   required: true,
   realm: null,
   algorithms: ['SHA-256', 'MD5'],
-  md5FirstUserAgents: ['baresip', 'sipsak'],
+  md5OnlyUserAgents: ['baresip', 'sipsak'],
   nonceLifetimeSeconds: 300,
   maxFailuresPerSource: 10,
   maxFailuresPerUser: 20,
@@ -144,7 +144,7 @@ export class ServerSecurity {
         users: new FailureTracker({ windowMs, blockMs, threshold: this.auth.maxFailuresPerUser }, this.wallClock),
         trustedDialog: (req) => options.presence.dialogWatcher(req),
         algorithms: this.auth.algorithms,
-        md5FirstUserAgents: this.auth.md5FirstUserAgents,
+        md5OnlyUserAgents: this.auth.md5OnlyUserAgents,
       });
       options.core.useAuthenticator(this.authenticator);
       this.log.info({ realm: this.realm }, 'digest authentication required');

@@ -36,8 +36,8 @@ export interface Config {
     realm: string | null;
     /** RFC 8760: digest algorithms challenged with, preferred first. */
     algorithms: Array<'SHA-256' | 'MD5'>;
-    /** User-Agent substrings of clients offered MD5 first (they read only the first challenge). */
-    md5FirstUserAgents: string[];
+    /** User-Agent substrings of clients challenged with MD5 only (they fail on any other algorithm). */
+    md5OnlyUserAgents: string[];
     nonceLifetimeSeconds: number;
     maxFailuresPerSource: number;
     maxFailuresPerUser: number;
