@@ -105,7 +105,10 @@ export class SimplePresenceServer {
       {
         onMessage: (data, flow) => this.receive(data, flow),
         onFramingError: (reason, head, flow) => this.framingError(reason, head, flow),
-        onConnectionClosed: (id) => this.location.connectionClosed(id),
+        onConnectionClosed: (id) => {
+          this.transactions.connectionClosed(id);
+          this.location.connectionClosed(id);
+        },
       },
     );
     // One HTTP server for WebSocket upgrades and the HTTP side; requests go to the handler set last.

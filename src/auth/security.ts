@@ -184,16 +184,11 @@ export class ServerSecurity {
  * A deleted account's live state ends at once (else it would go on watching, and refresh
  * its subscriptions in trusted dialogs, until they expire): its subscriptions as a watcher
  * end with reason=rejected, those to its presentity with reason=noresource (RFC 6665
- * §4.2.2: neither is to be retried), and its registrations are removed.
+ * §4.2.2: neither is to be retried), its publications and its registrations are removed.
  */
 function endAccount(aor: string, presence: PresenceService, location: AccountBindings | undefined): number {
-  let ended = 0;
-  for (const sub of presence.listSubscriptions({ watcher: aor })) {
-    if (presence.terminateSubscription(sub.id, 'rejected')) ended++;
-  }
-  for (const sub of presence.listSubscriptions({ resource: aor })) {
-    if (presence.terminateSubscription(sub.id, 'noresource')) ended++;
-  }
+  // Its subscriptions end and its publications go, so no watcher sees a deleted user's state.
+  let ended = presence.accountDeleted(aor);
   if (location) {
     const keys = location.bindings(aor).map((b) => b.key);
     location.update(aor, [], keys);

@@ -188,6 +188,17 @@ export class TransactionLayer {
   }
 
   /**
+   * A connection closed: requests sent down it will never be answered there (a reliable
+   * transport does not retransmit), so their client transactions fail at once with a
+   * transport error (RFC 3261 §17.1.4) instead of waiting for Timer F.
+   */
+  connectionClosed(connectionId: number): void {
+    for (const t of [...this.clients.values()]) {
+      if (t.destination.connectionId === connectionId) t.transportError(new Error('connection closed'));
+    }
+  }
+
+  /**
    * Transactions still waiting for a final response: server ones the TU has not answered,
    * client ones not answered yet. A graceful stop waits for them to reach zero.
    */

@@ -142,6 +142,18 @@ describe('transaction/non-INVITE client transaction (RFC 3261 §17.1.2)', () => 
     expect(h.timers.size).to.equal(0);
   });
 
+  it('fails at once (503) when the connection it went down closes, leaving others alone (§17.1.4)', async () => {
+    const h = harness();
+    const onConn = h.layer.sendRequest(notify(), { ...TCP, connectionId: 7 });
+    const other = h.layer.sendRequest(notify(), { ...TCP, connectionId: 8 });
+    await settle();
+    h.layer.connectionClosed(7);
+    const res = await onConn.final;
+    expect(res.status).to.equal(503);
+    expect(onConn.outcome).to.equal('transport-error');
+    expect(other.state).to.equal(TransactionState.Trying);
+  });
+
   it('a transport error on a retransmission ends it the same way', async () => {
     const h = harness();
     const txn = h.layer.sendRequest(notify(), UDP);
