@@ -165,7 +165,7 @@ export class SimplePresenceServer {
       sink: {
         publicationChanged: (p, replaces) => this.presenceSink.publicationChanged(p, replaces),
         publicationRemoved: (etag) => this.presenceSink.publicationRemoved(etag),
-        subscriptionChanged: (s) => this.presenceSink.subscriptionChanged(s),
+        subscriptionChanged: (s, created) => this.presenceSink.subscriptionChanged(s, created),
         subscriptionRemoved: (id) => this.presenceSink.subscriptionRemoved(id),
       },
       logger: this.log.child({ service: 'presence' }),

@@ -11,8 +11,11 @@ export interface PresenceStateSink {
   publicationChanged(publication: PublicationRecord, replaces?: string): void;
   /** A publication was removed or expired. */
   publicationRemoved(etag: string): void;
-  /** A subscription was created, refreshed, changed state, or sent a NOTIFY (its CSeq moved). */
-  subscriptionChanged(subscription: SubscriptionRecord): void;
+  /**
+   * A subscription was created (`created`: a store has never seen it), refreshed, changed
+   * state, or sent a NOTIFY (its CSeq moved).
+   */
+  subscriptionChanged(subscription: SubscriptionRecord, created?: boolean): void;
   /** A subscription ended. */
   subscriptionRemoved(id: string): void;
 }

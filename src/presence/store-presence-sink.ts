@@ -8,8 +8,8 @@ import type { SubscriptionRecord } from './subscription.js';
  * full). Structural, so presence needs no store import.
  */
 export interface PresenceStateWriter {
-  readonly publications: { upsert(p: PublicationRecord): boolean; delete(etag: string): boolean };
-  readonly subscriptions: { upsert(s: SubscriptionRecord): boolean; delete(id: string): boolean };
+  readonly publications: { upsert(p: PublicationRecord, fresh?: boolean): boolean; delete(etag: string): boolean };
+  readonly subscriptions: { upsert(s: SubscriptionRecord, fresh?: boolean): boolean; delete(id: string): boolean };
 }
 
 /**
@@ -22,13 +22,15 @@ export function storePresenceSink(writer: PresenceStateWriter, log?: Logger): Pr
   return {
     publicationChanged: (p, replaces) => {
       if (replaces !== undefined && replaces !== p.etag && !writer.publications.delete(replaces)) full('publication', replaces);
-      if (!writer.publications.upsert(p)) full('publication', p.etag);
+      // Every change of a publication has a new entity-tag (RFC 3903 §4.3): never written
+      // before, so a refresh or removal within the flush window writes nothing for it.
+      if (!writer.publications.upsert(p, true)) full('publication', p.etag);
     },
     publicationRemoved: (etag) => {
       if (!writer.publications.delete(etag)) full('publication', etag);
     },
-    subscriptionChanged: (s) => {
-      if (!writer.subscriptions.upsert(s)) full('subscription', s.id);
+    subscriptionChanged: (s, created) => {
+      if (!writer.subscriptions.upsert(s, created === true)) full('subscription', s.id);
     },
     subscriptionRemoved: (id) => {
       if (!writer.subscriptions.delete(id)) full('subscription', id);

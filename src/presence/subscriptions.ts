@@ -243,7 +243,7 @@ export class SubscriptionManager implements PackageHost {
     }
     this.index(sub);
     this.scheduleExpiry(sub);
-    this.sink.subscriptionChanged(sub.toRecord());
+    this.sink.subscriptionChanged(sub.toRecord(), true);
     this.emit(sub, 'subscribe');
     // RFC 6665 §4.2.1.1: the NOTIFY follows the 200 at once (the 200 left first, above).
     this.notifier.notify(sub);

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { PGlite, Results, Transaction } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import type { Logger } from 'pino';
 import { DataDirLock } from './data-dir-lock.js';
 import { StoreOpenError, type Database, type Queryable, type QueryResult } from './database.js';
@@ -13,12 +13,35 @@ export interface PgliteOptions {
   readonly logger?: Logger;
 }
 
+/** What the driver reads of a PGlite result. */
+export interface PgliteResults<R> {
+  readonly rows: R[];
+  readonly fields: ReadonlyArray<{ readonly name: string; readonly dataTypeID: number }>;
+  readonly affectedRows?: number;
+  readonly rowCount?: number;
+}
+
+/** A PGlite transaction's handle, as the driver uses it. */
+export interface PgliteTransaction {
+  query<R>(sql: string, params?: unknown[]): Promise<PgliteResults<R>>;
+  exec(sql: string): Promise<unknown>;
+}
+
+/** The calls the driver makes of PGlite: in-process (tests) or on the store's thread. */
+export interface PgliteLike {
+  query<R>(sql: string, params?: unknown[]): Promise<PgliteResults<R>>;
+  exec(sql: string): Promise<unknown>;
+  transaction<T>(fn: (tx: PgliteTransaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
 /** bytea's type oid: PGlite returns Uint8Array, made a Buffer like node-postgres gives. */
 const BYTEA_OID = 17;
 
 /**
- * Opens embedded PGlite (PostgreSQL in WebAssembly). The import is dynamic so a server
- * on PostgreSQL never loads the WebAssembly. Opening a new data directory takes seconds.
+ * Opens embedded PGlite (PostgreSQL in WebAssembly) on a thread of its own (pglite-remote.ts),
+ * so the store's work runs beside SIP, not in its way. A server on PostgreSQL never loads
+ * the WebAssembly. Opening a new data directory takes seconds.
  */
 export async function openPglite(options: PgliteOptions = {}): Promise<Database> {
   const dir = options.dataDir !== undefined ? resolve(options.dataDir) : undefined;
@@ -32,9 +55,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
     lock = DataDirLock.acquire(dir);
   }
   try {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const pglite = new PGlite(dir);
-    await pglite.waitReady;
+    const { RemotePglite } = await import('./pglite-remote.js');
+    const pglite = await RemotePglite.open(dir);
     options.logger?.info({ dataDir: dir ?? 'memory' }, 'store: PGlite open');
     return wrapPglite(pglite, { onClose: () => lock?.release() });
   } catch (err) {
@@ -45,8 +67,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
 }
 
 /** Serves the Database interface over an open PGlite instance (tests build their own). */
-export function wrapPglite(pglite: PGlite, options: { onClose?: () => void } = {}): Database {
-  return new PgliteDatabase(pglite, options.onClose);
+export function wrapPglite(pglite: PGlite | PgliteLike, options: { onClose?: () => void } = {}): Database {
+  return new PgliteDatabase(pglite as PgliteLike, options.onClose);
 }
 
 /** Marks the async context of a running transaction; `active` goes false when it ends. */
@@ -61,7 +83,7 @@ class PgliteDatabase implements Database {
   private closing: Promise<void> | undefined;
 
   constructor(
-    private readonly pglite: PGlite,
+    private readonly pglite: PgliteLike,
     private readonly onClose?: () => void,
   ) {}
 
@@ -115,7 +137,7 @@ class PgliteDatabase implements Database {
   }
 }
 
-function txQueryable(tx: Transaction): Queryable {
+function txQueryable(tx: PgliteTransaction): Queryable {
   return {
     query: async <R>(sql: string, params?: unknown[]) => toResult<R>(await tx.query<R>(sql, params)),
     exec: async (sql: string) => {
@@ -124,7 +146,7 @@ function txQueryable(tx: Transaction): Queryable {
   };
 }
 
-function toResult<R>(res: Results<R>): QueryResult<R> {
+function toResult<R>(res: PgliteResults<R>): QueryResult<R> {
   const byteaFields = res.fields.filter((f) => f.dataTypeID === BYTEA_OID).map((f) => f.name);
   if (byteaFields.length > 0) {
     for (const row of res.rows) {

@@ -45,8 +45,11 @@ export type TableSpecs<M extends { [K in keyof M]: KindTypes }> = {
 
 /** One kind's side of the queue, for a repository that writes one table. */
 export interface KindQueue<K, R> {
-  /** False when the queue is full (or stopped) and the change was not taken. */
-  put(key: K, record: R): boolean;
+  /**
+   * False when the queue is full (or stopped) and the change was not taken. `fresh`: the
+   * key was never written before (a new entity-tag, a new subscription).
+   */
+  put(key: K, record: R, fresh?: boolean): boolean;
   delete(key: K): boolean;
 }
 
@@ -87,6 +90,8 @@ export interface WriteBehindStats {
   readonly rejected: number;
   /** Operations the database refused as bad data, logged and given up. */
   readonly dropped: number;
+  /** First writes cancelled by a removal before they were written (nothing to write). */
+  readonly elided: number;
 }
 
 interface PendingOp {
@@ -94,6 +99,8 @@ interface PendingOp {
   readonly parts: readonly string[];
   /** Column values (as SQL text) to upsert, or undefined to delete. */
   readonly row: readonly (string | null)[] | undefined;
+  /** An upsert of a key the database has never had: a delete that follows it cancels both. */
+  fresh: boolean;
 }
 
 /** Adapts a timer structure with schedule/cancel (util/timers' TimerHeap, ManualTimers) to a ScheduleFn. */
@@ -131,7 +138,7 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
   private readonly now: () => number;
   private readonly logger: Logger | undefined;
 
-  private counters = { flushes: 0, rowsWritten: 0, lastFlushMs: undefined as number | undefined, lastFlushRows: 0, failures: 0, consecutiveFailures: 0, rejected: 0, dropped: 0 };
+  private counters = { flushes: 0, rowsWritten: 0, lastFlushMs: undefined as number | undefined, lastFlushRows: 0, failures: 0, consecutiveFailures: 0, rejected: 0, dropped: 0, elided: 0 };
 
   constructor(
     private readonly db: Database,
@@ -155,24 +162,24 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
   }
 
   /** Queues an insert-or-update of `record` under `key`. False when refused (full or stopped). */
-  put<K extends keyof M & string>(kind: K, key: M[K]['key'], record: M[K]['record']): boolean {
+  put<K extends keyof M & string>(kind: K, key: M[K]['key'], record: M[K]['record'], fresh = false): boolean {
     const spec = this.specs[kind];
     // Converted now, not at flush: a bad value throws to the caller that made it, and the
     // caller may go on changing its own object.
     const values = spec.toRow(record);
     if (values.length !== spec.columns.length) throw new Error(`write-behind ${kind}: toRow gave ${values.length} values for ${spec.columns.length} columns`);
     const row = values.map((v, i) => toSqlText(v, spec.columns[i]!.type));
-    return this.enqueue({ kind, parts: this.partsOf(kind, key), row });
+    return this.enqueue({ kind, parts: this.partsOf(kind, key), row, fresh });
   }
 
   /** Queues the removal of `key`. False when refused (full or stopped). */
   delete<K extends keyof M & string>(kind: K, key: M[K]['key']): boolean {
-    return this.enqueue({ kind, parts: this.partsOf(kind, key), row: undefined });
+    return this.enqueue({ kind, parts: this.partsOf(kind, key), row: undefined, fresh: false });
   }
 
   /** A view bound to one kind. */
   queue<K extends keyof M & string>(kind: K): KindQueue<M[K]['key'], M[K]['record']> {
-    return { put: (key, record) => this.put(kind, key, record), delete: (key) => this.delete(kind, key) };
+    return { put: (key, record, fresh) => this.put(kind, key, record, fresh), delete: (key) => this.delete(kind, key) };
   }
 
   /**
@@ -213,7 +220,18 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
   private enqueue(op: PendingOp): boolean {
     if (this.stopped) return false;
     const id = `${op.kind}\u0000${op.parts.join('\u0000')}`;
-    if (!this.pending.has(id) && this.pending.size + this.inFlight >= this.maxPending) {
+    const waiting = this.pending.get(id);
+    if (waiting?.fresh) {
+      // Never written: a removal cancels it (a subscription ended, an entity-tag replaced,
+      // within one window: nothing to write at all); a change keeps it a first write.
+      if (!op.row) {
+        this.pending.delete(id);
+        this.counters.elided++;
+        return true;
+      }
+      op.fresh = true;
+    }
+    if (!waiting && this.pending.size + this.inFlight >= this.maxPending) {
       this.counters.rejected++;
       if (!this.overflowing) {
         this.overflowing = true;

@@ -87,6 +87,7 @@ describe('e2e: service goes on through a database outage (PostgreSQL)', function
 
     await proxy.up();
     await until(() => store.softState.stats().pending === 0, 'the write-behind queue to drain', 30_000);
+    await store.softState.flush(); // and the flush in flight, if any, to commit
     // The same device published afresh: its new publication replaced the old one.
     const stored = await adminQuery(DATABASE_URL!, `SELECT convert_from(body, 'UTF8') AS body FROM ${schema}.publications`);
     expect(stored.rows.map((r) => (r.body as string).includes('during the outage'))).to.deep.equal([true]);

@@ -68,6 +68,31 @@ for (const target of TARGETS) {
       expect(wb.stats()).to.include({ pending: 0, flushes: 1, rowsWritten: 4, lastFlushRows: 4 });
     });
 
+    it('writes nothing for a first write removed within the window, and still removes what was written', async () => {
+      const subs = new SubscriptionRepository(t.db, wb.queue('subscription'));
+      const pubs = new PublicationRepository(t.db, wb.queue('publication'));
+      // Subscribe then unsubscribe, publish then refresh (a new entity-tag) in one window.
+      subs.upsert(subscription(1), true);
+      subs.upsert(subscription(1, { documentVersion: 2 }));
+      subs.delete('sub-1');
+      pubs.upsert(publication(1), true);
+      pubs.delete(publication(1).etag);
+      pubs.upsert(publication(2), true);
+      expect(wb.stats()).to.include({ pending: 1, elided: 2 });
+      await wb.flush();
+      expect(await count(t.db, 'subscriptions')).to.equal(0);
+      expect(await count(t.db, 'publications')).to.equal(1);
+      // Once written, a removal is a removal.
+      pubs.delete(publication(2).etag);
+      subs.upsert(subscription(3), true);
+      await wb.flush();
+      subs.delete('sub-3');
+      await wb.flush();
+      expect(await count(t.db, 'publications')).to.equal(0);
+      expect(await count(t.db, 'subscriptions')).to.equal(0);
+      expect(wb.stats().elided).to.equal(2);
+    });
+
     it('writes many rows a statement, chunked, all in one transaction', async () => {
       wb = make({ rowsPerStatement: 500 });
       for (let i = 0; i < 1234; i++) wb.put('subscription', `sub-${i}`, subscription(i));

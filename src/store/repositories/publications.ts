@@ -59,8 +59,8 @@ export class PublicationRepository {
   }
 
   /** Queues the publication's new state; false when the queue is full. */
-  upsert(publication: PublicationRecord): boolean {
-    return this.queue.put(publication.etag, publication);
+  upsert(publication: PublicationRecord, fresh = false): boolean {
+    return this.queue.put(publication.etag, publication, fresh);
   }
 
   /** Queues its removal; false when the queue is full. */

@@ -135,8 +135,8 @@ export class SubscriptionRepository {
   }
 
   /** Queues the subscription's new state; false when the queue is full. */
-  upsert(subscription: SubscriptionRecord): boolean {
-    return this.queue.put(subscription.id, subscription);
+  upsert(subscription: SubscriptionRecord, fresh = false): boolean {
+    return this.queue.put(subscription.id, subscription, fresh);
   }
 
   /** Queues its removal; false when the queue is full. */
