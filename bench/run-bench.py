@@ -263,11 +263,23 @@ class Kamailio:
             except ProcessLookupError:
                 pass
             # Every worker gone (they hold the sockets) before a restart binds again.
+            alive = pids
             for _ in range(150):
                 alive = [p for p in pids if os.path.exists(f"/proc/{p}") and not open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"]
                 if not alive:
                     break
                 time.sleep(0.1)
+            # A worker that outlived SIGTERM would keep the pid file and the sockets: the next start fails.
+            for p in alive:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.2)
+            try:
+                os.unlink(self.pidfile)
+            except FileNotFoundError:
+                pass
             self.main_pid = None
 
 
