@@ -290,7 +290,9 @@ if (DATABASE_URL) {
         await Promise.all([db.query('SELECT pg_sleep(0.01)'), db.query('SELECT pg_sleep(0.01)')]);
         const killed = await adminQuery(url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [app]);
         expect(killed.rowCount).to.be.greaterThan(0);
-        await until(() => log.lines.some((l) => /idle PostgreSQL connection failed/.test(l.msg)));
+        // Every killed connection reported before the pool is asked again (else it may hand out one not yet known dead).
+        const n = killed.rowCount ?? 1;
+        await until(() => log.lines.filter((l) => /idle PostgreSQL connection failed/.test(l.msg)).length >= n);
         expect(await db.ping()).to.equal(true);
       } finally {
         await db.close();
