@@ -14,7 +14,7 @@ each scenario in turn (ours, then theirs), so they share the same machine state.
 Needs sipp (Debian sip-tester) and, for --vs kamailio, kamailio + kamailio-presence-modules:
 both are installed with apt-get when missing. Loopback only.
 """
-import argparse, datetime, glob, json, os, pathlib, platform, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import argparse, datetime, glob, json, os, pathlib, platform, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -169,7 +169,10 @@ class OurServer:
         self.port, self.workdir, self.build, self.store = port, workdir, build, store
         if store == "off":
             self.label = "simple-presence (store off)"
+        elif store == "postgres":
+            self.label = "simple-presence (PostgreSQL)"
         self.proc = None
+        self.schema = None
 
     def prepare(self):
         main = os.path.join(ROOT, "dist", "src", "cli", "main.js")
@@ -186,6 +189,14 @@ class OurServer:
         data = tempfile.mkdtemp(dir=self.workdir, prefix="data-")  # a fresh store each start
         env = dict(os.environ, DATA_DIR=data, SIP_HOST=HOST, SIP_PORT=str(self.port), HTTP_PORT=str(free_port(socket.SOCK_STREAM)),
                    SIP_TLS_PORT=str(free_port(socket.SOCK_STREAM)), AUTH_REQUIRED="false", LOG_LEVEL="warn")
+        env.pop("DATABASE_URL", None)
+        if self.store == "postgres":
+            # A schema of its own on the PostgreSQL server (DATABASE_URL, or the local one), dropped at stop.
+            url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+            self.schema = f"sp_bench_{os.getpid()}_{int(time.time())}"
+            self.psql(url, f"CREATE SCHEMA {self.schema}")
+            self.url = url
+            env["DATABASE_URL"] = url + ("&" if "?" in url else "?") + "options=" + urllib.parse.quote(f"-c search_path={self.schema}")
         entry = ([os.path.join(HERE, "serve-memory.mjs")] if self.store == "off"
                  else [os.path.join(ROOT, "dist", "src", "cli", "main.js"), "serve"])
         cmd = ["node", "--expose-gc", f"--import={pathlib.Path(HERE, 'gc-on-signal.mjs').as_uri()}",
@@ -198,6 +209,12 @@ class OurServer:
 
     def pids(self):
         return [self.proc.pid] if self.proc else []
+
+    @staticmethod
+    def psql(url, sql):
+        r = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"psql failed ({sql}): {r.stderr.strip()}")
 
     def collect_garbage(self):
         """A full GC (bench/gc-on-signal.mjs) before memory is read."""
@@ -213,6 +230,9 @@ class OurServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.schema:
+            self.psql(self.url, f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            self.schema = None
 
 
 class Kamailio:
@@ -542,8 +562,8 @@ def main():
     ap.add_argument("--held", type=int, help="held-state subscriptions (default 100000, --quick 10000)")
     ap.add_argument("--pool", type=int, default=2000, help="registered users MESSAGE goes to")
     ap.add_argument("--port", type=int, default=0, help="our server's SIP port (default: a free one)")
-    ap.add_argument("--store", choices=["pglite", "off"], default="pglite",
-                    help="our server's store: embedded PGlite in a fresh data directory (default), or off (memory only)")
+    ap.add_argument("--store", choices=["pglite", "postgres", "off"], default="pglite",
+                    help="our server's store: embedded PGlite in a fresh data directory (default), PostgreSQL (DATABASE_URL or the local server, a fresh schema), or off (memory only)")
     ap.add_argument("--no-build", dest="build", action="store_false")
     ap.add_argument("--json", help="results file (default bench/results/<date>.json)")
     a = ap.parse_args()

@@ -97,8 +97,10 @@ export interface WriteBehindStats {
 interface PendingOp {
   readonly kind: string;
   readonly parts: readonly string[];
-  /** Column values (as SQL text) to upsert, or undefined to delete. */
-  readonly row: readonly (string | null)[] | undefined;
+  /** The record to upsert (converted to SQL text at flush), or undefined to delete. */
+  readonly record: unknown;
+  /** Its column values as SQL text, once converted. */
+  row?: readonly (string | null)[];
   /** An upsert of a key the database has never had: a delete that follows it cancels both. */
   fresh: boolean;
 }
@@ -163,18 +165,17 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
 
   /** Queues an insert-or-update of `record` under `key`. False when refused (full or stopped). */
   put<K extends keyof M & string>(kind: K, key: M[K]['key'], record: M[K]['record'], fresh = false): boolean {
-    const spec = this.specs[kind];
-    // Converted now, not at flush: a bad value throws to the caller that made it, and the
-    // caller may go on changing its own object.
-    const values = spec.toRow(record);
-    if (values.length !== spec.columns.length) throw new Error(`write-behind ${kind}: toRow gave ${values.length} values for ${spec.columns.length} columns`);
-    const row = values.map((v, i) => toSqlText(v, spec.columns[i]!.type));
-    return this.enqueue({ kind, parts: this.partsOf(kind, key), row, fresh });
+    // Converted at flush, not here: most changes are replaced or cancelled within the window
+    // (a NOTIFY moving a CSeq, a subscribe then unsubscribe), so only the last is converted.
+    // Records are snapshots their callers do not change afterwards; one that cannot be
+    // converted is logged and dropped at flush.
+    if (record === undefined || record === null) throw new TypeError(`write-behind ${kind}: no record`);
+    return this.enqueue({ kind, parts: this.partsOf(kind, key), record, fresh });
   }
 
   /** Queues the removal of `key`. False when refused (full or stopped). */
   delete<K extends keyof M & string>(kind: K, key: M[K]['key']): boolean {
-    return this.enqueue({ kind, parts: this.partsOf(kind, key), row: undefined, fresh: false });
+    return this.enqueue({ kind, parts: this.partsOf(kind, key), record: undefined, fresh: false });
   }
 
   /** A view bound to one kind. */
@@ -224,7 +225,7 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
     if (waiting?.fresh) {
       // Never written: a removal cancels it (a subscription ended, an entity-tag replaced,
       // within one window: nothing to write at all); a change keeps it a first write.
-      if (!op.row) {
+      if (op.record === undefined) {
         this.pending.delete(id);
         this.counters.elided++;
         return true;
@@ -348,8 +349,11 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
       const deletes: (readonly string[])[] = [];
       for (const op of batch) {
         if (op.kind !== kind) continue;
-        if (op.row) upserts.push(op.row);
-        else deletes.push(op.parts);
+        if (op.record === undefined) deletes.push(op.parts);
+        else {
+          const row = this.rowOf(op);
+          if (row) upserts.push(row);
+        }
       }
       for (let i = 0; i < upserts.length; i += this.rowsPerStatement) {
         const chunk = upserts.slice(i, i + this.rowsPerStatement);
@@ -368,14 +372,31 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
     for (const op of batch) {
       const shape = this.shapes.get(op.kind)!;
       try {
-        if (op.row) await this.db.query(this.upsertSql(op.kind, shape), op.row.map((v) => [v]));
-        else await this.db.query(this.deleteSql(op.kind, shape), op.parts.map((p) => [p]));
+        const row = op.record === undefined ? undefined : this.rowOf(op);
+        if (row) await this.db.query(this.upsertSql(op.kind, shape), row.map((v) => [v]));
+        else if (op.record === undefined) await this.db.query(this.deleteSql(op.kind, shape), op.parts.map((p) => [p]));
       } catch (err) {
         if (!isDataError(err)) throw err;
         this.counters.dropped++;
         this.logger?.error({ err, kind: op.kind, key: op.parts }, 'store: write-behind change refused by the database; dropped');
       }
       done.add(op);
+    }
+  }
+
+  /** The op's row as SQL text, converted once; undefined (logged, dropped) when it cannot be. */
+  private rowOf(op: PendingOp): readonly (string | null)[] | undefined {
+    if (op.row) return op.row;
+    const spec = this.specs[op.kind as keyof M & string];
+    try {
+      const values = spec.toRow(op.record as M[keyof M & string]['record']);
+      if (values.length !== spec.columns.length) throw new Error(`toRow gave ${values.length} values for ${spec.columns.length} columns`);
+      op.row = values.map((v, i) => toSqlText(v, spec.columns[i]!.type));
+      return op.row;
+    } catch (err) {
+      this.counters.dropped++;
+      this.logger?.error({ err, kind: op.kind, key: op.parts }, 'store: write-behind record cannot be converted; dropped');
+      return undefined;
     }
   }
 

@@ -254,9 +254,19 @@ for (const target of TARGETS) {
       expect(timers.size).to.equal(0);
     });
 
-    it('throws to the caller, not at flush time, for a record it cannot convert', () => {
-      expect(() => wb.put('publication', 'etag-x', publication(1, { expiresAtMs: Number.NaN }))).to.throw(RangeError);
-      expect(wb.stats().pending).to.equal(0);
+    it('converts at flush only the last change of a key, and drops (logging) a record it cannot convert, writing the rest', async () => {
+      wb.put('publication', 'etag-x', publication(1, { expiresAtMs: Number.NaN }));
+      wb.put('publication', 'etag-2', publication(2));
+      await wb.flush();
+      expect(await count(t.db, 'publications')).to.equal(1);
+      expect(wb.stats()).to.include({ pending: 0, dropped: 1 });
+      expect(log.lines.some((l) => l.level === LEVEL.error && /cannot be converted/.test(l.msg))).to.equal(true);
+      // A bad change replaced by a good one within the window costs nothing.
+      wb.put('publication', 'etag-3', publication(3, { expiresAtMs: Number.NaN }));
+      wb.put('publication', 'etag-3', publication(3));
+      await wb.flush();
+      expect(await count(t.db, 'publications')).to.equal(2);
+      expect(wb.stats().dropped).to.equal(1);
     });
   });
 }
