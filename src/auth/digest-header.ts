@@ -1,3 +1,4 @@
+import { closingQuote, unquote } from '../sip/header-values.js';
 import type { DigestAlgorithm } from './ha1.js';
 
 /** The parameters of a Digest Authorization header (RFC 3261 §25.1 digest-response, RFC 8760). */
@@ -19,58 +20,61 @@ export interface DigestCredentials {
 /** A header value longer than this is not read at all. */
 const MAX_HEADER_LENGTH = 4096;
 const MAX_PARAMS = 20;
+/** RFC 3261 §25.1 token characters (auth-param-name). */
+const TOKEN_CHAR = /[A-Za-z0-9\-.!%*_+`'~]/;
 
 /**
- * Parses `Digest username="bob", realm="x", ...` (RFC 3261 §25.1, RFC 2617 §3.2.2):
- * comma-separated auth-params, values tokens or quoted strings. Undefined for another
- * scheme, a malformed value or a missing mandatory parameter.
+ * The auth-params of a `Digest` challenge or credentials (RFC 3261 §25.1, RFC 2617 §3.2.1,
+ * §3.2.2): comma-separated name=value, values tokens or quoted strings, names lower-cased.
+ * Used by the server (Authorization) and the UA (WWW-/Proxy-Authenticate). Undefined for
+ * another scheme, broken text, a repeated parameter (ambiguous) or text past the bounds.
  */
-export function parseDigestCredentials(value: string): DigestCredentials | undefined {
+export function parseDigestParams(value: string): Map<string, string> | undefined {
   if (value.length > MAX_HEADER_LENGTH) return undefined;
   const m = /^\s*digest\s+/i.exec(value);
   if (!m) return undefined;
   const params = new Map<string, string>();
-  let i = m[0].length;
   const s = value;
+  let i = m[0].length;
   while (i < s.length) {
     while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === ',')) i++;
     if (i >= s.length) break;
     const nameStart = i;
-    while (i < s.length && /[A-Za-z0-9_-]/.test(s[i]!)) i++;
+    while (i < s.length && TOKEN_CHAR.test(s[i]!)) i++;
     const name = s.slice(nameStart, i).toLowerCase();
     if (!name) return undefined;
-    while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
+    i = skipBlanks(s, i);
     if (s[i] !== '=') return undefined;
-    i++;
-    while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
-    let v = '';
+    i = skipBlanks(s, i + 1);
+    let v: string;
     if (s[i] === '"') {
-      i++;
-      let closed = false;
-      while (i < s.length) {
-        const c = s[i]!;
-        if (c === '\\' && i + 1 < s.length) {
-          v += s[i + 1];
-          i += 2;
-        } else if (c === '"') {
-          i++;
-          closed = true;
-          break;
-        } else {
-          v += c;
-          i++;
-        }
-      }
-      if (!closed) return undefined;
+      const end = closingQuote(s, i);
+      if (end < 0) return undefined;
+      v = unquote(s.slice(i, end + 1));
+      i = end + 1;
     } else {
       const start = i;
       while (i < s.length && s[i] !== ',' && s[i] !== ' ' && s[i] !== '\t') i++;
       v = s.slice(start, i);
     }
-    // A repeated parameter makes the credentials ambiguous.
     if (params.has(name) || params.size >= MAX_PARAMS) return undefined;
     params.set(name, v);
   }
+  return params;
+}
+
+function skipBlanks(s: string, i: number): number {
+  while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
+  return i;
+}
+
+/**
+ * Parses `Digest username="bob", realm="x", ...` (RFC 3261 §25.1, RFC 2617 §3.2.2).
+ * Undefined for another scheme, a malformed value or a missing mandatory parameter.
+ */
+export function parseDigestCredentials(value: string): DigestCredentials | undefined {
+  const params = parseDigestParams(value);
+  if (!params) return undefined;
   const username = params.get('username');
   const realm = params.get('realm');
   const nonce = params.get('nonce');

@@ -75,10 +75,12 @@ export class NonceManager {
   /** Signature and age only (no count): what a challenge's stale flag depends on. */
   verify(nonce: string): 'valid' | 'stale' | 'invalid' {
     const issued = this.issuedAt(nonce);
-    if (issued === undefined) return 'invalid';
+    return issued === undefined ? 'invalid' : this.age(issued);
+  }
+
+  private age(issuedAtMs: number): 'valid' | 'stale' {
     const now = this.options.wallClock.nowMs();
-    if (now - issued > this.options.lifetimeMs || issued > now + 60_000) return 'stale';
-    return 'valid';
+    return now - issuedAtMs > this.options.lifetimeMs || issuedAtMs > now + 60_000 ? 'stale' : 'valid';
   }
 
   /**
@@ -86,12 +88,13 @@ export class NonceManager {
    * once the response digest was found right, so that a forger cannot burn counts.
    */
   use(nonce: string, ncHex: string): NonceCheck {
-    const v = this.verify(nonce);
-    if (v !== 'valid') return { kind: v };
+    // One HMAC per request: signature and age from the same decoding.
+    const issuedAtMs = this.issuedAt(nonce);
+    if (issuedAtMs === undefined) return { kind: 'invalid' };
+    if (this.age(issuedAtMs) === 'stale') return { kind: 'stale' };
     if (!/^[0-9a-fA-F]{8}$/.test(ncHex)) return { kind: 'replayed' };
     const nc = parseInt(ncHex, 16);
     if (nc < 1) return { kind: 'replayed' };
-    const issuedAtMs = this.issuedAt(nonce)!;
     const t = this.tracked.get(nonce);
     if (t) {
       if (nc > t.nc) {

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { MAX_CONTROL_LINE, type ControlOp, type ControlResponse } from './control-protocol.js';
+import { MAX_CONTROL_LINE, type ControlOp, type ControlRequest, type ControlResponse } from './control-protocol.js';
 import { AdminError, type AdminErrorCode, type AdminOperations, type RuleInfo, type RuleInput, type UserInfo } from './operations.js';
 
 /** No server listens on the control socket (the CLI then opens the store itself). */
@@ -89,7 +89,8 @@ export class ControlClient implements AdminOperations {
           reject(e);
         },
       });
-      this.socket.write(`${JSON.stringify({ id, op, args })}\n`);
+      const request: ControlRequest = { id, op, args };
+      this.socket.write(`${JSON.stringify(request)}\n`);
     });
   }
 

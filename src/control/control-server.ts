@@ -63,12 +63,13 @@ export class ControlServer {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       buf += chunk;
-      if (buf.length > MAX_CONTROL_LINE && !buf.includes('\n')) {
-        socket.destroy();
-        return;
-      }
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
+        // A line over the bound closes the connection, whether or not its end came with it.
+        if (nl > MAX_CONTROL_LINE) {
+          socket.destroy();
+          return;
+        }
         const line = buf.slice(0, nl).trim();
         buf = buf.slice(nl + 1);
         if (!line) continue;
@@ -82,6 +83,7 @@ export class ControlServer {
           if (!socket.destroyed) socket.write(`${JSON.stringify(res)}\n`);
         });
       }
+      if (buf.length > MAX_CONTROL_LINE) socket.destroy();
     });
   }
 

@@ -21,11 +21,3 @@ export function resolveAddress(text: string, domains: LocalDomains): string {
   if (!uri || uri.scheme === 'tel' || !uri.user) throw new HttpError(400, `"${text}" is not a SIP address of a user`);
   return canonicalAor(uri, domains) ?? addressOfRecord(uri);
 }
-
-/** The user part and domain of one of our users (accounts are kept by user and domain). */
-export function localUser(text: string, domains: LocalDomains): { username: string; domain: string; aor: string } {
-  const aor = resolveAddress(text, domains);
-  const uri = tryParseUri(aor);
-  if (!uri?.user || !domains.has(uri.host)) throw new HttpError(404, `${aor} is not a user of this server's domain ${domains.primary}`);
-  return { username: uri.user, domain: domains.primary, aor };
-}

@@ -1,5 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { closingQuote, quote, unquote } from '../sip/header-values.js';
+import { randomBytes } from 'node:crypto';
+import { parseDigestParams } from '../auth/digest-header.js';
+import { digestHex } from '../auth/ha1.js';
+import { quote } from '../sip/header-values.js';
+
+/** The shared Digest auth-param parser (one grammar for challenges and credentials). */
+export { parseDigestParams };
 
 /** RFC 8760 §2: the digest algorithms a UAC may meet; `-sess` variants hash the cnonce in. */
 export type DigestAlgorithmName = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
@@ -25,37 +30,6 @@ export interface DigestChallenge {
 export interface DigestCredentials {
   readonly username: string;
   readonly password: string;
-}
-
-/** Parses `Digest k=v, k="v"` auth-params; undefined when the scheme is not Digest or the text is broken. */
-export function parseDigestParams(value: string): Map<string, string> | undefined {
-  const m = /^\s*digest\s+/i.exec(value);
-  if (!m) return undefined;
-  const params = new Map<string, string>();
-  let i = m[0].length;
-  const text = value;
-  while (i < text.length) {
-    while (i < text.length && /[\s,]/.test(text[i]!)) i++;
-    if (i >= text.length) break;
-    const eq = text.indexOf('=', i);
-    if (eq < 0) return undefined;
-    const name = text.slice(i, eq).trim().toLowerCase();
-    if (!/^[a-z0-9\-_.]+$/.test(name)) return undefined;
-    i = eq + 1;
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i++;
-    if (text[i] === '"') {
-      const end = closingQuote(text, i);
-      if (end < 0) return undefined;
-      params.set(name, unquote(text.slice(i, end + 1)));
-      i = end + 1;
-    } else {
-      let j = i;
-      while (j < text.length && text[j] !== ',') j++;
-      params.set(name, text.slice(i, j).trim());
-      i = j;
-    }
-  }
-  return params;
 }
 
 function algorithmName(text: string | undefined): DigestAlgorithmName | undefined {
@@ -93,7 +67,7 @@ export function chooseChallenge(values: readonly string[], header: DigestChallen
 }
 
 function hash(algorithm: DigestAlgorithmName, data: string): string {
-  return createHash(algorithm.startsWith('SHA-256') ? 'sha256' : 'md5').update(data, 'utf8').digest('hex');
+  return digestHex(algorithm.startsWith('SHA-256') ? 'SHA-256' : 'MD5', data);
 }
 
 export interface DigestInput {

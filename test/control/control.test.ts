@@ -121,6 +121,20 @@ describe('control channel and admin operations', function () {
     expect((await client.listUsers()).length).to.be.a('number');
   });
 
+  it('closes a connection whose request line is over the bound, even when its end comes in the same write', async () => {
+    const s = net.connect(join(dir, 'control.sock'));
+    const answered: string[] = [];
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => answered.push(d));
+    await new Promise<void>((resolve) => {
+      s.on('close', () => resolve());
+      s.on('error', () => undefined);
+      s.write(`{"id":1,"op":"users.list","pad":"${'x'.repeat(70 * 1024)}"}\n`);
+    });
+    expect(answered).to.deep.equal([]);
+    expect((await client.listUsers()).length).to.be.a('number');
+  });
+
   it('NoServerError when nobody listens', async () => {
     let err: unknown;
     await ControlClient.connect(join(dir, 'nothing.sock')).catch((e: unknown) => (err = e));

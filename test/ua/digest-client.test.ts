@@ -55,7 +55,9 @@ describe('ua/digest-client (RFC 3261 §22, RFC 8760)', () => {
   });
 
   it('refuses broken challenge text without throwing', () => {
-    for (const bad of ['Digest', 'Digest realm="unterminated', 'Digest =x', 'Digest realm="r"', 'digest nonce="n"']) {
+    const huge = `Digest realm="r", nonce="${'n'.repeat(5000)}"`;
+    const repeated = 'Digest realm="a", realm="b", nonce="n"';
+    for (const bad of ['Digest', 'Digest realm="unterminated', 'Digest =x', 'Digest realm="r"', 'digest nonce="n"', huge, repeated]) {
       expect(parseChallenge(bad, 'Authorization')).to.equal(undefined);
     }
   });
