@@ -1,10 +1,9 @@
 import { pino, type Logger } from 'pino';
 import { MAGIC_COOKIE } from '../sip/header-values.js';
 import { SipRequest, type SipResponse } from '../sip/message.js';
-import { createResponse } from '../sip/response.js';
+import { createResponse, randomToken } from '../sip/response.js';
 import { isReliable, viaTransport, type Destination, type Flow, type InboundMessage, type MessageSender } from '../transport/types.js';
 import type { Timers } from '../util/timers.js';
-import { branchToken } from './branch-token.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
 import { clientKey, isRfc3261Branch, responseClientKey, rfc2543AckKey, serverKey } from './matching.js';
@@ -142,7 +141,7 @@ export class TransactionLayer {
       else this.log.debug({ method, branch: kept }, 'caller Via unusable as ours (no z9hG4bK branch, or in use): adding our own');
     }
     if (branch === undefined) {
-      do branch = MAGIC_COOKIE + branchToken();
+      do branch = MAGIC_COOKIE + randomToken();
       while (this.clients.has(clientKey(branch, method)));
       try {
         req.prependHeader('Via', `SIP/2.0/${viaTransport(dest.protocol)} ${this.sender.sentBy(dest)};branch=${branch};rport`);
@@ -174,7 +173,7 @@ export class TransactionLayer {
   sendAck(ack: SipRequest, dest: Destination, options: { keepTopVia?: boolean } = {}): Promise<void> {
     try {
       if (!options.keepTopVia) {
-        ack.prependHeader('Via', `SIP/2.0/${viaTransport(dest.protocol)} ${this.sender.sentBy(dest)};branch=${MAGIC_COOKIE}${branchToken()};rport`);
+        ack.prependHeader('Via', `SIP/2.0/${viaTransport(dest.protocol)} ${this.sender.sentBy(dest)};branch=${MAGIC_COOKIE}${randomToken()};rport`);
       }
       return this.send(ack.toBuffer(), dest);
     } catch (err) {

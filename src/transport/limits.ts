@@ -83,3 +83,29 @@ export class SourceRateLimiter {
     return Math.ceil(((1 - b.tokens) * 1000) / rate);
   }
 }
+
+/**
+ * Open connections per remote address, held under `max` (limits.maxConnectionsPerSource):
+ * one peer cannot take every connection slot.
+ */
+export class SourceConnections {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly max: number) {}
+
+  /**
+   * Counts a connection from `source` until `socket` closes; false (nothing counted) when the
+   * source is at the limit.
+   */
+  admit(source: string, socket: { once(event: 'close', listener: () => void): unknown }): boolean {
+    const n = this.open.get(source) ?? 0;
+    if (n >= this.max) return false;
+    this.open.set(source, n + 1);
+    socket.once('close', () => {
+      const left = (this.open.get(source) ?? 1) - 1;
+      if (left <= 0) this.open.delete(source);
+      else this.open.set(source, left);
+    });
+    return true;
+  }
+}

@@ -29,6 +29,10 @@ function contentLengthValue(text: string): string {
 export class StreamFramer {
   private buf: Buffer = Buffer.alloc(0);
   private failed = false;
+  /** Where the search for the end of the head resumes: bytes before it hold none. */
+  private scanFrom = 0;
+  /** The length of the message at the front of `buf`, once its head was read. */
+  private pendingTotal: number | undefined;
 
   constructor(private readonly maxMessageSize: number) {}
 
@@ -56,21 +60,33 @@ export class StreamFramer {
       }
       if (waiting || this.buf.length === 0) break;
 
-      const end = findHeaderEnd(this.buf);
-      if (!end) {
-        if (this.buf.length > this.maxMessageSize) return this.fail(events, 'too-large');
+      // A message trickling in is read once: the head is searched from where the last search
+      // stopped, and read once it is whole (else each chunk would rescan all bytes so far).
+      let total = this.pendingTotal;
+      if (total === undefined) {
+        const end = findHeaderEnd(this.buf, this.scanFrom);
+        if (!end) {
+          if (this.buf.length > this.maxMessageSize) return this.fail(events, 'too-large');
+          // The blank line may straddle this chunk and the next.
+          this.scanFrom = Math.max(0, this.buf.length - 3);
+          break;
+        }
+        const head = this.buf.subarray(0, end.headEnd);
+        const m = CONTENT_LENGTH_RE.exec(head.toString('latin1'));
+        // RFC 3261 §18.3: Content-Length is mandatory on streams; a missing one is taken as 0.
+        const lengthText = m ? contentLengthValue(m[1]!) : '0';
+        if (!/^\d{1,10}$/.test(lengthText)) return this.fail(events, 'bad-content-length', head);
+        total = end.bodyStart + Number(lengthText);
+        if (total > this.maxMessageSize) return this.fail(events, 'too-large', head);
+      }
+      if (this.buf.length < total) {
+        this.pendingTotal = total;
         break;
       }
-      const head = this.buf.subarray(0, end.headEnd);
-      const m = CONTENT_LENGTH_RE.exec(head.toString('latin1'));
-      // RFC 3261 §18.3: Content-Length is mandatory on streams; a missing one is taken as 0.
-      const lengthText = m ? contentLengthValue(m[1]!) : '0';
-      if (!/^\d{1,10}$/.test(lengthText)) return this.fail(events, 'bad-content-length', head);
-      const total = end.bodyStart + Number(lengthText);
-      if (total > this.maxMessageSize) return this.fail(events, 'too-large', head);
-      if (this.buf.length < total) break;
       events.push({ kind: 'message', data: Buffer.from(this.buf.subarray(0, total)) });
       this.buf = this.buf.subarray(total);
+      this.pendingTotal = undefined;
+      this.scanFrom = 0;
     }
     if (this.buf.length > 0 && this.buf.byteOffset > 0 && this.buf.length < 4096) this.buf = Buffer.from(this.buf);
     return events;

@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { ConnectionTable, StreamConnection } from './connection-table.js';
-import type { TransportLimits } from './limits.js';
+import { SourceConnections, type TransportLimits } from './limits.js';
 import { StreamFramer } from './stream-framer.js';
 import type { Flow } from './types.js';
 
@@ -134,7 +134,7 @@ export class StreamTransport {
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   /** Accepted connections open per remote address. */
-  private readonly perSource = new Map<string, number>();
+  private readonly perSource: SourceConnections;
   private listenPort = 0;
 
   constructor(
@@ -145,7 +145,9 @@ export class StreamTransport {
     private readonly log: Logger,
     private readonly tlsOptions?: TlsOptions,
     private readonly tlsClient?: TlsClientOptions,
-  ) {}
+  ) {
+    this.perSource = new SourceConnections(limits.maxConnectionsPerSource);
+  }
 
   async listen(host: string, port: number): Promise<number> {
     const onSocket = (socket: net.Socket): void => this.accept(socket);
@@ -179,18 +181,11 @@ export class StreamTransport {
       return;
     }
     const source = normalizeAddress(socket.remoteAddress ?? '');
-    const open = this.perSource.get(source) ?? 0;
-    if (open >= this.limits.maxConnectionsPerSource) {
-      this.log.warn({ peer: source, open }, 'connections per source limit reached, refusing connection');
+    if (!this.perSource.admit(source, socket)) {
+      this.log.warn({ peer: source, open: this.limits.maxConnectionsPerSource }, 'connections per source limit reached, refusing connection');
       socket.destroy();
       return;
     }
-    this.perSource.set(source, open + 1);
-    socket.once('close', () => {
-      const n = (this.perSource.get(source) ?? 1) - 1;
-      if (n <= 0) this.perSource.delete(source);
-      else this.perSource.set(source, n);
-    });
     this.register(socket);
   }
 

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ConnectionTable, StreamConnection } from './connection-table.js';
-import type { TransportLimits } from './limits.js';
+import { SourceConnections, type TransportLimits } from './limits.js';
 import { normalizeAddress } from './stream-transport.js';
 import type { Flow } from './types.js';
 
@@ -89,7 +89,7 @@ export class WebSocketTransport {
   private readonly path: string;
   private readonly conns = new Set<WebSocketConnection>();
   /** Open WebSockets per remote address (limits.maxConnectionsPerSource, as for TCP). */
-  private readonly perSource = new Map<string, number>();
+  private readonly perSource: SourceConnections;
   private readonly servers: Array<{ server: http.Server | https.Server; listener: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void }> = [];
   private readonly sweep: NodeJS.Timeout;
 
@@ -103,6 +103,7 @@ export class WebSocketTransport {
     this.protocol = options.protocol;
     this.allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase().replace(/\/$/, '')));
     this.path = options.path ?? '/';
+    this.perSource = new SourceConnections(limits.maxConnectionsPerSource);
     // RFC 7118 §4.1: the server MUST NOT accept a handshake without `sip`; we refuse those
     // before the upgrade, so a chosen subprotocol is always `sip`.
     this.wss = new WebSocketServer({
@@ -152,19 +153,12 @@ export class WebSocketTransport {
       return true;
     }
     const source = normalizeAddress(req.socket.remoteAddress ?? '');
-    const open = this.perSource.get(source) ?? 0;
-    if (open >= this.limits.maxConnectionsPerSource) {
-      this.log.warn({ peer, open }, 'connections per source limit reached, refusing WebSocket');
+    // Counted from the handshake on, so handshakes in flight cannot pass the limit together.
+    if (!this.perSource.admit(source, socket)) {
+      this.log.warn({ peer, open: this.limits.maxConnectionsPerSource }, 'connections per source limit reached, refusing WebSocket');
       refuse(socket, 503, 'Service Unavailable', 'too many connections from this address');
       return true;
     }
-    // Counted from the handshake on, so handshakes in flight cannot pass the limit together.
-    this.perSource.set(source, open + 1);
-    socket.once('close', () => {
-      const left = (this.perSource.get(source) ?? 1) - 1;
-      if (left <= 0) this.perSource.delete(source);
-      else this.perSource.set(source, left);
-    });
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
     return true;
   }

@@ -108,6 +108,9 @@ export interface Exchange {
 /** How many challenges one request may meet before the answer stands (first one, then one stale). */
 const MAX_AUTH_ROUNDS = 2;
 
+/** Digest sessions kept (one per realm; a user agent talks to one server, usually one realm). */
+const MAX_REALMS = 4;
+
 /**
  * A SIP user agent on our own stack (src/transport, src/transaction, src/sip): one local
  * socket, every request to one server, digest authentication answered on the way. The
@@ -337,6 +340,8 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     let s = this.sessions.get(realm);
     if (!s) {
       s = new DigestSession({ username: this.options.authUsername ?? this.user, password: this.options.password ?? '' });
+      // Realms are the server's words: a hostile one naming a new realm per 401 must not grow this.
+      if (this.sessions.size >= MAX_REALMS) this.sessions.delete(this.sessions.keys().next().value!);
       this.sessions.set(realm, s);
     }
     return s;

@@ -223,5 +223,15 @@ describe('sip/response', () => {
       for (let i = 0; i < 1000; i++) seen.add(randomToken());
       expect(seen.size).to.equal(1000);
     });
+
+    it('gives 11-character base64url tokens, distinct across several pool refills', () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 2000; i++) {
+        const t = randomToken();
+        expect(t).to.match(/^[A-Za-z0-9_-]{11}$/);
+        seen.add(t);
+      }
+      expect(seen.size).to.equal(2000);
+    });
   });
 });
