@@ -236,7 +236,9 @@ export class MessagingService implements SipService {
       },
       (r) => {
         late = r;
-        void stored?.then((id) => this.withdraw(id, aor, ctx));
+        void stored?.then((id) => {
+          if (id !== undefined) return this.delivery.withdraw(aor, id, ctx.log);
+        });
       },
     );
     if (answered) return;
@@ -254,16 +256,6 @@ export class MessagingService implements SipService {
       return;
     }
     ctx.respond(this.bestResponse(req, results));
-  }
-
-  /** Removes a stored copy that a late 2xx showed to be delivered. */
-  private async withdraw(id: string | undefined, aor: string, ctx: RequestContext): Promise<void> {
-    if (id === undefined) return;
-    try {
-      if (await this.store.remove(id)) ctx.log.info({ aor, id }, 'stored copy withdrawn: the contact answered late');
-    } catch (err) {
-      ctx.log.error({ err, aor, id }, 'stored copy not withdrawn');
-    }
   }
 
   /** §16.7 step 6 with the rewrites a proxy owes for a non-INVITE request. */

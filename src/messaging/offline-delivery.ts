@@ -82,11 +82,15 @@ export class OfflineDelivery {
     }
   }
 
-  private async withdraw(aor: string, id: string): Promise<void> {
+  /**
+   * Removes a stored message that a contact turned out to have (a 2xx after its branch was
+   * given up as silent). `log` is the request's, when a request is behind it (its Call-ID).
+   */
+  async withdraw(aor: string, id: string, log: Logger | undefined = this.log): Promise<void> {
     try {
-      if (await this.store.remove(id)) this.log?.info({ aor, id }, 'stored message delivered late; removed');
+      if (await this.store.remove(id)) log?.info({ aor, id }, 'stored message delivered late; removed');
     } catch (err) {
-      this.log?.error({ err, aor, id }, 'stored message not removed');
+      log?.error({ err, aor, id }, 'stored message not removed');
     }
   }
 }

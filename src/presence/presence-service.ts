@@ -10,6 +10,8 @@ import type { Flow } from '../transport/types.js';
 import type { Timers, WallClock } from '../util/timers.js';
 import { DefaultPresenceAuthorizer, RulesPresenceAuthorizer, type PresenceAuthorizer } from './authorizer.js';
 import { TransformingPresencePackage } from './rules/transforming-presence-package.js';
+import { watcherKeys } from './rules/rule-matching.js';
+import { sameTransformations } from './rules/rule-types.js';
 import { watcherOf } from './presentity.js';
 import type { SipRequest } from '../sip/message.js';
 import type { EventPackage, SubscriptionDecision } from './event-package.js';
@@ -281,19 +283,20 @@ export class PresenceService implements SipService {
    * subscription as it is. Returns how many changed.
    */
   async rulesChanged(presentity: string, watcher: string): Promise<number> {
-    const subs = this.subscriptions.list({ eventPackage: this.presence.name, resource: presentity }).filter((s) => watcherMatches(watcher, s.watcher));
+    const subs = this.subscriptions.list({ eventPackage: this.presence.name, resource: presentity }).filter((s) => watcherKeys(s.watcher).includes(watcher));
     const rules = this.authorizer instanceof RulesPresenceAuthorizer ? this.authorizer : undefined;
     let changed = 0;
     for (const s of subs) {
       const before = rules?.transformationsFor(s.watcher, presentity);
-      const decision = rules ? (await rules.decide(s.watcher, presentity)).action : await this.authorizer.decideSubscription(s.watcher, presentity);
+      // The rules authorizer remembers the transformations it decided (read below).
+      const decision = await this.authorizer.decideSubscription(s.watcher, presentity);
       if (!s.live) continue;
       let did = false;
       if (decision === 'allow') did = this.subscriptions.approve(s);
       else if (decision === 'block') did = this.subscriptions.reject(s);
       else if (decision === 'polite-block') did = this.subscriptions.politeBlock(s);
       const after = rules?.transformationsFor(s.watcher, presentity);
-      if (!did && s.status === 'active' && s.view === 'full' && JSON.stringify(before) !== JSON.stringify(after)) {
+      if (!did && s.status === 'active' && s.view === 'full' && before && after && !sameTransformations(before, after)) {
         this.subscriptions.notify(s);
         did = true;
       }
@@ -323,12 +326,6 @@ export class PresenceService implements SipService {
       this.log?.error({ err, presentity, watcher, decision }, 'authorization decision not recorded');
     }
   }
-}
-
-/** A rule's watcher key names this watcher: the URI itself, its domain (`*@host`), or everyone (`*`). */
-function watcherMatches(key: string, watcher: string): boolean {
-  if (key === '*' || key === watcher) return true;
-  return key.startsWith('*@') && watcher.toLowerCase().endsWith(key.slice(1).toLowerCase());
 }
 
 /** The flow's local address, or the domain when the socket is bound to a wildcard. */

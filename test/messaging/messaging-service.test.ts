@@ -292,6 +292,29 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
     expect(store.size).to.equal(2);
   });
 
+  it('answers 503 with Retry-After when too many MESSAGEs for one offline user wait to be stored', async () => {
+    // A store that answers nothing until released: every MESSAGE waits in the user's line.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    class SlowStore extends InMemoryOfflineMessageStore {
+      override async usage(aor: string, nowMs: number) {
+        await gate;
+        return super.usage(aor, nowMs);
+      }
+    }
+    const slow = new SlowStore();
+    setup({ settings: { offlineMaxMessages: 100, offlineMaxBytes: 100_000 } });
+    messaging.useStore(slow);
+    const waiting = Array.from({ length: 64 }, () => send());
+    const refused = await send();
+    expect(refused.status).to.equal(503);
+    expect(refused.getHeader('retry-after')).to.equal('5');
+    release();
+    const statuses = await Promise.all(waiting);
+    expect(statuses.every((r) => r.status === 202)).to.equal(true);
+    expect(slow.size).to.equal(64);
+  });
+
   it('forwards typing indications to an online user but never stores them (RFC 3994)', async () => {
     const xml = '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
     expect((await send(message({ contentType: 'application/im-iscomposing+xml', body: xml }))).status).to.equal(480);

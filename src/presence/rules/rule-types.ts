@@ -23,6 +23,10 @@ export function isIdentity(t: Transformations): boolean {
   return !t.hideNotes && !t.hideDevices && !t.basicOnly;
 }
 
+export function sameTransformations(a: Transformations, b: Transformations): boolean {
+  return a.hideNotes === b.hideNotes && a.hideDevices === b.hideDevices && a.basicOnly === b.basicOnly;
+}
+
 /**
  * One stored rule: a presentity's decision about a watcher URI (`sip:bob@example.com`), a
  * whole domain (`*@example.com`), or everyone (`*`, the presentity's own default).
