@@ -1,6 +1,6 @@
 import type { SipUri } from '../sip/uri.js';
 import type { Destination } from '../transport/types.js';
-import { isPrivateAddress, uriDestination } from '../transport/uri-destination.js';
+import { hiddenBehindNat, uriDestination } from '../transport/uri-destination.js';
 import type { DialogFlow } from './dialog.js';
 
 /**
@@ -27,6 +27,6 @@ export function dialogDestination(nextHop: SipUri, flow: DialogFlow): Destinatio
   }
   const source: Destination = { protocol: 'udp', address: flow.remoteAddress, port: flow.remotePort };
   if (unreachable || !hop) return source;
-  if (hop.protocol === 'udp' && isPrivateAddress(hop.address) && hop.address !== flow.remoteAddress && !isPrivateAddress(flow.remoteAddress)) return source;
+  if (hiddenBehindNat(hop, flow.remoteAddress)) return source;
   return hop;
 }

@@ -1,7 +1,7 @@
 import { parseNameAddr } from '../sip/header-values.js';
 import { tryParseUri, type SipUri } from '../sip/uri.js';
 import type { Destination } from '../transport/types.js';
-import { isPrivateAddress, uriDestination } from '../transport/uri-destination.js';
+import { hiddenBehindNat, uriDestination } from '../transport/uri-destination.js';
 import type { Binding } from './binding.js';
 
 /** How to send a request to one binding. */
@@ -57,6 +57,6 @@ export function targetOf(binding: Binding): BindingTarget | undefined {
     !dest ||
     binding.regId !== undefined ||
     contact.host.endsWith('.invalid') ||
-    (dest.protocol === 'udp' && isPrivateAddress(dest.address) && dest.address !== flow.remoteAddress && !isPrivateAddress(flow.remoteAddress));
+    hiddenBehindNat(dest, flow.remoteAddress);
   return { requestUri: binding.contact, routeSet: [], destination: useFlow || !dest ? flowDest : dest };
 }

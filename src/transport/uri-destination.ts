@@ -21,6 +21,14 @@ export function uriDestination(uri: SipUri): Destination | undefined {
 }
 
 /**
+ * RFC 3581 ideas: a UDP next hop at a private address, when the peer's packets come from
+ * another (public) address, is behind a NAT: only the source address reaches it.
+ */
+export function hiddenBehindNat(hop: Destination, sourceAddress: string): boolean {
+  return hop.protocol === 'udp' && isPrivateAddress(hop.address) && hop.address !== sourceAddress && !isPrivateAddress(sourceAddress);
+}
+
+/**
  * An address nobody outside the peer's own network can reach: RFC 1918, RFC 6598 shared
  * space, link-local, IPv6 unique-local and link-local.
  */
