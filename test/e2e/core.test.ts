@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { SimplePresenceServer } from '../../src/server.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { createLogger } from '../../src/util/logger.js';
+import { ManualTimers } from '../../src/util/timers.js';
 import { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
@@ -52,8 +53,7 @@ describe('e2e: SIP core over real sockets', () => {
   const sockets: net.Socket[] = [];
 
   before(async () => {
-    // T1 of 100 ms: the INVITE test sees Timer G fire without waiting seconds.
-    srv = await startTestServer({ limits: { maxMessageSize: 4096 }, sip: { timers: { t1: 100, t2: 800, t4: 1000 } } });
+    srv = await startTestServer({ limits: { maxMessageSize: 4096 } });
   });
   after(async () => {
     for (const s of sockets) s.destroy();
@@ -209,24 +209,36 @@ describe('e2e: SIP core over real sockets', () => {
   });
 
   it('retransmits the 405 to an INVITE over UDP until the ACK, which it absorbs (RFC 3261 §17.2.1)', async () => {
-    const u = await ua('udp');
-    const inv = u.request('INVITE', 'sip:bob@example.com');
-    const first = await u.transact(inv);
-    expect(first.status).to.equal(405);
-    // Timer G (T1 = 100 ms here): the same final response again, same To tag.
-    const again = await u.waitResponse((r) => r.topVia.branch === inv.topVia.branch, 1000);
-    expect(again.status).to.equal(405);
-    expect(again.to.tag).to.equal(first.to.tag);
-    const ack = new SipRequest('ACK', inv.uriText, inv.headers.filter((h) => h.key !== 'to' && h.key !== 'cseq' && h.key !== 'contact'));
-    ack.addHeader('To', first.getHeader('to')!);
-    ack.addHeader('CSeq', `${inv.cseq.seq} ACK`);
-    u.send(ack);
-    await new Promise((r) => setTimeout(r, 50));
-    u.responses.length = 0;
-    // Without the ACK, copies would follow 200 and 600 ms after the second: none comes,
-    // and the ACK itself gets no answer.
-    await new Promise((r) => setTimeout(r, 700));
-    expect(u.responses.filter((r) => r.topVia.branch === inv.topVia.branch)).to.have.length(0);
+    // Its own server on a driven clock: Timer G fires when the test says, not after real time.
+    const timers = new ManualTimers();
+    const own = await startTestServer({}, { timers });
+    const u = await TestUa.create({ protocol: 'udp', port: own.port });
+    try {
+      const t1 = own.server.config.sip.timers.t1;
+      const inv = u.request('INVITE', 'sip:bob@example.com');
+      const first = await u.transact(inv);
+      expect(first.status).to.equal(405);
+      // Timer G (T1): the same final response again, same To tag.
+      timers.advance(t1);
+      const again = await u.waitResponse((r) => r.topVia.branch === inv.topVia.branch, 1000);
+      expect(again.status).to.equal(405);
+      expect(again.to.tag).to.equal(first.to.tag);
+      const ack = new SipRequest('ACK', inv.uriText, inv.headers.filter((h) => h.key !== 'to' && h.key !== 'cseq' && h.key !== 'contact'));
+      ack.addHeader('To', first.getHeader('to')!);
+      ack.addHeader('CSeq', `${inv.cseq.seq} ACK`);
+      u.send(ack);
+      // An OPTIONS answered after the ACK: the server has taken the ACK in (loopback keeps order).
+      expect((await u.transact(u.request('OPTIONS', 'sip:example.com'))).status).to.equal(200);
+      u.responses.length = 0;
+      // Without the ACK, copies would follow at 2·T1, 4·T1, ... until Timer H (64·T1): none
+      // comes, and the ACK itself gets no answer. A second OPTIONS round trip lets any copy arrive.
+      timers.advance(64 * t1);
+      expect((await u.transact(u.request('OPTIONS', 'sip:example.com'))).status).to.equal(200);
+      expect(u.responses.filter((r) => r.topVia.branch === inv.topVia.branch)).to.have.length(0);
+    } finally {
+      await u.close();
+      await own.stop();
+    }
   });
 
   it('answers a CANCEL matching the INVITE with 200, an unmatched one with 481 (RFC 3261 §9.2)', async () => {

@@ -5,14 +5,7 @@ import { Pager } from '../../src/ua/pager.js';
 import { Registration } from '../../src/ua/registration.js';
 import { UserAgent } from '../../src/ua/user-agent.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { until } from '../support/wait.js';
 
 /**
  * With authentication on, which users exist is the accounts table: a MESSAGE to a user of

@@ -5,14 +5,7 @@ import { ManualTimers } from '../../src/util/timers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 2000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { until } from '../support/wait.js';
 
 /**
  * A UDP phone that vanished without unregistering (crash, lost network) keeps a binding

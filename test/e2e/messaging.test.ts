@@ -4,16 +4,9 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { createResponse } from '../../src/sip/response.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
+import { until } from '../support/wait.js';
 
 const IS_COMPOSING = '<?xml version="1.0" encoding="UTF-8"?>\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><contenttype>text/plain</contenttype></isComposing>';
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 2000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('e2e: pager-mode messaging over real sockets', () => {
   let srv: TestServer;

@@ -60,18 +60,7 @@ describe('e2e: presence, RFC details over real sockets', function () {
   this.timeout(15000);
 
   describe('with real time', () => {
-    let srv: TestServer;
-    let b: Bench;
-    before(async () => {
-      srv = await startTestServer();
-      b = new Bench(srv);
-    });
-    after(async () => {
-      await srv.stop();
-    });
-    afterEach(async () => {
-      await b.closeAll();
-    });
+    const b = Bench.perSuite();
 
     it('answers errors with the RFC status and reason phrase', async () => {
       const alice = b.user('alice');
@@ -96,8 +85,8 @@ describe('e2e: presence, RFC details over real sockets', function () {
       expect(statusLine(await sub({ Event: 'presence', Expires: 30 }))).to.equal('423 Interval Too Brief');
       expect(statusLine(await sub({ Event: 'presence' }, 'no-such-dialog'))).to.equal('481 Subscription Does Not Exist');
       // Nothing of it was kept.
-      expect(srv.server.presence.publications(aor)).to.have.length(0);
-      expect(srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
+      expect(b.srv.server.presence.publications(aor)).to.have.length(0);
+      expect(b.srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
     });
 
     it('two PUBLISHes racing on one entity-tag: one wins, the other gets 412, watchers never see a mix', async () => {
@@ -115,12 +104,12 @@ describe('e2e: presence, RFC details over real sockets', function () {
         pua.transact(publishReq(pua, aor, { etag, body: both('open'), expires: 600 })),
       ]);
       expect([r1.status, r2.status].sort()).to.deep.equal([200, 412]);
-      expect(srv.server.presence.publications(aor)).to.have.length(1);
+      expect(b.srv.server.presence.publications(aor)).to.have.length(1);
       const winner = r1.status === 200 ? 'closed' : 'open';
       if (winner === 'closed') expect(basics((await w.ua.waitRequest(isNotify(w.callId))).body)).to.deep.equal(['closed', 'closed']);
       await network();
       for (const n of w.ua.requests.filter(isNotify(w.callId))) expect(new Set(basics(n.body)).size).to.equal(1);
-      expect(basics(srv.server.presence.composedDocument(aor))).to.deep.equal([winner, winner]);
+      expect(basics(b.srv.server.presence.composedDocument(aor))).to.deep.equal([winner, winner]);
     });
 
     it('a device that publishes twice afresh and removes the last: watchers see it gone (baresip)', async () => {
@@ -132,18 +121,18 @@ describe('e2e: presence, RFC details over real sockets', function () {
       // Two initial PUBLISHes of the same tuple from one socket, as baresip sends at start.
       await softphone.transact(publishReq(softphone, aor, { body: pidf(aor, 'open', 't4109'), expires: 600 }));
       const last = await softphone.transact(publishReq(softphone, aor, { body: pidf(aor, 'open', 't4109'), expires: 600 }));
-      expect(srv.server.presence.publications(aor)).to.have.length(1);
+      expect(b.srv.server.presence.publications(aor)).to.have.length(1);
       expect(basics((await w.ua.waitRequest(isNotify(w.callId))).body)).to.deep.equal(['open']);
       // Another device with the same tuple id is another publication.
       await deskphone.transact(publishReq(deskphone, aor, { body: pidf(aor, 'closed', 't4109'), expires: 600 }));
       expect(basics((await w.ua.waitRequest(isNotify(w.callId))).body)).to.deep.equal(['closed']);
-      expect(srv.server.presence.publications(aor)).to.have.length(2);
-      await deskphone.transact(publishReq(deskphone, aor, { etag: srv.server.presence.publications(aor).find((p) => p.etag !== last.getHeader('sip-etag'))!.etag, expires: 0 }));
+      expect(b.srv.server.presence.publications(aor)).to.have.length(2);
+      await deskphone.transact(publishReq(deskphone, aor, { etag: b.srv.server.presence.publications(aor).find((p) => p.etag !== last.getHeader('sip-etag'))!.etag, expires: 0 }));
       expect(basics((await w.ua.waitRequest(isNotify(w.callId))).body)).to.deep.equal(['open']);
       // The softphone says goodbye: nothing of it is left.
       expect((await softphone.transact(publishReq(softphone, aor, { etag: last.getHeader('sip-etag')!, expires: 0 }))).status).to.equal(200);
       expect(basics((await w.ua.waitRequest(isNotify(w.callId))).body)).to.deep.equal([]);
-      expect(srv.server.presence.publications(aor)).to.have.length(0);
+      expect(b.srv.server.presence.publications(aor)).to.have.length(0);
     });
 
     it('a dialog through a record-routing proxy: NOTIFYs go to the proxy with the route set, to the Contact', async () => {
@@ -183,7 +172,7 @@ describe('e2e: presence, RFC details over real sockets', function () {
       expect(p.version).to.equal(3);
       expect(p.state).to.equal('partial');
       expect(p.watcherLists[0]!.watchers.map((x) => [x.uri, x.status, x.event])).to.deep.equal([[`sip:${goneUser}@example.com`, 'terminated', 'deactivated']]);
-      const left = srv.server.presence.listSubscriptions({ resource: aor, eventPackage: 'presence' });
+      const left = b.srv.server.presence.listSubscriptions({ resource: aor, eventPackage: 'presence' });
       expect(left.map((s) => s.watcher)).to.deep.equal([`sip:${stays.ua.user}@example.com`]);
       // No final NOTIFY to a watcher that said it knows no such subscription.
       await owner.transact(publishReq(owner, aor, { body: pidf(aor, 'closed') }));
@@ -204,8 +193,8 @@ describe('e2e: presence, RFC details over real sockets', function () {
         const n = await w.ua.waitRequest(isNotify(w.callId));
         expect(doc(n).tuples.map((t) => t.id)).to.deep.equal([device]);
       }
-      expect(srv.server.presence.publications(aor)).to.have.length(2);
-      expect(srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(1);
+      expect(b.srv.server.presence.publications(aor)).to.have.length(2);
+      expect(b.srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(1);
     });
 
     it('refresh in the dialog: Expires clamped, 423 leaves the subscription as it was, an old CSeq gets 500', async () => {
@@ -219,7 +208,7 @@ describe('e2e: presence, RFC details over real sockets', function () {
       const brief = await bob.transact(inDialogWith(w, { Expires: 10 }));
       expect(statusLine(brief)).to.equal('423 Interval Too Brief');
       expect(brief.getHeader('min-expires')).to.equal('60');
-      expect(srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(1);
+      expect(b.srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(1);
       expect(statusLine(await bob.transact(inDialogWith(w, { Expires: 600 }, 1)))).to.equal('500 Out of Order CSeq');
       // The dialog still works.
       expect((await bob.transact(inDialog(w, 0))).status).to.equal(200);
@@ -255,18 +244,7 @@ describe('e2e: presence, RFC details over real sockets', function () {
   });
 
   describe('with confirm policy', () => {
-    let srv: TestServer;
-    let b: Bench;
-    before(async () => {
-      srv = await startTestServer({ presence: { defaultPolicy: 'confirm' } as Json });
-      b = new Bench(srv);
-    });
-    after(async () => {
-      await srv.stop();
-    });
-    afterEach(async () => {
-      await b.closeAll();
-    });
+    const b = Bench.perSuite({ presence: { defaultPolicy: 'confirm' } as Json });
 
     it('the owner rejects a pending watcher: terminated;reason=rejected without state; winfo says rejected', async () => {
       const alice = b.user('alice');
@@ -278,7 +256,7 @@ describe('e2e: presence, RFC details over real sockets', function () {
       const w = await watch(await b.ua(malloryUser), aor);
       expect(w.first.getHeader('subscription-state')).to.match(/^pending;expires=/);
       expect(winfo(await owner.waitRequest(isNotify(wi.callId))).watcherLists[0]!.watchers[0]!.status).to.equal('pending');
-      expect(await srv.server.presence.reject(aor, `sip:${malloryUser}@example.com`)).to.equal(1);
+      expect(await b.srv.server.presence.reject(aor, `sip:${malloryUser}@example.com`)).to.equal(1);
       const n = await w.ua.waitRequest(isNotify(w.callId));
       expect(n.getHeader('subscription-state')).to.equal('terminated;reason=rejected');
       expect(n.body.length).to.equal(0);

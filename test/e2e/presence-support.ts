@@ -1,7 +1,8 @@
 import { expect } from 'chai';
+import type { Json } from '../../src/config/config.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import type { ManualTimers } from '../../src/util/timers.js';
-import type { TestServer } from '../support/test-server.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 
 /**
@@ -49,7 +50,25 @@ export const isNotify = (callId?: string) => (r: SipRequest) => r.method === 'NO
 export class Bench {
   uas: TestUa[] = [];
   n = 0;
-  constructor(public srv: TestServer) {}
+  srv!: TestServer;
+  constructor(srv?: TestServer) {
+    if (srv) this.srv = srv;
+  }
+
+  /** Registers the hooks of a describe block: one server (config `overrides`) for the block, UAs closed after each test. */
+  static perSuite(overrides: Json = {}): Bench {
+    const b = new Bench();
+    before(async () => {
+      b.srv = await startTestServer(overrides);
+    });
+    after(async () => {
+      await b.srv.stop();
+    });
+    afterEach(async () => {
+      await b.closeAll();
+    });
+    return b;
+  }
 
   user(base: string): string {
     return `${base}${++this.n}`;

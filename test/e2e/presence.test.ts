@@ -8,19 +8,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
   this.timeout(15000);
 
   describe('with real time', () => {
-    let srv: TestServer;
-    let b: Bench;
-
-    before(async () => {
-      srv = await startTestServer({ presence: { maxSubscriptionsPerWatcher: 4 } });
-      b = new Bench(srv);
-    });
-    after(async () => {
-      await srv.stop();
-    });
-    afterEach(async () => {
-      await b.closeAll();
-    });
+    const b = Bench.perSuite({ presence: { maxSubscriptionsPerWatcher: 4 } });
 
     it('one PUA publishes, two WUAs watch, each sees the composed document', async () => {
       const alice = b.user('alice');
@@ -48,7 +36,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
         expect(n.to.tag).to.equal(w.fromTag);
         expect(n.from.tag).to.equal(w.toTag);
       }
-      const adminView = srv.server.presence.listSubscriptions({ resource: aor });
+      const adminView = b.srv.server.presence.listSubscriptions({ resource: aor });
       expect(adminView.map((s) => s.transport).sort()).to.deep.equal(['tcp', 'udp']);
     });
 
@@ -64,7 +52,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       const n = await w.ua.waitRequest(isNotify(w.callId));
       expect(n.body.toString()).to.contain('phone').and.to.contain('laptop');
       expect(basics(n.body).sort()).to.deep.equal(['closed', 'open']);
-      expect(srv.server.presence.publications(aor)).to.have.length(2);
+      expect(b.srv.server.presence.publications(aor)).to.have.length(2);
     });
 
     it('takes the presentity from the Request-URI user and host, whatever port (baresip)', async () => {
@@ -104,7 +92,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       expect(remove.getHeader('expires')).to.equal('0');
       const n2 = await w.ua.waitRequest(isNotify(w.callId));
       expect(n2.body.toString()).to.not.contain('<tuple id="t1"');
-      expect(srv.server.presence.publications(aor)).to.have.length(0);
+      expect(b.srv.server.presence.publications(aor)).to.have.length(0);
       expect((await pua.transact(publishReq(pua, aor, { etag: etag3, expires: 300 }))).status).to.equal(412);
     });
 
@@ -174,14 +162,14 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       expect(unsub.status).to.equal(200);
       const last = await bob.waitRequest(isNotify(w.callId));
       expect(last.getHeader('subscription-state')).to.equal('terminated;reason=timeout');
-      expect(srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
+      expect(b.srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
       expect((await bob.transact(inDialog(w, 600))).status).to.equal(481);
 
       const fetch = await watch(await b.ua(b.user('carol')), aor, { expires: 0 });
       expect(fetch.res.getHeader('expires')).to.equal('0');
       expect(fetch.first.getHeader('subscription-state')).to.equal('terminated;reason=timeout');
       expect(basics(fetch.first.body)).to.deep.equal(['open']);
-      expect(srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
+      expect(b.srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
     });
 
     it('drops a TCP watcher whose connection is gone when a NOTIFY cannot be sent', async () => {
@@ -190,13 +178,13 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       const pua = await b.ua(alice);
       const carol = await b.ua(b.user('carol'), 'tcp');
       await watch(carol, aor);
-      expect(srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(1);
+      expect(b.srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(1);
       await carol.close();
       await network();
       await pua.transact(publishReq(pua, aor, { body: pidf(aor, 'open') }));
       const end = Date.now() + 3000;
-      while (srv.server.presence.listSubscriptions({ resource: aor }).length > 0 && Date.now() < end) await network();
-      expect(srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
+      while (b.srv.server.presence.listSubscriptions({ resource: aor }).length > 0 && Date.now() < end) await network();
+      expect(b.srv.server.presence.listSubscriptions({ resource: aor })).to.have.length(0);
     });
 
     it('refreshes a subscription in its dialog and gets the state again', async () => {
@@ -242,18 +230,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
   });
 
   describe('with confirm policy', () => {
-    let srv: TestServer;
-    let b: Bench;
-    before(async () => {
-      srv = await startTestServer({ presence: { defaultPolicy: 'confirm' } as Json });
-      b = new Bench(srv);
-    });
-    after(async () => {
-      await srv.stop();
-    });
-    afterEach(async () => {
-      await b.closeAll();
-    });
+    const b = Bench.perSuite({ presence: { defaultPolicy: 'confirm' } as Json });
 
     it('pending until the owner approves, then active with the state; winfo tells the owner', async () => {
       const alice = b.user('alice');
@@ -268,7 +245,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       expect(w.first.body.length).to.equal(0);
       const p1 = (await owner.waitRequest(isNotify(wi.callId))).body.toString();
       expect(p1).to.match(/status="pending"/);
-      expect(await srv.server.presence.approve(aor, `sip:${bobUser}@example.com`)).to.equal(1);
+      expect(await b.srv.server.presence.approve(aor, `sip:${bobUser}@example.com`)).to.equal(1);
       const n = await bob.waitRequest(isNotify(w.callId));
       expect(n.getHeader('subscription-state')).to.match(/^active;expires=/);
       expect(basics(n.body)).to.deep.equal(['open']);

@@ -9,18 +9,13 @@ import { PresenceUserAgent } from '../../src/ua/presence-user-agent.js';
 import { Registration } from '../../src/ua/registration.js';
 import { UserAgent } from '../../src/ua/user-agent.js';
 import { WatcherUserAgent } from '../../src/ua/watcher-user-agent.js';
+import { until as waitUntil } from '../support/wait.js';
+
+const until = (cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => waitUntil(cond, what, timeoutMs, 25);
 
 const PIDF = 'application/pidf+xml';
 const doc = (entity: string, note: string) =>
   `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}"><tuple id="t"><status><basic>open</basic></status><note>${note}</note></tuple></presence>`;
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * The persistence issue: the database going away at run time must not stop SIP service.

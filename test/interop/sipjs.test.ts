@@ -14,6 +14,7 @@ import { Registration } from '../../src/ua/registration.js';
 import { UserAgent } from '../../src/ua/user-agent.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { wsUrl } from './ws-ua.js';
+import { until } from '../support/wait.js';
 
 /**
  * Interop with sip.js 0.21 (an independent, browser-grade SIP stack) over SIP-over-WebSocket
@@ -27,15 +28,6 @@ const savedWebSocket = g.WebSocket;
 
 function pidf(entity: string, basic: 'open' | 'closed', note: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}"><tuple id="sipjs"><status><basic>${basic}</basic></status><note>${note}</note></tuple></presence>`;
-}
-
-/** Resolves when `check` passes, polling the event loop (sip.js reports through callbacks). */
-async function until(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('interop: sip.js over WebSocket', function () {
@@ -62,6 +54,19 @@ describe('interop: sip.js over WebSocket', function () {
     for (const ua of sipjs.splice(0)) await Promise.race([ua.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     for (const ua of ours.splice(0)) await ua.close();
   });
+
+  /** A sip.js user agent registered as `user` that accepts each MESSAGE; resolves with the bodies it gets. */
+  async function registeredReceiver(user: string): Promise<string[]> {
+    const received: string[] = [];
+    const ua = await sipjsUa(user, (m) => {
+      received.push(m.request.body);
+      void m.accept();
+    });
+    const registerer = new Registerer(ua);
+    await registerer.register();
+    await until(() => registerer.state === RegistererState.Registered, 'Registered');
+    return received;
+  }
 
   async function sipjsUa(user: string, onMessage?: (m: Message) => void): Promise<SipJsUserAgent> {
     const ua = new SipJsUserAgent({
@@ -154,14 +159,7 @@ describe('interop: sip.js over WebSocket', function () {
 
   it('Messager sends a MESSAGE that a second sip.js user agent receives', async () => {
     const bobName = name('jsbob');
-    const received: string[] = [];
-    const bob = await sipjsUa(bobName, (m) => {
-      received.push(m.request.body);
-      void m.accept();
-    });
-    const registerer = new Registerer(bob);
-    await registerer.register();
-    await until(() => registerer.state === RegistererState.Registered, 'Registered');
+    const received = await registeredReceiver(bobName);
     const alice = await sipjsUa(name('jsalice'));
     let status = 0;
     await new Messager(alice, uri(bobName), 'hello from sip.js', 'text/plain').message({
@@ -208,14 +206,7 @@ describe('interop: sip.js over WebSocket', function () {
 
   it('and back: our UDP pager messages a sip.js user over its WebSocket', async () => {
     const jsName = name('jscarol');
-    const received: string[] = [];
-    const carol = await sipjsUa(jsName, (m) => {
-      received.push(m.request.body);
-      void m.accept();
-    });
-    const registerer = new Registerer(carol);
-    await registerer.register();
-    await until(() => registerer.state === RegistererState.Registered, 'Registered');
+    const received = await registeredReceiver(jsName);
     const res = await new Pager(await ourUa(name('udpdave'))).send(jsName, 'to the browser');
     expect(res.status).to.equal(200);
     expect(received).to.deep.equal(['to the browser']);

@@ -2,13 +2,7 @@ import { WebSocket } from 'ws';
 import { parseMessage } from '../../src/sip/parser.js';
 import { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { createResponse, randomToken } from '../../src/sip/response.js';
-
-interface Waiter<T> {
-  match: (m: T) => boolean;
-  resolve: (m: T) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
+import { Mailbox } from '../support/mailbox.js';
 
 /**
  * A raw SIP-over-WebSocket client for tests (RFC 7118), independent of the server's stack:
@@ -16,10 +10,10 @@ interface Waiter<T> {
  * clients write them, so the server can reach it only down this connection.
  */
 export class WsUa {
-  readonly requests: SipRequest[] = [];
-  readonly responses: SipResponse[] = [];
-  private readonly requestWaiters: Array<Waiter<SipRequest>> = [];
-  private readonly responseWaiters: Array<Waiter<SipResponse>> = [];
+  private readonly requestBox = new Mailbox<SipRequest>(() => `WsUa ${this.user}`, 'request');
+  private readonly responseBox = new Mailbox<SipResponse>(() => `WsUa ${this.user}`, 'response');
+  readonly requests: SipRequest[] = this.requestBox.seen;
+  readonly responses: SipResponse[] = this.responseBox.seen;
   private readonly autoAnswers = new Map<string, number>();
   private cseq = 1;
   readonly host = `${randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, 'x')}.invalid`;
@@ -83,54 +77,31 @@ export class WsUa {
   }
 
   waitResponse(match: (r: SipResponse) => boolean = () => true, timeoutMs = 3000): Promise<SipResponse> {
-    return this.wait(this.responseWaiters, this.responses, match, timeoutMs, 'response');
+    return this.responseBox.wait(match, timeoutMs);
   }
 
   waitRequest(match: (r: SipRequest) => boolean = () => true, timeoutMs = 3000): Promise<SipRequest> {
-    return this.wait(this.requestWaiters, this.requests, match, timeoutMs, 'request');
+    return this.requestBox.wait(match, timeoutMs);
   }
 
-  private wait<T>(waiters: Array<Waiter<T>>, seen: T[], match: (m: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-    const idx = seen.findIndex(match);
-    if (idx >= 0) return Promise.resolve(seen.splice(idx, 1)[0]!);
-    return new Promise<T>((resolve, reject) => {
-      const w: Waiter<T> = {
-        match,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          waiters.splice(waiters.indexOf(w), 1);
-          reject(new Error(`WsUa ${this.user}: no ${what} within ${timeoutMs} ms`));
-        }, timeoutMs),
-      };
-      waiters.push(w);
-    });
-  }
 
   private onData(data: Buffer, isBinary: boolean): void {
     if (isBinary) this.binaryFrames++;
     const parsed = parseMessage(data);
     if (!parsed.ok) return;
     const m = parsed.message;
-    if (m instanceof SipResponse) this.deliver(this.responseWaiters, this.responses, m);
+    if (m instanceof SipResponse) this.responseBox.deliver(m);
     else {
       const auto = this.autoAnswers.get(m.method);
       if (auto !== undefined) this.send(createResponse(m, auto));
-      this.deliver(this.requestWaiters, this.requests, m);
+      this.requestBox.deliver(m);
     }
   }
 
-  private deliver<T>(waiters: Array<Waiter<T>>, seen: T[], m: T): void {
-    const w = waiters.find((x) => x.match(m));
-    if (w) {
-      clearTimeout(w.timer);
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(m);
-    } else seen.push(m);
-  }
 
   async close(): Promise<void> {
-    for (const w of [...this.requestWaiters, ...this.responseWaiters]) clearTimeout(w.timer);
+    this.requestBox.close();
+    this.responseBox.close();
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close();
     await Promise.race([this.closed, new Promise((r) => setTimeout(r, 500))]);
     this.ws.terminate();

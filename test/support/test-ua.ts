@@ -3,16 +3,10 @@ import net from 'node:net';
 import { parseMessage, readHead } from '../../src/sip/parser.js';
 import { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { createResponse, randomToken } from '../../src/sip/response.js';
+import { Mailbox } from './mailbox.js';
 import { StreamFramer } from '../../src/transport/stream-framer.js';
 
 export type UaProtocol = 'udp' | 'tcp';
-
-interface Waiter<T> {
-  match: (m: T) => boolean;
-  resolve: (m: T) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
 
 /**
  * A small SIP user agent that tests drive over a real socket: build and send requests,
@@ -20,11 +14,11 @@ interface Waiter<T> {
  * Deliberately independent of the server's own transaction layer.
  */
 export class TestUa {
-  readonly requests: SipRequest[] = [];
-  readonly responses: SipResponse[] = [];
+  private readonly requestBox = new Mailbox<SipRequest>(() => `TestUa ${this.user}`, 'request');
+  private readonly responseBox = new Mailbox<SipResponse>(() => `TestUa ${this.user}`, 'response');
+  readonly requests: SipRequest[] = this.requestBox.seen;
+  readonly responses: SipResponse[] = this.responseBox.seen;
   readonly raw: Buffer[] = [];
-  private readonly requestWaiters: Array<Waiter<SipRequest>> = [];
-  private readonly responseWaiters: Array<Waiter<SipResponse>> = [];
   private readonly autoAnswers = new Map<string, number | ((req: SipRequest) => SipResponse | undefined)>();
   private cseq = 1;
   private udp?: dgram.Socket;
@@ -123,12 +117,12 @@ export class TestUa {
   }
 
   waitResponse(match: (r: SipResponse) => boolean = () => true, timeoutMs = 3000): Promise<SipResponse> {
-    return this.wait(this.responseWaiters, this.responses, match, timeoutMs, 'response');
+    return this.responseBox.wait(match, timeoutMs);
   }
 
   /** Next request from the server matching `match` (already received ones count, oldest first). */
   waitRequest(match: (r: SipRequest) => boolean = () => true, timeoutMs = 3000): Promise<SipRequest> {
-    return this.wait(this.requestWaiters, this.requests, match, timeoutMs, 'request');
+    return this.requestBox.wait(match, timeoutMs);
   }
 
   /** Answers every request of `method` with `status` (or with what the function builds). */
@@ -142,65 +136,33 @@ export class TestUa {
     return res;
   }
 
-  private wait<T>(waiters: Array<Waiter<T>>, seen: T[], match: (m: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-    const idx = seen.findIndex((m) => matches(match, m));
-    if (idx >= 0) return Promise.resolve(seen.splice(idx, 1)[0]!);
-    return new Promise<T>((resolve, reject) => {
-      const w: Waiter<T> = {
-        match,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          waiters.splice(waiters.indexOf(w), 1);
-          reject(new Error(`TestUa ${this.user}: no ${what} within ${timeoutMs} ms`));
-        }, timeoutMs),
-      };
-      waiters.push(w);
-    });
-  }
 
   private onData(data: Buffer): void {
     this.raw.push(data);
     const parsed = parseMessage(data);
     if (!parsed.ok) {
       const res = unparsedResponse(data);
-      if (res) this.deliver(this.responseWaiters, this.responses, res);
+      if (res) this.responseBox.deliver(res);
       return;
     }
     const m = parsed.message;
-    if (m instanceof SipResponse) this.deliver(this.responseWaiters, this.responses, m);
+    if (m instanceof SipResponse) this.responseBox.deliver(m);
     else {
       const auto = this.autoAnswers.get(m.method);
       if (auto !== undefined) {
         const res = typeof auto === 'number' ? createResponse(m, auto) : auto(m);
         if (res) this.send(res);
       }
-      this.deliver(this.requestWaiters, this.requests, m);
+      this.requestBox.deliver(m);
     }
   }
 
-  private deliver<T>(waiters: Array<Waiter<T>>, seen: T[], m: T): void {
-    const w = waiters.find((x) => matches(x.match, m));
-    if (w) {
-      clearTimeout(w.timer);
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(m);
-    } else seen.push(m);
-  }
 
   async close(): Promise<void> {
-    for (const w of [...this.requestWaiters, ...this.responseWaiters]) clearTimeout(w.timer);
+    this.requestBox.close();
+    this.responseBox.close();
     if (this.udp) await new Promise<void>((r) => this.udp!.close(() => r()));
     if (this.tcp) this.tcp.destroy();
-  }
-}
-
-/** A matcher that throws (it read a header the message has wrong) does not match. */
-function matches<T>(match: (m: T) => boolean, m: T): boolean {
-  try {
-    return match(m);
-  } catch {
-    return false;
   }
 }
 
@@ -216,7 +178,7 @@ function cseqMethodOf(r: SipResponse): string | undefined {
  * A response the parser refuses, kept when its Status-Line and Call-ID read: a 400 copies
  * the request's faulty header (a CSeq "abc OPTIONS" comes back as it went), and a test
  * must see it. Its accessors throw for the faulty header; matchers that read it just
- * do not match (see matches).
+ * do not match (see Mailbox).
  */
 function unparsedResponse(data: Buffer): SipResponse | undefined {
   const head = readHead(data);

@@ -8,19 +8,7 @@ import type { PresenceUpdate } from '../../src/ua/client-subscription.js';
 import { SipRequestError } from '../../src/ua/errors.js';
 import { ManualTimers } from '../../src/util/timers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-
-/** Resolves with the first event value that passes `match`. */
-function next<T>(subscribe: (fn: (v: T) => void) => void, match: (v: T) => boolean = () => true, timeoutMs = 3000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('event did not come')), timeoutMs);
-    subscribe((v) => {
-      if (match(v)) {
-        clearTimeout(t);
-        resolve(v);
-      }
-    });
-  });
-}
+import { next } from '../support/wait.js';
 
 const settle = (ms = 30): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -15,27 +15,7 @@ import { UserAgent, type UserAgentOptions } from '../../src/ua/user-agent.js';
 import { WatcherUserAgent } from '../../src/ua/watcher-user-agent.js';
 import { ManualTimers } from '../../src/util/timers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-
-/** Resolves with the first event value that passes `match`. */
-function next<T>(subscribe: (fn: (v: T) => void) => void, match: (v: T) => boolean = () => true, timeoutMs = 3000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('event did not come')), timeoutMs);
-    subscribe((v) => {
-      if (match(v)) {
-        clearTimeout(t);
-        resolve(v);
-      }
-    });
-  });
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { next, until } from '../support/wait.js';
 
 /** Drops every server-side connection of a protocol, as a server restart or a NAT would. */
 function dropConnections(srv: TestServer, protocol: 'tcp' | 'tls'): number {
