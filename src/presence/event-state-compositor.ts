@@ -34,6 +34,8 @@ export interface EventStateCompositorOptions {
   readonly users?: UserDirectory;
   /** The presentity's composed document changed (its watchers must hear of it). */
   readonly onStateChanged: (presentity: string) => void;
+  /** Whether anybody watches the presentity (if not, composing waits for a read). */
+  readonly watched?: (presentity: string) => boolean;
   readonly logger?: Logger;
 }
 
@@ -218,7 +220,9 @@ export class EventStateCompositor {
 
   /** Builds the composed document again; watchers hear of it when its bytes changed. */
   private recompose(presentity: string): void {
-    if (this.options.documents.recompose(presentity, this.publications.of(presentity))) this.options.onStateChanged(presentity);
+    const pubs = this.publications.of(presentity);
+    if (this.options.watched && !this.options.watched(presentity)) this.options.documents.invalidate(presentity, pubs);
+    else if (this.options.documents.recompose(presentity, pubs)) this.options.onStateChanged(presentity);
   }
 
   /** Puts stored publications back (after a restart); expired or unreadable ones are dropped. */

@@ -25,6 +25,8 @@ const MAX_NEUTRAL_CACHED = 10_000;
  */
 export class PresenceDocuments {
   private readonly composed = new Map<string, Composed>();
+  /** Presentities whose publications changed while nobody watched: composed at the next read. */
+  private readonly stale = new Set<string>();
   private readonly neutrals = new Map<string, Buffer>();
   private readonly maxComposedBytes: number;
 
@@ -34,10 +36,13 @@ export class PresenceDocuments {
    */
   constructor(
     private readonly limits?: PidfLimits,
-    options: { readonly maxComposedBytes?: number } = {},
+    options: { readonly maxComposedBytes?: number; readonly publicationsOf?: (presentity: string) => readonly Publication[] } = {},
   ) {
     this.maxComposedBytes = options.maxComposedBytes ?? Number.POSITIVE_INFINITY;
+    this.publicationsOf = options.publicationsOf;
   }
+
+  private readonly publicationsOf?: (presentity: string) => readonly Publication[];
 
   parse(body: Buffer): ParsedPresence {
     const r = parsePidf(body, this.limits);
@@ -53,6 +58,7 @@ export class PresenceDocuments {
    * bytes differ from the last ones: only then do watchers need a NOTIFY.
    */
   recompose(presentity: string, publications: readonly Publication[]): boolean {
+    this.stale.delete(presentity);
     const before = this.composed.get(presentity);
     if (publications.length === 0) {
       if (!before) return false;
@@ -72,17 +78,33 @@ export class PresenceDocuments {
     return true;
   }
 
+  /**
+   * The publications changed but nobody watches: composing waits for the first read (a
+   * NOTIFY, a fetch, the admin API), so a PUBLISH nobody watches costs no serialization.
+   * Without a publication source (or with no publication left) it is composed at once.
+   */
+  invalidate(presentity: string, publications: readonly Publication[]): void {
+    if (this.publicationsOf && publications.length > 0) this.stale.add(presentity);
+    else this.recompose(presentity, publications);
+  }
+
+  private fresh(presentity: string): void {
+    if (this.stale.has(presentity)) this.recompose(presentity, this.publicationsOf!(presentity));
+  }
+
   private compose(presentity: string, publications: readonly Publication[]): Buffer {
     return serializePidf(composePresence(presentity, publications.map((p) => ({ document: p.document, publishedAt: p.publishedAtMs }))));
   }
 
   /** The full view: the composed document, or the neutral one. */
   full(presentity: string): Buffer {
+    this.fresh(presentity);
     return this.composed.get(presentity)?.bytes ?? this.neutral(presentity);
   }
 
   /** Version of the composed document (0: neutral). */
   version(presentity: string): number {
+    this.fresh(presentity);
     return this.composed.get(presentity)?.version ?? 0;
   }
 

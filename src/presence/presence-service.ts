@@ -113,7 +113,13 @@ export class PresenceService implements SipService {
     const sink = options.sink ?? NO_PRESENCE_STATE_SINK;
     this.log = options.logger;
     this.authorizer = options.authorizer ?? new DefaultPresenceAuthorizer(s.defaultPolicy);
-    this.documents = new PresenceDocuments({ maxBytes: s.maxDocumentBytes }, { maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY) });
+    this.documents = new PresenceDocuments(
+      { maxBytes: s.maxDocumentBytes },
+      {
+        maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY),
+        publicationsOf: (p) => this.compositor.publications.of(p),
+      },
+    );
     this.subscriptions = new SubscriptionManager({
       domains: options.domains,
       timers: options.timers,
@@ -144,6 +150,7 @@ export class PresenceService implements SipService {
       sink,
       users: options.users,
       onStateChanged: (presentity) => this.presence.stateChanged(presentity),
+      watched: (presentity) => this.subscriptions.hasSubscriptionsTo(this.presence.name, presentity),
       logger: options.logger,
     });
   }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../sip/response.js';
 import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
 import type { PresenceDocument } from './presence-documents.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
@@ -47,7 +47,7 @@ export class Publications {
    */
   newEtag(): string {
     for (;;) {
-      const etag = randomBytes(16).toString('base64url');
+      const etag = randomToken(16);
       if (!this.byEtag.has(etag)) return etag;
     }
   }

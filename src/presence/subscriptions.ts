@@ -402,6 +402,10 @@ export class SubscriptionManager implements PackageHost {
     return set ? [...set] : [];
   }
 
+  hasSubscriptionsTo(eventPackage: string, resource: string): boolean {
+    return (this.byResource.get(resourceKey(eventPackage, resource))?.size ?? 0) > 0;
+  }
+
   resourceChanged(eventPackage: string, resource: string): void {
     const set = this.byResource.get(resourceKey(eventPackage, resource));
     if (!set) return;

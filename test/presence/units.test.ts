@@ -128,6 +128,28 @@ describe('presence: small parts', () => {
       all.recompose(ALICE, pubs);
       expect(tuples(all.full(ALICE))).to.deep.equal(['c', 'b', 'a']);
     });
+
+    it('composes a presentity nobody watches at its first read, from its publications then', () => {
+      let live: Publication[] = [];
+      let reads = 0;
+      const docs = new PresenceDocuments(undefined, { publicationsOf: () => (reads++, live) });
+      live = [publication(docs, 'a', 1, 10)];
+      docs.invalidate(ALICE, live);
+      live = [...live, publication(docs, 'b', 2, 10)];
+      docs.invalidate(ALICE, live);
+      expect(reads).to.equal(0);
+      expect(tuples(docs.full(ALICE))).to.deep.equal(['b', 'a']);
+      expect(docs.version(ALICE)).to.equal(1);
+      expect(reads).to.equal(1);
+      // Read again without a change: nothing is composed again.
+      docs.full(ALICE);
+      expect(reads).to.equal(1);
+      // The last publication gone: neutral at once, nothing left waiting.
+      docs.invalidate(ALICE, []);
+      expect(docs.version(ALICE)).to.equal(0);
+      expect(docs.full(ALICE).toString()).to.not.include('<tuple id="a"');
+      expect(reads).to.equal(1);
+    });
   });
 
   describe('default authorizer', () => {
