@@ -1,8 +1,8 @@
 import { SipResponse, type SipRequest } from '../sip/message.js';
 import { parseMessage } from '../sip/parser.js';
-import type { Flow } from '../transport/types.js';
+import type { Destination, Flow } from '../transport/types.js';
 import type { TimerHandle } from '../util/timers.js';
-import { requestSkeleton } from './request-skeleton.js';
+import { detached, requestFromResponse } from './request-skeleton.js';
 import type { TransactionTimerValues } from './timer-values.js';
 import { TransactionState, type ServerMachineContext, type ServerTransaction } from './types.js';
 
@@ -19,9 +19,14 @@ import { TransactionState, type ServerMachineContext, type ServerTransaction } f
 export class NonInviteServerTransaction implements ServerTransaction {
   readonly kind = 'non-invite' as const;
   private current = TransactionState.Trying;
-  private req: SipRequest;
+  /** The request until Completed; then only its method and Request-URI (see `compact`). */
+  private req?: SipRequest;
+  private method: string;
+  private uriText?: string;
   /** The last response sent; only its bytes once Completed (see `compact`). */
   private last?: { readonly res?: SipResponse; readonly data: Buffer };
+  /** Where the final response went, kept for retransmissions once Completed. */
+  private route?: Destination;
   private timerJ?: TimerHandle;
   private guard?: TimerHandle;
 
@@ -34,6 +39,7 @@ export class NonInviteServerTransaction implements ServerTransaction {
     readonly cancelTarget?: ServerTransaction,
   ) {
     this.req = request;
+    this.method = request.method;
     // Not an RFC timer: a TU that never answers must not keep the transaction forever.
     // After 64*T1 the client's Timer F has fired (§17.1.2.2), so no answer can matter.
     this.guard = ctx.timers.schedule(values.F, () => this.timer_guard());
@@ -45,10 +51,10 @@ export class NonInviteServerTransaction implements ServerTransaction {
 
   /**
    * The request that created the transaction. Once Completed over an unreliable transport,
-   * only its Request-Line, Via, From, To, Call-ID and CSeq (see `compact`).
+   * read back from the final response (Request-Line, Via, From, To, Call-ID, CSeq; see `compact`).
    */
   get request(): SipRequest {
-    return this.req;
+    return this.req ?? requestFromResponse(this.method, this.uriText ?? '', this.last!.data)!;
   }
 
   get lastResponse(): SipResponse | undefined {
@@ -144,7 +150,7 @@ export class NonInviteServerTransaction implements ServerTransaction {
   private timer_guard(): void {
     this.guard = undefined;
     if (this.current !== TransactionState.Trying && this.current !== TransactionState.Proceeding) return;
-    this.ctx.log.warn({ txn: this.id, method: this.request.method }, 'TU never answered; transaction given up');
+    this.ctx.log.warn({ txn: this.id, method: this.method }, 'TU never answered; transaction given up');
     this.terminate();
     this.ctx.failed(this, 'no-answer');
   }
@@ -170,12 +176,17 @@ export class NonInviteServerTransaction implements ServerTransaction {
 
   /**
    * Completed for 64*T1 (§17.2.2) only to resend the final response when the request comes
-   * again: keep the response bytes and the request's routing headers, let the rest go.
-   * Without this, transactions in Completed held most of the memory under load.
+   * again: keep the response bytes and where they went, let the request go. Without this,
+   * transactions in Completed held most of the memory under load (and the garbage
+   * collector's time went into walking them).
    */
   private compact(): void {
-    this.req = requestSkeleton(this.req);
-    if (this.last) this.last = { data: this.last.data };
+    if (!this.last || !this.req) return;
+    this.route = this.ctx.responseRoute(this);
+    this.uriText = detached(this.req.uriText);
+    this.method = detached(this.method);
+    this.req = undefined;
+    this.last = { data: this.last.data };
   }
 
   private transmit(res: SipResponse): void {
@@ -188,7 +199,7 @@ export class NonInviteServerTransaction implements ServerTransaction {
   }
 
   private send(data: Buffer): void {
-    this.ctx.sendResponse(this, data).catch((err: unknown) => this.transportError(err));
+    this.ctx.sendResponse(this, data, this.route).catch((err: unknown) => this.transportError(err));
   }
 
   private terminate(): void {

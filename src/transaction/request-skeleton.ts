@@ -1,27 +1,28 @@
-import { SipRequest, type HeaderField } from '../sip/message.js';
+import { parseMessage } from '../sip/parser.js';
+import { SipRequest, SipResponse, type HeaderField } from '../sip/message.js';
 
-/** The headers a finished server transaction still answers by: §17.2.3 matching, §18.2.2 routing. */
-const SKELETON_HEADERS = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
+/** The headers a response copies from its request (RFC 3261 §8.2.6.2). */
+const COPIED_HEADERS = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
 
 /**
- * A copy of `req` with only its Request-Line, Via, From, To, Call-ID and CSeq, in strings of
- * their own. A non-INVITE server transaction keeps its request for 64*T1 after the final
- * response (RFC 3261 §17.2.2, Timer J) only to answer retransmissions; the whole parsed
- * request (every header, their parsed forms, the datagram the body points into) is several
- * kilobytes, which at thousands of requests a second is most of the server's memory.
+ * The request a finished server transaction answered, read back from the response it keeps:
+ * the Request-Line it was given, then Via, From, To (with the tag the response added),
+ * Call-ID and CSeq. A non-INVITE server transaction stays Completed for 64*T1 (RFC 3261
+ * §17.2.2, Timer J) only to resend its response; it keeps the bytes, not the request, so
+ * this is for diagnostics (undefined when the bytes do not parse, which ours always do).
  */
-export function requestSkeleton(req: SipRequest): SipRequest {
-  const headers: HeaderField[] = [];
-  for (const h of req.headers) {
-    if (SKELETON_HEADERS.has(h.key)) headers.push({ key: h.key, name: own(h.name), value: own(h.value) });
-  }
-  return new SipRequest(req.method, own(req.uriText), headers);
+export function requestFromResponse(method: string, uriText: string, response: Buffer): SipRequest | undefined {
+  const parsed = parseMessage(response);
+  if (!parsed.ok || !(parsed.message instanceof SipResponse)) return undefined;
+  const headers: HeaderField[] = parsed.message.headers.filter((h) => COPIED_HEADERS.has(h.key));
+  return new SipRequest(method, uriText, headers);
 }
 
 /**
- * A string that does not point into the one it was cut from: V8 keeps a sliced string's
- * parent (here the whole message head) alive for as long as the slice lives.
+ * A copy of `s` that does not point into the string it was cut from: V8 keeps a sliced
+ * string's parent (here the whole message head) alive as long as the slice lives, so
+ * anything kept past its message (a transaction key, for 64*T1) is detached first.
  */
-function own(s: string): string {
+export function detached(s: string): string {
   return Buffer.from(s, 'utf8').toString('utf8');
 }

@@ -10,6 +10,7 @@ import { clientKey, isRfc3261Branch, responseClientKey, rfc2543AckKey, serverKey
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { errorText, NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { responseDestination, stampReceived } from './response-routing.js';
+import { detached } from './request-skeleton.js';
 import { TimerValues, type TimerConfig } from './timer-values.js';
 import type {
   ClientMachineContext, ClientTransaction, SendRequestOptions, ServerFailure, ServerMachineContext, ServerTransaction,
@@ -92,7 +93,14 @@ export class TransactionLayer {
     this.serverCtx = {
       timers: this.timers,
       log: this.log,
-      sendResponse: (txn, data) => this.sendResponse(txn, data),
+      sendResponse: (txn, data, dest) => this.sendResponse(txn, data, dest),
+      responseRoute: (txn) => {
+        try {
+          return responseDestination(txn.request.topVia, txn.flow, (id) => this.sender.isOpen(id));
+        } catch {
+          return undefined;
+        }
+      },
       terminated: (txn) => this.serverTerminated(txn as ServerMachine),
       failed: (txn, reason) => this.serverFailed(txn, reason),
     };
@@ -236,7 +244,7 @@ export class TransactionLayer {
       this.receiveAck(req, flow);
       return;
     }
-    const key = serverKey(req);
+    let key = serverKey(req);
     const existing = this.servers.get(key);
     if (existing) {
       // A retransmission: it goes to its transaction only (§17.2.3).
@@ -248,6 +256,8 @@ export class TransactionLayer {
       return;
     }
     const values = this.timerValues.for(isReliable(flow.protocol));
+    // The key lives as long as the transaction: not as a slice of the whole message.
+    key = detached(key);
     let txn: ServerMachine;
     if (req.method === 'INVITE') {
       const invite = new InviteServerTransaction(key, req, flow, values, this.serverCtx);
@@ -323,7 +333,8 @@ export class TransactionLayer {
     this.send(res.toBuffer(), dest).catch((err: unknown) => this.log.debug({ err: errorText(err) }, 'stateless 503 not sent'));
   }
 
-  private sendResponse(txn: ServerTransaction, data: Buffer): Promise<void> {
+  private sendResponse(txn: ServerTransaction, data: Buffer, route?: Destination): Promise<void> {
+    if (route) return this.send(data, route);
     let dest: Destination;
     try {
       dest = responseDestination(txn.request.topVia, txn.flow, (id) => this.sender.isOpen(id));

@@ -106,8 +106,13 @@ export interface ClientTransaction {
 export interface ServerMachineContext {
   readonly timers: Timers;
   readonly log: Logger;
-  /** Sends response bytes along the §18.2.2 route. Rejects on a transport error; never throws. */
-  sendResponse(txn: ServerTransaction, data: Buffer): Promise<void>;
+  /**
+   * Sends response bytes along the §18.2.2 route (`dest` when the machine kept it). Rejects
+   * on a transport error; never throws.
+   */
+  sendResponse(txn: ServerTransaction, data: Buffer, dest?: Destination): Promise<void>;
+  /** The §18.2.2 route of the transaction's responses now, if its Via gives one. */
+  responseRoute(txn: ServerTransaction): Destination | undefined;
   /** The machine entered Terminated: forget it. */
   terminated(txn: ServerTransaction): void;
   /** The machine ends in failure; the TU may want to know (§17.2.1 Timer H, §17.2.4). */

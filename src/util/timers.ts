@@ -27,6 +27,8 @@ interface Entry extends TimerHandle {
   fn: () => void;
 }
 
+const NOTHING = (): void => {};
+
 export class TimerHeap implements Timers {
   private heap: Entry[] = [];
   private seq = 0;
@@ -56,6 +58,9 @@ export class TimerHeap implements Timers {
   cancel(handle: TimerHandle | undefined): void {
     if (!handle || handle.cancelled) return;
     handle.cancelled = true;
+    // The entry waits in the heap until it reaches the top or a compaction; its callback
+    // (a closure over a whole transaction, say) must not wait with it.
+    (handle as Entry).fn = NOTHING;
     this.live--;
     if (this.heap.length > 1024 && this.heap.length > 2 * this.live) this.compact();
   }
@@ -74,8 +79,10 @@ export class TimerHeap implements Timers {
       top.cancelled = true;
       this.live--;
       ran++;
+      const fn = top.fn;
+      top.fn = NOTHING;
       try {
-        top.fn();
+        fn();
       } catch (err) {
         this.onError(err);
       }

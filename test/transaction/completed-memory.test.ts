@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createResponse } from '../../src/sip/response.js';
-import { requestSkeleton } from '../../src/transaction/request-skeleton.js';
+import { detached, requestFromResponse } from '../../src/transaction/request-skeleton.js';
 import { TransactionState } from '../../src/transaction/types.js';
 import { harness, request, streamFlow } from './helpers.js';
 
@@ -17,14 +17,17 @@ describe('transaction/non-invite server: what Completed keeps (memory)', () => {
     expect(txn.request).to.equal(req);
   });
 
-  it('over UDP, keeps only the routing headers once Completed, and still answers retransmissions byte for byte', () => {
+  it('over UDP, lets the request go once Completed, and still answers retransmissions byte for byte', () => {
     const h = harness();
     const flow = { protocol: 'udp' as const, remoteAddress: '203.0.113.9', remotePort: 40000, localAddress: '192.0.2.1', localPort: 5060 };
     h.deliver(request({ method: 'SUBSCRIBE', viaParams: ';rport', extraHeaders: extra }), flow);
     const txn = h.requests[0]!;
     txn.respond(createResponse(txn.request, 200, undefined, { toTag: 'x1' }));
     expect(txn.state).to.equal(TransactionState.Completed);
+    // Nothing of the request is held: what `request` shows now is read back from the response.
+    expect((txn as unknown as { req?: unknown }).req).to.equal(undefined);
     expect(txn.request.headers.map((x) => x.key)).to.deep.equal(['via', 'from', 'to', 'call-id', 'cseq']);
+    expect(txn.request.to.tag).to.equal('x1');
     expect(txn.request.method).to.equal('SUBSCRIBE');
     expect(txn.request.topVia.params.get('rport')).to.equal('40000');
     expect(txn.request.body.length).to.equal(0);
@@ -47,15 +50,25 @@ describe('transaction/non-invite server: what Completed keeps (memory)', () => {
     expect(h.layer.stats().server).to.equal(0);
   });
 
-  it('requestSkeleton keeps every Via in order, From, To, Call-ID, CSeq and the Request-Line', () => {
+  it('requestFromResponse reads Via (every one, in order), From, To, Call-ID and CSeq back from the response', () => {
     const req = request({ method: 'PUBLISH', uri: 'sip:carol@example.com', extraHeaders: ['Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bKsecond', ...extra] });
-    const s = requestSkeleton(req);
+    const res = createResponse(req, 200, undefined, { toTag: 't9' });
+    const s = requestFromResponse('PUBLISH', 'sip:carol@example.com', res.toBuffer())!;
     expect(s.method).to.equal('PUBLISH');
     expect(s.uriText).to.equal('sip:carol@example.com');
     expect(s.vias.map((v) => v.branch)).to.deep.equal(['z9hG4bKabc123', 'z9hG4bKsecond']);
     expect(s.callId).to.equal(req.callId);
     expect(s.cseq).to.deep.equal(req.cseq);
     expect(s.from.tag).to.equal('fromtag1');
+    expect(s.to.tag).to.equal('t9');
     expect(s.getHeader('event')).to.equal(undefined);
+    expect(requestFromResponse('PUBLISH', 'sip:x@y', Buffer.from('garbage'))).to.equal(undefined);
+  });
+
+  it('detached copies a string out of the message it was cut from', () => {
+    const head = `SUBSCRIBE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK${'x'.repeat(40)}\r\n`;
+    const branch = head.slice(head.indexOf('z9'), head.lastIndexOf('\r\n'));
+    expect(detached(branch)).to.equal(branch);
+    expect(detached('ünïcode')).to.equal('ünïcode');
   });
 });

@@ -76,6 +76,19 @@ describe('util/timers', () => {
       expect(t.size).to.equal(0);
     });
 
+    it('lets go of a callback once it is cancelled or has run, though its entry waits in the heap', () => {
+      const t = new ManualTimers();
+      const big = { payload: 'a whole transaction' };
+      const a = t.schedule(10_000, () => big.payload);
+      const b = t.schedule(5, () => big.payload);
+      const callbackOf = (h: TimerHandle) => (h as unknown as { fn: () => unknown }).fn();
+      expect(callbackOf(a)).to.equal(big.payload);
+      t.cancel(a);
+      expect(callbackOf(a)).to.equal(undefined);
+      t.advance(5);
+      expect(callbackOf(b)).to.equal(undefined);
+    });
+
     it('cancelling a timer that already fired changes nothing', () => {
       const t = new ManualTimers();
       const h = t.schedule(1, () => {});
