@@ -123,6 +123,15 @@ def run_measured(cmd, timeout, **kw):
         time.sleep(0.05)
 
 
+def running(pid):
+    """Alive and not a zombie; a process that ends while it is looked at is not running."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def free_port(kind=socket.SOCK_DGRAM):
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((HOST, 0))
@@ -285,7 +294,7 @@ class Kamailio:
             # Every worker gone (they hold the sockets) before a restart binds again.
             alive = pids
             for _ in range(150):
-                alive = [p for p in pids if os.path.exists(f"/proc/{p}") and not open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"]
+                alive = [p for p in pids if running(p)]
                 if not alive:
                     break
                 time.sleep(0.1)

@@ -55,6 +55,8 @@ export interface Config {
     maxPublicationsPerPresentity: number;
     maxSubscriptionsPerWatcher: number;
     maxDocumentBytes: number;
+    /** PIDF documents of PUBLISHes parsed on a worker thread (another core), not the SIP thread. */
+    parseThread?: boolean;
   };
   registrar: { minExpires: number; maxExpires: number; defaultExpires: number; maxContactsPerAor: number };
   messaging: { maxUdpMessageSize: number; offlineMaxMessages: number; offlineMaxBytes: number; offlineTtlSeconds: number };

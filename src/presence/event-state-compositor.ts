@@ -108,6 +108,10 @@ export class EventStateCompositor {
       ctx.reply(403, 'Forbidden');
       return;
     }
+    // The document is parsed now (on the reader thread: the last wait), its verdict applied
+    // in its place, §6 step 6, so the answers keep RFC 3903's order.
+    const body = this.bodyCheck(req);
+    const parsed = body === 'acceptable' ? await this.options.documents.read(req.body) : undefined;
     // From here to the end nothing awaits: the change is applied as one step.
     // §6 step 4: SIP-If-Match names a live publication of this presentity, or 412.
     const matches = req.getHeaders('sip-if-match');
@@ -138,24 +142,20 @@ export class EventStateCompositor {
       return;
     }
     // §6 step 6: the body, when there is one, is a PIDF document about this presentity.
-    const hasBody = req.body.length > 0;
     let document: Publication['document'] | undefined;
-    if (hasBody) {
-      const encodings = req.getHeaders('content-encoding').map((e) => e.toLowerCase());
-      if (encodings.some((e) => e !== 'identity')) {
-        ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept-Encoding', 'identity'], ['Accept', PIDF_CONTENT_TYPE]] });
-        return;
-      }
-      const type = req.contentType;
-      if (!type || type.essence !== PIDF_CONTENT_TYPE) {
-        ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept', PIDF_CONTENT_TYPE]] });
-        return;
-      }
-      if (req.body.length > this.options.settings.maxDocumentBytes) {
-        ctx.reply(413, 'Request Entity Too Large');
-        return;
-      }
-      const parsed = this.options.documents.parse(req.body);
+    if (body === 'encoding') {
+      ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept-Encoding', 'identity'], ['Accept', PIDF_CONTENT_TYPE]] });
+      return;
+    }
+    if (body === 'type') {
+      ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept', PIDF_CONTENT_TYPE]] });
+      return;
+    }
+    if (body === 'size') {
+      ctx.reply(413, 'Request Entity Too Large');
+      return;
+    }
+    if (parsed) {
       if (!parsed.ok) {
         ctx.reply(400, phrase(parsed.reason));
         return;
@@ -199,6 +199,16 @@ export class EventStateCompositor {
     if (evicted) ctx.log.info({ presentity, evicted: evicted.etag }, 'publication evicted: too many for the presentity');
     // A refresh changes no state (RFC 3903 §4.3): nothing to compose or notify.
     if (document || evicted) this.recompose(presentity);
+  }
+
+  /** §6 step 6 before the parse: what a body's headers and size say of it (`none`: no body). */
+  private bodyCheck(req: RequestContext['request']): 'none' | 'encoding' | 'type' | 'size' | 'acceptable' {
+    if (req.body.length === 0) return 'none';
+    if (req.getHeaders('content-encoding').some((e) => e.toLowerCase() !== 'identity')) return 'encoding';
+    const type = req.contentType;
+    if (!type || type.essence !== PIDF_CONTENT_TYPE) return 'type';
+    if (req.body.length > this.options.settings.maxDocumentBytes) return 'size';
+    return 'acceptable';
   }
 
   /** Removes every publication of a presentity (its account is gone); how many there were. */

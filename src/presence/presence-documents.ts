@@ -1,4 +1,5 @@
 import { composePresence, neutralPresence, parsePidf, serializePidf, type PidfLimits, type PresenceDocument } from './pidf/index.js';
+import type { PidfReaderThread } from './pidf/reader-thread.js';
 import type { Publication } from './publications.js';
 
 /** RFC 3863 §6 / RFC 3856 §6.4: the presence body type. */
@@ -36,17 +37,35 @@ export class PresenceDocuments {
    */
   constructor(
     private readonly limits?: PidfLimits,
-    options: { readonly maxComposedBytes?: number; readonly publicationsOf?: (presentity: string) => readonly Publication[] } = {},
+    options: {
+      readonly maxComposedBytes?: number;
+      readonly publicationsOf?: (presentity: string) => readonly Publication[];
+      /** Where `read` parses (the SIP thread when absent). */
+      readonly readerThread?: PidfReaderThread;
+    } = {},
   ) {
     this.maxComposedBytes = options.maxComposedBytes ?? Number.POSITIVE_INFINITY;
     this.publicationsOf = options.publicationsOf;
+    this.readerThread = options.readerThread;
   }
 
   private readonly publicationsOf?: (presentity: string) => readonly Publication[];
+  private readonly readerThread?: PidfReaderThread;
 
   parse(body: Buffer): ParsedPresence {
     const r = parsePidf(body, this.limits);
     return r.ok ? { ok: true, document: r.document } : { ok: false, reason: r.reason };
+  }
+
+  /** `parse`, on the reader thread when there is one (a published document, off the SIP thread). */
+  async read(body: Buffer): Promise<ParsedPresence> {
+    if (!this.readerThread) return this.parse(body);
+    const r = await this.readerThread.parse(body);
+    return r.ok ? { ok: true, document: r.document } : { ok: false, reason: r.reason };
+  }
+
+  async close(): Promise<void> {
+    await this.readerThread?.close();
   }
 
   entityOf(document: PresenceDocument): string {

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../util/module-worker.js';
 import type { PgliteLike, PgliteResults, PgliteTransaction } from './pglite-driver.js';
 
 /** What the store's thread is asked (pglite-worker.ts). */
@@ -41,13 +42,7 @@ export class RemotePglite implements PgliteLike {
 
   /** Starts the thread and resolves once PGlite is open in it. */
   static async open(dataDir: string | undefined): Promise<RemotePglite> {
-    // In dist the worker is the JavaScript sibling; under tsx (tests, development) it is
-    // TypeScript, and a worker thread does not inherit tsx's loader: it registers it first.
-    const typescript = import.meta.url.endsWith('.ts');
-    const file = new URL(typescript ? './pglite-worker.ts' : './pglite-worker.js', import.meta.url);
-    const worker = typescript
-      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(file.href)}); });`, { eval: true, workerData: { dataDir } })
-      : new Worker(file, { workerData: { dataDir } });
+    const worker = startModuleWorker(import.meta.url, 'pglite-worker', { dataDir });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (a: WorkerAnswer): void => {
         if (a.id !== 0) return;

@@ -1,0 +1,81 @@
+import type { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { startModuleWorker } from '../../util/module-worker.js';
+import { parsePidf, type ParsePidfResult, type PidfLimits } from './parse-pidf.js';
+
+/** Documents waiting for the thread, at most; past that they are parsed in line. */
+const MAX_IN_FLIGHT = 1024;
+
+interface Waiting {
+  readonly body: Buffer;
+  readonly resolve: (r: ParsePidfResult) => void;
+}
+
+/**
+ * Parses published PIDF documents on a worker thread of their own (reader-worker.ts), so
+ * that the XML work of every PUBLISH — the largest part of its cost — runs on another core
+ * than the SIP thread. The thread starts at the first document. The answer is the same as
+ * `parsePidf` in line, which is also what happens when the thread is busy past its bound,
+ * has died, or is closed: nothing is ever lost or refused because of the thread.
+ */
+export class PidfReaderThread {
+  private worker?: Worker;
+  private dead = false;
+  private nextId = 1;
+  private readonly waiting = new Map<number, Waiting>();
+
+  constructor(
+    private readonly limits?: PidfLimits,
+    private readonly log?: Logger,
+  ) {}
+
+  parse(body: Buffer): Promise<ParsePidfResult> {
+    if (this.dead || this.waiting.size >= MAX_IN_FLIGHT) return Promise.resolve(parsePidf(body, this.limits));
+    const worker = this.worker ?? this.start();
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, { body, resolve });
+      // A copy of its own: a view would carry its whole underlying buffer (the datagram's) across.
+      worker.postMessage({ id, body: new Uint8Array(body) });
+    });
+  }
+
+  /** Documents sent to the thread and not answered yet. */
+  get inFlight(): number {
+    return this.waiting.size;
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.stop();
+    if (worker) await worker.terminate();
+  }
+
+  private start(): Worker {
+    const worker = startModuleWorker(import.meta.url, 'reader-worker', { limits: this.limits });
+    worker.on('message', (a: { id: number; result: ParsePidfResult }) => {
+      const w = this.waiting.get(a.id);
+      if (!w) return;
+      this.waiting.delete(a.id);
+      w.resolve(a.result);
+    });
+    worker.on('error', (err) => {
+      this.log?.error({ err }, 'PIDF reader thread failed; documents are parsed on the SIP thread from now on');
+      this.stop();
+    });
+    worker.on('exit', () => this.stop());
+    // The thread must not keep the process alive on its own.
+    worker.unref();
+    this.worker = worker;
+    return worker;
+  }
+
+  /** No more thread: what it still held is parsed here. */
+  private stop(): void {
+    this.dead = true;
+    this.worker = undefined;
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const w of waiting) w.resolve(parsePidf(w.body, this.limits));
+  }
+}

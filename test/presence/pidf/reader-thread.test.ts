@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import { parsePidf } from '../../../src/presence/pidf/parse-pidf.js';
+import { PidfReaderThread } from '../../../src/presence/pidf/reader-thread.js';
+
+const doc = (entity: string, note = 'at lunch') =>
+  Buffer.from(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="${entity}">` +
+      `<tuple id="t1"><status><basic>open</basic></status><dm:deviceID>urn:x:1</dm:deviceID><note xml:lang="en">${note}</note></tuple>` +
+      `<dm:person id="p1"><dm:note>ünïcode</dm:note></dm:person></presence>`,
+  );
+
+describe('presence/pidf: the reader thread', () => {
+  let reader: PidfReaderThread;
+  beforeEach(() => {
+    reader = new PidfReaderThread({ maxBytes: 4096 });
+  });
+  afterEach(async () => {
+    await reader.close();
+  });
+
+  it('gives what parsePidf gives in line, documents and refusals alike', async () => {
+    const bodies = [
+      doc('sip:alice@example.com'),
+      Buffer.from('<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><tuple id="x"><status><basic>maybe</basic></status></tuple></presence>'),
+      Buffer.from('<!DOCTYPE x [<!ENTITY a "b">]><presence/>'),
+      Buffer.from([0x3c, 0x70, 0xff, 0xfe]),
+      Buffer.from(`<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><note>${'x'.repeat(5000)}</note></presence>`),
+    ];
+    const results = await Promise.all(bodies.map((b) => reader.parse(b)));
+    expect(results.map((r) => r.ok)).to.deep.equal([true, false, false, false, false]);
+    for (let i = 0; i < bodies.length; i++) expect(results[i]).to.deep.equal(parsePidf(bodies[i]!, { maxBytes: 4096 }));
+    expect(reader.inFlight).to.equal(0);
+  });
+
+  it('answers each document with its own result when many are in flight, past its bound too', async () => {
+    const bodies = Array.from({ length: 1100 }, (_, i) => doc(`sip:u${i}@example.com`, `n${i}`));
+    const results = await Promise.all(bodies.map((b) => reader.parse(b)));
+    results.forEach((r, i) => {
+      expect(r.ok).to.equal(true);
+      if (r.ok) expect(r.document.entity).to.equal(`sip:u${i}@example.com`);
+    });
+  });
+
+  it('reads a slice of a larger buffer as just that slice', async () => {
+    const datagram = Buffer.concat([Buffer.from('PUBLISH sip:alice@example.com SIP/2.0\r\n\r\n'), doc('sip:alice@example.com'), Buffer.from('trailing junk')]);
+    const body = datagram.subarray(41, datagram.length - 'trailing junk'.length);
+    const r = await reader.parse(body);
+    expect(r.ok).to.equal(true);
+  });
+
+  it('parses in line what was waiting when the thread goes, and everything after', async () => {
+    const pending = reader.parse(doc('sip:bob@example.com'));
+    await reader.close();
+    const r = await pending;
+    expect(r.ok && r.document.entity).to.equal('sip:bob@example.com');
+    const after = await reader.parse(doc('sip:carol@example.com'));
+    expect(after.ok && after.document.entity).to.equal('sip:carol@example.com');
+    expect(reader.inFlight).to.equal(0);
+  });
+});
