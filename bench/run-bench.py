@@ -315,12 +315,11 @@ class Kamailio:
 # ---------------------------------------------------------------- SIPp steps
 
 class Bench:
-    def __init__(self, args, workdir):
-        self.a, self.workdir = args, workdir
+    def __init__(self, args, workdir, servers):
+        self.a, self.workdir, self.servers = args, workdir, servers
         self.rows = []
         self.uas = None
         self.uas_port = free_port()
-        self.registered = set()
         self.run_no = 0
 
     def sipp(self, server, scenario, transport, extra, timeout):
@@ -362,13 +361,15 @@ class Bench:
         return {"ok": ok, "failed": failed, "wall": wall, "p50": pct(0.5), "p99": pct(0.99), "rc": rc,
                 "server_cpu_pct": 100.0 * (cpu1 - cpu0) / wall, "server_peak_mb": mem.peak / 1024, "sipp_cpu_pct": 100.0 * sipp_cpu / wall}
 
-    def warm_up(self, server):
-        """A few seconds of light load, not recorded: JIT, the store's first flushes, caches."""
+    def warm_up(self, server, transport="u1"):
+        """A few seconds of light load, not recorded: JIT, the store's first flushes, caches.
+        Before a memory reading it runs over TCP: its transactions then end at once (Timers J
+        and K are zero), instead of ending 32 s later in the middle of the measurement."""
         calls = 300 if self.a.quick else 1000
         for scen in ("publish", "subscribe"):
             self.run_no += 1
             progress(f"{server.label}: warming up ({scen})")
-            self.sipp(server, f"{scen}.xml", "u1", ["-key", "run", f"{os.getpid()}w{self.run_no}", "-m", str(calls), "-r", "600", "-l", "1000"], 20)
+            self.sipp(server, f"{scen}.xml", transport, ["-key", "run", f"{os.getpid()}w{self.run_no}", "-m", str(calls), "-r", "600", "-l", "1000"], 20)
         end_progress()
         settled_pss_kb(server.pids(), 3.0)
 
@@ -382,57 +383,90 @@ class Bench:
         return path
 
     def prepare_message(self, server):
-        """MESSAGE needs its callees: a SIPp UAS that answers 200, and the user pool registered to it."""
+        """MESSAGE needs its callees: a SIPp UAS that answers 200, and the user pool registered to it
+        (again before each search)."""
         if self.uas is None:
             self.uas = subprocess.Popen(["sipp", "-sf", os.path.join(SCEN, "message_uas.xml"), "-t", "u1", "-p", str(self.uas_port), "-i", HOST,
                                          "-nostdin", "-buff_size", str(4 << 20)], cwd=self.workdir, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-        if server.label in self.registered:
-            return
+        # Before every search, not once: a step that overloaded the server can leave bindings
+        # marked unreachable (their MESSAGEs then go to offline storage), which a REGISTER clears.
         progress(f"{server.label}: registering {self.a.pool} users")
         r = self.sipp(server, "register.xml", "u1", ["-inf", self.users_csv(), "-key", "uas_ip", HOST, "-key", "uas_port", str(self.uas_port),
                                                      "-m", str(self.a.pool), "-r", "2000", "-l", "2000"], 60)
         if r["failed"] or r["ok"] < self.a.pool:
             log(f"# {server.label}: {r['ok']} of {self.a.pool} users registered")
-        self.registered.add(server.label)
 
     def rate_search(self, server, scen, transport):
-        tflag = {"udp": "u1", "tcp": "t1"}[transport]
+        """Steps up the offered rate until a step does not hold; then, with the default steps, one
+        more step halfway between the last that held and the first that did not (rounded to 100/s),
+        so that a server between two coarse steps is not read as the lower one."""
         best, steps = None, []
+        failed_at = None
         for rate in self.a.rates:
-            self.run_no += 1
-            calls = max(1, int(rate * self.a.seconds))
-            extra = ["-key", "run", f"{os.getpid()}r{self.run_no}", "-m", str(calls), "-r", str(rate), "-l", str(max(2000, rate * 2))]
-            if scen == "message":
-                extra += ["-inf", self.users_csv()]
-            progress(f"{server.label}: {scen}/{transport} at {rate}/s for {self.a.seconds:g} s")
-            r = self.sipp(server, f"{scen}.xml", tflag, extra, int(self.a.seconds * 3 + 15))
-            total = r["ok"] + r["failed"]
-            failed_pct = 100.0 * r["failed"] / total if total else 100.0
-            achieved = r["ok"] / r["wall"] if r["wall"] else 0.0
-            # Also: the offered rate was really offered (SIPp, on the same cores, can fall behind).
-            holds = (total >= calls * 0.99 and failed_pct < MAX_FAIL_PCT and r["p99"] < MAX_P99_MS
-                     and achieved >= MIN_ACHIEVED * rate)
-            row = {"server": server.label, "scenario": scen, "transport": transport, "offered": rate,
-                   "achieved": round(achieved, 1), "calls": calls, "failed": r["failed"],
-                   "failed_pct": round(failed_pct, 2), "p50_ms": r["p50"], "p99_ms": r["p99"],
-                   "server_cpu_pct": round(r["server_cpu_pct"], 1), "server_peak_mb": round(r["server_peak_mb"], 1),
-                   # CPU per call moves less with other load on the machine than rates do.
-                   "server_cpu_us_per_call": round(r["server_cpu_pct"] / 100 * 1e6 / achieved) if achieved else None,
-                   "sipp_cpu_pct": round(r["sipp_cpu_pct"], 1), "holds": holds}
+            row = self.step(server, scen, transport, rate)
             steps.append(row)
-            end_progress()
-            log(f"  {server.label:16} {scen:9} {transport:3} {rate:6d}/s -> {row['achieved']:8.0f}/s  fail {failed_pct:5.2f}%  "
-                f"p50 {r['p50']:5.0f}  p99 {r['p99']:5.0f} ms  cpu {row['server_cpu_pct']:4.0f}%  {row['server_peak_mb']:6.0f} MB  "
-                f"sipp {row['sipp_cpu_pct']:4.0f}%{'' if holds else '   <- does not hold'}")
-            time.sleep(1)  # let retransmissions and transaction timers settle between steps
-            if not holds:
+            if not row["holds"]:
+                failed_at = rate
                 break
             best = row
+        if self.a.refine and best and failed_at:
+            mid = int(round((best["offered"] + failed_at) / 2 / 100.0) * 100)
+            if best["offered"] < mid < failed_at:
+                row = self.step(server, scen, transport, mid)
+                steps.append(row)
+                if row["holds"]:
+                    best = row
         summary = dict(best or steps[0], sustained=best["offered"] if best else 0, kind="rate")
         self.rows.append({"kind": "steps", "server": server.label, "scenario": scen, "transport": transport, "steps": steps})
         return summary
+
+    def step(self, server, scen, transport, rate):
+        """One offered rate for `seconds`: does it hold (failures, p99, achieved rate)?"""
+        tflag = {"udp": "u1", "tcp": "t1"}[transport]
+        self.run_no += 1
+        calls = max(1, int(rate * self.a.seconds))
+        extra = ["-key", "run", f"{os.getpid()}r{self.run_no}", "-m", str(calls), "-r", str(rate), "-l", str(max(2000, rate * 2))]
+        if scen == "message":
+            extra += ["-inf", self.users_csv()]
+        progress(f"{server.label}: {scen}/{transport} at {rate}/s for {self.a.seconds:g} s")
+        r = self.sipp(server, f"{scen}.xml", tflag, extra, int(self.a.seconds * 3 + 15))
+        total = r["ok"] + r["failed"]
+        failed_pct = 100.0 * r["failed"] / total if total else 100.0
+        achieved = r["ok"] / r["wall"] if r["wall"] else 0.0
+        # Also: the offered rate was really offered (SIPp, on the same cores, can fall behind).
+        holds = (total >= calls * 0.99 and failed_pct < MAX_FAIL_PCT and r["p99"] < MAX_P99_MS
+                 and achieved >= MIN_ACHIEVED * rate)
+        row = {"server": server.label, "scenario": scen, "transport": transport, "offered": rate,
+               "achieved": round(achieved, 1), "calls": calls, "failed": r["failed"],
+               "failed_pct": round(failed_pct, 2), "p50_ms": r["p50"], "p99_ms": r["p99"],
+               "server_cpu_pct": round(r["server_cpu_pct"], 1), "server_peak_mb": round(r["server_peak_mb"], 1),
+               # CPU per call moves less with other load on the machine than rates do.
+               "server_cpu_us_per_call": round(r["server_cpu_pct"] / 100 * 1e6 / achieved) if achieved else None,
+               "sipp_cpu_pct": round(r["sipp_cpu_pct"], 1), "holds": holds}
+        end_progress()
+        log(f"  {server.label:16} {scen:9} {transport:3} {rate:6d}/s -> {row['achieved']:8.0f}/s  fail {failed_pct:5.2f}%  "
+            f"p50 {r['p50']:5.0f}  p99 {r['p99']:5.0f} ms  cpu {row['server_cpu_pct']:4.0f}%  {row['server_peak_mb']:6.0f} MB  "
+            f"sipp {row['sipp_cpu_pct']:4.0f}%{'' if holds else '   <- does not hold'}")
+        time.sleep(1)  # let retransmissions and transaction timers settle between steps
+        if not holds:
+            self.settle()
+        return row
+
+    def settle(self, limit_s=10.0):
+        """After a step that did not hold: wait until every server is idle again (under 5 % of a
+        core over half a second), at most `limit_s`, so that the backlog one server still works
+        through (retransmissions, timers) does not weigh on the next step, its own or the other's."""
+        deadline = time.time() + limit_s
+        progress("waiting for the servers to settle")
+        while time.time() < deadline:
+            pids = [p for s in self.servers for p in s.pids()]
+            c0 = cpu_seconds(pids)
+            time.sleep(0.5)
+            if (cpu_seconds(pids) - c0) / 0.5 < 0.05:
+                break
+        end_progress()
 
     def swarm(self, server, mode, n):
         """fan-out / held state: the watcher swarm (bench/swarm.py) against one server."""
@@ -442,7 +476,7 @@ class Bench:
                "--run", f"{os.getpid()}{mode[0]}{self.run_no}"]
         progress(f"{server.label}: {mode} with {n} watchers")
         server.collect_garbage()
-        base_kb = settled_pss_kb(pids, 4.0 if self.a.quick else 15.0)
+        base_kb = settled_pss_kb(pids, 8.0 if self.a.quick else 15.0)
         cpu0 = cpu_seconds(pids)
         t0 = time.time()
         out = {}
@@ -455,7 +489,11 @@ class Bench:
                     out["held_mb"] = round(held_kb / 1024, 1)
                     out["base_mb"] = round(base_kb / 1024, 1)
                     accepted = json.loads(line[len("SUBSCRIBED "):])["accepted"]
-                    out["bytes_per_subscription"] = round((held_kb - base_kb) * 1024 / accepted) if accepted else None
+                    # Memory given back while the subscriptions were made (garbage from before, pages the
+                    # allocator returned) can outweigh their growth with few subscriptions: then there is
+                    # no reading, rather than a negative one.
+                    grown = held_kb - base_kb
+                    out["bytes_per_subscription"] = round(grown * 1024 / accepted) if accepted and grown > 0 else None
                     progress(f"{server.label}: {mode}: {accepted} subscriptions held, all presentities change now")
                     p.stdin.write("go\n")
                     p.stdin.flush()
@@ -577,6 +615,7 @@ def main():
     ap.add_argument("--json", help="results file (default bench/results/<date>.json)")
     a = ap.parse_args()
     mode = "quick" if a.quick else "full"
+    a.refine = not a.rates  # rates given by hand are stepped through exactly
     a.rates = [int(x) for x in a.rates.split(",")] if a.rates else STEP_RATES[mode]
     a.seconds = a.seconds or (2.0 if a.quick else 3.0)
     a.watchers = a.watchers or (2000 if a.quick else 10000)
@@ -590,7 +629,7 @@ def main():
     if a.vs == "kamailio":
         servers.append(Kamailio(free_port(), workdir))
     started = time.time()
-    bench = Bench(a, workdir)
+    bench = Bench(a, workdir, servers)
     results = []
     try:
         for s in servers:
@@ -615,7 +654,7 @@ def main():
                 for s in servers:
                     s.stop()
                     s.start()
-                    bench.warm_up(s)
+                    bench.warm_up(s, "t1")
                 for s in servers:
                     results.append(bench.swarm(s, "held", a.held))
             else:
