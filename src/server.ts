@@ -236,11 +236,11 @@ export class SimplePresenceServer {
     await this.drain(this.config.sip.drainTimeoutMs);
     await this.security.stop();
     this.messaging.close();
-    this.presence.close();
+    const presenceClosed = this.presence.close();
     this.location.close();
     this.transactions.close();
     await this.transport.stop();
-    await Promise.all([closeHttp(this.http), this.https ? closeHttp(this.https) : undefined]);
+    await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined]);
     // DESIGN (State): soft state is flushed on a graceful stop; subscriptions are not
     // terminated, they go on after a restart.
     if (this.store && this.ownsStore) await this.store.close();

@@ -56,6 +56,7 @@ export class EventStateCompositor {
   private readonly queue = new KeyedQueue(MAX_QUEUED_PER_PRESENTITY);
   private readonly bounds: ExpiryBounds;
   private readonly log?: Logger;
+  private closed = false;
 
   constructor(private readonly options: EventStateCompositorOptions) {
     const s = options.settings;
@@ -112,6 +113,11 @@ export class EventStateCompositor {
     // in its place, §6 step 6, so the answers keep RFC 3903's order.
     const body = this.bodyCheck(req);
     const parsed = body === 'acceptable' ? await this.options.documents.read(req.body) : undefined;
+    // Stopped while the document was read (a drain that timed out): change nothing now.
+    if (this.closed) {
+      ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 1]] });
+      return;
+    }
     // From here to the end nothing awaits: the change is applied as one step.
     // §6 step 4: SIP-If-Match names a live publication of this presentity, or 412.
     const matches = req.getHeaders('sip-if-match');
@@ -147,6 +153,7 @@ export class EventStateCompositor {
       ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept-Encoding', 'identity'], ['Accept', PIDF_CONTENT_TYPE]] });
       return;
     }
+    if (body === 'malformed-type') throw new SipParseError('Bad Content-Type');
     if (body === 'type') {
       ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept', PIDF_CONTENT_TYPE]] });
       return;
@@ -201,11 +208,19 @@ export class EventStateCompositor {
     if (document || evicted) this.recompose(presentity);
   }
 
-  /** §6 step 6 before the parse: what a body's headers and size say of it (`none`: no body). */
-  private bodyCheck(req: RequestContext['request']): 'none' | 'encoding' | 'type' | 'size' | 'acceptable' {
+  /**
+   * §6 step 6 before the parse: what a body's headers and size say of it (`none`: no body).
+   * It answers nothing itself, so that steps 4 and 5 still come first.
+   */
+  private bodyCheck(req: RequestContext['request']): 'none' | 'encoding' | 'malformed-type' | 'type' | 'size' | 'acceptable' {
     if (req.body.length === 0) return 'none';
     if (req.getHeaders('content-encoding').some((e) => e.toLowerCase() !== 'identity')) return 'encoding';
-    const type = req.contentType;
+    let type: RequestContext['request']['contentType'];
+    try {
+      type = req.contentType;
+    } catch {
+      return 'malformed-type';
+    }
     if (!type || type.essence !== PIDF_CONTENT_TYPE) return 'type';
     if (req.body.length > this.options.settings.maxDocumentBytes) return 'size';
     return 'acceptable';
@@ -256,6 +271,7 @@ export class EventStateCompositor {
   }
 
   close(): void {
+    this.closed = true;
     this.publications.close();
   }
 }

@@ -1,5 +1,6 @@
 import { composePresence, neutralPresence, parsePidf, serializePidf, type PidfLimits, type PresenceDocument } from './pidf/index.js';
-import type { PidfReaderThread } from './pidf/reader-thread.js';
+import type { Logger } from 'pino';
+import { PidfReaderThread } from './pidf/reader-thread.js';
 import type { Publication } from './publications.js';
 
 /** RFC 3863 §6 / RFC 3856 §6.4: the presence body type. */
@@ -40,13 +41,14 @@ export class PresenceDocuments {
     options: {
       readonly maxComposedBytes?: number;
       readonly publicationsOf?: (presentity: string) => readonly Publication[];
-      /** Where `read` parses (the SIP thread when absent). */
-      readonly readerThread?: PidfReaderThread;
+      /** `read` parses on a worker thread of its own (else on the SIP thread). */
+      readonly parseThread?: boolean;
+      readonly logger?: Logger;
     } = {},
   ) {
     this.maxComposedBytes = options.maxComposedBytes ?? Number.POSITIVE_INFINITY;
     this.publicationsOf = options.publicationsOf;
-    this.readerThread = options.readerThread;
+    this.readerThread = options.parseThread ? new PidfReaderThread(limits, options.logger) : undefined;
   }
 
   private readonly publicationsOf?: (presentity: string) => readonly Publication[];

@@ -16,7 +16,6 @@ import { watcherOf } from './presentity.js';
 import type { SipRequest } from '../sip/message.js';
 import type { EventPackage, SubscriptionDecision } from './event-package.js';
 import { EventStateCompositor } from './event-state-compositor.js';
-import { PidfReaderThread } from './pidf/reader-thread.js';
 import { PIDF_CONTENT_TYPE, PresenceDocuments } from './presence-documents.js';
 import { PresencePackage } from './presence-package.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
@@ -120,7 +119,8 @@ export class PresenceService implements SipService {
         maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY),
         publicationsOf: (p) => this.compositor.publications.of(p),
         // The XML work of PUBLISH on a core of its own (presence.parseThread).
-        readerThread: s.parseThread === false ? undefined : new PidfReaderThread({ maxBytes: s.maxDocumentBytes }, options.logger),
+        parseThread: s.parseThread !== false,
+        logger: options.logger,
       },
     );
     this.subscriptions = new SubscriptionManager({
@@ -194,10 +194,11 @@ export class PresenceService implements SipService {
     };
   }
 
-  close(): void {
+  /** Stops timers at once; resolves when the reader thread has ended too. */
+  close(): Promise<void> {
     this.compositor.close();
     this.subscriptions.close();
-    void this.documents.close();
+    return this.documents.close();
   }
 
   // ---- admin API --------------------------------------------------------------------

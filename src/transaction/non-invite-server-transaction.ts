@@ -2,7 +2,7 @@ import { SipResponse, type SipRequest } from '../sip/message.js';
 import { parseMessage } from '../sip/parser.js';
 import type { Destination, Flow } from '../transport/types.js';
 import type { TimerHandle } from '../util/timers.js';
-import { detached, requestFromResponse } from './request-skeleton.js';
+import { detached, requestFromResponse } from './completed-request.js';
 import type { TransactionTimerValues } from './timer-values.js';
 import { TransactionState, type ServerMachineContext, type ServerTransaction } from './types.js';
 
@@ -54,7 +54,11 @@ export class NonInviteServerTransaction implements ServerTransaction {
    * read back from the final response (Request-Line, Via, From, To, Call-ID, CSeq; see `compact`).
    */
   get request(): SipRequest {
-    return this.req ?? requestFromResponse(this.method, this.uriText ?? '', this.last!.data)!;
+    if (this.req) return this.req;
+    const copy = this.last && requestFromResponse(this.method, this.uriText ?? '', this.last.data);
+    // Our own response bytes always parse; anything else is a bug here, not the peer's.
+    if (!copy) throw new Error(`transaction ${this.id}: request not readable from its response`);
+    return copy;
   }
 
   get lastResponse(): SipResponse | undefined {
@@ -182,7 +186,9 @@ export class NonInviteServerTransaction implements ServerTransaction {
    */
   private compact(): void {
     if (!this.last || !this.req) return;
-    this.route = this.ctx.responseRoute(this);
+    const route = this.ctx.responseRoute(this);
+    // The address may be the Via's host: a slice of the whole message head.
+    this.route = route && { ...route, address: detached(route.address) };
     this.uriText = detached(this.req.uriText);
     this.method = detached(this.method);
     this.req = undefined;

@@ -10,7 +10,7 @@ import { clientKey, isRfc3261Branch, responseClientKey, rfc2543AckKey, serverKey
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { errorText, NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { responseDestination, stampReceived } from './response-routing.js';
-import { detached } from './request-skeleton.js';
+import { detached } from './completed-request.js';
 import { TimerValues, type TimerConfig } from './timer-values.js';
 import type {
   ClientMachineContext, ClientTransaction, SendRequestOptions, ServerFailure, ServerMachineContext, ServerTransaction,
@@ -94,13 +94,7 @@ export class TransactionLayer {
       timers: this.timers,
       log: this.log,
       sendResponse: (txn, data, dest) => this.sendResponse(txn, data, dest),
-      responseRoute: (txn) => {
-        try {
-          return responseDestination(txn.request.topVia, txn.flow, (id) => this.sender.isOpen(id));
-        } catch {
-          return undefined;
-        }
-      },
+      responseRoute: (txn) => this.responseRoute(txn),
       terminated: (txn) => this.serverTerminated(txn as ServerMachine),
       failed: (txn, reason) => this.serverFailed(txn, reason),
     };
@@ -334,14 +328,17 @@ export class TransactionLayer {
   }
 
   private sendResponse(txn: ServerTransaction, data: Buffer, route?: Destination): Promise<void> {
-    if (route) return this.send(data, route);
-    let dest: Destination;
+    const dest = route ?? this.responseRoute(txn);
+    return dest ? this.send(data, dest) : Promise.reject(new Error('no route for the response: unreadable top Via'));
+  }
+
+  /** §18.2.2: where the transaction's responses go now; undefined when its top Via does not read. */
+  private responseRoute(txn: ServerTransaction): Destination | undefined {
     try {
-      dest = responseDestination(txn.request.topVia, txn.flow, (id) => this.sender.isOpen(id));
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return responseDestination(txn.request.topVia, txn.flow, (id) => this.sender.isOpen(id));
+    } catch {
+      return undefined;
     }
-    return this.send(data, dest);
   }
 
   /** The sender, with a synchronous throw turned into a rejection. */

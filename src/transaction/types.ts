@@ -38,7 +38,11 @@ export interface ServerTransaction {
   /** The matching key (§17.2.3): branch, sent-by and method, or the RFC 2543 fields. */
   readonly id: string;
   readonly kind: 'invite' | 'non-invite';
-  /** The request that created the transaction, with `received`/`rport` stamped on its top Via. */
+  /**
+   * The request that created the transaction, with `received`/`rport` stamped on its top Via.
+   * A non-INVITE transaction Completed over UDP no longer holds it: each read then builds a
+   * copy from its final response (Via, From, To with the tag it was given, Call-ID, CSeq).
+   */
   readonly request: SipRequest;
   /** The flow the request came on. */
   readonly flow: Flow;

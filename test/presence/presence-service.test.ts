@@ -51,7 +51,8 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     timers = new ManualTimers();
     tx = new FakeTransactions(() => 200);
     sink = new Sink();
-    settings = { ...loadConfig({ env: {} }).presence, ...over };
+    // In line unless a test asks for the reader thread (each thread costs a start-up).
+    settings = { ...loadConfig({ env: {} }).presence, parseThread: false, ...over };
     svc = new PresenceService({
       domains: testDomains(),
       timers,
@@ -144,6 +145,31 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     const wrong = await pub({ body: '<presence xmlns="urn:ietf:params:xml:ns:pidf"/>' });
     expect(wrong.status).to.equal(400);
     expect(wrong.reason).to.match(/entity/);
+  });
+
+  it('bodies keep RFC 3903 §6 order: an unknown entity-tag is 412, a removal 200, whatever the body', async () => {
+    expect((await pub({ body: pidf(ALICE, 'open'), contentType: 'garbage', ifMatch: 'nosuchtag' })).status).to.equal(412);
+    const etag = (await pub({ body: pidf(ALICE, 'open') })).getHeader('sip-etag')!;
+    const removal = await pub({ body: pidf(ALICE, 'open'), contentType: 'garbage', ifMatch: etag, expires: 0 });
+    expect(removal.status).to.equal(200);
+    expect(svc.publications(ALICE)).to.have.length(0);
+    // On its own the same body is the 400 it always was.
+    const alone = await pub({ body: pidf(ALICE, 'open'), contentType: 'garbage' });
+    expect([alone.status, alone.reason]).to.deep.equal([400, 'Bad Content-Type']);
+  });
+
+  it('on the reader thread: the same answers, and a publication that expires while its document is read is 412', async () => {
+    await svc.close();
+    setup({ parseThread: true });
+    const first = await pub({ body: pidf(ALICE, 'open'), expires: 600 });
+    expect(first.status).to.equal(200);
+    const bad = await pub({ body: '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"><tuple id="t"></presence>' });
+    expect(bad.status).to.equal(400);
+    expect(bad.reason).to.not.equal('Bad Request');
+    const modify = pub({ body: pidf(ALICE, 'closed'), ifMatch: first.getHeader('sip-etag')! });
+    timers.advance(601_000);
+    expect((await modify).status).to.equal(412);
+    expect(svc.publications(ALICE)).to.have.length(0);
   });
 
   it('answers 403 when the authorizer refuses the publisher', async () => {

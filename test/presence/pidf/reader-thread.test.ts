@@ -34,7 +34,10 @@ describe('presence/pidf: the reader thread', () => {
 
   it('answers each document with its own result when many are in flight, past its bound too', async () => {
     const bodies = Array.from({ length: 1100 }, (_, i) => doc(`sip:u${i}@example.com`, `n${i}`));
-    const results = await Promise.all(bodies.map((b) => reader.parse(b)));
+    const pending = bodies.map((b) => reader.parse(b));
+    // 1024 went to the thread; the rest were parsed in line at once.
+    expect(reader.inFlight).to.equal(1024);
+    const results = await Promise.all(pending);
     results.forEach((r, i) => {
       expect(r.ok).to.equal(true);
       if (r.ok) expect(r.document.entity).to.equal(`sip:u${i}@example.com`);
@@ -48,7 +51,32 @@ describe('presence/pidf: the reader thread', () => {
     expect(r.ok).to.equal(true);
   });
 
-  it('parses in line what was waiting when the thread goes, and everything after', async () => {
+  it('parses in line what was waiting when the thread dies under it, and everything after', async () => {
+    await reader.parse(doc('sip:warm@example.com'));
+    const pending = reader.parse(doc('sip:bob@example.com'));
+    // The thread ends without being asked (a crash): its exit hands the waiting ones back.
+    await (reader as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    const r = await pending;
+    expect(r.ok && r.document.entity).to.equal('sip:bob@example.com');
+    expect((await reader.parse(doc('sip:carol@example.com'))).ok).to.equal(true);
+    expect(reader.inFlight).to.equal(0);
+  });
+
+  it('gives up a thread that stays silent and parses in line instead', async () => {
+    const quick = new PidfReaderThread({ maxBytes: 4096 }, undefined, 100);
+    try {
+      await quick.parse(doc('sip:warm@example.com'));
+      // From now on nothing reaches the thread, so nothing comes back.
+      (quick as unknown as { worker: { postMessage(m: unknown): void } }).worker.postMessage = () => {};
+      const r = await quick.parse(doc('sip:dave@example.com'));
+      expect(r.ok && r.document.entity).to.equal('sip:dave@example.com');
+      expect(quick.inFlight).to.equal(0);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('parses in line what was waiting when the thread is closed, and everything after', async () => {
     const pending = reader.parse(doc('sip:bob@example.com'));
     await reader.close();
     const r = await pending;
