@@ -184,7 +184,8 @@ export class EventStateCompositor {
     // same device publishing afresh (baresip sends two initial PUBLISHes at start and removes
     // only the last): it replaces that one, else the older copy would show the device
     // online after it said goodbye, until it expired.
-    const replaced = existing ?? (document ? this.sameDevice(presentity, origin, document) : undefined);
+    const tupleIds = document ? document.tuples.map((t) => t.id) : existing!.tupleIds;
+    const replaced = existing ?? (document ? this.sameDevice(presentity, origin, tupleIds) : undefined);
 
     // §6 step 7/8: a new entity-tag for every successful refresh or modify (RFC 3903 §4.3).
     const nowMs = this.options.wallClock.nowMs();
@@ -194,7 +195,9 @@ export class EventStateCompositor {
       presentity,
       contentType: PIDF_CONTENT_TYPE,
       body: document ? ownedBytes(req.body) : existing!.body,
-      document: document ?? existing!.document,
+      // Kept only while someone watches; composed from the body otherwise (see Publication).
+      document: document ? (this.watched(presentity) ? document : undefined) : existing!.document,
+      tupleIds,
       publishedAtMs: document ? nowMs : existing!.publishedAtMs,
       expiresAtMs: nowMs + grant.seconds * 1000,
       origin,
@@ -235,18 +238,20 @@ export class EventStateCompositor {
   }
 
   /** The live publication of `presentity` from the same flow with the same tuple ids, if any. */
-  private sameDevice(presentity: string, origin: string, document: Publication['document']): Publication | undefined {
-    if (document.tuples.length === 0) return undefined;
-    const ids = new Set(document.tuples.map((t) => t.id));
-    return this.publications
-      .of(presentity)
-      .find((p) => p.origin === origin && p.document.tuples.length === ids.size && p.document.tuples.every((t) => ids.has(t.id)));
+  private sameDevice(presentity: string, origin: string, tupleIds: readonly string[]): Publication | undefined {
+    if (tupleIds.length === 0) return undefined;
+    const ids = new Set(tupleIds);
+    return this.publications.of(presentity).find((p) => p.origin === origin && p.tupleIds.length === ids.size && p.tupleIds.every((t) => ids.has(t)));
+  }
+
+  private watched(presentity: string): boolean {
+    return this.options.watched?.(presentity) ?? true;
   }
 
   /** Builds the composed document again; watchers hear of it when its bytes changed. */
   private recompose(presentity: string): void {
     const pubs = this.publications.of(presentity);
-    if (this.options.watched && !this.options.watched(presentity)) this.options.documents.invalidate(presentity, pubs);
+    if (!this.watched(presentity)) this.options.documents.invalidate(presentity, pubs);
     else if (this.options.documents.recompose(presentity, pubs)) this.options.onStateChanged(presentity);
   }
 
@@ -262,7 +267,8 @@ export class EventStateCompositor {
         if (!parsed?.ok) sink.publicationRemoved(r.etag);
         continue;
       }
-      this.publications.restore({ ...r, document: parsed.document });
+      // The document itself is read again when the presentity is first composed.
+      this.publications.restore({ ...r, tupleIds: parsed.document.tuples.map((t) => t.id) });
       touched.add(r.presentity);
       restored++;
     }

@@ -114,7 +114,22 @@ export class PresenceDocuments {
   }
 
   private compose(presentity: string, publications: readonly Publication[]): Buffer {
-    return serializePidf(composePresence(presentity, publications.map((p) => ({ document: p.document, publishedAt: p.publishedAtMs }))));
+    const composable = [];
+    for (const p of publications) {
+      const document = this.documentOf(p);
+      if (document) composable.push({ document, publishedAt: p.publishedAtMs });
+    }
+    return serializePidf(composePresence(presentity, composable));
+  }
+
+  /** The publication's document, read from its body the first time it is needed, then kept. */
+  private documentOf(p: Publication): PresenceDocument | undefined {
+    if (!p.document) {
+      // It parsed when it was published; if it somehow does not now, it is left out.
+      const r = parsePidf(p.body, this.limits);
+      if (r.ok) p.document = r.document;
+    }
+    return p.document;
   }
 
   /** The full view: the composed document, or the neutral one. */

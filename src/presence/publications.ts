@@ -4,9 +4,16 @@ import type { PresenceDocument } from './presence-documents.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import type { PublicationRecord } from './publication.js';
 
-/** A live publication: its record and the parsed document. */
+/** A live publication: its record, its tuple ids and, while it is needed, the parsed document. */
 export interface Publication extends PublicationRecord {
-  readonly document: PresenceDocument;
+  /**
+   * The parsed document, kept while someone watches the presentity; otherwise it is read
+   * again from `body` when first composed (PresenceDocuments.documentOf), so that thousands
+   * of unwatched publications are a buffer each, not trees the garbage collector walks.
+   */
+  document?: PresenceDocument;
+  /** The ids of its tuples (RFC 3863 §4.1.2): an initial PUBLISH of the same device replaces it. */
+  readonly tupleIds: readonly string[];
   /**
    * The flow (transport, source address and port, connection) its last PUBLISH came on,
    * which names the device; in memory only (a stored publication has none).

@@ -172,6 +172,20 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     expect(svc.publications(ALICE)).to.have.length(0);
   });
 
+  it('keeps no parsed document while nobody watches; the first watcher gets the state read from the bodies', async () => {
+    await pub({ body: pidf(ALICE, 'open', { tuple: 'a' }) });
+    await pub({ body: pidf(ALICE, 'closed', { tuple: 'b' }) });
+    const held = () => svc.compositor.publications.of(ALICE).map((p) => p.document !== undefined);
+    expect(held()).to.deep.equal([false, false]);
+    expect((await sub()).status).to.equal(200);
+    expect(basics(notifies().at(-1)!.body)).to.deep.equal(['closed', 'open']);
+    // Read once for that watcher, then kept, and kept for what is published while watched.
+    expect(held()).to.deep.equal([true, true]);
+    await pub({ body: pidf(ALICE, 'open', { tuple: 'c' }) });
+    expect(held()).to.deep.equal([true, true, true]);
+    expect(basics(notifies().at(-1)!.body)).to.deep.equal(['open', 'closed', 'open']);
+  });
+
   it('answers 403 when the authorizer refuses the publisher', async () => {
     setup({}, { authorizePublish: async () => false, decideSubscription: () => 'allow' });
     expect((await pub({ body: pidf(ALICE, 'open') })).status).to.equal(403);

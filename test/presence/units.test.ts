@@ -110,7 +110,7 @@ describe('presence: small parts', () => {
       );
       const parsed = docs.parse(body);
       if (!parsed.ok) throw new Error(parsed.reason);
-      return { etag: tuple, presentity: ALICE, contentType: 'application/pidf+xml', body, document: parsed.document, publishedAtMs, expiresAtMs: publishedAtMs + 60_000 };
+      return { etag: tuple, presentity: ALICE, contentType: 'application/pidf+xml', body, document: parsed.document, tupleIds: [tuple], publishedAtMs, expiresAtMs: publishedAtMs + 60_000 };
     }
     const tuples = (bytes: Buffer) => [...bytes.toString().matchAll(/<tuple id="(\w+)"/g)].map((m) => m[1]);
 
