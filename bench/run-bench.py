@@ -404,6 +404,9 @@ class Bench:
         so that a server between two coarse steps is not read as the lower one."""
         best, steps = None, []
         failed_at = None
+        # Each search starts on quiet servers: a store still writing behind the previous
+        # scenario's state, or the other server's backlog, must not weigh on its first step.
+        self.settle()
         for rate in self.a.rates:
             row = self.step(server, scen, transport, rate)
             steps.append(row)
@@ -455,9 +458,10 @@ class Bench:
         return row
 
     def settle(self, limit_s=10.0):
-        """After a step that did not hold: wait until every server is idle again (under 5 % of a
-        core over half a second), at most `limit_s`, so that the backlog one server still works
-        through (retransmissions, timers) does not weigh on the next step, its own or the other's."""
+        """Before a search and after a step that did not hold: wait until every server is idle
+        (under 5 % of a core over half a second), at most `limit_s`, so that the backlog one
+        server still works through (retransmissions, timers, its store) does not weigh on the
+        next step, its own or the other's."""
         deadline = time.time() + limit_s
         progress("waiting for the servers to settle")
         while time.time() < deadline:

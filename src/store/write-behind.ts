@@ -345,18 +345,21 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
 
   private async writeBatch(tx: Queryable, batch: readonly PendingOp[]): Promise<void> {
     for (const [kind, shape] of this.shapes) {
-      const upserts: (readonly (string | null)[])[] = [];
+      const upserts: PendingOp[] = [];
       const deletes: (readonly string[])[] = [];
       for (const op of batch) {
         if (op.kind !== kind) continue;
         if (op.record === undefined) deletes.push(op.parts);
-        else {
-          const row = this.rowOf(op);
-          if (row) upserts.push(row);
-        }
+        else upserts.push(op);
       }
       for (let i = 0; i < upserts.length; i += this.rowsPerStatement) {
-        const chunk = upserts.slice(i, i + this.rowsPerStatement);
+        // Converted a statement at a time: the SIP thread never converts a whole flush at once.
+        const chunk: (readonly (string | null)[])[] = [];
+        for (const op of upserts.slice(i, i + this.rowsPerStatement)) {
+          const row = this.rowOf(op);
+          if (row) chunk.push(row);
+        }
+        if (chunk.length === 0) continue;
         // One text[] parameter a column, whatever the number of rows.
         await tx.query(this.upsertSql(kind, shape), shape.columns.map((_, c) => chunk.map((row) => row[c]!)));
       }
