@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { ConnectionTable, StreamConnection } from './connection-table.js';
 import { SourceConnections, type TransportLimits } from './limits.js';
 import { StreamFramer } from './stream-framer.js';
-import type { Flow } from './types.js';
+import { connectionFlow, type Flow } from './types.js';
 
 export interface StreamTransportEvents {
   /** A whole SIP message cut from the stream. */
@@ -62,14 +62,7 @@ class SocketConnection implements StreamConnection {
   }
 
   get flow(): Flow {
-    return {
-      protocol: this.protocol,
-      remoteAddress: this.remoteAddress,
-      remotePort: this.remotePort,
-      localAddress: this.localAddress,
-      localPort: this.localPort,
-      connectionId: this.id,
-    };
+    return connectionFlow(this);
   }
 
   attach(events: StreamTransportEvents, log: Logger): void {

@@ -13,6 +13,18 @@ export interface Flow {
   readonly connectionId?: number;
 }
 
+/** The flow of a connection (stream or WebSocket): its addresses and its table id. */
+export function connectionFlow(c: Omit<Flow, 'connectionId'> & { readonly id: number }): Flow {
+  return {
+    protocol: c.protocol,
+    remoteAddress: c.remoteAddress,
+    remotePort: c.remotePort,
+    localAddress: c.localAddress,
+    localPort: c.localPort,
+    connectionId: c.id,
+  };
+}
+
 /** Where to send: a connection when one is known and open, else an address to reach. */
 export interface Destination {
   readonly protocol: TransportProtocol;

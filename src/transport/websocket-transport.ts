@@ -7,7 +7,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ConnectionTable, StreamConnection } from './connection-table.js';
 import { SourceConnections, type TransportLimits } from './limits.js';
 import { normalizeAddress } from './stream-transport.js';
-import type { Flow } from './types.js';
+import { connectionFlow, type Flow } from './types.js';
 
 /** RFC 7118 §4.1: the WebSocket subprotocol a SIP client must ask for. */
 export const SIP_SUBPROTOCOL = 'sip';
@@ -53,14 +53,7 @@ class WebSocketConnection implements StreamConnection {
   ) {}
 
   get flow(): Flow {
-    return {
-      protocol: this.protocol,
-      remoteAddress: this.remoteAddress,
-      remotePort: this.remotePort,
-      localAddress: this.localAddress,
-      localPort: this.localPort,
-      connectionId: this.id,
-    };
+    return connectionFlow(this);
   }
 
   write(data: Buffer): void {

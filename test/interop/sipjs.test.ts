@@ -30,6 +30,20 @@ function pidf(entity: string, basic: 'open' | 'closed', note: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}"><tuple id="sipjs"><status><basic>${basic}</basic></status><note>${note}</note></tuple></presence>`;
 }
 
+/** A sip.js presence Subscriber that accepts every NOTIFY and keeps the note each one carried. */
+function noteWatcher(ua: SipJsUserAgent, target: URI, options?: { expires: number }): { subscriber: Subscriber; notes: Array<string | undefined> } {
+  const notes: Array<string | undefined> = [];
+  const subscriber = new Subscriber(ua, target, 'presence', options);
+  subscriber.delegate = {
+    onNotify: (notification: Notification) => {
+      notification.accept();
+      const doc = notification.request.body ? parsePidf(notification.request.body) : undefined;
+      notes.push(doc?.ok ? summarizePresence(doc.document).note : undefined);
+    },
+  };
+  return { subscriber, notes };
+}
+
 describe('interop: sip.js over WebSocket', function () {
   this.timeout(10_000);
   let srv: TestServer;
@@ -173,15 +187,7 @@ describe('interop: sip.js over WebSocket', function () {
   it('across transports: our UDP PUA publishes and a sip.js watcher over WebSocket is notified', async () => {
     const presentity = name('udppub');
     const watchUa = await sipjsUa(name('jswatch'));
-    const notes: Array<string | undefined> = [];
-    const subscriber = new Subscriber(watchUa, uri(presentity), 'presence');
-    subscriber.delegate = {
-      onNotify: (notification: Notification) => {
-        notification.accept();
-        const doc = notification.request.body ? parsePidf(notification.request.body) : undefined;
-        notes.push(doc?.ok ? summarizePresence(doc.document).note : undefined);
-      },
-    };
+    const { subscriber, notes } = noteWatcher(watchUa, uri(presentity));
     await subscriber.subscribe();
     await until(() => notes.length >= 1, 'first NOTIFY');
     const pua = new PresenceUserAgent(await ourUa(presentity));
@@ -267,15 +273,7 @@ describe('interop: sip.js over WebSocket with authentication on', function () {
   it('Publisher and Subscriber answer the challenges: publish, modify, unpublish, each state notified', async () => {
     const pia = await sipjsUa('jspia', PASSWORD);
     const quinn = await sipjsUa('jsquinn', PASSWORD);
-    const notes: Array<string | undefined> = [];
-    const subscriber = new Subscriber(quinn, SipJsUserAgent.makeURI('sip:jspia@example.com')!, 'presence', { expires: 600 });
-    subscriber.delegate = {
-      onNotify: (notification: Notification) => {
-        notification.accept();
-        const doc = notification.request.body ? parsePidf(notification.request.body) : undefined;
-        notes.push(doc?.ok ? summarizePresence(doc.document).note : undefined);
-      },
-    };
+    const { subscriber, notes } = noteWatcher(quinn, SipJsUserAgent.makeURI('sip:jspia@example.com')!, { expires: 600 });
     await subscriber.subscribe();
     await until(() => subscriber.state === SubscriptionState.Subscribed && notes.length >= 1, 'subscribed after the challenge');
     expect(srv.server.presence.subscriptions.subscriptionsTo('presence', 'sip:jspia@example.com')).to.have.length(1);
