@@ -58,9 +58,11 @@ export class PresenceRuleStore {
     const cached = this.cache.get(presentity);
     if (cached) return cached;
     if (this.complete) return [];
+    const since = this.cache.writes;
     const res = await this.db.query<RuleRow>(`SELECT ${COLUMNS} FROM presence_rules WHERE presentity = $1 LIMIT $2`, [presentity, MAX_RULES_LISTED]);
     const rules = res.rows.map(fromRow);
-    this.remember(presentity, rules);
+    // A rule written while this read was on its way is newer than what it found.
+    if (this.cache.writes === since) this.remember(presentity, rules);
     return rules;
   }
 
@@ -75,6 +77,8 @@ export class PresenceRuleStore {
     const cached = this.cache.get(presentity);
     if (cached) this.remember(presentity, update(cached));
     else if (this.complete) this.remember(presentity, update([]));
+    // Not cached: nothing to change, but a read already on its way must not cache what it finds.
+    else this.cache.delete(presentity);
   }
 
   async listFor(presentity: string): Promise<PresenceRule[]> {

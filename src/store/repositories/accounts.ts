@@ -5,6 +5,8 @@ import { BoundedCache } from '../../util/bounded-cache.js';
 
 /** Accounts kept in memory (looked up on every authenticated request). */
 const CACHED_ACCOUNTS = 100_000;
+/** Unknown names remembered at most (each saves a query for a name tried again). */
+const CACHED_MISSING = 10_000;
 
 export interface NewAccount {
   readonly domain: string;
@@ -51,11 +53,16 @@ const COLUMNS = 'domain, username, display_name, ha1_md5, ha1_sha256, created_at
  */
 export class AccountRepository {
   /**
-   * Read-through cache, null for "no such account". Every write of this process goes
-   * through here, so it stays true; it lets known users authenticate while the database
-   * is unreachable. (Several servers on one database would need invalidation.)
+   * Read-through cache of accounts. Every write of this process goes through here, so it
+   * stays true; it lets known users authenticate while the database is unreachable.
+   * (Several servers on one database would need invalidation.)
    */
-  private readonly cache = new BoundedCache<string, AccountRecord | null>(CACHED_ACCOUNTS);
+  private readonly cache = new BoundedCache<string, AccountRecord>(CACHED_ACCOUNTS);
+  /**
+   * Names known not to be accounts, in a cache of their own: names come from the network,
+   * and a burst of unknown ones must not push real accounts out of `cache`.
+   */
+  private readonly missing = new BoundedCache<string, true>(CACHED_MISSING);
 
   constructor(private readonly db: Database) {}
 
@@ -67,7 +74,9 @@ export class AccountRepository {
         [account.domain, account.username, account.displayName ?? null, hex(account.ha1Md5), hex(account.ha1Sha256)],
       );
       const created = fromRow(res.rows[0]!);
-      this.cache.set(cacheKey(created.domain, created.username), created);
+      const key = cacheKey(created.domain, created.username);
+      this.missing.delete(key);
+      this.cache.set(key, created);
       return created;
     } catch (err) {
       if (isUniqueViolation(err)) throw new AccountExistsError(`account ${account.username}@${account.domain} exists`);
@@ -78,11 +87,14 @@ export class AccountRepository {
   async get(domain: string, username: string): Promise<AccountRecord | undefined> {
     const key = cacheKey(domain, username);
     const cached = this.cache.get(key);
-    if (cached !== undefined) return cached ?? undefined;
+    if (cached !== undefined || this.missing.has(key)) return cached;
+    // Every write touches both caches, so one count tells whether a write overtook this read.
+    const since = this.cache.writes;
     const res = await this.db.query<AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE domain = $1 AND username = $2`, [domain, username]);
     const row = res.rows[0];
     const account = row ? fromRow(row) : undefined;
-    this.cache.set(key, account ?? null);
+    if (account) this.cache.fill(key, account, since);
+    else if (this.cache.writes === since) this.missing.set(key, true);
     return account;
   }
 
@@ -109,7 +121,9 @@ export class AccountRepository {
   /** True when it existed. */
   async delete(domain: string, username: string): Promise<boolean> {
     const res = await this.db.query('DELETE FROM accounts WHERE domain = $1 AND username = $2', [domain, username]);
-    this.cache.set(cacheKey(domain, username), null);
+    const key = cacheKey(domain, username);
+    this.cache.delete(key);
+    this.missing.set(key, true);
     return res.rowCount > 0;
   }
 
@@ -123,6 +137,7 @@ export class AccountRepository {
     ]);
     const key = cacheKey(domain, username);
     const cached = this.cache.get(key);
+    this.missing.delete(key);
     if (res.rowCount > 0 && cached) this.cache.set(key, { ...cached, ha1Md5: hex(hashes.ha1Md5)!, ha1Sha256: hex(hashes.ha1Sha256)! });
     else this.cache.delete(key);
     return res.rowCount > 0;
