@@ -48,6 +48,8 @@ export const AUTHENTICATED_METHODS: readonly string[] = ['REGISTER', 'PUBLISH', 
  */
 export class DigestAuthenticator implements RequestAuthenticator {
   private readonly methods: Set<string>;
+  /** auth.md5OnlyUserAgents, lower-cased once; empty when MD5 is not offered at all. */
+  private readonly md5OnlyAgents: readonly string[];
 
   private get algorithms(): readonly DigestAlgorithm[] {
     return this.options.algorithms ?? DIGEST_ALGORITHMS;
@@ -55,6 +57,7 @@ export class DigestAuthenticator implements RequestAuthenticator {
 
   constructor(private readonly options: DigestAuthenticatorOptions) {
     this.methods = new Set(options.methods ?? AUTHENTICATED_METHODS);
+    this.md5OnlyAgents = this.algorithms.includes('MD5') ? (options.md5OnlyUserAgents ?? []).map((p) => p.toLowerCase()) : [];
   }
 
   async authenticate(req: SipRequest, flow: Flow, log: Logger): Promise<AuthDecision> {
@@ -125,7 +128,7 @@ export class DigestAuthenticator implements RequestAuthenticator {
    */
   private challenge(req: SipRequest, stale: boolean): AuthDecision {
     const ua = req.getHeader('user-agent')?.toLowerCase();
-    const md5Only = ua !== undefined && this.algorithms.includes('MD5') && (this.options.md5OnlyUserAgents ?? []).some((p) => ua.includes(p.toLowerCase()));
+    const md5Only = ua !== undefined && this.md5OnlyAgents.some((p) => ua.includes(p));
     const order: readonly DigestAlgorithm[] = md5Only ? ['MD5'] : this.algorithms;
     const headers: Array<[string, string]> = order.map((algorithm) => [
       'WWW-Authenticate',

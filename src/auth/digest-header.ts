@@ -1,4 +1,4 @@
-import { closingQuote, unquote } from '../sip/header-values.js';
+import { closingQuote, TOKEN_CHAR_RE, unquote } from '../sip/header-values.js';
 import type { DigestAlgorithm } from './ha1.js';
 
 /** The parameters of a Digest Authorization header (RFC 3261 §25.1 digest-response, RFC 8760). */
@@ -20,8 +20,6 @@ export interface DigestCredentials {
 /** A header value longer than this is not read at all. */
 const MAX_HEADER_LENGTH = 4096;
 const MAX_PARAMS = 20;
-/** RFC 3261 §25.1 token characters (auth-param-name). */
-const TOKEN_CHAR = /[A-Za-z0-9\-.!%*_+`'~]/;
 
 /**
  * The auth-params of a `Digest` challenge or credentials (RFC 3261 §25.1, RFC 2617 §3.2.1,
@@ -40,7 +38,7 @@ export function parseDigestParams(value: string): Map<string, string> | undefine
     while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === ',')) i++;
     if (i >= s.length) break;
     const nameStart = i;
-    while (i < s.length && TOKEN_CHAR.test(s[i]!)) i++;
+    while (i < s.length && TOKEN_CHAR_RE.test(s[i]!)) i++;
     const name = s.slice(nameStart, i).toLowerCase();
     if (!name) return undefined;
     i = skipBlanks(s, i);

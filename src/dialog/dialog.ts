@@ -2,7 +2,7 @@ import { isSipUri } from '../sip/uri.js';
 import { SipParseError } from '../sip/errors.js';
 import { quote } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
-import type { Flow, TransportProtocol } from '../transport/types.js';
+import { isSecureProtocol, type Flow, type TransportProtocol } from '../transport/types.js';
 
 /**
  * The flow a dialog's requests came on: enough to send back down the same connection
@@ -112,7 +112,7 @@ export function createUasDialog(req: SipRequest, flow: Flow, localTag: string, l
     remoteSeq: req.cseq.seq,
     routeSet: req.recordRoutes.map((r) => r.raw),
     remoteTarget,
-    secure: flow.protocol === 'tls' || flow.protocol === 'wss' ? req.uri.scheme === 'sips' : false,
+    secure: isSecureProtocol(flow.protocol) ? req.uri.scheme === 'sips' : false,
     localContact,
     flow: copyFlow(flow),
   };

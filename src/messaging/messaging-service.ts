@@ -12,7 +12,7 @@ import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-direc
 import { timersWallClock } from '../registrar/wall-clock.js';
 import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
 import type { RequestSender } from '../transaction/request-sender.js';
-import type { Destination } from '../transport/types.js';
+import { isSecureProtocol, type Destination } from '../transport/types.js';
 import { isComposingIndication, MESSAGE_ACCEPT } from './content-types.js';
 import { Forker, isKnownUndelivered, isUnanswered, type BranchResult } from './fork.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
@@ -337,8 +337,7 @@ export class MessagingService implements SipService {
 
 /** Does a request to this binding leave over TLS (or secure WebSocket)? */
 function isSecureBinding(b: Binding): boolean {
-  const protocol = targetOf(b)?.destination.protocol;
-  return protocol === 'tls' || protocol === 'wss';
+  return isSecureProtocol(targetOf(b)?.destination.protocol);
 }
 
 /** Is `dest` one of our own listening sockets (a host of ours, a port and transport we listen on)? */

@@ -29,7 +29,9 @@ export interface CSeq {
   readonly method: string;
 }
 
-export const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+/** RFC 3261 §25.1 token characters. */
+export const TOKEN_CHAR_RE = /[A-Za-z0-9\-.!%*_+`'~]/;
+export const TOKEN_RE = new RegExp(`^${TOKEN_CHAR_RE.source}+$`);
 export const MAGIC_COOKIE = 'z9hG4bK';
 
 

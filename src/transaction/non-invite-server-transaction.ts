@@ -120,6 +120,12 @@ export class NonInviteServerTransaction implements ServerTransaction {
         this.current = TransactionState.Completed;
         this.ctx.timers.cancel(this.guard);
         this.guard = undefined;
+        // Over UDP the response is resent from Completed: its route is worked out once, here,
+        // and kept (the address may be the Via's host, a slice of the whole message head).
+        if (this.values.J > 0) {
+          const route = this.ctx.responseRoute(this);
+          this.route = route && { ...route, address: detached(route.address) };
+        }
         this.transmit(res);
         // §17.2.2: "When the server transaction enters the "Completed" state, it MUST set
         // Timer J to fire in 64*T1 seconds for unreliable transports, and zero seconds for
@@ -186,9 +192,6 @@ export class NonInviteServerTransaction implements ServerTransaction {
    */
   private compact(): void {
     if (!this.last || !this.req) return;
-    const route = this.ctx.responseRoute(this);
-    // The address may be the Via's host: a slice of the whole message head.
-    this.route = route && { ...route, address: detached(route.address) };
     this.uriText = detached(this.req.uriText);
     this.method = detached(this.method);
     this.req = undefined;

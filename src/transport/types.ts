@@ -13,6 +13,11 @@ export interface Flow {
   readonly connectionId?: number;
 }
 
+/** Transports that carry SIPS (RFC 3261 §26.2.2: TLS, and WebSocket over TLS, RFC 7118). */
+export function isSecureProtocol(p: TransportProtocol | undefined): boolean {
+  return p === 'tls' || p === 'wss';
+}
+
 /** The flow of a connection (stream or WebSocket): its addresses and its table id. */
 export function connectionFlow(c: Omit<Flow, 'connectionId'> & { readonly id: number }): Flow {
   return {
