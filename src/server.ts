@@ -337,7 +337,9 @@ export class SimplePresenceServer {
   }
 
   private framingError(reason: 'too-large' | 'bad-content-length', head: Buffer | undefined, flow: Flow): void {
-    if (!head) return;
+    // Answered from the same per-source budget as requests, before anything is parsed: a
+    // (spoofable) UDP source must not get an answer per oversized datagram.
+    if (!head || !this.security.admitFrom(flow)) return;
     const parsed = parseMessage(Buffer.concat([head, Buffer.from('\r\n\r\n')]));
     const req = parsed.ok ? (parsed.message instanceof SipRequest ? parsed.message : undefined) : parsed.request;
     if (!req) return;

@@ -167,6 +167,14 @@ export class ServerSecurity {
    * 413, 414) for a parsed message, before the transaction layer sees it. Responses pass:
    * they answer our own requests. An ACK is never answered (RFC 3261 §17), only dropped.
    */
+  /**
+   * Spends one of the source's tokens for something to be answered outside `screen` (a
+   * framing error: 513, 400): true while the source is within its rate.
+   */
+  admitFrom(flow: Flow): boolean {
+    return this.limiter.take(flow.remoteAddress) === 0;
+  }
+
   screen(message: SipMessage, flow: Flow): Screening {
     if (!(message instanceof SipRequest)) return { pass: true };
     const waitMs = this.limiter.take(flow.remoteAddress);

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,6 +77,36 @@ describe('security e2e: hostile input (real sockets)', function () {
       // so wait for one token instead).
       await new Promise((r) => setTimeout(r, 600));
       await alive(srv);
+    });
+
+    it('answers oversized UDP datagrams (513) only within the source\'s rate, like requests', async () => {
+      const small = await startTestServer({ limits: { maxMessageSize: 2000, rate: { requestsPerSecond: 1, burst: 3 } } });
+      const sock = dgram.createSocket('udp4');
+      try {
+        await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+        const port = sock.address().port;
+        const statuses: number[] = [];
+        const lastAnswered = new Promise<void>((resolve) => {
+          sock.on('message', (data) => {
+            const parsed = parseMessage(data);
+            if (!parsed.ok || !(parsed.message instanceof SipResponse)) return;
+            statuses.push(parsed.message.status);
+            if (parsed.message.callId === 'last@flood') resolve();
+          });
+        });
+        const head = (callId: string, length: number) =>
+          `OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${randomToken()};rport\r\nMax-Forwards: 70\r\n` +
+          `From: <sip:flood@example.com>;tag=${randomToken()}\r\nTo: <sip:example.com>\r\nCall-ID: ${callId}\r\nCSeq: 1 OPTIONS\r\nContent-Length: ${length}\r\n\r\n`;
+        for (let i = 0; i < 10; i++) sock.send(head(`big${i}@flood`, 3000) + 'x'.repeat(3000), small.port, '127.0.0.1');
+        // Datagrams on loopback arrive in order: once this one is answered, all ten were handled.
+        sock.send(head('last@flood', 0), small.port, '127.0.0.1');
+        await lastAnswered;
+        expect(statuses.filter((st) => st === 513)).to.have.length(3);
+        expect(statuses.at(-1)).to.equal(503);
+      } finally {
+        sock.close();
+        await small.stop();
+      }
     });
 
     it('refuses too many headers, too many Vias, a long Request-URI and a large body for its type', async function () {
