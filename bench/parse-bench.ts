@@ -7,6 +7,7 @@
  */
 import { Parser } from 'sip.js/lib/core/messages/parser.js';
 import { parseMessage } from '../src/sip/parser.js';
+import { composePresence, parsePidf, serializePidf } from '../src/presence/pidf/index.js';
 
 const PIDF = `<?xml version="1.0" encoding="UTF-8"?>
 <presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:alice@example.com">
@@ -99,3 +100,36 @@ console.log('parser                 messages/s (mix of REGISTER, PUBLISH+PIDF, S
 console.log(`simple-presence   ${fmt(ours)}`);
 console.log(`sip.js 0.21       ${fmt(theirs)}`);
 console.log(`ratio             ${(ours / theirs).toFixed(1).padStart(12)} x`);
+
+// PIDF documents: parsing, composing several devices into one document, and refusing
+// hostile bodies. Speed is measured here, not asserted in tests (the tests check that a bomb
+// never reaches the XML tokenizer; this says how long the refusal takes).
+const LAPTOP = `<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:alice@example.com">
+  <tuple id="laptop1"><status><basic>open</basic></status><note xml:lang="en">In a meeting</note></tuple>
+  <dm:person id="p2"><rpid:activities><rpid:meeting/></rpid:activities></dm:person>
+  <dm:device id="d2"><dm:deviceID>urn:uuid:5b2a0e0c-1f1e-4d8a-9d7b-000000000002</dm:deviceID></dm:device>
+</presence>`;
+const docs = [PIDF, LAPTOP, PIDF.replace('t8d3f2a', 'tphone').replace('p1', 'p3')].map((d) => {
+  const r = parsePidf(d);
+  if (!r.ok) throw new Error(r.reason);
+  return r.document;
+});
+const publications = docs.map((document, i) => ({ document, publishedAt: i + 1 }));
+const lols = ['<!ENTITY lol "lol">'];
+for (let i = 1; i <= 9; i++) lols.push(`<!ENTITY lol${i} "${`&lol${i === 1 ? '' : i - 1};`.repeat(10)}">`);
+// [body, the byte limit it is read under]: the nesting bomb is read under a raised limit so
+// that the depth check, not the size check, refuses it.
+const hostile: Record<string, [string | Buffer, number | undefined]> = {
+  'billion laughs': [`<?xml version="1.0"?><!DOCTYPE presence [${lols.join('')}]><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="pres:a@example.com"><note>&lol9;</note></presence>`, undefined],
+  '100,000 levels of nesting': [`<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="pres:a@example.com">${'<x xmlns="urn:x">'.repeat(100_000)}${'</x>'.repeat(100_000)}</presence>`, 10_000_000],
+  '1 MiB of spaces': [Buffer.alloc(1024 * 1024, 0x20), undefined],
+};
+const perSecond = (f: () => unknown): number => measure('pidf', [0], () => (f(), true), minMs / 3);
+console.log('\nPIDF                                 per second     µs each');
+const row = (label: string, rate: number): void => console.log(`${label.padEnd(32)}${fmt(rate)}${(1e6 / rate).toFixed(1).padStart(12)}`);
+row('parse (phone document)', perSecond(() => parsePidf(PIDF)));
+row('compose 3 devices + serialize', perSecond(() => serializePidf(composePresence('sip:alice@example.com', publications))));
+for (const [label, [body, maxBytes]] of Object.entries(hostile)) {
+  row(`refuse ${label}`, perSecond(() => parsePidf(body, maxBytes === undefined ? undefined : { maxBytes })));
+}

