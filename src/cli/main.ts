@@ -9,6 +9,7 @@ import { DB_USAGE, dbCommand } from './db-commands.js';
 import { ADMIN_USAGE, adminCommand } from './admin-commands.js';
 import { STATUS_USAGE, statusCommand } from './status-command.js';
 import { CLIENT_USAGE, clientCommand, isClientCommand } from './client-commands.js';
+import { notifySystemd } from './systemd-notify.js';
 
 const USAGE = `simple-presence: a SIMPLE presence and instant-messaging server
 
@@ -51,6 +52,7 @@ async function serve(args: string[]): Promise<number> {
     }
     stopping = true;
     log.info({ signal }, 'stopping');
+    notifySystemd('stopping', `stopping on ${signal}`).catch((err: unknown) => log.warn({ err }, 'could not tell systemd'));
     // A stop that hangs (a database that never answers the final flush) still ends.
     const bound = config.sip.drainTimeoutMs + STOP_GRACE_MS;
     setTimeout(() => {
@@ -74,6 +76,9 @@ async function serve(args: string[]): Promise<number> {
     await server.stop().catch(() => {});
     return 1;
   }
+  // Type=notify units: ready once every listener is up and the saved state is back.
+  const status = `listening on ${server.listeners.map((l) => `${l.protocol}:${l.port}`).join(' ')}`;
+  notifySystemd('ready', status).catch((err: unknown) => log.warn({ err }, 'could not tell systemd that the server is ready'));
   return new Promise<number>(() => {}); // runs until a signal
 }
 

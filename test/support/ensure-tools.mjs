@@ -11,6 +11,8 @@ export const TOOLS = [
   { command: 'chromium', pkg: 'chromium', usedBy: 'test/web (the web client in headless Chromium)' },
   { command: 'sipp', pkg: 'sip-tester', usedBy: 'test/interop (SIPp scenarios)' },
   { command: 'openssl', pkg: 'openssl', usedBy: 'the TLS and WSS tests (throwaway certificates)' },
+  { command: 'python3', pkg: 'python3', usedBy: 'test/cli (a stand-in for systemd\'s notify socket)' },
+  { command: 'systemd-notify', pkg: 'systemd', usedBy: 'test/cli (readiness for Type=notify units)' },
 ];
 
 function onPath(command) {
