@@ -8,6 +8,7 @@ import type { PresenceService } from '../presence/presence-service.js';
 import { PresenceRuleStore } from '../presence/rules/rule-store.js';
 import type { RuleAction } from '../presence/rules/rule-types.js';
 import type { UserDirectory } from '../registrar/user-directory.js';
+import type { LocationStore } from '../registrar/location-store.js';
 import type { SipMessage } from '../sip/message.js';
 import { SipRequest } from '../sip/message.js';
 import type { Store } from '../store/open-store.js';
@@ -49,10 +50,7 @@ export interface SecurityStartOptions {
 }
 
 /** The part of the location service a deleted account needs. */
-export interface AccountBindings {
-  bindings(aor: string): readonly { readonly key: string }[];
-  update(aor: string, put: readonly never[], remove: readonly string[]): void;
-}
+export type AccountBindings = Pick<LocationStore, 'decide'>;
 
 /** What `screen` decided about a message before any layer holds state for it. */
 export type Screening = { readonly pass: true } | { readonly pass: false; readonly status?: number; readonly reason?: string; readonly headers?: Array<[string, string | number]> };
@@ -194,13 +192,11 @@ export class ServerSecurity {
  * end with reason=rejected, those to its presentity with reason=noresource (RFC 6665
  * §4.2.2: neither is to be retried), its publications and its registrations are removed.
  */
-function endAccount(aor: string, presence: PresenceService, location: AccountBindings | undefined): number {
+async function endAccount(aor: string, presence: PresenceService, location: AccountBindings | undefined): Promise<number> {
   // Its subscriptions end and its publications go, so no watcher sees a deleted user's state.
   let ended = presence.accountDeleted(aor);
   if (location) {
-    const keys = location.bindings(aor).map((b) => b.key);
-    location.update(aor, [], keys);
-    ended += keys.length;
+    ended += await location.decide(aor, (current) => ({ result: current.length, remove: current.map((b) => b.key) }));
   }
   return ended;
 }

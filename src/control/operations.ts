@@ -78,6 +78,8 @@ export interface RuleEffects {
    * its presentity, its registrations. How many of them ended.
    */
   accountDeleted?(aor: string): Promise<number> | number;
+  /** An account was added or its password changed (a cluster tells the other servers' caches). */
+  accountChanged?(aor: string): void;
 }
 
 export interface StoreAdminOptions {
@@ -128,6 +130,7 @@ export class StoreAdminOperations implements AdminOperations {
         ...(input.displayName ? { displayName: input.displayName } : {}),
         ...computeHa1s(username, this.options.realm, input.password),
       });
+      this.options.effects?.accountChanged?.(this.aor(username));
       this.options.logger?.info({ user: username }, 'account added');
       return userInfo(rec);
     } catch (err) {
@@ -141,6 +144,7 @@ export class StoreAdminOperations implements AdminOperations {
     checkPassword(password);
     const ok = await this.options.accounts.setPasswordHashes(this.domain, user, computeHa1s(user, this.options.realm, password));
     if (!ok) throw new AdminError('not-found', `no user ${user}`);
+    this.options.effects?.accountChanged?.(this.aor(user));
     this.options.logger?.info({ user }, 'password changed');
   }
 

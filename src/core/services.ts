@@ -58,3 +58,18 @@ export interface SipService {
   readonly supported?: readonly string[];
   handle(ctx: RequestContext): void | Promise<void>;
 }
+
+/**
+ * A service cannot answer now but can soon (a cluster's shared store is out of reach):
+ * the core answers 503 with Retry-After (RFC 3261 §21.5.4) rather than let the client wait.
+ */
+export class ServiceUnavailableError extends Error {
+  override name = 'ServiceUnavailableError';
+  constructor(
+    /** The reason phrase. */
+    readonly reason: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(reason);
+  }
+}

@@ -3,7 +3,7 @@ import { SipParseError } from '../sip/errors.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { createResponse } from '../sip/response.js';
 import type { Flow } from '../transport/types.js';
-import type { RequestAuthenticator, RequestContext, SipService } from './services.js';
+import { ServiceUnavailableError, type RequestAuthenticator, type RequestContext, type SipService } from './services.js';
 
 /** Methods of RFC 3261 and its extensions: known but not served gives 405, unknown gives 501. */
 const KNOWN_METHODS = new Set([
@@ -120,6 +120,9 @@ export class SipCore {
       if (err instanceof SipParseError) {
         log.debug({ reason: err.reason, peer: `${txn.flow.remoteAddress}:${txn.flow.remotePort}` }, 'malformed request');
         ctx.reply(err.status, err.reason);
+      } else if (err instanceof ServiceUnavailableError) {
+        log.warn({ reason: err.reason, method: req.method }, 'service unavailable for now');
+        ctx.reply(503, err.reason, { headers: [['Retry-After', err.retryAfterSeconds]] });
       } else {
         log.error({ err, method: req.method }, 'request handling failed');
         ctx.reply(500, 'Server Internal Error');

@@ -2,10 +2,11 @@ import type { Logger } from 'pino';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import type { Binding } from '../registrar/binding.js';
 import { targetOf } from '../registrar/binding-route.js';
-import type { LocationService } from '../registrar/location-service.js';
+import type { LocationStore } from '../registrar/location-store.js';
 import type { RequestSender } from '../transaction/request-sender.js';
 import type { Destination } from '../transport/types.js';
 import type { Timers } from '../util/timers.js';
+import type { BindingRelay } from './binding-relay.js';
 
 /**
  * How one branch ended: a response, or a failure of the transport or of the transaction,
@@ -69,12 +70,14 @@ export function isKnownUndelivered(r: BranchResult): boolean {
 export class Forker {
   constructor(
     private readonly transactions: RequestSender,
-    private readonly location: LocationService,
+    private readonly location: LocationStore,
     private readonly limits: ForkLimits,
     private readonly timers: Timers,
     private readonly log?: Logger,
     /** True for an address we listen on ourselves: a contact there would loop. */
     private readonly isOwnAddress: (dest: Destination) => boolean = () => false,
+    /** Bindings whose flow another node holds go through it (a cluster). */
+    private readonly relay?: BindingRelay,
   ) {}
 
   /**
@@ -91,8 +94,10 @@ export class Forker {
     let succeeded = false;
     return Promise.all(
       bindings.map(async (binding) => {
-        const r = await this.branch(base, binding, onLateSuccess);
-        if (isFlowFailure(r)) this.location.markUnreachable(binding);
+        const remote = this.relay?.isRemote(binding) === true;
+        const r = remote ? await this.relayed(base, binding) : await this.branch(base, binding, onLateSuccess);
+        // The node that holds the flow marked it itself.
+        if (isFlowFailure(r) && !remote) this.location.markUnreachable(binding);
         if (r.status >= 200 && r.status < 300 && !succeeded) {
           succeeded = true;
           onSuccess?.(r);
@@ -100,6 +105,13 @@ export class Forker {
         return r;
       }),
     );
+  }
+
+  /** A branch through the node that holds the binding's flow. */
+  private async relayed(base: SipRequest, binding: Binding): Promise<BranchResult> {
+    const r = await this.relay!.send(base, binding, this.limits.answerWithinMs ?? 64 * 500);
+    this.log?.debug({ contact: binding.contact, node: binding.node?.name, status: r.status, outcome: r.outcome }, 'relayed branch answered');
+    return { binding, ...r };
   }
 
   private async branch(base: SipRequest, binding: Binding, onLateSuccess?: (r: BranchResult) => void): Promise<BranchResult> {

@@ -7,7 +7,7 @@ import { addressOfRecord, isSipUri } from '../sip/uri.js';
 import { canonicalAor } from '../registrar/aor.js';
 import type { Binding } from '../registrar/binding.js';
 import { targetOf } from '../registrar/binding-route.js';
-import type { LocationService } from '../registrar/location-service.js';
+import type { LocationStore } from '../registrar/location-store.js';
 import { OPEN_USER_DIRECTORY, type UserDirectory } from '../registrar/user-directory.js';
 import { timersWallClock } from '../registrar/wall-clock.js';
 import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
@@ -20,6 +20,7 @@ import { InMemoryOfflineMessageStore } from './memory-offline-store.js';
 import { OfflineDelivery } from './offline-delivery.js';
 import type { OfflineMessageStore, OfflineUsage, StoredMessage } from './offline-message-store.js';
 import { chooseBest } from './response-choice.js';
+import type { BindingRelay } from './binding-relay.js';
 
 export interface MessagingSettings {
   readonly maxUdpMessageSize: number;
@@ -29,7 +30,7 @@ export interface MessagingSettings {
 }
 
 export interface MessagingServiceOptions {
-  readonly location: LocationService;
+  readonly location: LocationStore;
   readonly domains: LocalDomains;
   readonly transactions: RequestSender;
   readonly timers: Timers;
@@ -46,6 +47,8 @@ export interface MessagingServiceOptions {
   /** Durable store of offline messages; in memory by default. */
   readonly store?: OfflineMessageStore;
   readonly users?: UserDirectory;
+  /** Bindings whose flow another node holds are reached through it (a cluster). */
+  readonly relay?: BindingRelay;
   readonly wallClock?: WallClock;
   readonly logger?: Logger;
 }
@@ -80,7 +83,7 @@ export class MessagingService implements SipService {
   readonly methods = ['MESSAGE'] as const;
   readonly accept = MESSAGE_ACCEPT;
   private offlineStore: OfflineMessageStore;
-  private readonly location: LocationService;
+  private readonly location: LocationStore;
   private readonly domains: LocalDomains;
   private readonly timers: Timers;
   private readonly settings: MessagingSettings;
@@ -114,6 +117,7 @@ export class MessagingService implements SipService {
       options.timers,
       options.logger,
       (dest) => isOwnAddress(dest, options.domains, options.listeners),
+      options.relay,
     );
     this.delivery = new OfflineDelivery(this.store, this.location, this.forker, this.wallClock, options.logger);
     this.schedulePurge();
@@ -136,6 +140,15 @@ export class MessagingService implements SipService {
   /** Hook for the registrar: the user registered, so stored messages may go now. */
   registered(aor: string): void {
     this.delivery.trigger(aor);
+  }
+
+  /**
+   * A branch another node relayed here, since we hold the binding's flow (a cluster):
+   * sent as one branch of our own, resolving with how it ended.
+   */
+  async deliverHere(request: SipRequest, binding: Binding): Promise<BranchResult> {
+    const [result] = await this.forker.fork(request, [binding]);
+    return result!;
   }
 
   /** Admin: how many messages are stored for a user, and their size. */
@@ -200,7 +213,7 @@ export class MessagingService implements SipService {
       return;
     }
     const composing = isComposingIndication(req.contentType, req.body);
-    let bindings = this.location.lookup(aor);
+    let bindings = await this.location.lookup(aor);
     if (ruri.scheme === 'sips') {
       // RFC 5630 §5.3: a SIPS Request-URI asks for TLS on every hop, so only contacts we
       // reach over TLS qualify; storing it for a later plain-text delivery would downgrade it.
@@ -317,7 +330,7 @@ export class MessagingService implements SipService {
     ctx.reply(202, 'Accepted');
     ctx.log.debug({ aor, id: message.id, bytes: message.body.length }, 'stored for offline delivery');
     // The user may have registered while we stored; its delivery run could have missed this one.
-    if (this.location.lookup(aor).length > 0) this.delivery.trigger(aor);
+    if ((await this.location.lookup(aor)).length > 0) this.delivery.trigger(aor);
     return message.id;
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { SipRequest } from '../sip/message.js';
-import type { LocationService } from '../registrar/location-service.js';
+import type { LocationStore } from '../registrar/location-store.js';
 import type { WallClock } from '../util/timers.js';
 import { isFlowFailure, type Forker } from './fork.js';
 import type { OfflineMessageStore, StoredMessage } from './offline-message-store.js';
@@ -17,7 +17,7 @@ export class OfflineDelivery {
 
   constructor(
     private store: OfflineMessageStore,
-    private readonly location: LocationService,
+    private readonly location: LocationStore,
     private readonly forker: Forker,
     private readonly wallClock: WallClock,
     private readonly log?: Logger,
@@ -66,7 +66,7 @@ export class OfflineDelivery {
     const messages = await this.store.listFor(aor, this.wallClock.nowMs());
     for (const m of messages) {
       if (this.closed) return;
-      const bindings = this.location.lookup(aor);
+      const bindings = await this.location.lookup(aor);
       if (bindings.length === 0) return;
       // A contact that answers 2xx after it was given up as silent has it after all.
       const results = await this.forker.fork(deliveryRequest(m), bindings, undefined, () => void this.withdraw(aor, m.id));

@@ -8,11 +8,12 @@ import type { Timers, WallClock } from '../util/timers.js';
 import type { PresenceAuthorizer } from './authorizer.js';
 import { DEFAULT_PRESENCE_EXPIRES, grantExpires, type ExpiryBounds } from './expires.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
-import { PIDF_CONTENT_TYPE, type PresenceDocuments } from './presence-documents.js';
+import { PIDF_CONTENT_TYPE, type ParsedPresence, type PresenceDocuments } from './presence-documents.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import { entityPresentity, presentityOf } from './presentity.js';
 import type { PublicationRecord } from './publication.js';
 import { Publications, type Publication } from './publications.js';
+import type { PublicationDecision, PublicationStore, PublicationStoreFactory, PublicationStoreOptions, PublicationView } from './publication-store.js';
 import { ownedBytes } from './owned-bytes.js';
 
 export interface PublishSettings {
@@ -23,6 +24,8 @@ export interface PublishSettings {
 }
 
 export interface EventStateCompositorOptions {
+  /** Where publications live: in memory here by default, or a cluster's store (DESIGN: "Past one machine"). */
+  readonly store?: PublicationStoreFactory;
   readonly domains: LocalDomains;
   readonly timers: Timers;
   readonly wallClock: WallClock;
@@ -52,7 +55,7 @@ const MAX_QUEUED_PER_PRESENTITY = 64;
  * in arrival order, so watchers never see a mix of two states.
  */
 export class EventStateCompositor {
-  readonly publications: Publications;
+  readonly publications: PublicationStore;
   private readonly queue = new KeyedQueue(MAX_QUEUED_PER_PRESENTITY);
   private readonly bounds: ExpiryBounds;
   private readonly log?: Logger;
@@ -62,7 +65,7 @@ export class EventStateCompositor {
     const s = options.settings;
     this.bounds = { min: s.publishMinExpires, max: s.publishMaxExpires, fallback: DEFAULT_PRESENCE_EXPIRES };
     this.log = options.logger;
-    this.publications = new Publications({
+    const storeOptions: PublicationStoreOptions = {
       timers: options.timers,
       wallClock: options.wallClock,
       maxPerPresentity: s.maxPublicationsPerPresentity,
@@ -71,7 +74,11 @@ export class EventStateCompositor {
         this.log?.debug({ presentity: p.presentity, etag: p.etag }, 'publication expired');
         this.recompose(p.presentity);
       },
-    });
+      // Another node's change: composed here once, for every watcher here.
+      onChanged: (presentity) => this.recompose(presentity),
+      watched: (presentity) => this.watched(presentity),
+    };
+    this.publications = options.store ? options.store(storeOptions) : new Publications(storeOptions);
   }
 
   async handlePublish(ctx: RequestContext): Promise<void> {
@@ -118,7 +125,32 @@ export class EventStateCompositor {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 1]] });
       return;
     }
-    // From here to the end nothing awaits: the change is applied as one step.
+    // From here the change is decided on the presentity's publications and applied as one
+    // step (PublicationStore.decide); the answer goes out once it is applied.
+    const applying = this.publications.decide(presentity, (view) => this.decideOne(ctx, presentity, view, body, parsed));
+    const { result: outcome, evicted } = applying instanceof Promise ? await applying : applying;
+    ctx.reply(outcome.status, outcome.reason, outcome.headers ? { headers: outcome.headers } : undefined);
+    outcome.logged?.(ctx.log);
+    for (const e of evicted) ctx.log.info({ presentity, evicted: e.etag }, 'publication evicted: too many for the presentity');
+    // A refresh changes no state (RFC 3903 §4.3): nothing to compose or notify.
+    if (outcome.changed || evicted.length > 0) this.recompose(presentity);
+  }
+
+  /**
+   * §6 steps 4 to 8 on the presentity's publications as `view` has them: the answer, and
+   * the change to make. Answers nothing itself (a cluster store may decide again).
+   */
+  private decideOne(
+    ctx: RequestContext,
+    presentity: string,
+    view: PublicationView,
+    body: ReturnType<EventStateCompositor['bodyCheck']>,
+    parsed: ParsedPresence | undefined,
+  ): PublicationDecision<PublishOutcome> {
+    const req = ctx.request;
+    const answer = (status: number, reason: string, headers?: Array<[string, string | number]>): PublicationDecision<PublishOutcome> => ({
+      result: { status, reason, ...(headers ? { headers } : {}), changed: false },
+    });
     // §6 step 4: SIP-If-Match names a live publication of this presentity, or 412.
     const matches = req.getHeaders('sip-if-match');
     if (matches.length > 1) throw new SipParseError('Bad SIP-If-Match: one entity-tag expected');
@@ -126,57 +158,37 @@ export class EventStateCompositor {
     if (ifMatch === '') throw new SipParseError('Bad SIP-If-Match');
     let existing: Publication | undefined;
     if (ifMatch !== undefined) {
-      existing = this.publications.get(ifMatch, presentity);
-      if (!existing) {
-        ctx.reply(412, 'Conditional Request Failed');
-        return;
-      }
+      existing = view.get(ifMatch);
+      if (!existing) return { ...answer(412, 'Conditional Request Failed'), needsCurrentState: true };
     }
     // §6 step 5: Expires, shortened to our maximum, 423 below our minimum.
     const grant = grantExpires(req.expires, this.bounds);
-    if (!grant.ok) {
-      ctx.reply(423, 'Interval Too Brief', { headers: [['Min-Expires', grant.minExpires]] });
-      return;
-    }
+    if (!grant.ok) return answer(423, 'Interval Too Brief', [['Min-Expires', grant.minExpires]]);
     if (grant.seconds === 0) {
       // RFC 3903 §4.5 table 1: removal names the publication; an initial one must last.
       if (!existing) throw new SipParseError('Expires 0 without SIP-If-Match');
-      this.publications.remove(existing.etag);
-      ctx.reply(200, 'OK', { headers: [['Expires', 0]] });
-      ctx.log.debug({ presentity, etag: existing.etag }, 'publication removed');
-      this.recompose(presentity);
-      return;
+      const etag = existing.etag;
+      return {
+        result: { status: 200, reason: 'OK', headers: [['Expires', 0]], changed: true, logged: (log) => log.debug({ presentity, etag }, 'publication removed') },
+        remove: [etag],
+      };
     }
     // §6 step 6: the body, when there is one, is a PIDF document about this presentity.
     let document: Publication['document'] | undefined;
-    if (body === 'encoding') {
-      ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept-Encoding', 'identity'], ['Accept', PIDF_CONTENT_TYPE]] });
-      return;
-    }
+    if (body === 'encoding') return answer(415, 'Unsupported Media Type', [['Accept-Encoding', 'identity'], ['Accept', PIDF_CONTENT_TYPE]]);
     if (body === 'malformed-type') throw new SipParseError('Bad Content-Type');
-    if (body === 'type') {
-      ctx.reply(415, 'Unsupported Media Type', { headers: [['Accept', PIDF_CONTENT_TYPE]] });
-      return;
-    }
-    if (body === 'size') {
-      ctx.reply(413, 'Request Entity Too Large');
-      return;
-    }
+    if (body === 'type') return answer(415, 'Unsupported Media Type', [['Accept', PIDF_CONTENT_TYPE]]);
+    if (body === 'size') return answer(413, 'Request Entity Too Large');
     if (parsed) {
-      if (!parsed.ok) {
-        ctx.reply(400, phrase(parsed.reason));
-        return;
-      }
+      if (!parsed.ok) return answer(400, phrase(parsed.reason));
       // RFC 3863 §4.1.1 / RFC 3903 §6: the document is about the presentity published for.
       if (entityPresentity(this.options.documents.entityOf(parsed.document), this.options.domains) !== presentity) {
-        ctx.reply(400, 'PIDF entity does not match the presentity');
-        return;
+        return answer(400, 'PIDF entity does not match the presentity');
       }
       document = parsed.document;
     } else if (!existing) {
       // RFC 3903 §4.5 table 1: an initial publication carries the state.
-      ctx.reply(400, 'Missing PIDF body');
-      return;
+      return answer(400, 'Missing PIDF body');
     }
 
     const origin = originOf(ctx.flow);
@@ -185,7 +197,7 @@ export class EventStateCompositor {
     // only the last): it replaces that one, else the older copy would show the device
     // online after it said goodbye, until it expired.
     const tupleIds = document ? document.tuples.map((t) => t.id) : existing!.tupleIds;
-    const replaced = existing ?? (document ? this.sameDevice(presentity, origin, tupleIds) : undefined);
+    const replaced = existing ?? (document ? sameDevice(view, origin, tupleIds) : undefined);
 
     // §6 step 7/8: a new entity-tag for every successful refresh or modify (RFC 3903 §4.3).
     const nowMs = this.options.wallClock.nowMs();
@@ -202,13 +214,21 @@ export class EventStateCompositor {
       expiresAtMs: nowMs + grant.seconds * 1000,
       origin,
     };
-    const evicted = this.publications.put(pub, replaced?.etag);
-    if (replaced && !existing) ctx.log.debug({ presentity, etag, replaces: replaced.etag }, 'initial publication of the same device replaces its older one');
-    ctx.reply(200, 'OK', { headers: [['SIP-ETag', etag], ['Expires', grant.seconds]] });
-    ctx.log.debug({ presentity, etag, expires: grant.seconds, op: existing ? (document ? 'modify' : 'refresh') : 'initial' }, 'published');
-    if (evicted) ctx.log.info({ presentity, evicted: evicted.etag }, 'publication evicted: too many for the presentity');
-    // A refresh changes no state (RFC 3903 §4.3): nothing to compose or notify.
-    if (document || evicted) this.recompose(presentity);
+    const op = existing ? (document ? 'modify' : 'refresh') : 'initial';
+    return {
+      result: {
+        status: 200,
+        reason: 'OK',
+        headers: [['SIP-ETag', etag], ['Expires', grant.seconds]],
+        changed: document !== undefined,
+        logged: (log) => {
+          if (replaced && !existing) log.debug({ presentity, etag, replaces: replaced.etag }, 'initial publication of the same device replaces its older one');
+          log.debug({ presentity, etag, expires: grant.seconds, op }, 'published');
+        },
+      },
+      put: pub,
+      ...(replaced ? { replaces: replaced.etag } : {}),
+    };
   }
 
   /**
@@ -230,18 +250,18 @@ export class EventStateCompositor {
   }
 
   /** Removes every publication of a presentity (its account is gone); how many there were. */
-  removeAll(presentity: string): number {
-    const pubs = this.publications.of(presentity);
-    for (const p of pubs) this.publications.remove(p.etag);
-    if (pubs.length > 0) this.recompose(presentity);
-    return pubs.length;
+  async removeAll(presentity: string): Promise<number> {
+    const { result: removed } = await this.publications.decide(presentity, (view) => {
+      const etags = view.all.map((p) => p.etag);
+      return { result: etags.length, remove: etags, needsCurrentState: etags.length === 0 };
+    });
+    if (removed > 0) this.recompose(presentity);
+    return removed;
   }
 
-  /** The live publication of `presentity` from the same flow with the same tuple ids, if any. */
-  private sameDevice(presentity: string, origin: string, tupleIds: readonly string[]): Publication | undefined {
-    if (tupleIds.length === 0) return undefined;
-    const ids = new Set(tupleIds);
-    return this.publications.of(presentity).find((p) => p.origin === origin && p.tupleIds.length === ids.size && p.tupleIds.every((t) => ids.has(t)));
+  /** The presentity's state is about to be shown to a watcher here (a cluster store fetches and follows it). */
+  follow(presentity: string): Promise<void> | undefined {
+    return this.publications.follow?.(presentity);
   }
 
   private watched(presentity: string): boolean {
@@ -280,6 +300,24 @@ export class EventStateCompositor {
     this.closed = true;
     this.publications.close();
   }
+}
+
+/** What a PUBLISH decided, answered once the change is applied. */
+interface PublishOutcome {
+  readonly status: number;
+  readonly reason: string;
+  readonly headers?: Array<[string, string | number]>;
+  /** The presentity's state changed: compose again. */
+  readonly changed: boolean;
+  /** Logs what was done, on the request's logger. */
+  readonly logged?: (log: Logger) => void;
+}
+
+/** The live publication in `view` from the same flow with the same tuple ids, if any. */
+function sameDevice(view: PublicationView, origin: string, tupleIds: readonly string[]): Publication | undefined {
+  if (tupleIds.length === 0) return undefined;
+  const ids = new Set(tupleIds);
+  return view.all.find((p) => p.origin === origin && p.tupleIds.length === ids.size && p.tupleIds.every((t) => ids.has(t)));
 }
 
 /** The flow a request came on, as a key: one device's socket or connection. */

@@ -15,6 +15,8 @@ import { sameTransformations } from './rules/rule-types.js';
 import { watcherOf } from './presentity.js';
 import type { SipRequest } from '../sip/message.js';
 import type { EventPackage, SubscriptionDecision } from './event-package.js';
+import type { PublicationStoreFactory } from './publication-store.js';
+import type { RemoteWatchers } from './winfo/remote-watchers.js';
 import { EventStateCompositor } from './event-state-compositor.js';
 import { PIDF_CONTENT_TYPE, PresenceDocuments } from './presence-documents.js';
 import { PresencePackage } from './presence-package.js';
@@ -45,6 +47,10 @@ export interface PresenceServiceOptions {
    * for headers); `presence.maxDocumentBytes` bounds it too.
    */
   readonly maxNotifyBodyBytes?: number;
+  /** Where publications live (a cluster's shared store); in memory by default. */
+  readonly publicationStore?: PublicationStoreFactory;
+  /** Watchers held by other nodes, for watcher information (a cluster); none by default. */
+  readonly remoteWatchers?: RemoteWatchers;
   /** More event packages (message-summary, dialog...). */
   readonly packages?: readonly EventPackage[];
   readonly wallClock?: WallClock;
@@ -134,16 +140,20 @@ export class PresenceService implements SipService {
       logger: options.logger,
     });
     const authorizer = this.authorizer;
+    // A new watcher's first NOTIFY shows the presentity's current state: a cluster's store
+    // fetches it (and follows it from then on) while the rules decide.
+    const subscribeAuthorizer = options.publicationStore ? followingAuthorizer(authorizer, (p) => this.compositor.follow(p)) : authorizer;
     // RFC 5025 transformations when the rules give them.
     this.presence =
       authorizer instanceof RulesPresenceAuthorizer
-        ? new TransformingPresencePackage(this.documents, authorizer, (w, p) => authorizer.transformationsFor(w, p))
-        : new PresencePackage(this.documents, authorizer);
-    this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name);
+        ? new TransformingPresencePackage(this.documents, subscribeAuthorizer, (w, p) => authorizer.transformationsFor(w, p))
+        : new PresencePackage(this.documents, subscribeAuthorizer);
+    this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name, undefined, options.remoteWatchers);
     this.subscriptions.register(this.presence);
     this.subscriptions.register(this.watcherInfo);
     for (const p of options.packages ?? []) this.subscriptions.register(p);
     this.compositor = new EventStateCompositor({
+      ...(options.publicationStore ? { store: options.publicationStore } : {}),
       domains: options.domains,
       timers: options.timers,
       wallClock,
@@ -265,7 +275,7 @@ export class PresenceService implements SipService {
     let ended = 0;
     for (const s of this.subscriptions.list({ resource: aor })) if (this.subscriptions.terminate(s, 'noresource')) ended++;
     for (const s of this.subscriptions.list({ watcher: aor })) if (this.subscriptions.terminate(s, 'rejected')) ended++;
-    this.compositor.removeAll(aor);
+    this.compositor.removeAll(aor).catch((err: unknown) => this.log?.error({ err, aor }, 'publications of a deleted account not removed'));
     return ended;
   }
 
@@ -338,6 +348,18 @@ export class PresenceService implements SipService {
       this.log?.error({ err, presentity, watcher, decision }, 'authorization decision not recorded');
     }
   }
+}
+
+/**
+ * The authorizer a presence subscription is decided by, waiting also for `follow` (the
+ * presentity's state fetched): both at once, the decision returned.
+ */
+function followingAuthorizer(inner: PresenceAuthorizer, follow: (presentity: string) => Promise<void> | undefined): PresenceAuthorizer {
+  return {
+    authorizePublish: (ctx, presentity) => inner.authorizePublish(ctx, presentity),
+    decideSubscription: async (watcher, presentity) => (await Promise.all([inner.decideSubscription(watcher, presentity), follow(presentity)]))[0],
+    ...(inner.recordDecision ? { recordDecision: (w: string, p: string, d: SubscriptionDecision) => inner.recordDecision!(w, p, d) } : {}),
+  };
 }
 
 /** The flow's local address, or the domain when the socket is bound to a wildcard. */

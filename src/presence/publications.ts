@@ -3,6 +3,7 @@ import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
 import type { PresenceDocument } from './presence-documents.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import type { PublicationRecord } from './publication.js';
+import { evictionFor, type AppliedDecision, type PublicationDecision, type PublicationStore, type PublicationStoreOptions, type PublicationView } from './publication-store.js';
 
 /** A live publication: its record, its tuple ids and, while it is needed, the parsed document. */
 export interface Publication extends PublicationRecord {
@@ -21,20 +22,14 @@ export interface Publication extends PublicationRecord {
   readonly origin?: string;
 }
 
-export interface PublicationsOptions {
-  readonly timers: Timers;
-  readonly wallClock: WallClock;
-  readonly maxPerPresentity: number;
-  readonly sink?: PresenceStateSink;
-  /** A publication expired (the presentity's composed state must be built again). */
-  readonly onExpired: (publication: Publication) => void;
-}
+export type PublicationsOptions = Pick<PublicationStoreOptions, 'timers' | 'wallClock' | 'maxPerPresentity' | 'sink' | 'onExpired'>;
 
 /**
  * The event state of every presentity (RFC 3903 §6): many publications a presentity, one
- * a device, each with its own entity-tag and its own expiry on the shared timer heap.
+ * a device, each with its own entity-tag and its own expiry on the shared timer heap. The
+ * one-process PublicationStore, and a cluster store's copy of what it holds.
  */
-export class Publications {
+export class Publications implements PublicationStore {
   private readonly byEtag = new Map<string, Publication>();
   private readonly byPresentity = new Map<string, Map<string, Publication>>();
   private readonly expiry = new Map<string, TimerHandle>();
@@ -80,24 +75,36 @@ export class Publications {
     return [...this.byPresentity.keys()];
   }
 
+  /** In memory, a decision is applied at once: nothing else runs in between. */
+  decide<R>(presentity: string, decide: (view: PublicationView) => PublicationDecision<R>): AppliedDecision<R> {
+    const d = decide(this.view(presentity));
+    for (const etag of d.remove ?? []) this.remove(etag);
+    const evicted = d.put ? this.put(d.put, d.replaces) : undefined;
+    return { result: d.result, evicted: evicted ? [evicted] : [] };
+  }
+
+  /** The presentity's publications as a decision sees them. */
+  view(presentity: string): PublicationView {
+    const self = this;
+    return {
+      get: (etag) => this.get(etag, presentity),
+      // Sorted only when a decision reads it.
+      get all() {
+        return self.of(presentity);
+      },
+    };
+  }
+
   /**
    * Stores a publication; `replaces` is the entity-tag it takes over (refresh and modify
    * give a new one). Returns the publication evicted to stay within the bound, if any.
    */
   put(pub: Publication, replaces?: string): Publication | undefined {
     if (replaces !== undefined) this.drop(replaces);
-    let evicted: Publication | undefined;
-    // The bound: the publication closest to expiry (the least recently refreshed) gives
-    // way, so a device that restarts without removing its state cannot lock the others out.
-    if (replaces === undefined && this.count(pub.presentity) >= this.options.maxPerPresentity) {
-      for (const p of this.byPresentity.get(pub.presentity)!.values()) if (!evicted || p.expiresAtMs < evicted.expiresAtMs) evicted = p;
-      if (evicted) this.remove(evicted.etag);
-    }
-    this.byEtag.set(pub.etag, pub);
-    let m = this.byPresentity.get(pub.presentity);
-    if (!m) this.byPresentity.set(pub.presentity, (m = new Map()));
-    m.set(pub.etag, pub);
-    this.schedule(pub);
+    const m = this.byPresentity.get(pub.presentity);
+    const evicted = replaces === undefined && m ? evictionFor(m.values(), m.size, this.options.maxPerPresentity) : undefined;
+    if (evicted) this.remove(evicted.etag);
+    this.restore(pub);
     this.sink.publicationChanged(toRecord(pub), replaces);
     return evicted;
   }
@@ -123,7 +130,8 @@ export class Publications {
     this.expiry.clear();
   }
 
-  private drop(etag: string): Publication | undefined {
+  /** Forgets a publication without reporting it (a cluster store's copy follows another node). */
+  drop(etag: string): Publication | undefined {
     const p = this.byEtag.get(etag);
     if (!p) return undefined;
     this.byEtag.delete(etag);

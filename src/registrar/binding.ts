@@ -50,6 +50,14 @@ export interface Binding {
   /** False once its flow closed or a request down it failed (RFC 5626 §4.4 ideas). */
   readonly reachable: boolean;
   readonly userAgent?: string;
+  /** In a cluster, the node that holds its flow: requests to it leave from there (DESIGN: "Past one machine"). */
+  readonly node?: BindingNode;
+}
+
+/** A node of a cluster as a binding names it: its name and the run of its process (a restart is another run). */
+export interface BindingNode {
+  readonly name: string;
+  readonly run: string;
 }
 
 /** How a binding is named outside the location service (the store's primary key). */

@@ -3,6 +3,7 @@ import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
 import { remainingSeconds, type Binding, type BindingRef } from './binding.js';
 import { NO_REGISTRATION_SINK, type RegistrationSink } from './registration-sink.js';
 import { timersWallClock } from './wall-clock.js';
+import type { LocationDecision, LocationStore } from './location-store.js';
 
 export interface LocationServiceOptions {
   readonly timers: Timers;
@@ -30,6 +31,8 @@ export interface RegistrationView {
   readonly path: readonly string[];
   readonly userAgent?: string;
   readonly updatedAt: number;
+  /** In a cluster, the node that holds its flow. */
+  readonly node?: string;
 }
 
 interface Entry {
@@ -42,7 +45,7 @@ interface Entry {
  * memory, each expiring on the shared timer structure; changes reported to a sink for
  * write-behind. It answers "where can I reach user X" for messaging and anything else.
  */
-export class LocationService {
+export class LocationService implements LocationStore {
   readonly wallClock: WallClock;
   private readonly timers: Timers;
   private sink: RegistrationSink;
@@ -101,6 +104,13 @@ export class LocationService {
       out.push(b);
     }
     return out.sort((a, b) => (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt);
+  }
+
+  /** In memory, a decision is applied at once: nothing else runs in between. */
+  decide<R>(aor: string, decide: (current: readonly Binding[]) => LocationDecision<R>): R {
+    const d = decide(this.bindings(aor));
+    this.update(aor, d.put ?? [], d.remove ?? []);
+    return d.result;
   }
 
   /**

@@ -4,13 +4,13 @@ import type { LocalDomains } from '../core/local-domains.js';
 import type { RequestContext, SipService } from '../core/services.js';
 import { canonicalAor } from './aor.js';
 import { formatBindingContact, type Binding, type BindingFlow } from './binding.js';
-import type { LocationService } from './location-service.js';
+import type { LocationStore } from './location-store.js';
 import { readPath, readRegister, readUserAgent } from './register-request.js';
-import { planRegistration, type RegistrarSettings } from './registration-plan.js';
+import { planRegistration, type RegistrarSettings, type RegistrationPlan } from './registration-plan.js';
 import { OPEN_USER_DIRECTORY, type UserDirectory } from './user-directory.js';
 
 export interface RegistrarServiceOptions {
-  readonly location: LocationService;
+  readonly location: LocationStore;
   readonly domains: LocalDomains;
   readonly settings: RegistrarSettings;
   /** Who exists (the auth issue's hook); every user of the domain by default. */
@@ -30,7 +30,7 @@ export class RegistrarService implements SipService {
   readonly methods = ['REGISTER'] as const;
   /** RFC 3327 §5.3. */
   readonly supported = ['path'] as const;
-  private readonly location: LocationService;
+  private readonly location: LocationStore;
   private readonly domains: LocalDomains;
   private readonly settings: RegistrarSettings;
   private readonly users: UserDirectory;
@@ -86,7 +86,7 @@ export class RegistrarService implements SipService {
       return;
     }
 
-    // From here to the update nothing awaits, so no other REGISTER for this AoR interleaves.
+    // The change is decided on the AoR's current bindings and applied as one step (LocationStore.decide).
     const nowMs = this.location.wallClock.nowMs();
     const f = ctx.flow;
     const flow: BindingFlow = {
@@ -97,12 +97,15 @@ export class RegistrarService implements SipService {
       localPort: f.localPort,
       ...(f.connectionId !== undefined ? { connectionId: f.connectionId } : {}),
     };
-    const plan = planRegistration(this.location.bindings(aor), action, { aor, callId, cseq, nowMs, flow, path, userAgent }, this.settings);
+    const deciding = this.location.decide<RegistrationPlan>(aor, (current) => {
+      const p = planRegistration(current, action, { aor, callId, cseq, nowMs, flow, path, userAgent }, this.settings);
+      return p.ok ? { result: p, put: p.put, remove: p.remove } : { result: p };
+    });
+    const plan = deciding instanceof Promise ? await deciding : deciding;
     if (!plan.ok) {
       ctx.reply(plan.status, plan.reason, { headers: plan.headers });
       return;
     }
-    this.location.update(aor, plan.put, plan.remove);
 
     // §10.3 step 8: the 200 lists every current binding with its remaining expiry, and a Date.
     const headers: Array<[string, string]> = plan.result.map((b) => ['Contact', formatBindingContact(b, nowMs)]);

@@ -81,6 +81,24 @@ export class PresenceRuleStore {
     else this.cache.delete(presentity);
   }
 
+  /**
+   * Another server changed the presentity's rules (a cluster's invalidation): they are read
+   * again from the database, so decisions here follow at once.
+   */
+  async reload(presentity: string): Promise<void> {
+    // The old list stays until the new one is read (a database out of reach keeps it).
+    const since = this.cache.writes;
+    const res = await this.db.query<RuleRow>(`SELECT ${COLUMNS} FROM presence_rules WHERE presentity = $1 LIMIT $2`, [presentity, MAX_RULES_LISTED]);
+    if (this.cache.writes === since) this.remember(presentity, res.rows.map(fromRow));
+  }
+
+  /** Another server changed rules of many presentities (an account deleted): every rule is read again. */
+  async reloadAll(): Promise<void> {
+    this.complete = false;
+    this.cache.clear();
+    await this.preload();
+  }
+
   async listFor(presentity: string): Promise<PresenceRule[]> {
     const res = await this.db.query<RuleRow>(`SELECT ${COLUMNS} FROM presence_rules WHERE presentity = $1 ORDER BY watcher LIMIT $2`, [presentity, MAX_RULES_LISTED]);
     return res.rows.map(fromRow);

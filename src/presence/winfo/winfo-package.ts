@@ -2,6 +2,7 @@ import type { WallClock } from '../../util/timers.js';
 import type { EventPackage, NotifyBody, PackageHost, SubscribeAttempt, SubscriptionDecision, SubscriptionEvent } from '../event-package.js';
 import type { Subscription, WatcherEvent } from '../subscription.js';
 import { buildWatcherInfo, type WatcherInfoStatus } from './watcherinfo-document.js';
+import type { RemoteWatcher, RemoteWatchers } from './remote-watchers.js';
 
 /** RFC 3858 §7: the watcher information body type. */
 export const WATCHERINFO_CONTENT_TYPE = 'application/watcherinfo+xml';
@@ -59,8 +60,11 @@ export class WatcherInfoPackage implements EventPackage {
     private readonly wallClock: WallClock,
     private readonly watched = 'presence',
     private readonly authorization: WatcherInfoAuthorization = OWNER_ONLY,
+    /** Watchers held on other nodes (a cluster): listed too, and their news told. */
+    private readonly remote?: RemoteWatchers,
   ) {
     this.name = `${watched}.winfo`;
+    remote?.listen((resource, w) => this.tell(resource, () => this.remoteSnapshot(w)));
   }
 
   attach(host: PackageHost): void {
@@ -68,16 +72,38 @@ export class WatcherInfoPackage implements EventPackage {
   }
 
   authorize(attempt: SubscribeAttempt): SubscriptionDecision | Promise<SubscriptionDecision> {
-    return this.authorization(attempt);
+    const remote = this.remote;
+    if (!remote) return this.authorization(attempt);
+    // The other nodes' watchers are known before the first (full) document is built.
+    return (async () => {
+      const decision = await this.authorization(attempt);
+      if (decision !== 'block') await remote.follow(attempt.resource);
+      return decision;
+    })();
   }
 
   /** RFC 3857 §3.3: each watcher event of the watched package is news for the resource's winfo subscribers. */
   onSubscriptionEvent(e: SubscriptionEvent): void {
     const sub = e.subscription;
     if (sub.eventPackage !== this.watched || !this.host) return;
-    const subscribers = this.host.subscriptionsTo(this.name, sub.resource);
+    this.remote?.tell(sub.resource, {
+      id: sub.id,
+      uri: sub.watcherUri,
+      ...(sub.watcherDisplayName !== undefined ? { displayName: sub.watcherDisplayName } : {}),
+      status: sub.status,
+      event: e.event,
+      createdAtMs: sub.createdAtMs,
+      expiresAtMs: sub.expiresAtMs,
+    });
+    this.tell(sub.resource, () => this.snapshot(sub, e.event));
+  }
+
+  /** A watcher of `resource` changed (here or on another node): its winfo subscribers hear of it. */
+  private tell(resource: string, snapshotOf: () => WatcherSnapshot): void {
+    if (!this.host) return;
+    const subscribers = this.host.subscriptionsTo(this.name, resource);
     if (subscribers.length === 0) return;
-    const snapshot = this.snapshot(sub, e.event);
+    const snapshot = snapshotOf();
     for (const w of subscribers) {
       if (w.status !== 'active') continue;
       const st = this.stateOf(w);
@@ -103,6 +129,7 @@ export class WatcherInfoPackage implements EventPackage {
     if (!st.fullSent) {
       state = 'full';
       watchers = this.host.subscriptionsTo(this.watched, sub.resource).map((w) => this.snapshot(w, w.lastEvent));
+      for (const w of this.remote?.of(sub.resource) ?? []) watchers.push(this.remoteSnapshot(w));
       st.fullSent = true;
     } else {
       state = 'partial';
@@ -144,6 +171,20 @@ export class WatcherInfoPackage implements EventPackage {
     let st = this.states.get(sub.id);
     if (!st) this.states.set(sub.id, (st = { fullSent: false, changes: new Map() }));
     return st;
+  }
+
+  private remoteSnapshot(w: RemoteWatcher): WatcherSnapshot {
+    const nowMs = this.wallClock.nowMs();
+    const live = w.status !== 'terminated';
+    return {
+      id: w.id,
+      uri: w.uri,
+      ...(w.displayName !== undefined ? { displayName: w.displayName } : {}),
+      status: w.status,
+      event: w.event,
+      durationSubscribed: Math.max(0, Math.round((nowMs - w.createdAtMs) / 1000)),
+      ...(live ? { expiration: Math.max(0, Math.ceil((w.expiresAtMs - nowMs) / 1000)) } : {}),
+    };
   }
 
   private snapshot(sub: Subscription, event: WatcherEvent): WatcherSnapshot {

@@ -55,7 +55,7 @@ export class AccountRepository {
   /**
    * Read-through cache of accounts. Every write of this process goes through here, so it
    * stays true; it lets known users authenticate while the database is unreachable.
-   * (Several servers on one database would need invalidation.)
+   * Several servers on one database (a cluster) tell each other of their writes (`forget`).
    */
   private readonly cache = new BoundedCache<string, AccountRecord>(CACHED_ACCOUNTS);
   /**
@@ -96,6 +96,16 @@ export class AccountRepository {
     if (account) this.cache.fill(key, account, since);
     else if (this.cache.writes === since) this.missing.set(key, true);
     return account;
+  }
+
+  /**
+   * Forgets what the caches hold of an account that another server changed (a cluster's
+   * invalidation): the next read goes to the database.
+   */
+  forget(domain: string, username: string): void {
+    const key = cacheKey(domain, username);
+    this.cache.delete(key);
+    this.missing.delete(key);
   }
 
   /** Accounts in (domain, username) order. */
