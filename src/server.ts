@@ -28,6 +28,11 @@ import { HttpSide } from './http/http-side.js';
 import { join } from 'node:path';
 import { ServerSecurity } from './auth/security.js';
 import { CONTROL_SOCKET } from './control/control-protocol.js';
+import { ClusterNode, type ServerLoad, type WorkerPlace } from './cluster/cluster-node.js';
+import type { LocationStore } from './registrar/location-store.js';
+import { timersWallClock } from './registrar/wall-clock.js';
+import type { RemoteWatcher } from './presence/winfo/remote-watchers.js';
+import type { AccountNews } from './auth/security.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -47,6 +52,11 @@ export interface ServerOptions {
    * store.dataDir when the server opened its own store; `false` for none.
    */
   readonly controlSocket?: string | false;
+  /**
+   * This process is worker `index` of `count` on its machine (`serve --workers`): every
+   * listener binds with SO_REUSEPORT, and the cluster names the node after it.
+   */
+  readonly worker?: WorkerPlace;
 }
 
 /**
@@ -60,7 +70,9 @@ export class SimplePresenceServer {
   readonly domains: LocalDomains;
   readonly timers: Timers;
   /** RFC 3261 §10 location service: where each user can be reached. */
-  readonly location: LocationService;
+  readonly location: LocationStore;
+  /** This node of a cluster, when cluster.natsUrl is set (DESIGN: "Past one machine"); else undefined. */
+  readonly cluster: ClusterNode | undefined;
   readonly registrar: RegistrarService;
   readonly messaging: MessagingService;
   /** PUBLISH, SUBSCRIBE/NOTIFY: presence and watcher information (RFC 3903, 3856, 3857). */
@@ -76,6 +88,9 @@ export class SimplePresenceServer {
   /** Digest authentication, presence rules, accounts, rate limits, the control channel (issue 6). */
   readonly security: ServerSecurity;
   private readonly controlSocket: string | false | undefined;
+  private readonly worker: WorkerPlace | undefined;
+  /** Listeners bind with SO_REUSEPORT (several workers share the ports). */
+  private readonly reusePort: boolean;
   private readonly log: Logger;
   /** Where presence soft state goes: nowhere until the store is open. */
   private presenceSink: PresenceStateSink = NO_PRESENCE_STATE_SINK;
@@ -91,11 +106,15 @@ export class SimplePresenceServer {
     this.security = new ServerSecurity(config, this.log.child({ layer: 'auth' }));
     this.timers = options.timers ?? new TimerHeap();
     this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
+    this.cluster = config.cluster.natsUrl ? new ClusterNode(config, this.log, options.worker) : undefined;
+    this.worker = options.worker;
+    const reusePort = options.worker !== undefined && options.worker.count > 1;
+    this.reusePort = reusePort;
 
     const listen: ListenSpec[] = [];
     for (const host of config.sip.hosts) {
       for (const protocol of config.sip.transports) {
-        listen.push({ protocol, host, port: protocol === 'tls' ? config.tls.port : config.sip.port });
+        listen.push({ protocol, host, port: protocol === 'tls' ? config.tls.port : config.sip.port, ...(reusePort ? { reusePort } : {}) });
       }
     }
     const tls = config.sip.transports.includes('tls') ? loadTls(config) : undefined;
@@ -132,7 +151,10 @@ export class SimplePresenceServer {
       logger: this.log.child({ layer: 'transaction' }),
       onRequest: (txn) => this.core.handle(txn),
     });
-    this.location = new LocationService({ timers: this.timers, isOpen: (id) => this.transport.isOpen(id), logger: this.log.child({ service: 'registrar' }) });
+    const isOpen = (id: number): boolean => this.transport.isOpen(id);
+    this.location = this.cluster
+      ? this.cluster.locations({ wallClock: timersWallClock(this.timers), isOpen })
+      : new LocationService({ timers: this.timers, isOpen, logger: this.log.child({ service: 'registrar' }) });
     this.registrar = new RegistrarService({ location: this.location, domains: this.domains, settings: config.registrar, users: this.security.users, logger: this.log.child({ service: 'registrar' }) });
     this.messaging = new MessagingService({
       location: this.location,
@@ -145,6 +167,7 @@ export class SimplePresenceServer {
       answerWithinMs: 60 * config.sip.timers.t1,
       listeners: () => this.transport.listeners,
       users: this.security.users,
+      ...(this.cluster ? { relay: this.cluster.relay((req, binding) => this.messaging.deliverHere(req, binding)) } : {}),
       logger: this.log.child({ service: 'messaging' }),
     });
     // Stored messages go out after the 200 to the REGISTER (RFC 3428 store-and-forward).
@@ -161,6 +184,15 @@ export class SimplePresenceServer {
       hostFor: (flow) => this.transport.advertise(flow.localAddress, flow.remoteAddress),
       authorizer: this.security.authorizer,
       users: this.security.users,
+      ...(this.cluster
+        ? {
+            publicationStore: this.cluster.publicationStore,
+            remoteWatchers: this.cluster.watchers(
+              (resource) => this.localWatchers(resource),
+              (resource) => this.presence.subscriptions.hasSubscriptionsTo(this.presence.watcherInfo.name, resource),
+            ),
+          }
+        : {}),
       // Forwards to the store's write-behind queue once start() opened it.
       sink: {
         publicationChanged: (p, replaces) => this.presenceSink.publicationChanged(p, replaces),
@@ -172,6 +204,8 @@ export class SimplePresenceServer {
     });
     this.core.register(this.presence);
     for (const s of options.services ?? []) this.core.register(s);
+    // A node's load, as the cluster shows it: requests a second.
+    if (this.cluster) this.core.observe({ requestReceived: () => void this.requestMark.count++, responseSent: () => {} });
     this.httpSide = new HttpSide(this, {
       logger: this.log.child({ layer: 'http' }),
       adminToken: config.admin?.token ?? null,
@@ -198,6 +232,10 @@ export class SimplePresenceServer {
 
   async start(): Promise<readonly ListenerInfo[]> {
     const saved = await this.openStore();
+    // A cluster shares publications and bindings through NATS (nothing to load back), and
+    // stored messages, accounts and rules through PostgreSQL.
+    const secret = this.cluster ? await this.cluster.connect() : undefined;
+    if (this.cluster && this.store) this.messaging.useStore(new RepositoryOfflineMessageStore(this.store.storedMessages));
     // With PostgreSQL too: the CLI must reach the running server, whose account and rule
     // caches would otherwise never hear of its changes (issue 6: they take effect at once).
     const control = this.controlSocket ?? (this.ownsStore ? join(this.config.store.dataDir, CONTROL_SOCKET) : false);
@@ -208,21 +246,25 @@ export class SimplePresenceServer {
       ...(control ? { controlSocket: control } : {}),
       ...(this.ownsStore ? { dataDir: this.config.store.dataDir } : {}),
       location: this.location,
+      ...(secret ? { secret } : {}),
+      ...(this.cluster ? { news: this.clusterNews(this.cluster) } : {}),
     });
     // Restored watchers of presentities with transforming rules see the transformed document from the first NOTIFY.
     if (saved) await this.security.authorizer.warm(saved.subscriptions.filter((s) => s.eventPackage === 'presence').map((s) => ({ watcher: s.watcher, presentity: s.resource })));
     const listeners = await this.transport.start();
     const httpHost = this.config.http.host;
-    this.transport.addListenerInfo({ protocol: 'ws', host: httpHost, port: await listenHttp(this.http, httpHost, this.config.http.port) });
+    this.transport.addListenerInfo({ protocol: 'ws', host: httpHost, port: await listenHttp(this.http, httpHost, this.config.http.port, this.reusePort) });
     if (this.https) {
-      this.transport.addListenerInfo({ protocol: 'wss', host: httpHost, port: await listenHttp(this.https, httpHost, this.config.websocket.wssPort ?? 0) });
+      this.transport.addListenerInfo({ protocol: 'wss', host: httpHost, port: await listenHttp(this.https, httpHost, this.config.websocket.wssPort ?? 0, this.reusePort) });
     }
     // Synchronous from here to the log line: nothing is served before the state is back.
     if (saved) this.restore(saved);
     for (const l of listeners) this.domains.add(l.host);
+    const shown = listeners.map((l) => `${l.protocol}:${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
+    if (this.cluster) await this.cluster.join(shown, () => this.load());
     this.log.info(
-      { listeners: listeners.map((l) => `${l.protocol}:${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`), domain: this.config.sip.domain },
-      'simple-presence listening',
+      { listeners: shown, domain: this.config.sip.domain, ...(this.cluster ? { node: this.cluster.name } : {}) },
+      this.worker ? 'simple-presence worker listening' : 'simple-presence listening',
     );
     return listeners;
   }
@@ -233,6 +275,8 @@ export class SimplePresenceServer {
     this.httpSide.markStopping();
     // Stop accepting (new requests get 503), let what is in flight finish, within a bound.
     this.core.drain();
+    // A cluster node's watchers move to another node at once (their dialogs end with it).
+    if (this.cluster) this.presence.deactivateAll();
     await this.drain(this.config.sip.drainTimeoutMs);
     await this.security.stop();
     this.messaging.close();
@@ -240,7 +284,7 @@ export class SimplePresenceServer {
     this.location.close();
     this.transactions.close();
     await this.transport.stop();
-    await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined]);
+    await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined, this.cluster?.stop()]);
     // DESIGN (State): soft state is flushed on a graceful stop; subscriptions are not
     // terminated, they go on after a restart.
     if (this.store && this.ownsStore) await this.store.close();
@@ -264,6 +308,56 @@ export class SimplePresenceServer {
    * Opens the store (unless state is memory-only), then loads the soft state saved before
    * a restart back into the services before any request is served (DESIGN: State).
    */
+  /** The presence watchers of `resource` held here, as other nodes' watcher information lists them. */
+  private localWatchers(resource: string): RemoteWatcher[] {
+    return this.presence.subscriptions.list({ eventPackage: this.presence.presence.name, resource }).map((s) => ({
+      id: s.id,
+      uri: s.watcherUri,
+      ...(s.watcherDisplayName !== undefined ? { displayName: s.watcherDisplayName } : {}),
+      status: s.status,
+      event: s.lastEvent,
+      createdAtMs: s.createdAtMs,
+      expiresAtMs: s.expiresAtMs,
+    }));
+  }
+
+  /**
+   * Account and rule writes at this node are told to the others; theirs are applied here:
+   * caches read again, the watchers here decided again (an approval activates a pending
+   * watcher wherever it is), a deleted account's subscriptions here end.
+   */
+  private clusterNews(cluster: ClusterNode): AccountNews {
+    const caches = cluster.cacheNews({
+      rulesChanged: async (presentity, watcher) => {
+        await this.security.rulesChangedElsewhere(presentity);
+        await this.presence.rulesChanged(presentity, watcher);
+      },
+      accountChanged: async (aor, deleted) => {
+        await this.security.accountChangedElsewhere(aor, deleted);
+        if (deleted) this.presence.endSubscriptionsOf(aor);
+      },
+    });
+    return { rulesChanged: (p, w) => caches.rulesChanged(p, w), accountChanged: (aor, deleted) => caches.accountChanged(aor, deleted) };
+  }
+
+  /** What this node tells the cluster of its load. */
+  private load(): ServerLoad {
+    const now = performance.now();
+    const seconds = Math.max(0.001, (now - this.requestMark.at) / 1000);
+    const requestsPerSecond = Math.round((this.requestMark.count - this.requestMark.counted) / seconds);
+    this.requestMark.counted = this.requestMark.count;
+    this.requestMark.at = now;
+    return {
+      subscriptions: this.presence.subscriptions.size,
+      registrations: this.location.size,
+      followed: this.cluster?.followed ?? 0,
+      connections: this.transport.connections.size,
+      requestsPerSecond,
+    };
+  }
+
+  private readonly requestMark = { count: 0, counted: 0, at: performance.now() };
+
   private async openStore(): Promise<SavedState | undefined> {
     if (this.storeOption === false) return undefined;
     if (this.storeOption === undefined && !this.config.store.enabled) {
@@ -282,6 +376,8 @@ export class SimplePresenceServer {
       this.ownsStore = true;
     }
     const store = this.store;
+    // A cluster's soft state is in NATS, not here.
+    if (this.cluster) return undefined;
     const now = Date.now();
     // Subscriptions that expired while we were down, lately enough that their watcher may
     // still care, get their final NOTIFY (reason=timeout) when restored; older ones are gone.
@@ -370,10 +466,10 @@ const notFound: http.RequestListener = (_req, res) => {
   res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found\n');
 };
 
-async function listenHttp(server: http.Server | https.Server, host: string, port: number): Promise<number> {
+async function listenHttp(server: http.Server | https.Server, host: string, port: number, reusePort: boolean): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+    server.listen({ host, port, ipv6Only: host.includes(':'), ...(reusePort ? { reusePort } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -47,6 +47,16 @@ export interface SecurityStartOptions {
   readonly dataDir?: string;
   /** The registrar's bindings, so that a deleted account's registrations end with it. */
   readonly location?: AccountBindings;
+  /** The nonce secret every node of a cluster shares (else the data directory's, or one for this run). */
+  readonly secret?: Buffer;
+  /** Where account and rule writes are told to other servers (a cluster), after they take effect here. */
+  readonly news?: AccountNews;
+}
+
+/** Account and rule writes, told to other servers sharing the database (a cluster's cache news). */
+export interface AccountNews {
+  rulesChanged(presentity: string, watcher: string): void;
+  accountChanged(aor: string, deleted: boolean): void;
 }
 
 /** The part of the location service a deleted account needs. */
@@ -122,8 +132,15 @@ export class ServerSecurity {
         domain: this.config.sip.domain,
         realm: this.realm,
         effects: {
-          rulesChanged: (p, w) => options.presence.rulesChanged(p, w),
-          accountDeleted: (aor) => endAccount(aor, options.presence, options.location),
+          rulesChanged: (p, w) => {
+            options.news?.rulesChanged(p, w);
+            return options.presence.rulesChanged(p, w);
+          },
+          accountDeleted: (aor) => {
+            options.news?.accountChanged(aor, true);
+            return endAccount(aor, options.presence, options.location);
+          },
+          ...(options.news ? { accountChanged: (aor: string) => options.news!.accountChanged(aor, false) } : {}),
         },
         logger: this.log,
       });
@@ -137,7 +154,7 @@ export class ServerSecurity {
         realm: this.realm,
         domain: this.config.sip.domain.toLowerCase(),
         credentials: { get: (d, u) => store.accounts.get(d, u) },
-        nonces: new NonceManager({ secret: loadServerSecret(options.dataDir, this.log), lifetimeMs: this.auth.nonceLifetimeSeconds * 1000, wallClock: this.wallClock }),
+        nonces: new NonceManager({ secret: options.secret ?? loadServerSecret(options.dataDir, this.log), lifetimeMs: this.auth.nonceLifetimeSeconds * 1000, wallClock: this.wallClock }),
         sources: new FailureTracker({ windowMs, blockMs, threshold: this.auth.maxFailuresPerSource }, this.wallClock),
         users: new FailureTracker({ windowMs, blockMs, threshold: this.auth.maxFailuresPerUser }, this.wallClock),
         trustedDialog: (req) => options.presence.dialogWatcher(req),
@@ -153,6 +170,18 @@ export class ServerSecurity {
       this.control = new ControlServer(options.controlSocket, this.admin, this.log.child({ component: 'control' }));
       await this.control.start();
     }
+  }
+
+  /** Another server changed an account (a cluster): the cache here forgets it; a deleted one's rules go too. */
+  async accountChangedElsewhere(aor: string, deleted: boolean): Promise<void> {
+    const m = /^sips?:([^@]+)@(.+)$/.exec(aor);
+    if (m) this.store?.accounts.forget(m[2]!.toLowerCase(), m[1]!);
+    if (deleted) await this.ruleStore?.reloadAll();
+  }
+
+  /** Another server changed a rule of `presentity` (a cluster): read again here. */
+  async rulesChangedElsewhere(presentity: string): Promise<void> {
+    await this.ruleStore?.reload(presentity);
   }
 
   async stop(): Promise<void> {

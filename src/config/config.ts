@@ -67,6 +67,16 @@ export interface Config {
   websocket: { allowedOrigins: string[]; wssPort: number | null; pingIntervalMs: number };
   store: { enabled: boolean; url: string | null; dataDir: string; flushWindowMs: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
+  /** Several processes and machines as one service (docs/cluster.md): on when natsUrl is set. */
+  cluster: {
+    natsUrl: string | null;
+    nodeName: string | null;
+    /** Processes on this machine sharing the ports (SO_REUSEPORT); `auto`: one per core. */
+    workers: number | 'auto';
+    replicas: number;
+    requestTimeoutMs: number;
+    connectTimeoutMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -135,6 +145,9 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.DATABASE_URL) set('store', 'url', env.DATABASE_URL);
   if (env.DATA_DIR) set('store', 'dataDir', env.DATA_DIR);
   if (env.LOG_LEVEL) set('log', 'level', env.LOG_LEVEL);
+  if (env.NATS_URL) set('cluster', 'natsUrl', env.NATS_URL);
+  if (env.NODE_NAME) set('cluster', 'nodeName', env.NODE_NAME);
+  if (env.WORKERS) set('cluster', 'workers', env.WORKERS.trim() === 'auto' ? 'auto' : intFromEnv('WORKERS', env.WORKERS));
   if (env.AUTH_REQUIRED) {
     const v = env.AUTH_REQUIRED.trim().toLowerCase();
     if (v !== 'true' && v !== 'false') throw new ConfigError(`environment AUTH_REQUIRED=${env.AUTH_REQUIRED} is not true or false`);
@@ -168,6 +181,10 @@ export function validateConfig(candidate: Json): Config {
   const p = config.presence as Config['presence'] | undefined;
   if (p && p.publishMinExpires > p.publishMaxExpires) throw new ConfigError('invalid configuration: "presence.publishMinExpires" is above publishMaxExpires');
   if (p && p.subscribeMinExpires > p.subscribeMaxExpires) throw new ConfigError('invalid configuration: "presence.subscribeMinExpires" is above subscribeMaxExpires');
+  const c = config.cluster as Config['cluster'] | undefined;
+  if (c?.natsUrl && config.store && (!config.store.url || !config.store.enabled)) {
+    throw new ConfigError('invalid configuration: "cluster.natsUrl" needs "store.url" (DATABASE_URL): the nodes share accounts, rules and stored messages in PostgreSQL');
+  }
   const r = config.registrar as Config['registrar'] | undefined;
   if (r && r.minExpires > r.maxExpires) throw new ConfigError('invalid configuration: "registrar.minExpires" is above maxExpires');
   return config;

@@ -272,10 +272,27 @@ export class PresenceService implements SipService {
    * removed. Returns how many subscriptions ended.
    */
   accountDeleted(aor: string): number {
+    const ended = this.endSubscriptionsOf(aor);
+    this.compositor.removeAll(aor).catch((err: unknown) => this.log?.error({ err, aor }, 'publications of a deleted account not removed'));
+    return ended;
+  }
+
+  /** The subscriptions held here to and of a deleted account end (see accountDeleted); how many. */
+  endSubscriptionsOf(aor: string): number {
     let ended = 0;
     for (const s of this.subscriptions.list({ resource: aor })) if (this.subscriptions.terminate(s, 'noresource')) ended++;
     for (const s of this.subscriptions.list({ watcher: aor })) if (this.subscriptions.terminate(s, 'rejected')) ended++;
-    this.compositor.removeAll(aor).catch((err: unknown) => this.log?.error({ err, aor }, 'publications of a deleted account not removed'));
+    return ended;
+  }
+
+  /**
+   * Every subscription held here ends with reason=deactivated (RFC 6665 §4.1.3: the
+   * subscriber may subscribe again at once), so its watchers move to another node of a
+   * cluster rather than wait for a refresh to fail. How many ended.
+   */
+  deactivateAll(): number {
+    let ended = 0;
+    for (const s of this.subscriptions.list()) if (this.subscriptions.terminate(s, 'deactivated')) ended++;
     return ended;
   }
 

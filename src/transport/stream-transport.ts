@@ -142,7 +142,7 @@ export class StreamTransport {
     this.perSource = new SourceConnections(limits.maxConnectionsPerSource);
   }
 
-  async listen(host: string, port: number): Promise<number> {
+  async listen(host: string, port: number, reusePort = false): Promise<number> {
     const onSocket = (socket: net.Socket): void => this.accept(socket);
     const server =
       this.protocol === 'tls'
@@ -151,7 +151,7 @@ export class StreamTransport {
     server.maxConnections = this.limits.maxConnections;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+      server.listen({ host, port, ipv6Only: host.includes(':'), ...(reusePort ? { reusePort } : {}) }, () => {
         server.off('error', reject);
         resolve();
       });

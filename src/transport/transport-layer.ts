@@ -16,6 +16,11 @@ export interface ListenSpec {
   readonly host: string;
   /** 0 picks a free port (shared by UDP and TCP on the same host when possible). */
   readonly port: number;
+  /**
+   * SO_REUSEPORT: several processes (workers) bind the same port and the kernel spreads
+   * clients over them, keeping one client's datagrams and connections on one of them.
+   */
+  readonly reusePort?: boolean;
 }
 
 export interface ListenerInfo {
@@ -113,7 +118,7 @@ export class TransportLayer implements MessageSender {
   private async listenOne(spec: ListenSpec, port: number): Promise<number> {
     if (spec.protocol === 'udp') {
       this.udp ??= new UdpTransport(this.events.onMessage, this.limits.maxMessageSize, this.log, (head, flow) => this.events.onFramingError('too-large', head, flow));
-      return this.udp.listen(spec.host, port);
+      return this.udp.listen(spec.host, port, spec.reusePort === true);
     }
     let stream = this.streams.get(spec.protocol);
     if (!stream) {
@@ -121,7 +126,7 @@ export class TransportLayer implements MessageSender {
       stream = new StreamTransport(spec.protocol, this.connections, this.limits, this.events, this.log, this.options.tls, this.options.tlsClient);
       this.streams.set(spec.protocol, stream);
     }
-    return stream.listen(spec.host, port);
+    return stream.listen(spec.host, port, spec.reusePort === true);
   }
 
   async stop(): Promise<void> {

@@ -18,7 +18,7 @@ export class UdpTransport {
     private readonly onTooLarge?: (head: Buffer | undefined, flow: Flow) => void,
   ) {}
 
-  async listen(host: string, port: number): Promise<number> {
+  async listen(host: string, port: number, reusePort = false): Promise<number> {
     const family = host.includes(':') ? 6 : 4;
     // Bursts (a NOTIFY fan-out's answers, a GC pause under load) overflow the default ~200 KB
     // receive buffer and the kernel drops datagrams, which the peers then retransmit after T1.
@@ -27,6 +27,7 @@ export class UdpTransport {
       type: family === 6 ? 'udp6' : 'udp4',
       ipv6Only: family === 6,
       reuseAddr: false,
+      ...(reusePort ? { reusePort } : {}),
       recvBufferSize: SOCKET_BUFFER_BYTES,
       sendBufferSize: SOCKET_BUFFER_BYTES,
     });
