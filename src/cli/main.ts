@@ -10,11 +10,14 @@ import { ADMIN_USAGE, adminCommand } from './admin-commands.js';
 import { STATUS_USAGE, statusCommand } from './status-command.js';
 import { CLIENT_USAGE, clientCommand, isClientCommand } from './client-commands.js';
 import { notifySystemd } from './systemd-notify.js';
+import { superviseWorkers, workerCount, workerPlace } from './workers.js';
 
 const USAGE = `simple-presence: a SIMPLE presence and instant-messaging server
 
 Usage:
-  simple-presence serve [--config FILE] [--log-level LEVEL]   run the server
+  simple-presence serve [--config FILE] [--log-level LEVEL] [--workers N|auto]
+                                                              run the server (--workers: N processes
+                                                              sharing the ports; needs a cluster)
 ${DB_USAGE}
 ${ADMIN_USAGE}
 ${STATUS_USAGE}
@@ -22,7 +25,8 @@ ${CLIENT_USAGE}
   simple-presence version                                     print the version
   simple-presence help                                        this text
 
-Environment: SIP_HOST, SIP_PORT, SIP_TLS_PORT, HTTP_PORT, SIP_DOMAIN, DATABASE_URL, DATA_DIR, LOG_LEVEL, AUTH_REQUIRED, ADMIN_TOKEN
+Environment: SIP_HOST, SIP_PORT, SIP_TLS_PORT, HTTP_PORT, SIP_DOMAIN, DATABASE_URL, DATA_DIR, LOG_LEVEL, AUTH_REQUIRED, ADMIN_TOKEN,
+NATS_URL, NODE_NAME, WORKERS
 (they override config/default.json and --config).`;
 
 function version(): string {
@@ -36,14 +40,25 @@ const STOP_GRACE_MS = 10_000;
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' }, workers: { type: 'string', short: 'w' } },
     strict: true,
   });
-  const overrides: Json = values['log-level'] ? { log: { level: values['log-level'] } } : {};
+  const overrides: Record<string, Json> = values['log-level'] ? { log: { level: values['log-level'] } } : {};
+  if (values.workers !== undefined) {
+    const w = values.workers.trim();
+    if (w !== 'auto' && !/^\d+$/.test(w)) throw new ConfigError(`--workers ${values.workers}: a number or "auto"`);
+    overrides.cluster = { workers: w === 'auto' ? 'auto' : Number(w) };
+  }
   const config = loadConfig({ file: values.config, overrides });
   // Coloured text for a person at a terminal; JSON lines when piped (or LOG_FORMAT=json).
   const log = createLogger(config.log.level, undefined, { pretty: process.stdout.isTTY === true && process.env.LOG_FORMAT !== 'json' });
-  const server = new SimplePresenceServer(config, { logger: log });
+  const worker = workerPlace();
+  const count = workerCount(config.cluster.workers);
+  if (!worker && count > 1) return superviseWorkers(config, count, log);
+  const server = new SimplePresenceServer(config, {
+    logger: worker ? log.child({ worker: worker.index }) : log,
+    ...(worker ? { worker, ...(worker.index === 1 ? {} : { controlSocket: false as const }) } : {}),
+  });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -69,8 +84,11 @@ async function serve(args: string[]): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // A worker whose supervisor is gone stops too (no one would restart or stop it).
+  if (worker) process.on('disconnect', () => stop('disconnect'));
   try {
-    await server.start();
+    const listeners = await server.start();
+    process.send?.({ listening: true, listeners: listeners.map((l) => `${l.protocol}:${l.host}:${l.port}`) });
   } catch (err) {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     await server.stop().catch(() => {});

@@ -18,6 +18,23 @@ interface StatusJson {
   subscriptions: Record<string, number>;
   transactions: { server: number; client: number; refused: number };
   store: ({ driver: string; pending: number; inFlight: number; flushes: number; lastFlushMs?: number; failures: number } & Record<string, unknown>) | null;
+  /** Absent from servers older than the cluster. */
+  cluster?: ClusterJson | null;
+}
+
+interface ClusterJson {
+  node: string;
+  nats: { state: string; downForMs: number; server?: string };
+  nodes: Array<{
+    name: string;
+    host: string;
+    pid: number;
+    worker?: number;
+    workers?: number;
+    updatedAtMs: number;
+    load: { cpu: number; rssBytes: number; subscriptions: number; registrations: number; followed: number; connections: number; requestsPerSecond: number };
+  }>;
+  stats: { kvWrites: number; kvConflicts: number; relayed: number; relayedHere: number };
 }
 
 interface PresentityJson {
@@ -109,6 +126,32 @@ export function formatStatus(s: ServerStatus): string {
     `transactions   ${st.transactions.server} server, ${st.transactions.client} client, ${st.transactions.refused} refused (overload)`,
     `store          ${st.store ? `${st.store.driver}, ${st.store.pending + st.store.inFlight} writes queued, ${st.store.flushes} flushes${st.store.lastFlushMs !== undefined ? ` (last ${st.store.lastFlushMs.toFixed(1)} ms)` : ''}, ${st.store.failures} failed` : 'none (state in memory)'}`,
   ];
+  const c = st.cluster;
+  if (c) {
+    const workers = new Map<string, number>();
+    for (const n of c.nodes) workers.set(n.host, (workers.get(n.host) ?? 0) + 1);
+    lines.push(
+      `cluster        node ${c.node}; NATS ${c.nats.state}${c.nats.state === 'connected' ? '' : ` for ${Math.round(c.nats.downForMs / 1000)}s`}; ${c.nodes.length} nodes on ${workers.size} machines (${[...workers].map(([h, n]) => `${h}: ${n}`).join(', ')})`,
+      `               this node: ${c.stats.kvWrites} bucket writes (${c.stats.kvConflicts} lost a race), ${c.stats.relayed} MESSAGE branches relayed out, ${c.stats.relayedHere} in`,
+      '',
+      'nodes',
+      table([
+        ['NODE', 'HOST', 'PID', 'WORKER', 'CPU', 'RSS MB', 'REQ/S', 'SUBSCRIPTIONS', 'REGISTRATIONS', 'CONNECTIONS'],
+        ...c.nodes.map((n) => [
+          n.name,
+          n.host,
+          String(n.pid),
+          n.worker !== undefined ? `${n.worker}/${n.workers}` : '-',
+          `${Math.round(n.load.cpu * 100)}%`,
+          String(Math.round(n.load.rssBytes / 1048576)),
+          String(n.load.requestsPerSecond),
+          String(n.load.subscriptions),
+          String(n.load.registrations),
+          String(n.load.connections),
+        ]),
+      ]),
+    );
+  }
   if (s.presentities.length > 0) {
     lines.push('', 'presentities', table([['PRESENTITY', 'PUBLICATIONS', 'WATCHERS'], ...s.presentities.map((p) => [p.presentity, String(p.publications), String(p.watchers)])]));
   }

@@ -1,7 +1,8 @@
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { NatsLink } from './nats-link.js';
-import { token } from './names.js';
+import { SUBJECTS, token } from './names.js';
+import type { Subscription } from '@nats-io/transport-node';
 
 /** What a node says of its load in each heartbeat. */
 export interface NodeLoad {
@@ -58,9 +59,15 @@ export class Membership {
   ) {}
 
   async start(): Promise<void> {
+    // A node that joins says so: the others read the list again at once, not at their next beat.
+    this.hello = this.link.nc.subscribe(SUBJECTS.hello, { callback: (err, msg) => (err || msg.string() === this.self().name ? undefined : void this.beat()) });
     await this.beat();
+    this.link.nc.publish(SUBJECTS.hello, this.self().name);
+    await this.link.nc.flush();
     this.timer = setInterval(() => void this.beat(), HEARTBEAT_MS).unref();
   }
+
+  private hello?: Subscription;
 
   /** Live nodes, this one included, by name. */
   list(now = Date.now()): NodeInfo[] {
@@ -80,6 +87,7 @@ export class Membership {
   /** Leaves at once (a graceful stop), rather than when the heartbeat ages out. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.hello?.unsubscribe();
     if (!this.link.available) return;
     await this.kv.delete(token(this.self().name)).catch(() => {});
   }

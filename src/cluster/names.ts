@@ -26,6 +26,8 @@ export const SUBJECTS = {
   watcherNews: (key: string): string => `sp.winfo.${key}`,
   /** "Which of a presentity's watchers do you hold?": every node answers (scatter-gather). */
   watcherQuery: 'sp.watchers',
+  /** A node joined: the others read the list of nodes again. */
+  hello: 'sp.hello',
   /** Accounts and rules changed in PostgreSQL: caches forget them. */
   caches: 'sp.caches',
 } as const;

@@ -68,6 +68,8 @@ export function registerStateRoutes(router: Router, server: SimplePresenceServer
         subscriptions,
         transactions: server.transactions.stats(),
         store: store ? { driver: store.db.driver, ...store.softState.stats() } : null,
+        // Nodes, workers, their load and the NATS link (docs/cluster.md); null for one process.
+        cluster: server.cluster?.status() ?? null,
       },
     };
   });

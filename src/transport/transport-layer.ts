@@ -188,7 +188,7 @@ export class TransportLayer implements MessageSender {
  * without looking at TCP, where an outgoing connection may hold the same number: a TCP
  * listen on it then fails with EADDRINUSE. Probe both, and try again on a clash.
  */
-async function freeUdpTcpPort(host: string): Promise<number> {
+export async function freeUdpTcpPort(host: string): Promise<number> {
   const v6 = host.includes(':');
   for (let attempt = 0; ; attempt++) {
     const server = net.createServer();

@@ -6,6 +6,7 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
 import { until } from '../support/wait.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 /**
  * A UDP phone that vanished without unregistering (crash, lost network) keeps a binding
@@ -61,7 +62,7 @@ describe('e2e: MESSAGE to a contact that stays silent (driven clock)', () => {
     expect(res.status).to.equal(202);
     expect(res.reason).to.equal('Accepted');
     expect((await srv.server.messaging.storedMessages(aor)).count).to.equal(1);
-    expect(srv.server.location.lookup(aor)).to.have.length(0);
+    expect((srv.server.location as LocationService).lookup(aor)).to.have.length(0);
 
     // The next message does not wait for the silent contact at all.
     expect((await alice.transact(messageTo(alice, aor, 'second'))).status).to.equal(202);

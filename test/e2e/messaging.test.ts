@@ -5,6 +5,7 @@ import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { createResponse } from '../../src/sip/response.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
 import { until } from '../support/wait.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 const IS_COMPOSING = '<?xml version="1.0" encoding="UTF-8"?>\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><contenttype>text/plain</contenttype></isComposing>';
 
@@ -192,7 +193,7 @@ describe('e2e: pager-mode messaging over real sockets', () => {
     const name = user('bob');
     const first = await registered(name, 'tcp');
     await first.close();
-    await until(() => srv.server.location.lookup(`sip:${name}@example.com`).length === 0, 'the binding to be unreachable');
+    await until(() => (srv.server.location as LocationService).lookup(`sip:${name}@example.com`).length === 0, 'the binding to be unreachable');
     expect((await alice.transact(messageTo(alice, first.aor, 'after close'))).status).to.equal(202);
     const again = await ua(name, 'tcp');
     again.autoAnswer('MESSAGE', 200);

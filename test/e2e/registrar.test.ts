@@ -4,6 +4,7 @@ import { ManualTimers } from '../../src/util/timers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 function expiresOf(res: SipResponse): number[] {
   return res.contacts.map((c) => Number(c.params.get('expires')));
@@ -55,7 +56,7 @@ describe('e2e: registrar over real sockets (driven clock)', () => {
     await carol.transact(registerRequest(carol, { expires: 120 }));
     const star = await carol.transact(registerRequest(carol, { contact: '*', expires: 0 }));
     expect(star.status).to.equal(200);
-    expect(srv.server.location.bindings('sip:carol@example.com')).to.have.length(0);
+    expect((srv.server.location as LocationService).bindings('sip:carol@example.com')).to.have.length(0);
   });
 
   it('counts expiry down on the driven clock and removes the binding when it runs out', async () => {
@@ -67,7 +68,7 @@ describe('e2e: registrar over real sockets (driven clock)', () => {
     const query = await dave.transact(q);
     expect(expiresOf(query)).to.deep.equal([35]);
     timers.advance(35_000);
-    expect(srv.server.location.lookup('sip:dave@example.com')).to.have.length(0);
+    expect((srv.server.location as LocationService).lookup('sip:dave@example.com')).to.have.length(0);
   });
 
   it('answers a query (no Contact) with the current bindings', async () => {
@@ -93,7 +94,7 @@ describe('e2e: registrar over real sockets (driven clock)', () => {
     late.setHeader('CSeq', `${first.cseq.seq - 1} REGISTER`);
     expect((await gina.transact(first)).status).to.equal(200);
     expect((await gina.transact(late)).status).to.equal(400);
-    expect(srv.server.location.lookup('sip:gina@example.com')).to.have.length(1);
+    expect((srv.server.location as LocationService).lookup('sip:gina@example.com')).to.have.length(1);
   });
 
   it('lets each Contact expires win over Expires, shortens past the maximum, keeps q, and stores and echoes Path', async () => {
@@ -111,19 +112,19 @@ describe('e2e: registrar over real sockets (driven clock)', () => {
     expect(byUri.get(ivy.contactUri)?.get('q')).to.equal('0.5');
     expect(byUri.get(other)?.get('expires')).to.equal('3600');
     expect(res.getHeader('path')).to.equal('<sip:edge.example.com;lr>');
-    expect(srv.server.location.bindings('sip:ivy@example.com').map((b) => b.path)).to.deep.equal([['<sip:edge.example.com;lr>'], ['<sip:edge.example.com;lr>']]);
+    expect((srv.server.location as LocationService).bindings('sip:ivy@example.com').map((b) => b.path)).to.deep.equal([['<sip:edge.example.com;lr>'], ['<sip:edge.example.com;lr>']]);
     // `*` only alone and with Expires: 0 (§10.3 step 6); nothing changes.
     expect((await ivy.transact(registerRequest(ivy, { contact: `*, <${other}>`, expires: 0 }))).status).to.equal(400);
     expect((await ivy.transact(registerRequest(ivy, { contact: '*', expires: 60 }))).status).to.equal(400);
-    expect(srv.server.location.bindings('sip:ivy@example.com')).to.have.length(2);
+    expect((srv.server.location as LocationService).bindings('sip:ivy@example.com')).to.have.length(2);
   });
 
   it('marks a TCP binding unreachable when its connection closes', async () => {
     const hank = await ua('hank', 'tcp');
     await hank.transact(registerRequest(hank, { expires: 600 }));
-    expect(srv.server.location.lookup('sip:hank@example.com')).to.have.length(1);
+    expect((srv.server.location as LocationService).lookup('sip:hank@example.com')).to.have.length(1);
     await hank.close();
-    for (let i = 0; i < 100 && srv.server.location.lookup('sip:hank@example.com').length > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(srv.server.location.lookup('sip:hank@example.com')).to.have.length(0);
+    for (let i = 0; i < 100 && (srv.server.location as LocationService).lookup('sip:hank@example.com').length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((srv.server.location as LocationService).lookup('sip:hank@example.com')).to.have.length(0);
   });
 });

@@ -15,6 +15,7 @@ import { UserAgent } from '../../src/ua/user-agent.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { wsUrl } from './ws-ua.js';
 import { until } from '../support/wait.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 /**
  * Interop with sip.js 0.21 (an independent, browser-grade SIP stack) over SIP-over-WebSocket
@@ -110,13 +111,13 @@ describe('interop: sip.js over WebSocket', function () {
     const registerer = new Registerer(ua, { expires: 300 });
     await registerer.register();
     await until(() => registerer.state === RegistererState.Registered, 'Registered');
-    const bindings = srv.server.location.lookup(`sip:${user}@example.com`);
+    const bindings = (srv.server.location as LocationService).lookup(`sip:${user}@example.com`);
     expect(bindings).to.have.length(1);
     expect(bindings[0]!.contact).to.match(/\.invalid/);
     expect(bindings[0]!.flow.protocol).to.equal('ws');
     await registerer.unregister();
     await until(() => registerer.state === RegistererState.Unregistered, 'Unregistered');
-    expect(srv.server.location.lookup(`sip:${user}@example.com`)).to.have.length(0);
+    expect((srv.server.location as LocationService).lookup(`sip:${user}@example.com`)).to.have.length(0);
   });
 
   it('Publisher publishes, refreshes, modifies and unpublishes PIDF; a sip.js Subscriber sees each state', async () => {
@@ -261,13 +262,13 @@ describe('interop: sip.js over WebSocket with authentication on', function () {
     const ok = new Registerer(await sipjsUa('jsann', PASSWORD));
     await ok.register();
     await until(() => ok.state === RegistererState.Registered, 'Registered with the right password');
-    expect(srv.server.location.lookup('sip:jsann@example.com')).to.have.length(1);
+    expect((srv.server.location as LocationService).lookup('sip:jsann@example.com')).to.have.length(1);
     let rejected = 0;
     const bad = new Registerer(await sipjsUa('jsben', 'wrong password'));
     await bad.register({ requestDelegate: { onReject: (r) => (rejected = r.message.statusCode ?? 0) } });
     await until(() => rejected !== 0, 'rejection');
     expect(rejected).to.be.oneOf([401, 403]);
-    expect(srv.server.location.lookup('sip:jsben@example.com')).to.have.length(0);
+    expect((srv.server.location as LocationService).lookup('sip:jsben@example.com')).to.have.length(0);
   });
 
   it('Publisher and Subscriber answer the challenges: publish, modify, unpublish, each state notified', async () => {

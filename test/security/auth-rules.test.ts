@@ -10,6 +10,7 @@ import { openStore, type Store } from '../../src/store/index.js';
 import { authedTransact, authorization, challengesOf } from '../auth/digest-client.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 const PIDF = 'application/pidf+xml';
 const PASSWORD = 'correct horse battery staple';
@@ -289,7 +290,7 @@ describe('security e2e: digest authentication, identities and presence rules (re
     expect((await authedTransact(owner, (a) => subscribe(owner, gone.aor, watched, randomToken(), a), creds(owner))).res.status).to.equal(200);
     await gone.waitRequest((r) => r.method === 'NOTIFY' && r.callId === watching);
     await owner.waitRequest((r) => r.method === 'NOTIFY' && r.callId === watched);
-    expect(srv.server.location.bindings(gone.aor)).to.have.length(1);
+    expect((srv.server.location as LocationService).bindings(gone.aor)).to.have.length(1);
 
     const io = captureIo();
     expect(await adminCommand('user', ['del', gone.user, '--config', configFile], io)).to.equal(0);
@@ -297,7 +298,7 @@ describe('security e2e: digest authentication, identities and presence rules (re
     expect(rejected.getHeader('subscription-state')).to.match(/reason=rejected/);
     const noresource = await owner.waitRequest((r) => r.method === 'NOTIFY' && r.callId === watched && /terminated/.test(r.getHeader('subscription-state') ?? ''));
     expect(noresource.getHeader('subscription-state')).to.match(/reason=noresource/);
-    expect(srv.server.location.bindings(gone.aor)).to.have.length(0);
+    expect((srv.server.location as LocationService).bindings(gone.aor)).to.have.length(0);
     expect(await srv.server.security.admin!.listRules(owner.user)).to.deep.equal([]);
     // Its password opens nothing any more.
     const after = await authedTransact(gone, (a) => register(gone, randomToken(), a), creds(gone));

@@ -8,6 +8,7 @@ import { WebSocket } from 'ws';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
 import { WsUa, wsUrl } from '../interop/ws-ua.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 const network = (ms = 30): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -124,12 +125,12 @@ describe('SIP over WebSocket (RFC 7118)', function () {
     const carol = await ws(carolName);
     const reg = await carol.transact(carol.request('REGISTER', 'sip:example.com', { headers: { Expires: 600, To: `<${carol.aor}>` } }));
     expect(reg.status).to.equal(200);
-    expect(srv.server.location.lookup(`sip:${carolName}@example.com`)).to.have.length(1);
+    expect((srv.server.location as LocationService).lookup(`sip:${carolName}@example.com`)).to.have.length(1);
     const before = srv.server.transport.connections.size;
     await carol.close();
     await network();
     expect(srv.server.transport.connections.size).to.equal(before - 1);
-    expect(srv.server.location.lookup(`sip:${carolName}@example.com`)).to.have.length(0);
+    expect((srv.server.location as LocationService).lookup(`sip:${carolName}@example.com`)).to.have.length(0);
     const alice = await udp(user('udpalice'));
     const res = await alice.transact(alice.request('MESSAGE', `sip:${carolName}@example.com`, { headers: { 'Content-Type': 'text/plain' }, body: 'are you there' }));
     // Nobody reachable: stored for later (202) rather than sent to the unreachable .invalid host.

@@ -10,6 +10,7 @@ import { UserAgent } from '../../src/ua/user-agent.js';
 import { WatcherUserAgent } from '../../src/ua/watcher-user-agent.js';
 import { freePort } from '../support/server-process.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -82,7 +83,7 @@ describe('cli: publish, watch, message, listen', function () {
     expect(await r.waitOut(/ping from dave/)).to.match(/sip:dave\d+@example\.com: ping from dave$/);
     r.stop();
     expect(await r.done).to.equal(0);
-    expect(srv.server.location.lookup(`sip:${me}@example.com`)).to.have.length(0);
+    expect((srv.server.location as LocationService).lookup(`sip:${me}@example.com`)).to.have.length(0);
   });
 
   it('publish: publishes until stopped, then unpublishes', async () => {
@@ -181,10 +182,10 @@ describe('cli: publish, watch, message, listen', function () {
     };
     try {
       await wait(() => /registered/.test(out), 'registered');
-      const before = srv.server.location.lookup(`sip:${me}@example.com`)[0]!.flow.connectionId;
+      const before = (srv.server.location as LocationService).lookup(`sip:${me}@example.com`)[0]!.flow.connectionId;
       for (const c of [...srv.server.transport.connections.all()]) if (c.protocol === 'tcp') c.close();
       await wait(() => /lost; registering again/.test(err), 'the notice on stderr');
-      await wait(() => srv.server.location.lookup(`sip:${me}@example.com`).some((b) => b.flow.connectionId !== before && srv.server.transport.isOpen(b.flow.connectionId!)), 'the new binding');
+      await wait(() => (srv.server.location as LocationService).lookup(`sip:${me}@example.com`).some((b) => b.flow.connectionId !== before && srv.server.transport.isOpen(b.flow.connectionId!)), 'the new binding');
       expect((await new Pager(await agent(name('sam'))).send(me, 'still there?')).status).to.equal(200);
       await wait(() => /still there\?/.test(out), 'the message printed');
     } finally {

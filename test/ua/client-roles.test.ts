@@ -9,6 +9,7 @@ import { SipRequestError } from '../../src/ua/errors.js';
 import { ManualTimers } from '../../src/util/timers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { next } from '../support/wait.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 const settle = (ms = 30): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -41,7 +42,7 @@ describe('ua: client roles against the real server', function () {
       const bob = await agent(bobName, transport);
       const reg = new Registration(bob, { expires: 300 });
       expect(await reg.register()).to.equal(300);
-      expect(srv.server.location.lookup(`sip:${bobName}@example.com`)).to.have.length(1);
+      expect((srv.server.location as LocationService).lookup(`sip:${bobName}@example.com`)).to.have.length(1);
       const bobPager = new Pager(bob);
       const alice = await agent(name('alice'));
       const alicePager = new Pager(alice);
@@ -52,7 +53,7 @@ describe('ua: client roles against the real server', function () {
       expect(m.text).to.equal('hello bob');
       expect(m.from).to.equal(alice.aor);
       await reg.unregister();
-      expect(srv.server.location.lookup(`sip:${bobName}@example.com`)).to.have.length(0);
+      expect((srv.server.location as LocationService).lookup(`sip:${bobName}@example.com`)).to.have.length(0);
     });
   }
 
@@ -72,7 +73,7 @@ describe('ua: client roles against the real server', function () {
     const again = next<number>((fn) => reg.on('registered', fn));
     timers.advance(30_000);
     expect(await again).to.equal(60);
-    expect(srv.server.location.lookup(`sip:${user}@example.com`)).to.have.length(1);
+    expect((srv.server.location as LocationService).lookup(`sip:${user}@example.com`)).to.have.length(1);
   });
 
   it('fails with the server, the status and a hint when nobody answers', async () => {

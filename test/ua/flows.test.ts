@@ -16,6 +16,7 @@ import { WatcherUserAgent } from '../../src/ua/watcher-user-agent.js';
 import { ManualTimers } from '../../src/util/timers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { next, until } from '../support/wait.js';
+import type { LocationService } from '../../src/registrar/location-service.js';
 
 /** Drops every server-side connection of a protocol, as a server restart or a NAT would. */
 function dropConnections(srv: TestServer, protocol: 'tcp' | 'tls'): number {
@@ -71,7 +72,7 @@ describe('ua: flows (TLS certificate checks, connection loss, keep-alives)', fun
       const user = name('tlsok');
       const ua = await agent(user, { host: 'localhost', port: tlsPort, transport: 'tls' }, { tls: { ca: cert } });
       expect(await new Registration(ua).register()).to.be.greaterThan(0);
-      const bindings = srv.server.location.lookup(`sip:${user}@example.com`);
+      const bindings = (srv.server.location as LocationService).lookup(`sip:${user}@example.com`);
       expect(bindings).to.have.length(1);
       expect(bindings[0]!.flow.protocol).to.equal('tls');
     });
@@ -83,7 +84,7 @@ describe('ua: flows (TLS certificate checks, connection loss, keep-alives)', fun
       expect(err).to.be.instanceOf(SipRequestError);
       expect((err as SipRequestError).status).to.equal(503);
       expect((err as SipRequestError).message).to.match(/REGISTER to tls:localhost:\d+ failed: 503 Transport Error: .*self[- ]signed.*--ca FILE.*--insecure/);
-      expect(srv.server.location.lookup(`sip:${user}@example.com`)).to.have.length(0);
+      expect((srv.server.location as LocationService).lookup(`sip:${user}@example.com`)).to.have.length(0);
     });
 
     it('refuses a certificate that does not name the host connected to (an address here)', async () => {
@@ -120,13 +121,13 @@ describe('ua: flows (TLS certificate checks, connection loss, keep-alives)', fun
         const ua = await agent(user, { host: 'localhost', port: transport === 'tls' ? tlsPort : srv.port, transport }, { tls: { ca: cert } });
         const reg = new Registration(ua);
         await reg.register();
-        const before = srv.server.location.lookup(`sip:${user}@example.com`)[0]!.flow.connectionId;
+        const before = (srv.server.location as LocationService).lookup(`sip:${user}@example.com`)[0]!.flow.connectionId;
         const failed = next<number>((fn) => reg.on('flowFailed', fn));
         const again = next<number>((fn) => reg.on('registered', fn));
         expect(dropConnections(srv, transport)).to.be.greaterThan(0);
         expect(await failed).to.equal(0);
         await again;
-        const after = srv.server.location.lookup(`sip:${user}@example.com`);
+        const after = (srv.server.location as LocationService).lookup(`sip:${user}@example.com`);
         expect(after).to.have.length(1);
         expect(after[0]!.flow.connectionId).to.not.equal(before);
         const got = next<{ text: string }>((fn) => new Pager(ua).on('message', fn));
@@ -195,7 +196,7 @@ describe('ua: flows (TLS certificate checks, connection loss, keep-alives)', fun
     const user = name('pinger');
     const ua = await agent(user, { host: '127.0.0.1', port: srv.port, transport: 'tcp' }, { timers, keepAliveSeconds: 100 });
     await new Registration(ua).register();
-    const conn = srv.server.location.lookup(`sip:${user}@example.com`)[0]!.flow.connectionId!;
+    const conn = (srv.server.location as LocationService).lookup(`sip:${user}@example.com`)[0]!.flow.connectionId!;
     for (let i = 0; i < 3; i++) timers.advance(100_000);
     // The server's pongs (a CRLF each, RFC 5626 §3.5.1) are read as nothing, and the next message arrives whole.
     await new Promise((r) => setTimeout(r, 30));
