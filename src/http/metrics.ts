@@ -3,6 +3,8 @@ import type { SipCoreObserver } from '../core/sip-core.js';
 import type { SimplePresenceServer } from '../server.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import type { ClientTransaction } from '../transaction/types.js';
+import type { ClusterNode } from '../cluster/cluster-node.js';
+import type { NodeLoad } from '../cluster/membership.js';
 
 /** Methods we label as themselves; anything else a client sends is `other` (bounded label sets). */
 const LABELED_METHODS = new Set([
@@ -151,9 +153,53 @@ export class ServerMetrics {
       },
     });
     lazyCounter(registers, `${P}sip_overload_refused_total`, 'Requests answered with a stateless 503 because too many transactions were live', () => server.transactions.stats().refused);
+    if (server.cluster) this.clusterMetrics(server.cluster, registers);
 
     server.core.observe(this.coreObserver());
     server.transactions.observeClients((txn) => this.clientTransaction(txn));
+  }
+
+  /**
+   * The cluster as this node sees it (docs/cluster.md): the NATS link, the live nodes and
+   * every node's load from its heartbeat, so one scrape of any worker shows them all.
+   */
+  private clusterMetrics(cluster: ClusterNode, registers: Registry[]): void {
+    const P = METRIC_PREFIX;
+    new Gauge({
+      name: `${P}cluster_nats_connected`,
+      help: 'This node is connected to NATS (1) or not (0: requests that need it get 503)',
+      registers,
+      collect() {
+        this.set(cluster.status().nats.state === 'connected' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${P}cluster_nodes`,
+      help: 'Live nodes of the cluster, this one included',
+      registers,
+      collect() {
+        this.set(cluster.status().nodes.length);
+      },
+    });
+    const perNode = (name: string, help: string, read: (load: NodeLoad) => number): void => {
+      new Gauge({
+        name: `${P}cluster_node_${name}`,
+        help,
+        labelNames: ['node', 'host'],
+        registers,
+        collect() {
+          this.reset();
+          for (const n of cluster.status().nodes) this.set({ node: n.name, host: n.host }, read(n.load));
+        },
+      });
+    };
+    perNode('cpu_ratio', "Each node's CPU over its last heartbeat interval (1 = one core)", (l) => l.cpu);
+    perNode('requests_per_second', "Each node's SIP requests a second over its last heartbeat interval", (l) => l.requestsPerSecond);
+    perNode('subscriptions', 'Subscriptions (dialogs) each node holds', (l) => l.subscriptions);
+    perNode('registrations', 'Bindings whose flow each node holds', (l) => l.registrations);
+    lazyCounter(registers, `${P}cluster_kv_writes_total`, 'Compare-and-set writes of this node to the publication and binding buckets', () => cluster.status().stats.kvWrites);
+    lazyCounter(registers, `${P}cluster_kv_conflicts_total`, "Writes of this node that lost a race to another node's (decided again)", () => cluster.status().stats.kvConflicts);
+    lazyCounter(registers, `${P}cluster_relayed_total`, 'MESSAGE branches this node sent through the node holding the flow', () => cluster.status().stats.relayed);
   }
 
   /** The text exposition format. */

@@ -232,16 +232,20 @@ describe('cluster: three nodes on NATS JetStream and PostgreSQL (real processes)
       if (res.status === 503) await new Promise((r) => setTimeout(r, 500));
     }
     expect(res!.status, `${res!.status} ${res!.reason}`).to.equal(200);
-    const status = await fetchStatus(nodes[1]!);
+    // status and /metrics show the nodes and the link.
+    const base = httpBase(nodes[1]!);
+    const status = (await (await fetch(`${base}/api/status`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { cluster: { nats: { state: string }; nodes: Array<{ name: string }> } };
     expect(status.cluster.nats.state).to.equal('connected');
-    expect(status.cluster.nodes.map((n: { name: string }) => n.name)).to.include.members(['node1', 'node2']);
+    expect(status.cluster.nodes.map((n) => n.name)).to.include.members(['node1', 'node2']);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).to.match(/^simple_presence_cluster_nats_connected 1$/m);
+    expect(metrics).to.match(/^simple_presence_cluster_node_requests_per_second\{node="node2",host="[^"]+"\} \d+$/m);
   });
 });
 
-/** /api/status of a node (its HTTP port from its log). */
-async function fetchStatus(node: ServerProcess): Promise<{ cluster: { nats: { state: string }; nodes: Array<{ name: string }> } }> {
+/** The HTTP side of a node (its port from its log line). */
+function httpBase(node: ServerProcess): string {
   const line = node.lines.find((l) => l.includes('simple-presence listening'))!;
   const ws = (JSON.parse(line) as { listeners: string[] }).listeners.find((l) => l.startsWith('ws:'))!;
-  const res = await fetch(`http://${ws.slice(3)}/api/status`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-  return (await res.json()) as { cluster: { nats: { state: string }; nodes: Array<{ name: string }> } };
+  return `http://${ws.slice(3)}`;
 }
