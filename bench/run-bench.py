@@ -16,6 +16,8 @@ both are installed with apt-get when missing. Loopback only.
 """
 import argparse, datetime, glob, json, os, pathlib, platform, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.parse
 
+import cluster_bench  # --workers, --nodes (bench/cluster_bench.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SCEN = os.path.join(HERE, "scenarios")
@@ -427,7 +429,7 @@ class Bench:
 
     def step(self, server, scen, transport, rate):
         """One offered rate for `seconds`: does it hold (failures, p99, achieved rate)?"""
-        tflag = {"udp": "u1", "tcp": "t1"}[transport]
+        tflag = getattr(server, "sipp_transport", {"udp": "u1", "tcp": "t1"})[transport]
         self.run_no += 1
         calls = max(1, int(rate * self.a.seconds))
         extra = ["-key", "run", f"{os.getpid()}r{self.run_no}", "-m", str(calls), "-r", str(rate), "-l", str(max(2000, rate * 2))]
@@ -477,7 +479,7 @@ class Bench:
         pids = server.pids()
         self.run_no += 1
         cmd = [sys.executable, os.path.join(HERE, "swarm.py"), mode, f"{HOST}:{server.port}", "--watchers", str(n),
-               "--run", f"{os.getpid()}{mode[0]}{self.run_no}"]
+               "--run", f"{os.getpid()}{mode[0]}{self.run_no}", *getattr(server, "swarm_args", [])]
         progress(f"{server.label}: {mode} with {n} watchers")
         server.collect_garbage()
         base_kb = settled_pss_kb(pids, 8.0 if self.a.quick else 15.0)
@@ -617,6 +619,7 @@ def main():
                     help="our server's store: embedded PGlite in a fresh data directory (default), PostgreSQL (DATABASE_URL or the local server, a fresh schema), or off (memory only)")
     ap.add_argument("--no-build", dest="build", action="store_false")
     ap.add_argument("--json", help="results file (default bench/results/<date>.json)")
+    cluster_bench.add_arguments(ap)
     a = ap.parse_args()
     mode = "quick" if a.quick else "full"
     a.refine = not a.rates  # rates given by hand are stepped through exactly
@@ -629,7 +632,7 @@ def main():
 
     ensure_apt("sipp", ["sip-tester"])
     workdir = tempfile.mkdtemp(prefix="simple-presence-bench-")
-    servers = [OurServer(a.port or free_port(), workdir, a.build, a.store)]
+    servers = cluster_bench.servers(a, workdir, free_port, options_ping) or [OurServer(a.port or free_port(), workdir, a.build, a.store)]
     if a.vs == "kamailio":
         servers.append(Kamailio(free_port(), workdir))
     started = time.time()

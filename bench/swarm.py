@@ -53,6 +53,8 @@ class Swarm:
         self.sock.setblocking(False)
         self.local = self.sock.getsockname()
         self.host = host
+        # PUBLISHes may go to another node of a cluster than the SUBSCRIBEs (--publish-to).
+        self.publish_dest = None
         self.outstanding = {}  # call-id + cseq -> [sent_at, data, tries]
         self.responses = {}  # call-id -> last final status
         self.failures = 0
@@ -63,19 +65,19 @@ class Swarm:
         self.retransmissions = 0
         self.statuses = {}
 
-    def send(self, data, key):
-        self.outstanding[key] = [time.time(), data, 1]
-        self._sendto(data)
+    def send(self, data, key, dest=None):
+        self.outstanding[key] = [time.time(), data, 1, dest or self.dest]
+        self._sendto(data, dest or self.dest)
 
-    def _sendto(self, data):
+    def _sendto(self, data, dest):
         while True:
             try:
-                self.sock.sendto(data, self.dest)
+                self.sock.sendto(data, dest)
                 return
             except BlockingIOError:
                 select.select([], [self.sock], [], 0.01)
 
-    def request(self, method, ruri, from_uri, to_uri, call_id, cseq, extra=b"", body=b""):
+    def request(self, method, ruri, from_uri, to_uri, call_id, cseq, extra=b"", body=b"", dest=None):
         self.seq += 1
         branch = f"z9hG4bK{os.getpid()}s{self.seq}".encode()
         lh, lp = self.local
@@ -85,7 +87,7 @@ class Swarm:
               f"CSeq: {cseq} {method}\r\n".encode()
             + extra + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )
-        self.send(msg, f"{call_id} {cseq}")
+        self.send(msg, f"{call_id} {cseq}", dest)
 
     def subscribe(self, watcher, presentity, call_id):
         lh, lp = self.local
@@ -100,7 +102,7 @@ class Swarm:
                 f"<note>{note}</note></tuple></presence>\r\n").encode()
         extra = b"Event: presence\r\nExpires: 3600\r\nContent-Type: application/pidf+xml\r\n"
         uri = f"sip:{presentity}@{self.host}"
-        self.request("PUBLISH", uri, uri, uri, call_id, 1, extra, body)
+        self.request("PUBLISH", uri, uri, uri, call_id, 1, extra, body, self.publish_dest)
 
     def pump(self, timeout):
         """Receives what is there (waiting up to `timeout`), answers NOTIFYs, retransmits."""
@@ -121,7 +123,7 @@ class Swarm:
                 else:
                     o[2] += 1
                     self.retransmissions += 1
-                    self._sendto(o[1])
+                    self._sendto(o[1], o[3])
 
     def handle(self, data, addr):
         first, headers = parse(data)
@@ -188,8 +190,12 @@ def main():
     ap.add_argument("target")
     ap.add_argument("--watchers", type=int, default=10000)
     ap.add_argument("--run", default=str(os.getpid()))
+    ap.add_argument("--publish-to", help="HOST:PORT for the PUBLISHes (another node of a cluster); default the target")
     a = ap.parse_args()
     sw = Swarm(a.target)
+    if a.publish_to:
+        h, p = a.publish_to.rsplit(":", 1)
+        sw.publish_dest = (h, int(p))
     n, run = a.watchers, a.run
     result = {"mode": a.mode, "watchers": n}
     if a.mode == "fanout":
