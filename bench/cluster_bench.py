@@ -64,7 +64,9 @@ class ClusterServer:
         # Watchers and SIPp talk to the last node; the fan-out PUBLISH goes to the first.
         self.port = self.ports[-1]
         self.swarm_args = ["--publish-to", f"{HOST}:{self.ports[0]}"] if nodes > 1 else []
-        self.sipp_transport = {"udp": "un", "tcp": "tn"} if workers > 1 else {"udp": "u1", "tcp": "t1"}
+        self.sipp_transport = {"udp": "un", "tcp": "tn"}
+        # A socket per call, within the process's open-file limit.
+        self.sipp_args = ["-max_socket", "15000"]
         self.procs, self.nats, self.schema, self.url = [], None, None, None
 
     def prepare(self):

@@ -329,7 +329,7 @@ class Bench:
         wd = tempfile.mkdtemp(dir=self.workdir, prefix="sipp-")
         cmd = ["sipp", f"{HOST}:{server.port}", "-sf", os.path.join(SCEN, scenario), "-t", transport, "-i", HOST, "-nostdin",
                "-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-stf", os.path.join(wd, "stat.csv"), "-fd", "1",
-               "-max_recv_loops", "10000", "-timeout", f"{timeout}s", "-recv_timeout", "5000", "-buff_size", str(4 << 20)] + extra
+               "-max_recv_loops", "10000", "-timeout", f"{timeout}s", "-recv_timeout", "5000", "-buff_size", str(4 << 20)] + getattr(server, "sipp_args", []) + extra
         pids = server.pids()
         uas_cpu0 = cpu_seconds([self.uas.pid]) if self.uas else 0.0
         cpu0 = cpu_seconds(pids)
