@@ -99,6 +99,12 @@ class ClusterServer:
                 sys.exit(f"{self.label} did not answer OPTIONS on udp:{HOST}:{port}; log: {self.logf.name}")
         # Every worker up (OPTIONS may have reached one of them only).
         time.sleep(2 if self.workers > 1 else 0.5)
+        # The harness warms up the node it drives; the others get the same (a cold node's first
+        # PUBLISH, JIT and all, would weigh on a fan-out's time).
+        for port in self.ports[:-1]:
+            for scen in ("publish.xml", "subscribe.xml"):
+                subprocess.run(["sipp", f"{HOST}:{port}", "-sf", os.path.join(HERE, "scenarios", scen), "-t", "u1", "-i", HOST, "-nostdin",
+                                "-m", "1000", "-r", "500", "-key", "run", f"warm{port}", "-timeout", "30s"], cwd=self.workdir, capture_output=True)
 
     def pids(self):
         out = []
