@@ -28,7 +28,8 @@ import { HttpSide } from './http/http-side.js';
 import { join } from 'node:path';
 import { ServerSecurity } from './auth/security.js';
 import { CONTROL_SOCKET } from './control/control-protocol.js';
-import { ClusterNode, type ServerLoad, type WorkerPlace } from './cluster/cluster-node.js';
+// Types only: the cluster's code (and nats.js) is loaded by `create` when cluster.natsUrl is set.
+import type { ClusterNode, ServerLoad, WorkerPlace } from './cluster/cluster-node.js';
 import type { LocationStore } from './registrar/location-store.js';
 import { timersWallClock } from './registrar/wall-clock.js';
 import type { RemoteWatcher } from './presence/winfo/remote-watchers.js';
@@ -57,6 +58,11 @@ export interface ServerOptions {
    * listener binds with SO_REUSEPORT, and the cluster names the node after it.
    */
   readonly worker?: WorkerPlace;
+  /**
+   * The cluster's module, when cluster.natsUrl is set: `SimplePresenceServer.create` loads
+   * it, so that one process never loads NATS code.
+   */
+  readonly clusterModule?: typeof import('./cluster/cluster-node.js');
 }
 
 /**
@@ -106,7 +112,8 @@ export class SimplePresenceServer {
     this.security = new ServerSecurity(config, this.log.child({ layer: 'auth' }));
     this.timers = options.timers ?? new TimerHeap();
     this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
-    this.cluster = config.cluster.natsUrl ? new ClusterNode(config, this.log, options.worker) : undefined;
+    if (config.cluster.natsUrl && !options.clusterModule) throw new Error('cluster.natsUrl is set: build the server with SimplePresenceServer.create, which loads the cluster');
+    this.cluster = config.cluster.natsUrl ? new options.clusterModule!.ClusterNode(config, this.log, options.worker) : undefined;
     this.worker = options.worker;
     const reusePort = options.worker !== undefined && options.worker.count > 1;
     this.reusePort = reusePort;
@@ -219,6 +226,12 @@ export class SimplePresenceServer {
     // at the upgrade): the headers within 10 s, a whole request within 30 s.
     this.http.headersTimeout = 10_000;
     this.http.requestTimeout = 30_000;
+  }
+
+  /** Builds the server, with the cluster's code loaded first when cluster.natsUrl is set. */
+  static async create(config: Config, options: ServerOptions): Promise<SimplePresenceServer> {
+    const clusterModule = config.cluster.natsUrl ? await import('./cluster/cluster-node.js') : undefined;
+    return new SimplePresenceServer(config, { ...options, ...(clusterModule ? { clusterModule } : {}) });
   }
 
   get listeners(): readonly ListenerInfo[] {
@@ -334,7 +347,12 @@ export class SimplePresenceServer {
       },
       accountChanged: async (aor, deleted) => {
         await this.security.accountChangedElsewhere(aor, deleted);
-        if (deleted) this.presence.endSubscriptionsOf(aor);
+        if (!deleted) return;
+        // Its subscriptions here end; its publications and bindings go (every node tries:
+        // removing what is gone already changes nothing, and the CLI may have deleted it
+        // with no node's help).
+        this.presence.accountDeleted(aor);
+        await this.location.decide(aor, (current) => ({ result: undefined, remove: current.map((b) => b.key) }));
       },
     });
     return { rulesChanged: (p, w) => caches.rulesChanged(p, w), accountChanged: (aor, deleted) => caches.accountChanged(aor, deleted) };

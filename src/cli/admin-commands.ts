@@ -156,6 +156,10 @@ export async function withOperations(config: Config, run: (ops: AdminOperations)
   }
   const log = createLogger((process.env.LOG_LEVEL ?? 'warn') as Parameters<typeof createLogger>[0]);
   const store = await openStore({ ...(config.store.url ? { url: config.store.url } : { dataDir: config.store.dataDir }), logger: log });
+  // A cluster's nodes hear of what is written here, as if a node had written it (docs/cluster.md).
+  const cluster = config.cluster?.natsUrl
+    ? await (await import('../cluster/cluster-caches.js')).ClusterCaches.sender(config.cluster.natsUrl, config.cluster.connectTimeoutMs, log)
+    : undefined;
   try {
     await run(
       new StoreAdminOperations({
@@ -164,9 +168,19 @@ export async function withOperations(config: Config, run: (ops: AdminOperations)
         domain: config.sip.domain,
         realm: config.auth?.realm ?? config.sip.domain,
         logger: log,
+        ...(cluster
+          ? {
+              effects: {
+                rulesChanged: (p: string, w: string) => (cluster.news.rulesChanged(p, w), 0),
+                accountDeleted: (aor: string) => (cluster.news.accountChanged(aor, true), 0),
+                accountChanged: (aor: string) => cluster.news.accountChanged(aor, false),
+              },
+            }
+          : {}),
       }),
     );
   } finally {
+    await cluster?.close();
     await store.close();
   }
 }

@@ -55,7 +55,7 @@ async function serve(args: string[]): Promise<number> {
   const worker = workerPlace();
   const count = workerCount(config.cluster.workers);
   if (!worker && count > 1) return superviseWorkers(config, count, log);
-  const server = new SimplePresenceServer(config, {
+  const server = await SimplePresenceServer.create(config, {
     logger: worker ? log.child({ worker: worker.index }) : log,
     ...(worker ? { worker, ...(worker.index === 1 ? {} : { controlSocket: false as const }) } : {}),
   });

@@ -1,6 +1,6 @@
 import type { Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { ClusterHandle } from './nats-link.js';
+import { NatsLink, type ClusterHandle } from './nats-link.js';
 import { SUBJECTS } from './names.js';
 
 /** News of a write to PostgreSQL that other nodes' caches must follow. */
@@ -63,6 +63,22 @@ export class ClusterCaches {
 
   accountChanged(aor: string, deleted: boolean): void {
     this.send({ kind: 'account', node: this.node, aor, deleted });
+  }
+
+  /**
+   * Cache news from a process that is no node (the CLI writing to PostgreSQL itself, no
+   * server being at hand): connects, and tells the nodes of each write.
+   */
+  static async sender(servers: string, timeoutMs: number, log: Logger): Promise<{ news: ClusterCaches; close: () => Promise<void> }> {
+    const link = await NatsLink.connect({ servers, name: `cli-${process.pid}`, requestTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, logger: log });
+    const handle: ClusterHandle = {
+      link,
+      bucket: () => {
+        throw new Error('no buckets in the CLI');
+      },
+      onReconnect: () => {},
+    };
+    return { news: new ClusterCaches(handle, `cli-${process.pid}`, { rulesChanged: async () => {}, accountChanged: async () => {} }, log), close: () => link.close() };
   }
 
   private send(news: CacheNews): void {

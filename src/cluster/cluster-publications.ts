@@ -263,7 +263,11 @@ export class ClusterPublications implements PublicationStore {
     }
   }
 
-  /** Presentities no watcher here needs any more stop being followed (their copy may then fall behind). */
+  /**
+   * Presentities no watcher here needs any more stop being followed (their copy may then
+   * fall behind), and the revisions of copies that expired to nothing are forgotten (a
+   * later write reads the entry first).
+   */
   private sweep(): void {
     const now = Date.now();
     for (const [presentity, f] of this.followed) {
@@ -274,6 +278,9 @@ export class ClusterPublications implements PublicationStore {
       if (now - f.usedAt < FOLLOW_GRACE_MS) continue;
       f.subscription.unsubscribe();
       this.followed.delete(presentity);
+    }
+    for (const presentity of this.revisions.keys()) {
+      if (!this.followed.has(presentity) && this.local.count(presentity) === 0) this.revisions.delete(presentity);
     }
   }
 
