@@ -32,7 +32,7 @@ import { CONTROL_SOCKET } from './control/control-protocol.js';
 import type { ClusterNode, ServerLoad, WorkerPlace } from './cluster/cluster-node.js';
 import type { LocationStore } from './registrar/location-store.js';
 import { timersWallClock } from './registrar/wall-clock.js';
-import type { RemoteWatcher } from './presence/winfo/remote-watchers.js';
+import { watcherOf, type RemoteWatcher } from './presence/winfo/remote-watchers.js';
 import type { AccountNews } from './auth/security.js';
 
 export interface ServerOptions {
@@ -323,15 +323,7 @@ export class SimplePresenceServer {
    */
   /** The presence watchers of `resource` held here, as other nodes' watcher information lists them. */
   private localWatchers(resource: string): RemoteWatcher[] {
-    return this.presence.subscriptions.list({ eventPackage: this.presence.presence.name, resource }).map((s) => ({
-      id: s.id,
-      uri: s.watcherUri,
-      ...(s.watcherDisplayName !== undefined ? { displayName: s.watcherDisplayName } : {}),
-      status: s.status,
-      event: s.lastEvent,
-      createdAtMs: s.createdAtMs,
-      expiresAtMs: s.expiresAtMs,
-    }));
+    return this.presence.subscriptions.list({ eventPackage: this.presence.presence.name, resource }).map((s) => watcherOf(s, s.lastEvent));
   }
 
   /**

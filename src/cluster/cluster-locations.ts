@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ServiceUnavailableError } from '../core/services.js';
-import { remainingSeconds, type Binding, type BindingNode } from '../registrar/binding.js';
-import type { RegistrationView } from '../registrar/location-service.js';
+import type { Binding, BindingNode } from '../registrar/binding.js';
+import { registrationView, type RegistrationView } from '../registrar/location-service.js';
 import type { LocationDecision, LocationStore } from '../registrar/location-store.js';
 import type { WallClock } from '../util/timers.js';
 import { decodeBindings, encodeBindings } from './codec.js';
@@ -133,21 +133,7 @@ export class ClusterLocations implements LocationStore {
       for (const b of this.mine.get(aor)?.values() ?? []) {
         if (b.expiresAt <= now) continue;
         if (out.length >= limit) return out;
-        out.push({
-          aor: b.aor,
-          contact: b.contact,
-          expires: remainingSeconds(b, now),
-          q: b.q,
-          reachable: b.reachable,
-          transport: b.flow.protocol,
-          source: `${b.flow.remoteAddress}:${b.flow.remotePort}`,
-          instanceId: b.instanceId,
-          regId: b.regId,
-          path: b.path,
-          userAgent: b.userAgent,
-          updatedAt: b.updatedAt,
-          node: b.node?.name,
-        });
+        out.push(registrationView(b, now));
       }
     }
     return out;

@@ -175,20 +175,7 @@ export class LocationService implements LocationStore {
     for (const aor of aors) {
       for (const { binding: b } of this.byAor.get(aor)?.values() ?? []) {
         if (out.length >= limit) return out;
-        out.push({
-          aor: b.aor,
-          contact: b.contact,
-          expires: remainingSeconds(b, now),
-          q: b.q,
-          reachable: b.reachable,
-          transport: b.flow.protocol,
-          source: `${b.flow.remoteAddress}:${b.flow.remotePort}`,
-          instanceId: b.instanceId,
-          regId: b.regId,
-          path: b.path,
-          userAgent: b.userAgent,
-          updatedAt: b.updatedAt,
-        });
+        out.push(registrationView(b, now));
       }
     }
     return out;
@@ -272,4 +259,23 @@ export class LocationService implements LocationStore {
     set.delete(e);
     if (set.size === 0) this.byConnection.delete(id);
   }
+}
+
+/** A binding as the admin API shows it. */
+export function registrationView(b: Binding, now: number): RegistrationView {
+  return {
+    aor: b.aor,
+    contact: b.contact,
+    expires: remainingSeconds(b, now),
+    q: b.q,
+    reachable: b.reachable,
+    transport: b.flow.protocol,
+    source: `${b.flow.remoteAddress}:${b.flow.remotePort}`,
+    instanceId: b.instanceId,
+    regId: b.regId,
+    path: b.path,
+    userAgent: b.userAgent,
+    updatedAt: b.updatedAt,
+    ...(b.node ? { node: b.node.name } : {}),
+  };
 }

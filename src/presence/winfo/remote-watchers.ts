@@ -1,4 +1,4 @@
-import type { WatcherEvent } from '../subscription.js';
+import type { Subscription, WatcherEvent } from '../subscription.js';
 import type { WatcherStatus } from './winfo-package.js';
 
 /**
@@ -30,4 +30,17 @@ export interface RemoteWatchers {
   follow(resource: string): Promise<void>;
   /** Where news of other nodes' watchers goes. */
   listen(listener: (resource: string, watcher: RemoteWatcher) => void): void;
+}
+
+/** A subscription as a watcher, with the event that last happened to it. */
+export function watcherOf(sub: Subscription, event: WatcherEvent): RemoteWatcher {
+  return {
+    id: sub.id,
+    uri: sub.watcherUri,
+    ...(sub.watcherDisplayName !== undefined ? { displayName: sub.watcherDisplayName } : {}),
+    status: sub.status,
+    event,
+    createdAtMs: sub.createdAtMs,
+    expiresAtMs: sub.expiresAtMs,
+  };
 }

@@ -2,7 +2,7 @@ import type { WallClock } from '../../util/timers.js';
 import type { EventPackage, NotifyBody, PackageHost, SubscribeAttempt, SubscriptionDecision, SubscriptionEvent } from '../event-package.js';
 import type { Subscription, WatcherEvent } from '../subscription.js';
 import { buildWatcherInfo, type WatcherInfoStatus } from './watcherinfo-document.js';
-import type { RemoteWatcher, RemoteWatchers } from './remote-watchers.js';
+import { watcherOf, type RemoteWatcher, type RemoteWatchers } from './remote-watchers.js';
 
 /** RFC 3858 §7: the watcher information body type. */
 export const WATCHERINFO_CONTENT_TYPE = 'application/watcherinfo+xml';
@@ -86,15 +86,7 @@ export class WatcherInfoPackage implements EventPackage {
   onSubscriptionEvent(e: SubscriptionEvent): void {
     const sub = e.subscription;
     if (sub.eventPackage !== this.watched || !this.host) return;
-    this.remote?.tell(sub.resource, {
-      id: sub.id,
-      uri: sub.watcherUri,
-      ...(sub.watcherDisplayName !== undefined ? { displayName: sub.watcherDisplayName } : {}),
-      status: sub.status,
-      event: e.event,
-      createdAtMs: sub.createdAtMs,
-      expiresAtMs: sub.expiresAtMs,
-    });
+    this.remote?.tell(sub.resource, watcherOf(sub, e.event));
     this.tell(sub.resource, () => this.snapshot(sub, e.event));
   }
 
@@ -173,6 +165,7 @@ export class WatcherInfoPackage implements EventPackage {
     return st;
   }
 
+  /** A watcher's `<watcher>` as of now (RFC 3858 §4: duration and expiration from this node's clock). */
   private remoteSnapshot(w: RemoteWatcher): WatcherSnapshot {
     const nowMs = this.wallClock.nowMs();
     const live = w.status !== 'terminated';
@@ -188,16 +181,7 @@ export class WatcherInfoPackage implements EventPackage {
   }
 
   private snapshot(sub: Subscription, event: WatcherEvent): WatcherSnapshot {
-    const nowMs = this.wallClock.nowMs();
-    const live = sub.status !== 'terminated';
-    return {
-      id: sub.id,
-      uri: sub.watcherUri,
-      ...(sub.watcherDisplayName !== undefined ? { displayName: sub.watcherDisplayName } : {}),
-      status: sub.status,
-      event,
-      durationSubscribed: Math.max(0, Math.round((nowMs - sub.createdAtMs) / 1000)),
-      ...(live ? { expiration: Math.max(0, Math.ceil((sub.expiresAtMs - nowMs) / 1000)) } : {}),
-    };
+    return this.remoteSnapshot(watcherOf(sub, event));
   }
+
 }
