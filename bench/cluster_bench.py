@@ -41,11 +41,7 @@ def nats_binary():
     for p in (os.environ.get("NATS_SERVER"), shutil.which("nats-server"), "/usr/sbin/nats-server"):
         if p and os.path.exists(p):
             return p
-    subprocess.run(["bash", os.path.join(ROOT, ".ci", "install-tools"), "nats-server"])
-    p = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    if not os.path.exists(p):
-        sys.exit("no nats-server: apt-get install -y nats-server (see .ci/tools)")
-    return p
+    sys.exit("no nats-server: apt-get install -y nats-server (npm test installs it: test/support/ensure-tools.mjs)")
 
 
 def psql(url, sql):

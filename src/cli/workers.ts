@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { freeUdpTcpPort } from '../transport/transport-layer.js';
+import { notifySystemd } from './systemd-notify.js';
 
 /** The environment variable that makes a `serve` process worker N of M (`N/M`). */
 export const WORKER_ENV = 'SIMPLE_PRESENCE_WORKER';
@@ -56,6 +57,8 @@ export async function superviseWorkers(config: Config, count: number, log: Logge
   writeFileSync(file, JSON.stringify({ ...resolved, cluster: { ...resolved.cluster, workers: 1 } }), { mode: 0o600 });
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of CONFIG_ENV) delete env[k];
+  // systemd hears from this process only (the unit's main one), once every worker listens.
+  delete env.NOTIFY_SOCKET;
 
   const workers: Worker[] = Array.from({ length: count }, (_, i) => ({ index: i + 1, startedAt: 0, delayMs: 1000, listening: false }));
   let stopping = false;
@@ -75,7 +78,9 @@ export async function superviseWorkers(config: Config, count: number, log: Logge
       w.listening = true;
       if (!announced && workers.every((x) => x.listening)) {
         announced = true;
-        log.info({ workers: count, listeners: (m as { listeners?: string[] }).listeners, pid: process.pid }, 'simple-presence listening');
+        const listeners = (m as { listeners?: string[] }).listeners ?? [];
+        log.info({ workers: count, listeners, pid: process.pid }, 'simple-presence listening');
+        notifySystemd('ready', `${count} workers listening on ${listeners.join(' ')}`).catch((err: unknown) => log.warn({ err }, 'could not tell systemd that the server is ready'));
       }
     });
     child.on('exit', (code, signal) => {
@@ -96,6 +101,7 @@ export async function superviseWorkers(config: Config, count: number, log: Logge
       if (stopping) return;
       stopping = true;
       log.info({ signal, workers: count }, 'stopping workers');
+      notifySystemd('stopping', `stopping on ${signal}`).catch((err: unknown) => log.warn({ err }, 'could not tell systemd'));
       const alive = workers.filter((w) => w.child);
       if (alive.length === 0) finish();
       let left = alive.length;

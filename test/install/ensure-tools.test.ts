@@ -29,8 +29,8 @@ describe('install: npm test checks for the programs the suite drives', () => {
       expect(r.stdout).to.equal('');
       const lines = r.stderr.trim().split('\n');
       expect(lines).to.have.length(1);
-      expect(lines[0]).to.match(/^npm test needs chromium, sip-tester, openssl, python3, systemd /);
-      expect(lines[0]).to.contain('apt-get install chromium sip-tester openssl python3 systemd');
+      expect(lines[0]).to.match(/^npm test needs chromium, sip-tester, openssl, python3, systemd, nats-server /);
+      expect(lines[0]).to.contain('apt-get install chromium sip-tester openssl python3 systemd nats-server');
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }

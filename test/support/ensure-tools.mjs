@@ -13,6 +13,7 @@ export const TOOLS = [
   { command: 'openssl', pkg: 'openssl', usedBy: 'the TLS and WSS tests (throwaway certificates)' },
   { command: 'python3', pkg: 'python3', usedBy: 'test/cli (a stand-in for systemd\'s notify socket)' },
   { command: 'systemd-notify', pkg: 'systemd', usedBy: 'test/cli (readiness for Type=notify units)' },
+  { command: 'nats-server', pkg: 'nats-server', usedBy: 'test/cluster (NATS with JetStream under a cluster of nodes)' },
 ];
 
 function onPath(command) {

@@ -1,11 +1,8 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** A nats-server with JetStream that a test started, on a free loopback port, with a store directory of its own. */
 export interface NatsServer {
@@ -18,29 +15,11 @@ export interface NatsServer {
   close(): Promise<void>;
 }
 
-/**
- * The nats-server binary: NATS_SERVER, else on PATH or in /usr/sbin (Debian's package).
- * When missing, .ci/install-tools (the one place tools are installed from) is run once.
- */
+/** The nats-server binary: NATS_SERVER, else on PATH (test/support/ensure-tools.mjs installs Debian's). */
 export function natsServerBinary(): string {
-  const find = (): string | undefined => {
-    if (process.env.NATS_SERVER && existsSync(process.env.NATS_SERVER)) return process.env.NATS_SERVER;
-    for (const dir of (process.env.PATH ?? '').split(':').concat('/usr/sbin', '/usr/bin')) {
-      const p = join(dir, 'nats-server');
-      if (dir && existsSync(p)) return p;
-    }
-    return undefined;
-  };
-  let bin = find();
-  if (!bin) {
-    try {
-      execFileSync('bash', [join(ROOT, '.ci/install-tools'), 'nats-server'], { stdio: 'ignore', timeout: 300_000 });
-    } catch {
-      // reported below
-    }
-    bin = find();
-  }
-  if (!bin) throw new Error('no nats-server: apt-get install -y nats-server (or set NATS_SERVER), see .ci/tools');
+  const candidates = [process.env.NATS_SERVER, ...(process.env.PATH ?? '').split(':').map((d) => d && join(d, 'nats-server')), '/usr/sbin/nats-server'];
+  const bin = candidates.find((p): p is string => typeof p === 'string' && p !== '' && existsSync(p));
+  if (!bin) throw new Error('no nats-server: apt-get install -y nats-server (or set NATS_SERVER); npm test installs it (test/support/ensure-tools.mjs)');
   return bin;
 }
 
