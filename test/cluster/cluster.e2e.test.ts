@@ -9,6 +9,7 @@ import { adminQuery, DATABASE_URL } from '../store/helpers.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { freePort, runCli, startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { TestUa } from '../support/test-ua.js';
+import { publishReq } from '../e2e/presence-support.js';
 
 const PIDF = 'application/pidf+xml';
 const DOMAIN = 'example.com';
@@ -56,14 +57,7 @@ describe('cluster: three nodes on NATS JetStream and PostgreSQL (real processes)
     uas.push(u);
     return u;
   };
-  const publish = (u: TestUa, opts: { body?: string; etag?: string; expires?: number } = {}): SipRequest => {
-    const headers: Record<string, string | number> = { Event: 'presence', Expires: opts.expires ?? 600 };
-    if (opts.etag) headers['SIP-If-Match'] = opts.etag;
-    if (opts.body) headers['Content-Type'] = PIDF;
-    const req = u.request('PUBLISH', u.aor, { to: `<${u.aor}>`, headers, body: opts.body });
-    req.removeHeader('contact');
-    return req;
-  };
+  const publish = (u: TestUa, opts: { body?: string; etag?: string; expires?: number } = {}): SipRequest => publishReq(u, u.aor, { expires: 600, ...opts });
   /** Subscribes `w` to `presentity`; resolves with the 200 and the first NOTIFY. */
   const subscribe = async (w: TestUa, presentity: string, callId: string, event = 'presence'): Promise<{ res: SipResponse; first: SipRequest }> => {
     w.autoAnswer('NOTIFY', 200);
