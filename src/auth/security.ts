@@ -54,9 +54,10 @@ export interface SecurityStartOptions {
 }
 
 /** Account and rule writes, told to other servers sharing the database (a cluster's cache news). */
+/** Tells a cluster's other nodes of account and rule writes; resolves once they applied them. */
 export interface AccountNews {
-  rulesChanged(presentity: string, watcher: string): void;
-  accountChanged(aor: string, deleted: boolean): void;
+  rulesChanged(presentity: string, watcher: string): Promise<void>;
+  accountChanged(aor: string, deleted: boolean): Promise<void>;
 }
 
 /** The part of the location service a deleted account needs. */
@@ -132,14 +133,8 @@ export class ServerSecurity {
         domain: this.config.sip.domain,
         realm: this.realm,
         effects: {
-          rulesChanged: (p, w) => {
-            options.news?.rulesChanged(p, w);
-            return options.presence.rulesChanged(p, w);
-          },
-          accountDeleted: (aor) => {
-            options.news?.accountChanged(aor, true);
-            return endAccount(aor, options.presence, options.location);
-          },
+          rulesChanged: async (p, w) => (await Promise.all([options.news?.rulesChanged(p, w), options.presence.rulesChanged(p, w)]))[1],
+          accountDeleted: async (aor) => (await Promise.all([options.news?.accountChanged(aor, true), endAccount(aor, options.presence, options.location)]))[1],
           ...(options.news ? { accountChanged: (aor: string) => options.news!.accountChanged(aor, false) } : {}),
         },
         logger: this.log,

@@ -171,8 +171,8 @@ export async function withOperations(config: Config, run: (ops: AdminOperations)
         ...(cluster
           ? {
               effects: {
-                rulesChanged: (p: string, w: string) => (cluster.news.rulesChanged(p, w), 0),
-                accountDeleted: (aor: string) => (cluster.news.accountChanged(aor, true), 0),
+                rulesChanged: async (p: string, w: string) => (await cluster.news.rulesChanged(p, w), 0),
+                accountDeleted: async (aor: string) => (await cluster.news.accountChanged(aor, true), 0),
                 accountChanged: (aor: string) => cluster.news.accountChanged(aor, false),
               },
             }

@@ -1,7 +1,8 @@
 import type { Subscription } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { NatsLink, type ClusterHandle } from './nats-link.js';
-import { SUBJECTS } from './names.js';
+import { BUCKETS, SUBJECTS } from './names.js';
 
 /** News of a write to PostgreSQL that other nodes' caches must follow. */
 export type CacheNews =
@@ -18,8 +19,10 @@ export interface CacheHandlers {
 /**
  * Cache invalidation across the cluster (DESIGN: "Past one machine"): accounts and rules
  * live in PostgreSQL and every node reads them through caches; the node that writes tells
- * the others on one subject, and they read again. `user del`, a password or a rule (an
- * approval) made at any node takes effect at every node at once.
+ * the others on one subject, and they read again. Each node answers once it has applied the
+ * news, and the writer waits for every live node's answer (bounded by the request timeout),
+ * so `user del`, a password or a rule (an approval) made at any node is in force at every
+ * node when the command that made it returns.
  */
 export class ClusterCaches {
   private subscription?: Subscription;
@@ -29,6 +32,10 @@ export class ClusterCaches {
     private readonly node: string,
     private readonly handlers: CacheHandlers,
     private readonly log: Logger,
+    /** How many other nodes are live, to wait for as many answers. */
+    private readonly peers: () => number,
+    /** The longest wait for them. */
+    private readonly ackTimeoutMs: number,
   ) {}
 
   start(): void {
@@ -48,7 +55,12 @@ export class ClusterCaches {
             : news.kind === 'account' && typeof news.aor === 'string'
               ? this.handlers.accountChanged(news.aor, news.deleted === true)
               : undefined;
-        done?.catch((e: unknown) => this.log.error({ err: e, news }, 'cluster: cache news not applied'));
+        // Answered applied or not: the writer waits for every node, not for every success.
+        void (done ?? Promise.resolve())
+          .catch((e: unknown) => this.log.error({ err: e, news }, 'cluster: cache news not applied'))
+          .then(() => {
+            if (msg.reply) msg.respond('');
+          });
       },
     });
   }
@@ -57,12 +69,12 @@ export class ClusterCaches {
     this.subscription?.unsubscribe();
   }
 
-  rulesChanged(presentity: string, watcher: string): void {
-    this.send({ kind: 'rules', node: this.node, presentity, watcher });
+  rulesChanged(presentity: string, watcher: string): Promise<void> {
+    return this.send({ kind: 'rules', node: this.node, presentity, watcher });
   }
 
-  accountChanged(aor: string, deleted: boolean): void {
-    this.send({ kind: 'account', node: this.node, aor, deleted });
+  accountChanged(aor: string, deleted: boolean): Promise<void> {
+    return this.send({ kind: 'account', node: this.node, aor, deleted });
   }
 
   /**
@@ -78,12 +90,34 @@ export class ClusterCaches {
       },
       onReconnect: () => {},
     };
-    return { news: new ClusterCaches(handle, `cli-${process.pid}`, { rulesChanged: async () => {}, accountChanged: async () => {} }, log), close: () => link.close() };
+    // Every live node is another: their heartbeats are the keys of the nodes bucket.
+    let nodes = 0;
+    try {
+      const kv = await new Kvm(link.nc).open(BUCKETS.nodes, { timeout: timeoutMs });
+      for await (const _ of await kv.keys()) nodes++;
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cluster: the list of nodes could not be read; not waiting for their answers');
+    }
+    const news = new ClusterCaches(handle, `cli-${process.pid}`, { rulesChanged: async () => {}, accountChanged: async () => {} }, log, () => nodes, timeoutMs);
+    return { news, close: () => link.close() };
   }
 
-  private send(news: CacheNews): void {
+  /** Publishes the news and waits for every other live node's answer, at most ackTimeoutMs. */
+  private async send(news: CacheNews): Promise<void> {
     const link = this.cluster.link;
-    // Not connected: the publish is buffered by the client and goes out on reconnection.
-    link.nc.publish(SUBJECTS.caches, JSON.stringify(news));
+    const others = this.peers();
+    if (others <= 0 || !link.available) {
+      // Not connected: the publish is buffered by the client and goes out on reconnection.
+      link.nc.publish(SUBJECTS.caches, JSON.stringify(news));
+      return;
+    }
+    let answered = 0;
+    try {
+      const answers = await link.nc.requestMany(SUBJECTS.caches, JSON.stringify(news), { strategy: 'count', maxMessages: others, maxWait: this.ackTimeoutMs });
+      for await (const _ of answers) answered++;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'cluster: cache news answers ended early');
+    }
+    if (answered < others) this.log.warn({ news, answered, others }, 'cluster: not every node confirmed the cache news in time');
   }
 }

@@ -133,7 +133,14 @@ export class ClusterNode implements ClusterHandle {
 
   /** Tells other nodes of account and rule writes, and applies theirs here. */
   cacheNews(handlers: CacheHandlers): ClusterCaches {
-    this.caches = new ClusterCaches(this, this.name, handlers, this.log.child({ layer: 'cluster' }));
+    this.caches = new ClusterCaches(
+      this,
+      this.name,
+      handlers,
+      this.log.child({ layer: 'cluster' }),
+      () => (this.membership?.list().length ?? 1) - 1,
+      this.config.cluster.requestTimeoutMs,
+    );
     return this.caches;
   }
 

@@ -79,7 +79,7 @@ export interface RuleEffects {
    */
   accountDeleted?(aor: string): Promise<number> | number;
   /** An account was added or its password changed (a cluster tells the other servers' caches). */
-  accountChanged?(aor: string): void;
+  accountChanged?(aor: string): void | Promise<void>;
 }
 
 export interface StoreAdminOptions {
@@ -130,7 +130,7 @@ export class StoreAdminOperations implements AdminOperations {
         ...(input.displayName ? { displayName: input.displayName } : {}),
         ...computeHa1s(username, this.options.realm, input.password),
       });
-      this.options.effects?.accountChanged?.(this.aor(username));
+      await this.options.effects?.accountChanged?.(this.aor(username));
       this.options.logger?.info({ user: username }, 'account added');
       return userInfo(rec);
     } catch (err) {
@@ -144,7 +144,7 @@ export class StoreAdminOperations implements AdminOperations {
     checkPassword(password);
     const ok = await this.options.accounts.setPasswordHashes(this.domain, user, computeHa1s(user, this.options.realm, password));
     if (!ok) throw new AdminError('not-found', `no user ${user}`);
-    this.options.effects?.accountChanged?.(this.aor(user));
+    await this.options.effects?.accountChanged?.(this.aor(user));
     this.options.logger?.info({ user }, 'password changed');
   }
 
