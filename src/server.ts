@@ -5,6 +5,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { LocalDomains } from './core/local-domains.js';
+import { OverloadControl } from './core/overload-control.js';
 import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
 import { PresenceService } from './presence/presence-service.js';
@@ -17,6 +18,7 @@ import { SipRequest, type SipResponse } from './sip/message.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
 import { responseDestination, stampReceived } from './transaction/response-routing.js';
 import { TransportLayer, type ListenSpec, type ListenerInfo } from './transport/transport-layer.js';
+import { ReceiveDelayMonitor, type ReceiveDelay } from './transport/receive-delay.js';
 import type { Flow } from './transport/types.js';
 import { TimerHeap, type Timers } from './util/timers.js';
 import { openStore, type Store } from './store/index.js';
@@ -63,6 +65,12 @@ export interface ServerOptions {
    * it, so that one process never loads NATS code.
    */
   readonly clusterModule?: typeof import('./cluster/cluster-node.js');
+  /**
+   * What overload control reads the load from: by default a probe of the event loop and the
+   * UDP receive queues (transport/receive-delay.ts). Tests inject the readings, and the
+   * random source that picks which requests are refused.
+   */
+  readonly overload?: { readonly delay?: ReceiveDelay; readonly random?: () => number };
 }
 
 /**
@@ -93,6 +101,10 @@ export class SimplePresenceServer {
   readonly httpSide: HttpSide;
   /** Digest authentication, presence rules, accounts, rate limits, the control channel (issue 6). */
   readonly security: ServerSecurity;
+  /** 503 with Retry-After past capacity (config `overload`); undefined when turned off. */
+  readonly overload: OverloadControl | undefined;
+  /** The probe behind `overload`, when the server runs its own. */
+  private readonly receiveDelay: ReceiveDelayMonitor | undefined;
   private readonly controlSocket: string | false | undefined;
   private readonly worker: WorkerPlace | undefined;
   /** Listeners bind with SO_REUSEPORT (several workers share the ports). */
@@ -148,6 +160,18 @@ export class SimplePresenceServer {
       this.transport.attachWebSocket(this.https, { protocol: 'wss', ...wsOptions });
     }
     this.core = new SipCore(this.log.child({ layer: 'core' }));
+    if (config.overload.enabled) {
+      const injected = options.overload?.delay;
+      if (!injected) this.receiveDelay = new ReceiveDelayMonitor({ intervalMs: config.overload.probeIntervalMs });
+      this.overload = new OverloadControl({
+        delay: injected ?? this.receiveDelay!,
+        timers: this.timers,
+        settings: config.overload,
+        ...(options.overload?.random ? { random: options.overload.random } : {}),
+        logger: this.log.child({ layer: 'core' }),
+      });
+    }
+    const overload = this.overload;
     this.transactions = new TransactionLayer({
       sender: this.transport,
       timers: this.timers,
@@ -157,6 +181,7 @@ export class SimplePresenceServer {
       maxTransactions: config.sip.maxTransactions,
       logger: this.log.child({ layer: 'transaction' }),
       onRequest: (txn) => this.core.handle(txn),
+      ...(overload ? { admit: (req: SipRequest) => overload.admit(req) } : {}),
     });
     const isOpen = (id: number): boolean => this.transport.isOpen(id);
     this.location = this.cluster
@@ -265,6 +290,14 @@ export class SimplePresenceServer {
     // Restored watchers of presentities with transforming rules see the transformed document from the first NOTIFY.
     if (saved) await this.security.authorizer.warm(saved.subscriptions.filter((s) => s.eventPackage === 'presence').map((s) => ({ watcher: s.watcher, presentity: s.resource })));
     const listeners = await this.transport.start();
+    if (this.receiveDelay) {
+      // Workers share each UDP port (SO_REUSEPORT) and the kernel picks the socket a datagram
+      // goes to by its source: a probe could not choose its worker's queue. There, the
+      // event-loop lag alone is read.
+      if (!this.reusePort) await this.transport.probeReceiveQueues(this.receiveDelay);
+      this.receiveDelay.start();
+    }
+    this.overload?.start();
     const httpHost = this.config.http.host;
     this.transport.addListenerInfo({ protocol: 'ws', host: httpHost, port: await listenHttp(this.http, httpHost, this.config.http.port, this.reusePort) });
     if (this.https) {
@@ -296,6 +329,8 @@ export class SimplePresenceServer {
     const presenceClosed = this.presence.close();
     this.location.close();
     this.transactions.close();
+    this.overload?.stop();
+    this.receiveDelay?.stop();
     await this.transport.stop();
     await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined, this.cluster?.stop()]);
     // DESIGN (State): soft state is flushed on a graceful stop; subscriptions are not

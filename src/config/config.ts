@@ -65,6 +65,18 @@ export interface Config {
   admin: { token: string | null };
   /** SIP over WebSocket (RFC 7118): ws on the http port, wss on wssPort when tls.cert/key are set. */
   websocket: { allowedOrigins: string[]; wssPort: number | null; pingIntervalMs: number };
+  /** Overload control (core/overload-control.ts): past capacity, 503 with Retry-After at once rather than late answers. */
+  overload: {
+    enabled: boolean;
+    /** Standing receive delay (ms) the control holds the server to; above it, new work is refused. */
+    targetDelayMs: number;
+    /** How often the share of refused requests is adjusted (ms): the window the delay is read over. */
+    intervalMs: number;
+    /** How often the receive-delay probe runs (ms). */
+    probeIntervalMs: number;
+    /** Retry-After of the 503 (seconds): each answer carries a random value from this to twice this. */
+    retryAfterSeconds: number;
+  };
   store: { enabled: boolean; url: string | null; dataDir: string; flushWindowMs: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   /** Several processes and machines as one service (docs/cluster.md): on when natsUrl is set. */

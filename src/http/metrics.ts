@@ -153,6 +153,38 @@ export class ServerMetrics {
       },
     });
     lazyCounter(registers, `${P}sip_overload_refused_total`, 'Requests answered with a stateless 503 because too many transactions were live', () => server.transactions.stats().refused);
+    // Overload control (core/overload-control.ts): what it reads and what it refuses.
+    new Gauge({
+      name: `${P}event_loop_lag_seconds`,
+      help: 'Longest event-loop lag in the last overload-control window',
+      registers,
+      collect() {
+        this.set((server.overload?.stats().eventLoopLagMs ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: `${P}receive_delay_seconds`,
+      help: 'Standing delay before the SIP thread starts on a request (event-loop lag and UDP receive queue) in the last window: what overload control holds under overload.targetDelayMs',
+      registers,
+      collect() {
+        this.set((server.overload?.stats().queueDelayMs ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: `${P}overload_level`,
+      help: 'Overload control level: 0 serves everything, up to 1 the share of new requests refused, above 1 all new and (level - 1) of in-dialog ones',
+      registers,
+      collect() {
+        this.set(server.overload?.level ?? 0);
+      },
+    });
+    lazyCounter(
+      registers,
+      `${P}sip_overload_shed_total`,
+      'Requests answered at once with 503 and Retry-After by overload control, by class: new work, or requests that keep existing state (ongoing)',
+      () => server.overload?.stats().shed ?? { new: 0, ongoing: 0 },
+      'class',
+    );
     if (server.cluster) this.clusterMetrics(server.cluster, registers);
 
     server.core.observe(this.coreObserver());
@@ -231,17 +263,28 @@ export class ServerMetrics {
   }
 }
 
-/** A counter whose total lives in a service: each scrape adds what it grew by since the last. */
-function lazyCounter(registers: Registry[], name: string, help: string, read: () => number): Counter {
-  let seen = 0;
+/**
+ * A counter whose total lives in a service: each scrape adds what it grew by since the last.
+ * With `label`, `read` gives a total per label value (every one reported from the first scrape, zero included).
+ */
+function lazyCounter(registers: Registry[], name: string, help: string, read: () => number): Counter;
+function lazyCounter(registers: Registry[], name: string, help: string, read: () => Readonly<Record<string, number>>, label: string): Counter;
+function lazyCounter(registers: Registry[], name: string, help: string, read: () => number | Readonly<Record<string, number>>, label?: string): Counter {
+  const seen = new Map<string, number>();
   return new Counter({
     name,
     help,
+    labelNames: label ? [label] : [],
     registers,
     collect() {
       const now = read();
-      if (now > seen) this.inc(now - seen);
-      seen = Math.max(seen, now);
+      const totals = typeof now === 'number' ? { '': now } : now;
+      for (const [value, total] of Object.entries(totals)) {
+        const before = seen.get(value) ?? 0;
+        const labels = label ? { [label]: value } : {};
+        this.inc(labels, Math.max(0, total - before));
+        seen.set(value, Math.max(before, total));
+      }
     },
   });
 }

@@ -37,6 +37,12 @@ export interface TransactionLayerOptions extends TimerConfig {
   readonly maxTransactions?: number;
   /** Retry-After (seconds) of that 503. Default 5. */
   readonly overloadRetryAfter?: number;
+  /**
+   * Overload control, asked about each new request once matching has found it is no
+   * retransmission and before a transaction exists: 0 to serve it, or the Retry-After
+   * (seconds) of a stateless 503 it gets instead (RFC 3261 §21.5.4). Not asked for ACK.
+   */
+  readonly admit?: (req: SipRequest) => number;
 }
 
 export interface TransactionStats {
@@ -245,8 +251,16 @@ export class TransactionLayer {
       existing.receiveRequest(req);
       return;
     }
+    const retryAfter = this.options.admit?.(req) ?? 0;
+    if (retryAfter > 0) {
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ callId: req.getHeader('call-id'), method: req.method, retryAfter }, 'overload: 503');
+      this.refuse(req, flow, retryAfter);
+      return;
+    }
     if (this.servers.size + this.clients.size >= this.maxTransactions) {
-      this.refuse(req, flow);
+      this.refused++;
+      this.log.debug({ method: req.method, live: this.servers.size + this.clients.size }, 'transaction limit reached: 503');
+      this.refuse(req, flow, this.retryAfter);
       return;
     }
     const values = this.timerValues.for(isReliable(flow.protocol));
@@ -318,11 +332,9 @@ export class TransactionLayer {
     }
   }
 
-  /** Over maxTransactions: a stateless 503 with Retry-After (§21.5.4), nothing stored. */
-  private refuse(req: SipRequest, flow: Flow): void {
-    this.refused++;
-    this.log.debug({ method: req.method, live: this.servers.size + this.clients.size }, 'transaction limit reached: 503');
-    const res = createResponse(req, 503, 'Service Unavailable', { headers: [['Retry-After', this.retryAfter]] });
+  /** Over maxTransactions, or refused by overload control: a stateless 503 with Retry-After (§21.5.4), nothing stored. */
+  private refuse(req: SipRequest, flow: Flow, retryAfter: number): void {
+    const res = createResponse(req, 503, 'Service Unavailable', { headers: [['Retry-After', retryAfter]] });
     const dest = responseDestination(req.topVia, flow, (id) => this.sender.isOpen(id));
     this.send(res.toBuffer(), dest).catch((err: unknown) => this.log.debug({ err: errorText(err) }, 'stateless 503 not sent'));
   }

@@ -6,6 +6,7 @@ import type https from 'node:https';
 import type { Logger } from 'pino';
 import { ConnectionTable } from './connection-table.js';
 import { DEFAULT_LIMITS, type TransportLimits } from './limits.js';
+import type { ReceiveDelayMonitor } from './receive-delay.js';
 import { StreamTransport, type TlsClientOptions, type TlsOptions } from './stream-transport.js';
 import type { Destination, Flow, MessageSender } from './types.js';
 import { UdpTransport } from './udp-transport.js';
@@ -127,6 +128,11 @@ export class TransportLayer implements MessageSender {
       this.streams.set(spec.protocol, stream);
     }
     return stream.listen(spec.host, port, spec.reusePort === true);
+  }
+
+  /** Lets `monitor` time the UDP listeners' receive queues (after `start`). */
+  async probeReceiveQueues(monitor: ReceiveDelayMonitor): Promise<void> {
+    await this.udp?.probeWith(monitor);
   }
 
   async stop(): Promise<void> {

@@ -1,14 +1,32 @@
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import { findHeaderEnd } from '../sip/parser.js';
+import type { ReceiveDelayMonitor } from './receive-delay.js';
 import { normalizeAddress } from './stream-transport.js';
 import type { Flow } from './types.js';
 
 const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 
+/** A socket of ours that sends a listener the receive-delay probes (see receive-delay.ts). */
+interface Prober {
+  readonly socket: dgram.Socket;
+  /** Its address and port as the listener sees them in a datagram's source. */
+  readonly address: string;
+  readonly port: number;
+  readonly arrived: (stamp: number) => void;
+}
+
+interface Listener {
+  readonly socket: dgram.Socket;
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly port: number;
+  prober?: Prober;
+}
+
 /** UDP listeners, one socket per listen address (IPv4 and IPv6 apart). */
 export class UdpTransport {
-  private readonly sockets: Array<{ socket: dgram.Socket; family: 4 | 6; address: string; port: number }> = [];
+  private readonly sockets: Listener[] = [];
 
   constructor(
     private readonly onMessage: (data: Buffer, flow: Flow) => void,
@@ -39,8 +57,15 @@ export class UdpTransport {
       });
     });
     const bound = socket.address().port;
+    const listener: Listener = { socket, family, address: host, port: bound };
     socket.on('error', (err) => this.log.error({ err }, 'udp socket error'));
     socket.on('message', (data, rinfo) => {
+      // Our own probe (only a socket of this process can send from its loopback port).
+      const prober = listener.prober;
+      if (prober && rinfo.port === prober.port && rinfo.address === prober.address && data.length === 8) {
+        prober.arrived(data.readDoubleLE(0));
+        return;
+      }
       const flow: Flow = {
         protocol: 'udp',
         remoteAddress: normalizeAddress(rinfo.address),
@@ -57,8 +82,48 @@ export class UdpTransport {
       }
       this.onMessage(data, flow);
     });
-    this.sockets.push({ socket, family, address: host, port: bound });
+    this.sockets.push(listener);
     return bound;
+  }
+
+  /**
+   * Lets `monitor` time every listener's receive queue: a socket bound to the listener's own
+   * address (loopback for a wildcard) sends it the probes. A listener that cannot be reached
+   * that way (no IPv6 loopback, say) is left unprobed; the event-loop lag still covers it.
+   */
+  async probeWith(monitor: ReceiveDelayMonitor): Promise<void> {
+    for (const listener of this.sockets) {
+      if (listener.prober) continue;
+      const address = listener.address === '0.0.0.0' || listener.address === '' ? '127.0.0.1' : listener.address === '::' ? '::1' : listener.address;
+      const socket = dgram.createSocket({ type: listener.family === 6 ? 'udp6' : 'udp4', ipv6Only: listener.family === 6 });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind({ address, port: 0 }, () => {
+            socket.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, listener: `${listener.address}:${listener.port}` }, 'receive-delay probe not available for this listener');
+        socket.close();
+        continue;
+      }
+      socket.on('error', (err) => this.log.debug({ err: err.message }, 'receive-delay probe socket error'));
+      socket.unref();
+      const local = socket.address();
+      const arrived = monitor.attach({
+        sendProbe: (at) => {
+          const stamp = Buffer.allocUnsafe(8);
+          stamp.writeDoubleLE(at, 0);
+          // A full receive buffer drops it: the monitor counts a probe not back as still queued.
+          socket.send(stamp, listener.port, address, (err) => {
+            if (err) this.log.debug({ err: err.message }, 'receive-delay probe not sent');
+          });
+        },
+      });
+      listener.prober = { socket, address: normalizeAddress(local.address), port: local.port, arrived };
+    }
   }
 
   /** The socket to send from for a destination of this family (v4-mapped when only IPv6 listens). */
@@ -79,6 +144,7 @@ export class UdpTransport {
   }
 
   async close(): Promise<void> {
+    for (const s of this.sockets) s.prober?.socket.close();
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.socket.close(() => r()))));
     this.sockets.length = 0;
   }

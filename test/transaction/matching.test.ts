@@ -218,6 +218,41 @@ describe('transaction/matching (RFC 3261 §17.2.3, §17.1.3)', () => {
     });
   });
 
+  describe('admit (overload control)', () => {
+    it('is asked only about new requests, after retransmissions found their transaction, and its 503 stores nothing', () => {
+      const asked: string[] = [];
+      let refuse = false;
+      const h = harness({
+        admit: (req) => {
+          asked.push(`${req.method} ${req.topVia.branch}`);
+          return refuse ? 7 : 0;
+        },
+      });
+      h.deliver(request({ branch: 'z9hG4bKkept' }));
+      refuse = true;
+      // A retransmission of a request in a transaction goes to it: refusing it would answer 503
+      // to a request the service is already working on.
+      h.deliver(request({ branch: 'z9hG4bKkept' }));
+      h.deliver(request({ method: 'ACK', branch: 'z9hG4bKack' }));
+      h.deliver(request({ branch: 'z9hG4bKnew', viaParams: ';rport' }), udpFlow('198.51.100.7', 41000));
+      expect(asked).to.deep.equal(['MESSAGE z9hG4bKkept', 'MESSAGE z9hG4bKnew']);
+      expect(h.requests).to.have.length(1);
+      expect(h.layer.stats()).to.include({ server: 1, refused: 0 });
+      const res = h.sender.responses();
+      expect(res).to.have.length(1);
+      expect(res[0]!.status).to.equal(503);
+      expect(res[0]!.reason).to.equal('Service Unavailable');
+      expect(res[0]!.getHeader('retry-after')).to.equal('7');
+      expect(res[0]!.to.tag).to.be.a('string');
+      expect(h.sender.sent[0]!.dest).to.deep.equal({ protocol: 'udp', address: '198.51.100.7', port: 41000 });
+      // The refused request left nothing behind: its retransmission is asked about again.
+      h.deliver(request({ branch: 'z9hG4bKnew' }));
+      expect(asked).to.have.length(3);
+      expect(h.layer.stats().server).to.equal(1);
+      expect(h.sender.responses()).to.have.length(2);
+    });
+  });
+
   it('close() cancels every timer and forgets every transaction', () => {
     const h = harness({ answer: (txn) => txn.respond(createResponse(txn.request, 486)) });
     h.deliver(request({ method: 'INVITE' }));
