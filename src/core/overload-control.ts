@@ -43,6 +43,12 @@ const GAIN = 1;
 const WINDOWS_OVER_TARGET = 2;
 /** Level 1 sheds every new request; the part above 1 sheds ongoing ones. */
 const MAX_LEVEL = 2;
+/**
+ * Ongoing work is refused only while the delay stands over this many times the target with
+ * all new work refused: a refused refresh or in-dialog request wastes the work its dialog or
+ * publication already cost (and, in a client's call of two requests, the first one's).
+ */
+const ONGOING_FACTOR = 2;
 
 export interface OverloadStats {
   /** 0: nothing shed; 0..1: that share of new work; 1..2: all new work and (level - 1) of ongoing. */
@@ -72,9 +78,10 @@ export interface OverloadControlOptions {
  * Every `intervalMs` the level moves by GAIN × (delay − target) / target × interval:
  * - up only when the delay was over the target for WINDOWS_OVER_TARGET windows in a row
  *   and is not falling: a queue that drains by itself (the backlog of a GC pause, a burst)
- *   needs no refusals, a growing or standing one does;
+ *   needs no refusals, a growing or standing one does; past level 1 (all new work refused)
+ *   only while the delay is over ONGOING_FACTOR × the target, and by what exceeds that;
  * - down whenever it is under the target, so the server is back to answering everything
- *   within a second or two once the load drops;
+ *   within a second or two once the load drops (the part above 1 four times faster);
  * - not at all over a window in which the loop stalled (one probe round later than a
  *   window): a stall is no measure of the offered load, and the windows after it tell
  *   whether its backlog drains. Stalls in a row (loop iterations longer than a window, as
@@ -163,10 +170,20 @@ export class OverloadControl {
     // A lower bound (a probe still queued) that is already above the last measurement is rising too.
     const rising = d >= this.previous;
     if (reading.measured) this.previous = d;
-    const step = GAIN * error * (intervalMs / 1000);
+    const seconds = intervalMs / 1000;
     let level = this.currentLevel;
-    if (error > 0 && this.windowsOver >= WINDOWS_OVER_TARGET && rising) level += step;
-    else if (error < 0) level += step;
+    if (error > 0 && this.windowsOver >= WINDOWS_OVER_TARGET && rising) {
+      if (level < 1) {
+        // New work first: one reading, however high, takes the level to 1 at most.
+        level = Math.min(1, level + GAIN * error * seconds);
+      } else if (d > ONGOING_FACTOR * targetDelayMs) {
+        // Refusing all new work did not hold the queue: refuse ongoing work too.
+        level += GAIN * ((d - ONGOING_FACTOR * targetDelayMs) / targetDelayMs) * seconds;
+      }
+    } else if (error < 0) {
+      // Refusing ongoing work is for emergencies: that part goes ONGOING_FACTOR² times faster.
+      level = level > 1 ? Math.max(1, level + ONGOING_FACTOR ** 2 * GAIN * error * seconds) : level + GAIN * error * seconds;
+    }
     // Under 0.1 % is nothing (and the sum of steps down lands on 0, not on a rounding error above it).
     this.setLevel(level < 1e-3 ? 0 : Math.min(MAX_LEVEL, level), reading);
   }

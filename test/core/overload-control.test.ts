@@ -101,18 +101,33 @@ describe('core: overload control', () => {
     expect(ctl.level).to.be.closeTo(0.2, 1e-9);
     windows(1, 95); // falling: held
     expect(ctl.level).to.be.closeTo(0.2, 1e-9);
-    // A queue seconds deep (no probe back in the window: the oldest one's age, a lower bound).
+    // A queue seconds deep (no probe back in the window: the oldest one's age, a lower bound):
+    // all new work refused at once, but not ongoing work in the same step.
     windows(1, 1000, { measured: false });
+    expect(ctl.level).to.equal(1);
+    // Still growing with all new work refused: ongoing work too, by what exceeds twice the target.
     windows(1, 2000, { measured: false });
     expect(ctl.level).to.equal(2);
+  });
+
+  it('refuses ongoing work only while the delay stays over twice the target with all new work refused', () => {
+    const { ctl, windows } = control();
+    windows(1, 60);
+    windows(2, 300); // 0.5, then 1 (capped)
+    expect(ctl.level).to.equal(1);
+    windows(5, 90); // over the target, under twice it: held at 1
+    expect(ctl.level).to.equal(1);
+    windows(1, 150); // (150 − 100) / 50 × 0.1
+    expect(ctl.level).to.be.closeTo(1.1, 1e-9);
   });
 
   it('refuses new requests first and ongoing ones only above level 1, never CANCEL or ACK', () => {
     let r = 0;
     const { ctl, windows } = control(() => r);
     windows(1, 60);
-    windows(4, 300); // +0.5 a window
-    expect(ctl.level).to.be.closeTo(2, 1e-9);
+    windows(2, 300); // +0.5 a window up to 1
+    windows(3, 400); // then + (400 − 100) / 50 × 0.1 a window, up to 2
+    expect(ctl.level).to.equal(2);
     const { ctl: half, windows: halfWindows } = control(() => r);
     halfWindows(1, 60);
     halfWindows(1, 300);
@@ -137,7 +152,7 @@ describe('core: overload control', () => {
     let r = 0;
     const { ctl, windows } = control(() => r);
     windows(1, 60);
-    windows(4, 300);
+    windows(2, 300);
     const seen = new Set<number>();
     for (const x of [0, 0.2, 0.34, 0.5, 0.67, 0.9, 0.999]) {
       r = x;
@@ -149,10 +164,17 @@ describe('core: overload control', () => {
   it('serves everything again once the delay is back under the target', () => {
     const { ctl, windows } = control();
     windows(1, 60);
-    windows(4, 300);
+    windows(2, 300);
+    windows(3, 400);
     expect(ctl.level).to.equal(2);
-    // At most 0.1 a window down (GAIN × interval): back to 0 within 20 windows, 2 s.
-    windows(20, 0);
+    // Refusing ongoing work ends first: 0.4 a window down to 1 (at most), then 0.1 a window.
+    windows(2, 0);
+    expect(ctl.level).to.be.closeTo(1.2, 1e-9);
+    windows(1, 0);
+    expect(ctl.level).to.equal(1);
+    windows(9, 0);
+    expect(ctl.level).to.be.closeTo(0.1, 1e-9);
+    windows(1, 0);
     expect(ctl.level).to.equal(0);
     expect(ctl.admit(NEW())).to.equal(0);
     expect(ctl.admit(IN_DIALOG())).to.equal(0);

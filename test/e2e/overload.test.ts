@@ -64,6 +64,7 @@ describe('e2e: overload control (503 with Retry-After past capacity)', function 
       delay.set(300);
       await until(() => srv.server.overload!.level >= 1, 'overload level 1');
       delay.set(50);
+      await until(() => srv.server.overload!.stats().queueDelayMs === 50, 'the control reading the delay at the target');
       const level = srv.server.overload!.level;
       expect(level).to.be.within(1, 1.99);
 
