@@ -11,14 +11,18 @@
       then PUBLISHes to all N presentities and reports the NOTIFY rate.
 
 Every NOTIFY is answered with 200 (RFC 6665 §4.1.3). Requests are paced by a window of
-outstanding transactions and retransmitted after 1 s (at most 4 times). The result is one
-JSON line on stdout ("RESULT {json}"). Loopback only.
+outstanding transactions and retransmitted after 1 s (at most 4 times). A request refused with
+503 and Retry-After (the server's overload control) is sent again, as a new transaction, once
+that many seconds have passed (RFC 3261 §21.5.4), up to 5 times. The result is one JSON line on
+stdout ("RESULT {json}"). Loopback only.
 """
-import argparse, json, os, select, socket, sys, time
+import argparse, heapq, json, os, re, select, socket, sys, time
 
 WINDOW = 200
 RETRANS_S = 1.0
 MAX_TRIES = 5
+MAX_RETRY_AFTER = 5
+BRANCH = re.compile(rb";branch=([^;\r\n]+)")
 IDLE_GIVE_UP_S = 8.0
 
 COMPACT = {b"i": b"call-id", b"v": b"via", b"f": b"from", b"t": b"to", b"l": b"content-length"}
@@ -55,7 +59,7 @@ class Swarm:
         self.host = host
         # PUBLISHes may go to another node of a cluster than the SUBSCRIBEs (--publish-to).
         self.publish_dest = None
-        self.outstanding = {}  # call-id + cseq -> [sent_at, data, tries]
+        self.outstanding = {}  # call-id + cseq -> [sent_at, data, tries, dest, attempt (a new one after each 503)]
         self.responses = {}  # call-id -> last final status
         self.failures = 0
         self.notified = {}  # call-id -> number of NOTIFYs answered
@@ -64,10 +68,17 @@ class Swarm:
         self.seq = 0
         self.retransmissions = 0
         self.statuses = {}
+        self.deferred = []  # (when, key, data, dest, attempt): refused with 503, to be sent again
+        self.retried_after_503 = 0
 
-    def send(self, data, key, dest=None):
-        self.outstanding[key] = [time.time(), data, 1, dest or self.dest]
+    def send(self, data, key, dest=None, attempt=1):
+        self.outstanding[key] = [time.time(), data, 1, dest or self.dest, attempt]
         self._sendto(data, dest or self.dest)
+
+    @property
+    def pending(self):
+        """Requests not answered yet: outstanding, or waiting out a Retry-After."""
+        return len(self.outstanding) + len(self.deferred)
 
     def _sendto(self, data, dest):
         while True:
@@ -115,6 +126,9 @@ class Swarm:
                     break
                 self.handle(data, addr)
         now = time.time()
+        while self.deferred and self.deferred[0][0] <= now:
+            _, key, data, dest, attempt = heapq.heappop(self.deferred)
+            self.send(data, key, dest, attempt)
         for key, o in list(self.outstanding.items()):
             if now - o[0] > RETRANS_S * o[2]:
                 if o[2] >= MAX_TRIES:
@@ -133,7 +147,20 @@ class Swarm:
             if status < 200:
                 return
             cseq = (header(headers, b"cseq") or b"0").split(b" ", 1)[0].decode()
-            if self.outstanding.pop(f"{call_id} {cseq}", None) is not None:
+            key = f"{call_id} {cseq}"
+            o = self.outstanding.get(key)
+            retry_after = header(headers, b"retry-after")
+            if o is not None and status == 503 and retry_after and o[4] < MAX_TRIES:
+                # Again after Retry-After, as a new transaction (a new branch).
+                del self.outstanding[key]
+                self.seq += 1
+                data = BRANCH.sub(f";branch=z9hG4bK{os.getpid()}s{self.seq}".encode(), o[1], count=1)
+                delay = min(MAX_RETRY_AFTER, int(retry_after.split(b"(")[0].strip() or b"1"))
+                heapq.heappush(self.deferred, (time.time() + delay, key, data, o[3], o[4] + 1))
+                self.retried_after_503 += 1
+                self.last_progress = time.time()
+                return
+            if self.outstanding.pop(key, None) is not None:
                 self.responses[call_id] = status
                 self.statuses[status] = self.statuses.get(status, 0) + 1
                 if status >= 300:
@@ -163,7 +190,7 @@ class Swarm:
         """Sends one request per item, keeping at most WINDOW outstanding."""
         n = len(items)
         for i, item in enumerate(items):
-            while len(self.outstanding) >= WINDOW:
+            while self.pending >= WINDOW:
                 self.pump(0.01)
             send_one(item)
             if i % 500 == 0:
@@ -179,7 +206,7 @@ def subscribe_all(sw, pairs):
     ids = [f"s{i}x{os.getpid()}" for i in range(len(pairs))]
     sw.paced(list(zip(ids, pairs)), lambda it: sw.subscribe(it[1][0], it[1][1], it[0]), "subscribe")
     n = len(pairs)
-    ok = sw.wait_until(lambda: not sw.outstanding and len(sw.notify_since_mark) >= n - sw.failures)
+    ok = sw.wait_until(lambda: not sw.pending and len(sw.notify_since_mark) >= n - sw.failures)
     accepted = sum(1 for c in ids if 200 <= sw.responses.get(c, 0) < 300)
     return {"subscribe_s": round(time.time() - t0, 3), "accepted": accepted, "notified": len(sw.notify_since_mark), "complete": ok}
 
@@ -204,7 +231,7 @@ def main():
         sw.notify_since_mark = set()
         t0 = time.time()
         sw.publish(pres, f"fanpub{run}", f"fan-out {run}")
-        ok = sw.wait_until(lambda: len(sw.notify_since_mark) >= result["accepted"] and not sw.outstanding)
+        ok = sw.wait_until(lambda: len(sw.notify_since_mark) >= result["accepted"] and not sw.pending)
         t1 = time.time()
         result.update({"fanout_s": round(t1 - t0, 3), "fanout_notified": len(sw.notify_since_mark),
                        "fanout_complete": ok, "failures": sw.failures})
@@ -215,12 +242,12 @@ def main():
         sw.notify_since_mark = set()
         t0 = time.time()
         sw.paced(list(range(n)), lambda i: sw.publish(f"p{i}x{run}", f"hp{i}x{run}", "changed"), "publish")
-        ok = sw.wait_until(lambda: not sw.outstanding and len(sw.notify_since_mark) >= result["accepted"])
+        ok = sw.wait_until(lambda: not sw.pending and len(sw.notify_since_mark) >= result["accepted"])
         t1 = time.time()
         got = len(sw.notify_since_mark)
         result.update({"change_s": round(t1 - t0, 3), "change_notified": got, "notify_rate": round(got / (t1 - t0), 1),
                        "change_complete": ok, "failures": sw.failures})
-    result.update({"retransmissions": sw.retransmissions, "statuses": sw.statuses})
+    result.update({"retransmissions": sw.retransmissions, "retried_after_503": sw.retried_after_503, "statuses": sw.statuses})
     print("RESULT " + json.dumps(result), flush=True)
 
 
