@@ -767,7 +767,7 @@ def overload_timeline(t0, end, phases, got, samples):
             continue
         row = rows[i]
         for key, series, scale in (("event_loop_lag_ms", "simple_presence_event_loop_lag_seconds", 1000), ("receive_delay_ms", "simple_presence_receive_delay_seconds", 1000),
-                                   ("level", "simple_presence_overload_level", 1)):
+                                   ("cpu_wait_ms", "simple_presence_cpu_wait_seconds", 1000), ("level", "simple_presence_overload_level", 1)):
             if series in m:
                 row[key] = max(row.get(key, 0), round(m[series] * scale, 2))
         shed = sum(v for k, v in m.items() if k.startswith("simple_presence_sip_overload_shed_total"))
@@ -1004,7 +1004,8 @@ def draw_charts(prefix, results, steps, servers, command):
         if any("event_loop_lag_ms" in row for row in tl):
             panels.append({"ylabel": "ms (highest in the second)", "shade": shade, "series": [
                 {"label": "event-loop lag", "points": [(x, row.get("event_loop_lag_ms")) for x, row in zip(xs, tl)], "colour": 3},
-                {"label": "receive delay (lag + UDP queue)", "points": [(x, row.get("receive_delay_ms")) for x, row in zip(xs, tl)], "colour": 4}]})
+                {"label": "receive delay (lag + UDP queue)", "points": [(x, row.get("receive_delay_ms")) for x, row in zip(xs, tl)], "colour": 4},
+                {"label": "SIP thread waiting for a CPU (a window)", "points": [(x, row.get("cpu_wait_ms")) for x, row in zip(xs, tl)], "colour": 6, "dash": "dashed"}]})
             panels.append({"ylabel": "overload level (0-2)", "shade": shade, "series": [
                 {"label": "overload level", "points": [(x, row.get("level")) for x, row in zip(xs, tl)], "colour": 5}]})
         path = f"{prefix}-overload-{r['scenario']}-{r['transport']}.svg"

@@ -55,6 +55,7 @@ export interface OverloadStats {
   readonly level: number;
   readonly queueDelayMs: number;
   readonly eventLoopLagMs: number;
+  readonly cpuWaitMs: number;
   readonly shed: Readonly<Record<LoadClass, number>>;
 }
 
@@ -82,6 +83,8 @@ export interface OverloadControlOptions {
  *   only while the delay is over ONGOING_FACTOR × the target, and by what exceeds that;
  * - down whenever it is under the target, so the server is back to answering everything
  *   within a second or two once the load drops (the part above 1 four times faster);
+ * - against the target plus the time the SIP thread waited for a CPU in the window (other
+ *   processes on a shared host: a delay no refusal takes away);
  * - not at all over a window in which the loop stalled (one probe round later than a
  *   window): a stall is no measure of the offered load, and the windows after it tell
  *   whether its backlog drains. Stalls in a row (loop iterations longer than a window, as
@@ -95,7 +98,7 @@ export class OverloadControl {
   private readonly log: Logger;
   private timer: TimerHandle | undefined;
   private currentLevel = 0;
-  private last: ReceiveDelayReading = { queueDelayMs: 0, measured: true, eventLoopLagMs: 0 };
+  private last: ReceiveDelayReading = { queueDelayMs: 0, measured: true, eventLoopLagMs: 0, cpuWaitMs: 0 };
   /** The last measured delay, to tell a growing queue from a draining one. */
   private previous = 0;
   private windowsOver = 0;
@@ -147,7 +150,8 @@ export class OverloadControl {
   }
 
   stats(): OverloadStats {
-    return { level: this.currentLevel, queueDelayMs: this.last.queueDelayMs, eventLoopLagMs: this.last.eventLoopLagMs, shed: { ...this.shed } };
+    const { queueDelayMs, eventLoopLagMs, cpuWaitMs } = this.last;
+    return { level: this.currentLevel, queueDelayMs, eventLoopLagMs, cpuWaitMs, shed: { ...this.shed } };
   }
 
   /** One window's reading: moves the level (exposed for tests; the timer calls it every interval). */
@@ -165,7 +169,10 @@ export class OverloadControl {
       return;
     }
     this.stalled = stall;
-    const error = (d - targetDelayMs) / targetDelayMs;
+    // Time the SIP thread waited for a CPU that other processes held is the host's delay, not
+    // the load's, and refusing requests cannot take it away: it raises the bar for the window.
+    const target = targetDelayMs + reading.cpuWaitMs;
+    const error = (d - target) / targetDelayMs;
     this.windowsOver = error > 0 ? this.windowsOver + 1 : 0;
     // A lower bound (a probe still queued) that is already above the last measurement is rising too.
     const rising = d >= this.previous;
@@ -176,9 +183,9 @@ export class OverloadControl {
       if (level < 1) {
         // New work first: one reading, however high, takes the level to 1 at most.
         level = Math.min(1, level + GAIN * error * seconds);
-      } else if (d > ONGOING_FACTOR * targetDelayMs) {
+      } else if (d > ONGOING_FACTOR * targetDelayMs + reading.cpuWaitMs) {
         // Refusing all new work did not hold the queue: refuse ongoing work too.
-        level += GAIN * ((d - ONGOING_FACTOR * targetDelayMs) / targetDelayMs) * seconds;
+        level += GAIN * ((d - ONGOING_FACTOR * targetDelayMs - reading.cpuWaitMs) / targetDelayMs) * seconds;
       }
     } else if (error < 0) {
       // Refusing ongoing work is for emergencies: that part goes ONGOING_FACTOR² times faster.

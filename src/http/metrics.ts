@@ -171,6 +171,14 @@ export class ServerMetrics {
       },
     });
     new Gauge({
+      name: `${P}cpu_wait_seconds`,
+      help: 'Time the SIP thread was ready to run but waited for a CPU (other processes) in the last overload-control window; overload control adds it to its target',
+      registers,
+      collect() {
+        this.set((server.overload?.stats().cpuWaitMs ?? 0) / 1000);
+      },
+    });
+    new Gauge({
       name: `${P}overload_level`,
       help: 'Overload control level: 0 serves everything, up to 1 the share of new requests refused, above 1 all new and (level - 1) of in-dialog ones',
       registers,

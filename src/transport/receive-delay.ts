@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * How long a message that arrives now waits before the SIP thread starts on it. Two parts:
  * - the event loop's lag (a long loop iteration, a GC pause, a synchronous stall), and
@@ -24,6 +26,11 @@ export interface ReceiveDelayReading {
   readonly measured: boolean;
   /** The longest event-loop lag seen in the window (ms). */
   readonly eventLoopLagMs: number;
+  /**
+   * How long the SIP thread was ready to run but waited for a CPU in the window (ms): other
+   * processes on the host, not our load (Linux schedstat; 0 where it cannot be read).
+   */
+  readonly cpuWaitMs: number;
 }
 
 /** Where the overload control reads the delay (a probe in the server; tests inject one). */
@@ -55,6 +62,23 @@ export interface ReceiveDelayMonitorOptions {
   readonly intervalMs: number;
   /** Monotonic milliseconds (tests inject a manual clock). */
   readonly now?: () => number;
+  /** Total ms this thread has waited for a CPU so far (tests inject one; default: Linux schedstat). */
+  readonly cpuWait?: () => number;
+}
+
+/**
+ * The calling thread's run-queue wait so far (ms): the second field of
+ * /proc/thread-self/schedstat (nanoseconds runnable but not running). Undefined where the
+ * kernel does not offer it.
+ */
+export function threadCpuWaitMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
+    const ns = Number(fields[1]);
+    return Number.isFinite(ns) ? ns / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The probe described above: a Node timer and one probe a queue every interval. */
@@ -67,10 +91,14 @@ export class ReceiveDelayMonitor implements ReceiveDelay {
   private due: number | undefined;
   private lagMax = 0;
   private lagMin = Infinity;
+  private readonly cpuWait: () => number;
+  private cpuWaitBefore: number;
 
   constructor(options: ReceiveDelayMonitorOptions) {
     this.intervalMs = options.intervalMs;
     this.now = options.now ?? (() => performance.now());
+    this.cpuWait = options.cpuWait ?? (threadCpuWaitMs() === undefined ? () => 0 : () => threadCpuWaitMs() ?? 0);
+    this.cpuWaitBefore = this.cpuWait();
   }
 
   /** Adds a queue to probe; the transport calls the returned function with each probe's stamp it reads. */
@@ -136,7 +164,10 @@ export class ReceiveDelayMonitor implements ReceiveDelay {
     }
     this.lagMax = 0;
     this.lagMin = Infinity;
-    return { queueDelayMs, measured, eventLoopLagMs: lagMax };
+    const cpuWait = this.cpuWait();
+    const cpuWaitMs = Math.max(0, cpuWait - this.cpuWaitBefore);
+    this.cpuWaitBefore = cpuWait;
+    return { queueDelayMs, measured, eventLoopLagMs: lagMax, cpuWaitMs };
   }
 
   private arrived(q: QueueState, stamp: number): void {

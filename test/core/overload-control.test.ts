@@ -10,14 +10,14 @@ const SETTINGS: OverloadSettings = { enabled: true, targetDelayMs: 50, intervalM
 
 /** Readings the test sets window by window (the probe's place). */
 class ScriptedDelay implements ReceiveDelay {
-  next: ReceiveDelayReading = { queueDelayMs: 0, measured: true, eventLoopLagMs: 0 };
+  next: ReceiveDelayReading = { queueDelayMs: 0, measured: true, eventLoopLagMs: 0, cpuWaitMs: 0 };
   reads = 0;
   read(): ReceiveDelayReading {
     this.reads++;
     return this.next;
   }
-  set(queueDelayMs: number, options: { lag?: number; measured?: boolean } = {}): void {
-    this.next = { queueDelayMs, measured: options.measured ?? true, eventLoopLagMs: options.lag ?? Math.min(queueDelayMs, 5) };
+  set(queueDelayMs: number, options: { lag?: number; measured?: boolean; cpuWait?: number } = {}): void {
+    this.next = { queueDelayMs, measured: options.measured ?? true, eventLoopLagMs: options.lag ?? Math.min(queueDelayMs, 5), cpuWaitMs: options.cpuWait ?? 0 };
   }
 }
 
@@ -28,7 +28,7 @@ function control(random: () => number = () => 0.5) {
   const ctl = new OverloadControl({ delay, timers, settings: SETTINGS, random, logger: pino({ level: 'silent' }) });
   ctl.start();
   /** Runs `windows` control windows with the reading `ms`. */
-  const windows = (n: number, ms: number, options: { lag?: number; measured?: boolean } = {}): void => {
+  const windows = (n: number, ms: number, options: { lag?: number; measured?: boolean; cpuWait?: number } = {}): void => {
     delay.set(ms, options);
     timers.advance(n * SETTINGS.intervalMs);
   };
@@ -86,6 +86,16 @@ describe('core: overload control', () => {
     windows(1, 700, { lag: 700 });
     windows(1, 800, { lag: 800 });
     windows(1, 900, { lag: 900 });
+    expect(ctl.level).to.be.greaterThan(0);
+  });
+
+  it('counts the time the SIP thread waited for a CPU as the host\'s delay, not the load\'s', () => {
+    const { ctl, windows } = control();
+    // Other processes held the CPU for 80 ms of each window: a delay of 120 ms is theirs.
+    windows(10, 120, { cpuWait: 80 });
+    expect(ctl.level).to.equal(0);
+    // The same delay with the CPU ours: a queue of our own work.
+    windows(2, 120);
     expect(ctl.level).to.be.greaterThan(0);
   });
 
@@ -182,8 +192,8 @@ describe('core: overload control', () => {
 
   it('reports the last reading and stops reading once stopped', () => {
     const { ctl, delay, windows } = control();
-    windows(1, 42, { lag: 7 });
-    expect(ctl.stats()).to.include({ queueDelayMs: 42, eventLoopLagMs: 7, level: 0 });
+    windows(1, 42, { lag: 7, cpuWait: 3 });
+    expect(ctl.stats()).to.include({ queueDelayMs: 42, eventLoopLagMs: 7, cpuWaitMs: 3, level: 0 });
     ctl.stop();
     const reads = delay.reads;
     windows(10, 500);

@@ -11,12 +11,12 @@ import { inDialog, isNotify, pidf, publishReq, watch } from './presence-support.
 
 /** Readings the test sets (in place of the server's own probe). */
 class ScriptedDelay implements ReceiveDelay {
-  private next: ReceiveDelayReading = { queueDelayMs: 0, measured: true, eventLoopLagMs: 0 };
+  private next: ReceiveDelayReading = { queueDelayMs: 0, measured: true, eventLoopLagMs: 0, cpuWaitMs: 0 };
   read(): ReceiveDelayReading {
     return this.next;
   }
   set(queueDelayMs: number): void {
-    this.next = { queueDelayMs, measured: true, eventLoopLagMs: 1 };
+    this.next = { queueDelayMs, measured: true, eventLoopLagMs: 1, cpuWaitMs: 0 };
   }
 }
 

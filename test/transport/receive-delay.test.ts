@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { ReceiveDelayMonitor, type ProbedQueue } from '../../src/transport/receive-delay.js';
+import { ReceiveDelayMonitor, threadCpuWaitMs, type ProbedQueue } from '../../src/transport/receive-delay.js';
 import { TransportLayer } from '../../src/transport/transport-layer.js';
 
 /** A queue the test delivers by hand: what was sent, in order. */
@@ -14,8 +14,8 @@ class HandQueue implements ProbedQueue {
 }
 
 function monitor(queues = 1) {
-  const clock = { t: 1000 };
-  const m = new ReceiveDelayMonitor({ intervalMs: 20, now: () => clock.t });
+  const clock = { t: 1000, cpuWait: 0 };
+  const m = new ReceiveDelayMonitor({ intervalMs: 20, now: () => clock.t, cpuWait: () => clock.cpuWait });
   const qs = Array.from({ length: queues }, () => {
     const q = new HandQueue();
     q.arrived = m.attach(q);
@@ -41,9 +41,9 @@ describe('transport: receive delay (event-loop lag and UDP receive queue)', () =
       clock.t += wait;
       q.arrived(q.sent.at(-1)!);
     }
-    expect(m.read()).to.deep.equal({ queueDelayMs: 8, measured: true, eventLoopLagMs: 0 });
+    expect(m.read()).to.deep.equal({ queueDelayMs: 8, measured: true, eventLoopLagMs: 0, cpuWaitMs: 0 });
     // The window starts again: nothing sent, nothing queued.
-    expect(m.read()).to.deep.equal({ queueDelayMs: 0, measured: true, eventLoopLagMs: 0 });
+    expect(m.read()).to.deep.equal({ queueDelayMs: 0, measured: true, eventLoopLagMs: 0, cpuWaitMs: 0 });
   });
 
   it('counts a probe still queued at its age, as a lower bound, and forgets probes the queue dropped', () => {
@@ -53,11 +53,11 @@ describe('transport: receive delay (event-loop lag and UDP receive queue)', () =
     clock.t += 20;
     m.probe(clock.t);
     clock.t += 300;
-    expect(m.read()).to.deep.equal({ queueDelayMs: 320, measured: false, eventLoopLagMs: 0 });
+    expect(m.read()).to.deep.equal({ queueDelayMs: 320, measured: false, eventLoopLagMs: 0, cpuWaitMs: 0 });
     // The second one comes back: the first is given up on, not counted as still queued.
     q.arrived(q.sent[1]!);
     clock.t += 10;
-    expect(m.read()).to.deep.equal({ queueDelayMs: 300, measured: true, eventLoopLagMs: 0 });
+    expect(m.read()).to.deep.equal({ queueDelayMs: 300, measured: true, eventLoopLagMs: 0, cpuWaitMs: 0 });
     expect(m.read().queueDelayMs).to.equal(0);
     // A stamp it no longer waits for changes nothing.
     q.arrived(q.sent[0]!);
@@ -71,11 +71,24 @@ describe('transport: receive delay (event-loop lag and UDP receive queue)', () =
     qs[0]!.arrived(qs[0]!.sent[0]!);
     clock.t += 5;
     qs[1]!.arrived(qs[1]!.sent[0]!);
-    expect(m.read()).to.deep.equal({ queueDelayMs: 45, measured: true, eventLoopLagMs: 12 });
+    expect(m.read()).to.deep.equal({ queueDelayMs: 45, measured: true, eventLoopLagMs: 12, cpuWaitMs: 0 });
     const { m: bare, clock: c2 } = monitor(0);
     bare.probe(c2.t - 30);
     bare.probe(c2.t - 25);
-    expect(bare.read()).to.deep.equal({ queueDelayMs: 25, measured: true, eventLoopLagMs: 30 });
+    expect(bare.read()).to.deep.equal({ queueDelayMs: 25, measured: true, eventLoopLagMs: 30, cpuWaitMs: 0 });
+  });
+
+  it('reports how long the thread waited for a CPU in the window', () => {
+    const { m, clock } = monitor(0);
+    clock.cpuWait += 35;
+    expect(m.read().cpuWaitMs).to.equal(35);
+    expect(m.read().cpuWaitMs).to.equal(0);
+  });
+
+  it('reads the thread\'s run-queue wait where the kernel offers it', function () {
+    const wait = threadCpuWaitMs();
+    if (wait === undefined) this.skip();
+    expect(wait).to.be.a('number').and.at.least(0);
   });
 
   it('sees datagrams wait in a real UDP receive queue while the loop is blocked, and hands none of its probes up', async () => {
