@@ -171,13 +171,15 @@ export class ReceiveDelayMonitor implements ReceiveDelay {
   }
 
   private arrived(q: QueueState, stamp: number): void {
+    const now = this.now();
+    if (!(stamp <= now)) return; // not a time we sent at
     // A queue is first in, first out: probes sent before this one and not read were dropped.
     const out = q.outstanding;
     let i = 0;
     while (i < out.length && out[i]! <= stamp) i++;
     if (i === 0) return; // not one of ours (or already given up on)
     out.splice(0, i);
-    q.minSojourn = Math.min(q.minSojourn, this.now() - stamp);
+    q.minSojourn = Math.min(q.minSojourn, now - stamp);
   }
 
   private arm(): void {

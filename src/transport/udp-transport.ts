@@ -60,7 +60,8 @@ export class UdpTransport {
     const listener: Listener = { socket, family, address: host, port: bound };
     socket.on('error', (err) => this.log.error({ err }, 'udp socket error'));
     socket.on('message', (data, rinfo) => {
-      // Our own probe (only a socket of this process can send from its loopback port).
+      // Our own probe: from the probe socket's address and port, which only this process holds
+      // (the kernel drops a datagram from outside that claims a local source address).
       const prober = listener.prober;
       if (prober && rinfo.port === prober.port && rinfo.address === prober.address && data.length === 8) {
         prober.arrived(data.readDoubleLE(0));
