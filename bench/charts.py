@@ -116,9 +116,10 @@ def chart(path, title, xlabel, panels, subtitle="", x_range=None, x_ticks=None):
     sub_lines = wrap(subtitle, (WIDTH - 40) // 6.6) if subtitle else []
     legend_top = 40 + 16 * len(sub_lines)
     top0 = legend_top + 18 * len(rows) + 12
-    height = top0 + len(panels) * PANEL_H + (len(panels) - 1) * GAP + MARGIN_B
-    x0, x1 = MARGIN_L, WIDTH - MARGIN_R
     bar_slots = sorted({x for p in panels for s in p["series"] if s.get("bars") for x, _ in s["points"]})
+    extra = 14 * (label_lines(panels, bar_slots) - 1) if bar_slots else 0
+    height = top0 + len(panels) * PANEL_H + (len(panels) - 1) * GAP + MARGIN_B + extra
+    x0, x1 = MARGIN_L, WIDTH - MARGIN_R
     if bar_slots:
         xs_scale = None
     else:
@@ -218,5 +219,13 @@ def bars(panel, slots, x0, x1, ysc, bottom):
                 out.append(f"<rect x='{gx + si * bar_w:.1f}' y='{top:.1f}' width='{bar_w - 2:.1f}' height='{bottom - top:.1f}' fill='{colour}'/>")
                 out.append(f"<text x='{gx + si * bar_w + bar_w / 2 - 1:.1f}' y='{top - 4:.1f}' text-anchor='middle' font-size='10'>{fmt_num(round(y))}</text>")
         name = panel.get("categories", {}).get(slot, str(slot))
-        out.append(f"<text x='{x0 + gi * group_w + group_w / 2:.1f}' y='{bottom + 16}' text-anchor='middle'>{esc(name)}</text>")
+        for li, line in enumerate(wrap(name, max(8, int(group_w / 6.8)))):
+            out.append(f"<text x='{x0 + gi * group_w + group_w / 2:.1f}' y='{bottom + 16 + 14 * li}' text-anchor='middle'>{esc(line)}</text>")
     return out
+
+
+def label_lines(panels, slots):
+    """How many lines the longest category name takes under its group of bars."""
+    group_w = (WIDTH - MARGIN_L - MARGIN_R) / max(1, len(slots))
+    names = [p.get("categories", {}).get(slot, str(slot)) for p in panels for slot in slots]
+    return max((len(wrap(n, max(8, int(group_w / 6.8)))) for n in names), default=1)

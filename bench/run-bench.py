@@ -95,16 +95,21 @@ def settled_pss_kb(pids, limit_s=15.0):
     return readings[-1]
 
 
-class PeakMemory:
-    """Samples the servers' PSS every 200 ms while a step runs; keeps the highest."""
+class Sampler:
+    """Calls `sample()` every `every` seconds on a thread of its own while a `with` block runs."""
 
-    def __init__(self, pids):
-        self.pids, self.peak, self._stop = pids, pss_kb(pids), threading.Event()
+    every = 0.2
+
+    def __init__(self):
+        self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, pss_kb(self.pids))
+        while not self._stop.wait(self.every):
+            self.sample()
+
+    def sample(self):
+        raise NotImplementedError
 
     def __enter__(self):
         self._t.start()
@@ -113,6 +118,20 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
+
+
+class PeakMemory(Sampler):
+    """Samples the servers' PSS every 200 ms while a step runs; keeps the highest."""
+
+    def __init__(self, pids):
+        super().__init__()
+        self.pids, self.peak = pids, pss_kb(pids)
+
+    def sample(self):
+        self.peak = max(self.peak, pss_kb(self.pids))
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
         self.peak = max(self.peak, pss_kb(self.pids))
 
 
@@ -161,27 +180,17 @@ def scrape(url):
     return out
 
 
-class MetricsScraper:
+class MetricsScraper(Sampler):
     """Reads /metrics every `every` seconds while a run lasts: (time, {series: value})."""
 
     def __init__(self, url, every=0.25):
-        self.url, self.every, self.samples, self._stop = url, every, [], threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
+        self.url, self.every, self.samples = url, every, []
 
-    def _run(self):
-        while not self._stop.is_set():
-            m = scrape(self.url)
-            if m is not None:
-                self.samples.append((time.time(), m))
-            self._stop.wait(self.every)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
+    def sample(self):
+        m = scrape(self.url)
+        if m is not None:
+            self.samples.append((time.time(), m))
 
 
 def free_port(kind=socket.SOCK_DGRAM):
@@ -1014,30 +1023,27 @@ def draw_charts(prefix, results, steps, servers, command):
         made.append(path)
     fixed = [r for r in results if r["kind"] == "fixed"]
     if fixed:
-        cats = list(dict.fromkeys(f"{r['scenario']}/{r['transport']}" for r in fixed))
-        series = []
-        for s in servers:
-            pts = [(cats.index(f"{r['scenario']}/{r['transport']}"), r.get("server_cpu_us_per_call")) for r in fixed if r["server"] == s.label]
-            if pts:
-                series.append({"label": s.label, "points": pts, "bars": True, **style[s.label]})
-        path = f"{prefix}-cpu-per-call.svg"
-        charts.chart(path, f"Server CPU per call at a fixed {fixed[0]['offered']} calls/s", "scenario / transport",
-                     [{"ylabel": "CPU µs per call", "series": series, "categories": dict(enumerate(cats))}], subtitle=command)
-        made.append(path)
+        made.append(bars_by_server(f"{prefix}-cpu-per-call.svg", f"Server CPU per call at a fixed {fixed[0]['offered']} calls/s", "scenario / transport",
+                                   "CPU µs per call", fixed, lambda r: f"{r['scenario']}/{r['transport']}", lambda r: r.get("server_cpu_us_per_call"),
+                                   servers, style, command))
     lat = [r for r in results if r["kind"] == "latency"]
     if lat:
-        cats = list(dict.fromkeys(f"{r['scenario']} {r['condition']}" for r in lat))
-        series = []
-        for s in servers:
-            pts = [(cats.index(f"{r['scenario']} {r['condition']}"), r["p99_ms"]) for r in lat if r["server"] == s.label]
-            if pts:
-                series.append({"label": s.label, "points": pts, "bars": True, **style[s.label]})
-        path = f"{prefix}-latency.svg"
-        charts.chart(path, "p99 at half the sustained rate, after heavy load", "scenario, condition",
-                     [{"ylabel": "p99 ms", "series": series, "categories": dict(enumerate(cats)), "hlines": [(STEADY_P99_MS, f"{STEADY_P99_MS:.0f} ms target")]}],
-                     subtitle=command)
-        made.append(path)
+        made.append(bars_by_server(f"{prefix}-latency.svg", "p99 at half the sustained rate, after heavy load", "scenario, condition", "p99 ms",
+                                   lat, lambda r: f"{r['scenario']} {r['condition']}", lambda r: r["p99_ms"], servers, style, command,
+                                   [(STEADY_P99_MS, f"{STEADY_P99_MS:.0f} ms target")]))
     return made
+
+
+def bars_by_server(path, title, xlabel, ylabel, rows, category, value, servers, style, command, hlines=()):
+    """A bar chart: a group of bars per category, a bar per server."""
+    cats = list(dict.fromkeys(category(r) for r in rows))
+    series = []
+    for s in servers:
+        pts = [(cats.index(category(r)), value(r)) for r in rows if r["server"] == s.label]
+        if pts:
+            series.append({"label": s.label, "points": pts, "bars": True, **style[s.label]})
+    return charts.chart(path, title, xlabel, [{"ylabel": ylabel, "series": series, "categories": dict(enumerate(cats)), "hlines": list(hlines)}],
+                        subtitle=command)
 
 
 def machine():
@@ -1158,7 +1164,8 @@ def main():
                     s.start()
                     bench.warm_up(s, "t1")
                 for s in servers:
-                    held = lambda accepted, s=s: results.extend(bench.half_rate(s, f"{accepted // 1000}k subscriptions held", results))
+                    # Named by the subscriptions asked for, the same for every server (the row says how many were accepted).
+                    held = lambda accepted, s=s: results.extend(dict(r, held=accepted) for r in bench.half_rate(s, f"{a.held // 1000}k subscriptions held", results))
                     results.append(bench.swarm(s, "held", a.held, held))
     finally:
         for s in servers:

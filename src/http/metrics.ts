@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { OverloadStats } from '../core/overload-control.js';
 import type { SipCoreObserver } from '../core/sip-core.js';
 import type { SimplePresenceServer } from '../server.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
@@ -154,38 +155,38 @@ export class ServerMetrics {
     });
     lazyCounter(registers, `${P}sip_overload_refused_total`, 'Requests answered with a stateless 503 because too many transactions were live', () => server.transactions.stats().refused);
     // Overload control (core/overload-control.ts): what it reads and what it refuses.
-    new Gauge({
-      name: `${P}event_loop_lag_seconds`,
-      help: 'Longest event-loop lag in the last overload-control window',
-      registers,
-      collect() {
-        this.set((server.overload?.stats().eventLoopLagMs ?? 0) / 1000);
-      },
-    });
-    new Gauge({
-      name: `${P}receive_delay_seconds`,
-      help: 'Standing delay before the SIP thread starts on a request (event-loop lag and UDP receive queue) in the last window: what overload control holds under overload.targetDelayMs',
-      registers,
-      collect() {
-        this.set((server.overload?.stats().queueDelayMs ?? 0) / 1000);
-      },
-    });
-    new Gauge({
-      name: `${P}cpu_wait_seconds`,
-      help: 'Time the SIP thread was ready to run but waited for a CPU (other processes) in the last overload-control window; overload control adds it to its target',
-      registers,
-      collect() {
-        this.set((server.overload?.stats().cpuWaitMs ?? 0) / 1000);
-      },
-    });
-    new Gauge({
-      name: `${P}overload_level`,
-      help: 'Overload control level: 0 serves everything, up to 1 the share of new requests refused, above 1 all new and (level - 1) of in-dialog ones',
-      registers,
-      collect() {
-        this.set(server.overload?.level ?? 0);
-      },
-    });
+    const overload = (read: (s: OverloadStats) => number) => (): number => {
+      const stats = server.overload?.stats();
+      return stats ? read(stats) : 0;
+    };
+    const overloadGauges: Array<[string, string, () => number]> = [
+      ['event_loop_lag_seconds', 'Longest event-loop lag in the last overload-control window', overload((s) => s.eventLoopLagMs / 1000)],
+      [
+        'receive_delay_seconds',
+        'Standing delay before the SIP thread starts on a request (event-loop lag and UDP receive queue) in the last window: what overload control holds under overload.targetDelayMs',
+        overload((s) => s.queueDelayMs / 1000),
+      ],
+      [
+        'cpu_wait_seconds',
+        'Time the SIP thread was ready to run but waited for a CPU (other processes) in the last overload-control window; overload control adds it to its target',
+        overload((s) => s.cpuWaitMs / 1000),
+      ],
+      [
+        'overload_level',
+        'Overload control level: 0 serves everything, up to 1 the share of new requests refused, above 1 all new and (level - 1) of in-dialog ones',
+        overload((s) => s.level),
+      ],
+    ];
+    for (const [name, help, value] of overloadGauges) {
+      new Gauge({
+        name: `${P}${name}`,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    }
     lazyCounter(
       registers,
       `${P}sip_overload_shed_total`,
