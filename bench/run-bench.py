@@ -587,7 +587,7 @@ class Bench:
                "failed_pct": round(failed_pct, 2), "refused_503": r["unexpected"], "p50_ms": r["p50"], "p99_ms": r["p99"],
                "server_cpu_pct": round(r["server_cpu_pct"], 1), "server_peak_mb": round(r["server_peak_mb"], 1),
                # CPU per call moves less with other load on the machine than rates do.
-               "server_cpu_us_per_call": round(r["server_cpu_pct"] / 100 * 1e6 / achieved) if achieved else None,
+               "server_cpu_us_per_call": round(r["server_cpu_pct"] / 100 * 1e6 / achieved) if achieved >= 1 else None,
                "sipp_cpu_pct": round(r["sipp_cpu_pct"], 1), "holds": holds}
         end_progress()
         log(f"  {server.label:16} {what}{scen:9} {transport:3} {rate:6d}/s -> {row['achieved']:8.0f}/s  fail {failed_pct:5.2f}%  "

@@ -38,6 +38,9 @@ function tlsConnectOptions(address: string, client: TlsClientOptions | undefined
   return { rejectUnauthorized: client.verify, ...(client.ca ? { ca: client.ca } : {}), ...(net.isIP(name) ? {} : { servername: name }) };
 }
 
+/** A read this large (a TLS record's 16 KB, or more) means more may be waiting: see `yieldAfter`. */
+const YIELD_AFTER_BYTES = 16 * 1024;
+
 /** A TCP (or TLS) socket wrapped as a StreamConnection with a framer and a bounded write backlog. */
 class SocketConnection implements StreamConnection {
   readonly remoteAddress: string;
@@ -70,8 +73,10 @@ class SocketConnection implements StreamConnection {
     // Slowloris: once a message has begun, it must be whole within messageTimeoutMs, however
     // often bytes trickle in (the idle timeout alone restarts with every byte).
     let partial: NodeJS.Timeout | undefined;
+    let closing = false;
     this.socket.on('close', () => clearTimeout(partial));
     this.socket.on('data', (chunk: Buffer) => {
+      this.yieldAfter(chunk, () => closing);
       const events_ = this.framer.push(chunk);
       if (this.framer.buffered === 0) {
         clearTimeout(partial);
@@ -89,11 +94,26 @@ class SocketConnection implements StreamConnection {
           log.debug({ peer: `${flow.remoteAddress}:${flow.remotePort}`, reason: ev.reason }, 'stream framing error, closing');
           events.onFramingError(ev.reason, ev.head, flow);
           // Let a 513/400 written by the handler leave, read nothing more, and close for good soon.
+          closing = true;
           this.socket.pause();
           this.socket.end();
           setTimeout(() => this.socket.destroy(), 1000).unref();
         }
       }
+    });
+  }
+
+  /**
+   * After a large read, reads no more from this connection until timers and the other
+   * connections have had their turn: libuv reads up to 32 times 64 KB from a busy connection
+   * in one go, a flood would hold the loop for a second, and neither overload control (run by
+   * a timer) nor any other client would get a word in. TCP then holds the sender back.
+   */
+  private yieldAfter(chunk: Buffer, closing: () => boolean): void {
+    if (chunk.length < YIELD_AFTER_BYTES || this.socket.isPaused()) return;
+    this.socket.pause();
+    setImmediate(() => {
+      if (!closing() && !this.socket.destroyed) this.socket.resume();
     });
   }
 

@@ -105,6 +105,30 @@ describe('transport/TransportLayer over loopback', () => {
     }
   });
 
+  it('lets the loop turn between large reads of one busy connection (a flood does not hold it)', async () => {
+    const h = await start([{ protocol: 'tcp', host: '127.0.0.1', port: 0 }]);
+    const client = await connect(h.port('tcp'));
+    // About 1 MB in one write: in the kernel before the server reads, which could take it
+    // all (libuv reads up to 32 × 64 KB at once) before timers or anyone else ran.
+    const total = 3000;
+    client.socket.write(Array.from({ length: total }, (_, i) => sipMessage(`flood-${i}`, 'x'.repeat(100))).join(''));
+    // Messages handed up between two turns of the loop (check phase to check phase).
+    const steps: number[] = [];
+    let seen = 0;
+    await new Promise<void>((resolve) => {
+      const turn = (): void => {
+        steps.push(h.messages.length - seen);
+        seen = h.messages.length;
+        if (seen >= total) resolve();
+        else setImmediate(turn);
+      };
+      setImmediate(turn);
+    });
+    // At most about one 64 KB read a turn (without the yield, several at once: 600, 1800).
+    const perRead = Math.ceil(65536 / Buffer.byteLength(sipMessage('flood-0', 'x'.repeat(100))));
+    expect(Math.max(...steps)).to.be.at.most(2 * perRead);
+  });
+
   it('sends a request to a client down the connection it holds to us, found by its address (connection table)', async () => {
     const h = await start([{ protocol: 'tcp', host: '127.0.0.1', port: 0 }]);
     const client = await connect(h.port('tcp'));
