@@ -556,13 +556,19 @@ class Bench:
         self.prepare_message(server)
         n = self.a.after
         rate = max(500, rates[0] or self.a.fixed_rate)
-        self.run_no += 1
-        progress(f"{server.label}: {n} publications at {rate}/s")
-        t0 = time.time()
-        r = self.sipp(server, "publish.xml", "u1", ["-key", "run", f"{os.getpid()}a{self.run_no}", "-m", str(n), "-r", str(rate),
-                                                   "-l", str(max(2000, rate * 2))], int(n / rate * 3 + 30))
+        t0, made = time.time(), 0
+        # Those refused with 503 (a busy server) are made again, at half the rate each time.
+        for attempt in range(3):
+            self.run_no += 1
+            progress(f"{server.label}: {n - made} publications at {rate}/s")
+            r = self.sipp(server, "publish.xml", "u1", ["-key", "run", f"{os.getpid()}a{self.run_no}", "-m", str(n - made), "-r", str(rate),
+                                                       "-l", str(max(2000, rate * 2))], int((n - made) / rate * 3 + 30))
+            made += r["ok"]
+            if made >= n:
+                break
+            rate = max(250, rate // 2)
         end_progress()
-        log(f"  {server.label:16} {r['ok']} of {n} publications made at {rate}/s in {time.time() - t0:.0f} s")
+        log(f"  {server.label:16} {made} of {n} publications made in {time.time() - t0:.0f} s")
         return self.half_rate(server, f"after {n // 1000}k PUBLISH", results)
 
     def step(self, server, scen, transport, rate, seconds=None, what=""):
