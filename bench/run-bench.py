@@ -823,6 +823,8 @@ def table(results, servers):
     """Sustained rates, fan-out and held state: one row a server, ours against Kamailio's."""
     theirs = kamailio_label(servers)
     results = [r for r in results if r["kind"] in ("rate", "fanout", "held")]
+    if not results:
+        return ""
     by = {(r["server"], r["scenario"], r["transport"]): r for r in results}
     keys = []
     for r in results:
@@ -1081,6 +1083,7 @@ def main():
     ap.add_argument("--fixed-seconds", type=float, help="length of a CPU-per-call run (default 4, --quick 2)")
     ap.add_argument("--overload", default="publish/udp", help="SCENARIO/TRANSPORT[,...] the overload run drives (default publish/udp)")
     ap.add_argument("--overload-seconds", type=float, help="how long 2 × the sustained rate is offered (default 30, --quick 10)")
+    ap.add_argument("--sustained", help="SCENARIO/TRANSPORT=RATE[,...]: sustained rates taken as given (from an earlier run) by overload, after and held instead of searching them")
     ap.add_argument("--after", type=int, help="PUBLISH calls (new publications) before the after-load latency steps (default 100000, --quick 10000)")
     ap.add_argument("--port", type=int, default=0, help="our server's SIP port (default: a free one; with several stores, the first's)")
     ap.add_argument("--store", default="pglite",
@@ -1114,6 +1117,14 @@ def main():
         if len(o) != 2 or o[0] not in ("publish", "subscribe", "message") or o[1] not in ("udp", "tcp"):
             sys.exit(f"--overload {'/'.join(o)}: SCENARIO/TRANSPORT with publish, subscribe or message and udp or tcp")
 
+    given = {}
+    for item in (a.sustained.split(",") if a.sustained else []):
+        key, _, rate = item.partition("=")
+        scen_tr = tuple(key.split("/"))
+        if len(scen_tr) != 2 or not rate.isdigit():
+            sys.exit(f"--sustained {item}: SCENARIO/TRANSPORT=RATE, e.g. publish/udp=2500")
+        given[scen_tr] = int(rate)
+
     ensure_apt("sipp", ["sip-tester"])
     workdir = tempfile.mkdtemp(prefix="simple-presence-bench-")
     servers = cluster_bench.servers(a, workdir, free_port, options_ping) or [
@@ -1123,6 +1134,9 @@ def main():
     ours = [s for s in servers if kind_of(s) == "ours"]
     started = time.time()
     bench = Bench(a, workdir, servers)
+    for s in servers:
+        for (scen, tr), rate in given.items():
+            bench.sustained_rates[(s.label, scen, tr)] = rate
     results = []
     try:
         for s in servers:

@@ -84,7 +84,7 @@ export interface OverloadControlOptions {
  * - down whenever it is under the target, so the server is back to answering everything
  *   within a second or two once the load drops (the part above 1 four times faster);
  * - against the target plus the time the SIP thread waited for a CPU in the window (other
- *   processes on a shared host: a delay no refusal takes away);
+ *   processes on a shared host: a delay no refusal takes away), up to twice the target;
  * - not at all over a window in which the loop stalled (one probe round later than a
  *   window): a stall is no measure of the offered load, and the windows after it tell
  *   whether its backlog drains. Stalls in a row (loop iterations longer than a window, as
@@ -170,8 +170,11 @@ export class OverloadControl {
     }
     this.stalled = stall;
     // Time the SIP thread waited for a CPU that other processes held is the host's delay, not
-    // the load's, and refusing requests cannot take it away: it raises the bar for the window.
-    const target = targetDelayMs + reading.cpuWaitMs;
+    // the load's, and refusing requests cannot take it away: it raises the bar for the window,
+    // by one target at most, so that the queue stays well short of the clients' retransmission
+    // timer (T1, 500 ms) on a host that starves the server for long.
+    const allowance = Math.min(reading.cpuWaitMs, targetDelayMs);
+    const target = targetDelayMs + allowance;
     const error = (d - target) / targetDelayMs;
     this.windowsOver = error > 0 ? this.windowsOver + 1 : 0;
     // A lower bound (a probe still queued) that is already above the last measurement is rising too.
@@ -183,9 +186,9 @@ export class OverloadControl {
       if (level < 1) {
         // New work first: one reading, however high, takes the level to 1 at most.
         level = Math.min(1, level + GAIN * error * seconds);
-      } else if (d > ONGOING_FACTOR * targetDelayMs + reading.cpuWaitMs) {
+      } else if (d > ONGOING_FACTOR * targetDelayMs + allowance) {
         // Refusing all new work did not hold the queue: refuse ongoing work too.
-        level += GAIN * ((d - ONGOING_FACTOR * targetDelayMs - reading.cpuWaitMs) / targetDelayMs) * seconds;
+        level += GAIN * ((d - ONGOING_FACTOR * targetDelayMs - allowance) / targetDelayMs) * seconds;
       }
     } else if (error < 0) {
       // Refusing ongoing work is for emergencies: that part goes ONGOING_FACTOR² times faster.

@@ -91,12 +91,16 @@ describe('core: overload control', () => {
 
   it('counts the time the SIP thread waited for a CPU as the host\'s delay, not the load\'s', () => {
     const { ctl, windows } = control();
-    // Other processes held the CPU for 80 ms of each window: a delay of 120 ms is theirs.
-    windows(10, 120, { cpuWait: 80 });
+    // Other processes held the CPU for 40 ms of each window: a delay of 85 ms is theirs.
+    windows(10, 85, { cpuWait: 40 });
     expect(ctl.level).to.equal(0);
     // The same delay with the CPU ours: a queue of our own work.
-    windows(2, 120);
+    windows(2, 85);
     expect(ctl.level).to.be.greaterThan(0);
+    // However long the wait, the bar rises by one target at most: a queue of 120 ms is acted on.
+    const { ctl: starved, windows: starvedWindows } = control();
+    starvedWindows(3, 120, { cpuWait: 100 });
+    expect(starved.level).to.be.greaterThan(0);
   });
 
   it('refuses a growing share of new work while the delay stands over the target and grows, then all of it', () => {
