@@ -7,11 +7,11 @@ import type { TimerHandle, Timers } from '../util/timers.js';
 export type OverloadSettings = Readonly<Config['overload']>;
 
 /**
- * What refusing a request does to the state clients hold with us (RFC 6357 §4: prefer
- * rejecting new work to rejecting what keeps existing work going):
+ * What refusing a request does to the state clients hold with us (as RFC 6357 and RFC 7339
+ * advise, new work is refused before work that keeps existing sessions going):
  * - `new`: requests out of a dialog that start something: an initial SUBSCRIBE or PUBLISH, a
  *   MESSAGE, a REGISTER, OPTIONS. Refused first; the client tries again after Retry-After
- *   (or another server, RFC 3263 §4.3) and loses nothing it had.
+ *   (or another server of the domain, RFC 3263) and loses nothing it had.
  * - `ongoing`: requests inside a dialog (a To tag: SUBSCRIBE refreshes and unsubscribes,
  *   NOTIFY, BYE) and PUBLISHes that refresh, modify or remove a publication (SIP-If-Match,
  *   RFC 3903 §4.4). Refusing them ends or ages state the client holds, and the client then
@@ -69,10 +69,11 @@ export interface OverloadControlOptions {
 }
 
 /**
- * Overload control of the SIP thread (RFC 7339 §5: the server decides how much to
- * throttle; RFC 3261 §21.5.4: 503 with Retry-After). It keeps the standing receive delay (how
- * long requests wait before the SIP thread starts on them, see transport/receive-delay.ts)
- * near `targetDelayMs` by refusing a share of the requests, the level, at the cheapest point:
+ * Overload control of the SIP thread: the server itself decides how much to refuse, as in
+ * RFC 7339's loss-based scheme, and refuses with a 503 and Retry-After (RFC 3261 §21.5.4). It
+ * keeps the standing receive delay (how long requests wait before the SIP thread starts on
+ * them, see transport/receive-delay.ts) near `targetDelayMs` by refusing a share of the
+ * requests, the level, at the cheapest point:
  * once a request's head is parsed and the transaction layer has found it is not a
  * retransmission, before any transaction, service or body parsing touches it.
  *

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
  * A probe measures both: every `intervalMs` a timer notes how late it runs (the lag) and sends
  * every probed queue (each UDP listener) a small datagram of ours carrying the time it left.
  * The datagram waits in the queue behind the requests, and its age when the transport reads
- * it is what a request that arrived with it waited (CoDel's sojourn time, RFC 8289 §2).
+ * it is what a request that arrived with it waited (CoDel's sojourn time, RFC 8289).
  */
 
 /** What the last window (the time since the previous `read`) showed. */
