@@ -46,7 +46,9 @@ export interface ServerProcess {
  */
 export async function startServerProcess(dir: string, config: object, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ServerProcess> {
   const file = join(dir, `config-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
-  writeFileSync(file, JSON.stringify(config));
+  // Overload control off unless the test turns it on (as startTestServer does): how busy the
+  // test machine is must not decide whether a test's request is answered or refused with 503.
+  writeFileSync(file, JSON.stringify({ overload: { enabled: false }, ...config }));
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--config', file], {
     cwd: ROOT,
     // The store of the config file, not a PostgreSQL server CI names in the environment.
