@@ -182,8 +182,9 @@ export class ClusterLocations implements LocationStore {
   private async write(aor: string, bindings: readonly Binding[], revision: number): Promise<void> {
     if (this.options.stats) this.options.stats.writes++;
     const value = encodeBindings(bindings);
-    if (revision === 0) await this.options.cluster.bucket('bindings').create(token(aor), value);
-    else await this.options.cluster.bucket('bindings').update(token(aor), value, revision);
+    const kv = this.options.cluster.bucket('bindings');
+    const key = token(aor);
+    await this.options.cluster.link.inTurn(() => (revision === 0 ? kv.create(key, value) : kv.update(key, value, revision)));
   }
 
   /**

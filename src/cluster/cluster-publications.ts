@@ -199,7 +199,8 @@ export class ClusterPublications implements PublicationStore {
     const key = token(presentity);
     const value = encodePublications(pubs);
     if (this.options.stats) this.options.stats.writes++;
-    return revision === 0 ? this.kv.create(key, value) : this.kv.update(key, value, revision);
+    const kv = this.kv;
+    return this.link.inTurn(() => (revision === 0 ? kv.create(key, value) : kv.update(key, value, revision)));
   }
 
   /** Reads the entry and takes it as the copy here; `tell`: watchers here hear of a change. */

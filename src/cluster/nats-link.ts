@@ -37,6 +37,8 @@ export class NatsLink {
   private downSince: number | undefined;
   private readonly reconnectListeners: Array<() => void> = [];
   private readonly kvm: Kvm;
+  /** Writes asked for in this turn of the event loop, started together at its end. */
+  private turn: Array<() => void> = [];
   readonly log: Logger;
 
   private constructor(
@@ -102,6 +104,31 @@ export class NatsLink {
       return this.kvm.open(name, { timeout: this.options.requestTimeoutMs });
     }
   }
+
+  /**
+   * Starts `write` at the end of this turn of the event loop, together with every other
+   * write asked for in the turn. nats.js sends what is published before its next flush as
+   * one socket write; started one by one, as each SIP request asked, every bucket write
+   * was a send() of its own (under load a third of a cluster PUBLISH's CPU, node --cpu-prof).
+   */
+  inTurn<T>(write: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const start = (): void => {
+        try {
+          write().then(resolve, reject);
+        } catch (err) {
+          reject(err);
+        }
+      };
+      if (this.turn.push(start) === 1) setImmediate(this.startTurn);
+    });
+  }
+
+  private readonly startTurn = (): void => {
+    const writes = this.turn;
+    this.turn = [];
+    for (const start of writes) start();
+  };
 
   /** The server's largest message (a value must fit in it). */
   get maxPayload(): number {

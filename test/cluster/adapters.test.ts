@@ -4,7 +4,7 @@ import { decodeBindings, decodePublications, encodeBindings, encodePublications 
 import { ClusterNode } from '../../src/cluster/cluster-node.js';
 import { loadConfig } from '../../src/config/config.js';
 import { ServiceUnavailableError } from '../../src/core/services.js';
-import type { PublicationDecision, PublicationStore, PublicationView } from '../../src/presence/publication-store.js';
+import type { AppliedDecision, PublicationDecision, PublicationStore, PublicationView } from '../../src/presence/publication-store.js';
 import type { Publication } from '../../src/presence/publications.js';
 import type { Binding } from '../../src/registrar/binding.js';
 import { timersWallClock } from '../../src/registrar/wall-clock.js';
@@ -77,6 +77,34 @@ describe('cluster adapters on a real nats-server (in process)', function () {
     const b = { aor: ALICE, key: 'k', contact: 'sip:a@h', params: [], callId: 'c', cseq: 1, expiresAt: 9, updatedAt: 1, path: [], flow: { protocol: 'udp', remoteAddress: 'h', remotePort: 1, localAddress: 'l', localPort: 2 }, reachable: true } as Binding;
     expect(decodeBindings(ALICE, encodeBindings([b]))).to.deep.equal([b]);
     expect(() => decodeBindings('sip:other@example.com', encodeBindings([b]))).to.throw();
+  });
+
+  it('starts the bucket writes asked for in one turn of the loop together: they leave in one socket write', async () => {
+    const n = await node('batch');
+    const s = store(n);
+    // nats.js's transport (internal): each send() is one write to the socket.
+    const transport = (n.link.nc as unknown as { protocol: { transport: { send(frame: Uint8Array): void } } }).protocol.transport;
+    const send = transport.send.bind(transport);
+    let sends = 0;
+    transport.send = (frame) => {
+      sends++;
+      send(frame);
+    };
+    try {
+      // One callback each, as datagrams are read in one turn (microtasks run between them).
+      const decided = Array.from(
+        { length: 50 },
+        (_, i) =>
+          new Promise<AppliedDecision<number>>((resolve, reject) =>
+            setImmediate(() => Promise.resolve(s.decide(`sip:batch${i}@example.com`, () => ({ result: 200, put: pub(`b${i}`, Date.now() + 60_000) }))).then(resolve, reject)),
+          ),
+      );
+      expect((await Promise.all(decided)).map((d) => d.result)).to.deep.equal(Array(50).fill(200));
+      // The 50 compare-and-set publishes leave together (a write each before).
+      expect(sends).to.be.within(1, 2);
+    } finally {
+      transport.send = send;
+    }
   });
 
   it('decides on the shared entry: of two refreshes of one entity-tag racing at two nodes, one stands and one is 412', async () => {
