@@ -36,6 +36,10 @@ export class InMemoryOfflineMessageStore implements OfflineMessageStore {
     return (this.byRecipient.get(recipient) ?? []).filter((m) => m.expiresAt > nowMs);
   }
 
+  async recipientsWithMessages(recipients: readonly string[], nowMs: number): Promise<readonly string[]> {
+    return recipients.filter((r) => this.byRecipient.get(r)?.some((m) => m.expiresAt > nowMs));
+  }
+
   async remove(id: string): Promise<boolean> {
     const m = this.byId.get(id);
     if (!m) return false;

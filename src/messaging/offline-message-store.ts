@@ -41,6 +41,11 @@ export interface OfflineMessageStore {
   add(message: StoredMessage): Promise<void>;
   /** The recipient's unexpired messages, oldest first (receivedAt, then insertion order). */
   listFor(recipient: string, nowMs: number): Promise<readonly StoredMessage[]>;
+  /**
+   * Which of `recipients` have unexpired messages: one question for the many registrations
+   * of a busy moment, most of them for users with nothing stored.
+   */
+  recipientsWithMessages(recipients: readonly string[], nowMs: number): Promise<readonly string[]>;
   /** Resolves true when it was there. */
   remove(id: string): Promise<boolean>;
   usage(recipient: string, nowMs: number): Promise<OfflineUsage>;

@@ -7,6 +7,7 @@ import type { OfflineMessageStore, OfflineUsage, StoredMessage } from './offline
 export interface StoredMessageRepositoryLike {
   insert(message: StoredMessage): Promise<void>;
   listFor(recipient: string, nowMs: number): Promise<readonly StoredMessage[]>;
+  recipientsWithMessages(recipients: readonly string[], nowMs: number): Promise<readonly string[]>;
   delete(id: string): Promise<boolean>;
   countAndBytesFor(recipient: string, nowMs: number): Promise<OfflineUsage>;
   deleteExpired(nowMs: number): Promise<number>;
@@ -23,6 +24,10 @@ export class RepositoryOfflineMessageStore implements OfflineMessageStore {
 
   listFor(recipient: string, nowMs: number): Promise<readonly StoredMessage[]> {
     return this.repo.listFor(recipient, nowMs);
+  }
+
+  recipientsWithMessages(recipients: readonly string[], nowMs: number): Promise<readonly string[]> {
+    return this.repo.recipientsWithMessages(recipients, nowMs);
   }
 
   remove(id: string): Promise<boolean> {

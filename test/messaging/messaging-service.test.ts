@@ -439,6 +439,39 @@ describe('messaging: MESSAGE (RFC 3428)', () => {
     expect(durable.size).to.equal(0);
   });
 
+  it('asks the store once for the registrations of a burst, and lists only recipients that have messages', async () => {
+    const questions: string[][] = [];
+    const listed: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const durable = new (class extends InMemoryOfflineMessageStore {
+      override async recipientsWithMessages(recipients: readonly string[], nowMs: number): Promise<readonly string[]> {
+        questions.push([...recipients]);
+        // The first question is answered only once the burst has registered.
+        if (questions.length === 1) await held;
+        return super.recipientsWithMessages(recipients, nowMs);
+      }
+      override listFor(recipient: string, nowMs: number): ReturnType<InMemoryOfflineMessageStore['listFor']> {
+        listed.push(recipient);
+        return super.listFor(recipient, nowMs);
+      }
+    })();
+    messaging.useStore(durable);
+    expect((await send(message({ to: 'sip:u3@example.com', body: 'for u3' }))).status).to.equal(202);
+    tx.answerer = () => 200;
+    const users = ['u0', 'u1', 'u2', 'u3', 'u4'];
+    const registering = users.map((user, i) =>
+      run((c) => registrar.handle(c), fakeContext(register({ user, contacts: [`<sip:${user}@192.0.2.10:5062>`], callId: `reg-${i}@test` }))),
+    );
+    expect((await Promise.all(registering)).map((r) => r.status)).to.deep.equal([200, 200, 200, 200, 200]);
+    release();
+    await settle();
+    expect(questions).to.deep.equal([['sip:u0@example.com'], ['sip:u1@example.com', 'sip:u2@example.com', 'sip:u3@example.com', 'sip:u4@example.com']]);
+    expect(listed).to.deep.equal(['sip:u3@example.com']);
+    expect(tx.sent.map((s) => [s.request.uriText, s.request.body.toString()])).to.deep.equal([['sip:u3@192.0.2.10:5062', 'for u3']]);
+    expect(durable.size).to.equal(0);
+  });
+
   it('drops stored messages after their time-to-live', async () => {
     expect((await send()).status).to.equal(202);
     timers.advance(3600_000);

@@ -12,6 +12,7 @@ describe('store adapters', () => {
     const repo: StoredMessageRepositoryLike = {
       insert: (m) => (calls.push('insert'), mem.add(m)),
       listFor: (r, now) => (calls.push('listFor'), mem.listFor(r, now)),
+      recipientsWithMessages: (rs, now) => (calls.push('recipientsWithMessages'), mem.recipientsWithMessages(rs, now)),
       delete: (id) => (calls.push('delete'), mem.remove(id)),
       countAndBytesFor: (r, now) => (calls.push('countAndBytesFor'), mem.usage(r, now)),
       deleteExpired: (now) => (calls.push('deleteExpired'), mem.purgeExpired(now)),
@@ -21,10 +22,11 @@ describe('store adapters', () => {
     await store.add(m);
     expect(await store.usage(m.recipient, 0)).to.deep.equal({ count: 1, bytes: 2 });
     expect(await store.listFor(m.recipient, 0)).to.have.length(1);
+    expect(await store.recipientsWithMessages(['sip:alice@example.com', m.recipient], 0)).to.deep.equal([m.recipient]);
     expect(await store.remove('x')).to.equal(true);
     expect(await store.purgeExpired(100)).to.equal(0);
     expect(await store.summary(0)).to.deep.equal([]);
-    expect(calls).to.deep.equal(['insert', 'countAndBytesFor', 'listFor', 'delete', 'deleteExpired']);
+    expect(calls).to.deep.equal(['insert', 'countAndBytesFor', 'listFor', 'recipientsWithMessages', 'delete', 'deleteExpired']);
   });
 
   it('queues registration changes and survives a full queue', () => {

@@ -239,6 +239,13 @@ for (const target of TARGETS) {
         const bodies = [1, 2, 3].map((i) => storedMessage(i).body.length).reduce((a, b) => a + b, 0);
         expect(before).to.deep.equal({ count: 4, bytes: bodies });
         expect(await msgs.countAndBytesFor('sip:nobody@example.com', EPOCH)).to.deep.equal({ count: 0, bytes: 0 });
+        const asked = ['sip:nobody@example.com', 'sip:carol@example.com', 'sip:bob@example.com'];
+        expect((await msgs.recipientsWithMessages(asked, EPOCH)).sort()).to.deep.equal(['sip:bob@example.com', 'sip:carol@example.com']);
+        // Many recipients take more than one statement; an expired message does not count.
+        const many = Array.from({ length: 1200 }, (_, i) => `sip:u${i}@example.com`).concat('sip:carol@example.com');
+        expect(await msgs.recipientsWithMessages(many, EPOCH)).to.deep.equal(['sip:carol@example.com']);
+        expect(await msgs.recipientsWithMessages(['sip:carol@example.com'], storedMessage(4).expiresAt)).to.deep.equal([]);
+        expect(await msgs.recipientsWithMessages([], EPOCH)).to.deep.equal([]);
 
         await msgs.insert(storedMessage(6, { expiresAt: EPOCH + 500 }));
         expect((await msgs.listFor('sip:bob@example.com', EPOCH + 500)).map((m) => m.id)).to.not.include('msg-6');

@@ -17,6 +17,9 @@ interface MessageRow {
   expires_at: Date;
 }
 
+/** Recipients asked about in one statement (its parameters, well below any driver's limit). */
+const RECIPIENTS_PER_STATEMENT = 500;
+
 export class StoredMessageExistsError extends Error {
   override name = 'StoredMessageExistsError';
 }
@@ -64,6 +67,23 @@ export class StoredMessageRepository {
       [recipient, toDate(nowMs)],
     );
     return res.rows.map(fromRow);
+  }
+
+  /**
+   * Which of `recipients` have unexpired messages. Asked once for many registrations (most
+   * recipients have none), so a burst of REGISTERs costs a few statements, not one each.
+   */
+  async recipientsWithMessages(recipients: readonly string[], nowMs = Date.now()): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; i < recipients.length; i += RECIPIENTS_PER_STATEMENT) {
+      const chunk = recipients.slice(i, i + RECIPIENTS_PER_STATEMENT);
+      const res = await this.db.query<{ recipient: string }>(
+        `SELECT DISTINCT recipient FROM stored_messages WHERE expires_at > $1 AND recipient IN (${chunk.map((_, j) => `$${j + 2}`).join(', ')})`,
+        [toDate(nowMs), ...chunk],
+      );
+      for (const r of res.rows) out.push(r.recipient);
+    }
+    return out;
   }
 
   /** True when it was there. */
