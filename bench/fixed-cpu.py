@@ -191,5 +191,5 @@ finally:
     except subprocess.TimeoutExpired:
         srv.kill()
     if schema:
-        subprocess.run(["psql", url, "-qc", f"DROP SCHEMA {schema} CASCADE"])
+        subprocess.run(["psql", url, "-qc", f"DROP SCHEMA {schema} CASCADE"], stderr=subprocess.DEVNULL)
     shutil.rmtree(wd, ignore_errors=True)
