@@ -8,13 +8,14 @@ import type { Timers, WallClock } from '../util/timers.js';
 import type { PresenceAuthorizer } from './authorizer.js';
 import { DEFAULT_PRESENCE_EXPIRES, grantExpires, type ExpiryBounds } from './expires.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
-import { PIDF_CONTENT_TYPE, type ParsedPresence, type PresenceDocuments } from './presence-documents.js';
+import { PIDF_CONTENT_TYPE, type PresenceDocuments } from './presence-documents.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import { entityPresentity, presentityOf } from './presentity.js';
 import type { PublicationRecord } from './publication.js';
 import { Publications, type Publication } from './publications.js';
 import type { PublicationDecision, PublicationStore, PublicationStoreFactory, PublicationStoreOptions, PublicationView } from './publication-store.js';
 import { ownedBytes } from './owned-bytes.js';
+import type { PublishedPackage } from './published-package.js';
 
 export interface PublishSettings {
   readonly publishMinExpires: number;
@@ -39,11 +40,26 @@ export interface EventStateCompositorOptions {
   readonly onStateChanged: (presentity: string) => void;
   /** Whether anybody watches the presentity (if not, composing waits for a read). */
   readonly watched?: (presentity: string) => boolean;
+  /** Event packages besides presence that take PUBLISH (dialog, message-summary). */
+  readonly published?: readonly PublishedPackage[];
   readonly logger?: Logger;
 }
 
-/** The event package PUBLISH serves (RFC 3903 §6 step 2). */
-const PUBLISHED_PACKAGE = 'presence';
+/** The presence package, which PUBLISH serves first (RFC 3903 §6 step 2). */
+const PRESENCE_PACKAGE = 'presence';
+
+/** A published body as read for one package. */
+type ReadBody =
+  | { readonly ok: true; readonly entity?: string; readonly document?: Publication['document']; readonly tupleIds: readonly string[] }
+  | { readonly ok: false; readonly reason: string };
+
+/** What the compositor needs of a package it takes PUBLISH for. */
+interface PublishKind {
+  readonly name: string;
+  readonly contentType: string;
+  readonly bodyName: string;
+  read(body: Buffer): ReadBody | Promise<ReadBody>;
+}
 
 /** PUBLISHes of one presentity waiting their turn, at most. */
 const MAX_QUEUED_PER_PRESENTITY = 64;
@@ -60,9 +76,26 @@ export class EventStateCompositor {
   private readonly bounds: ExpiryBounds;
   private readonly log?: Logger;
   private closed = false;
+  /** Every package PUBLISH serves, by Event token. */
+  private readonly kinds = new Map<string, PublishKind>();
+  private readonly others: readonly PublishedPackage[];
 
   constructor(private readonly options: EventStateCompositorOptions) {
     const s = options.settings;
+    const documents = options.documents;
+    this.kinds.set(PRESENCE_PACKAGE, {
+      name: PRESENCE_PACKAGE,
+      contentType: PIDF_CONTENT_TYPE,
+      bodyName: 'PIDF',
+      read: async (body) => {
+        const r = await documents.read(body);
+        return r.ok ? { ok: true, entity: documents.entityOf(r.document), document: r.document, tupleIds: r.document.tuples.map((t) => t.id) } : r;
+      },
+    });
+    this.others = options.published ?? [];
+    for (const p of this.others) {
+      this.kinds.set(p.name, { name: p.name, contentType: p.contentType, bodyName: p.bodyName, read: (body) => ({ ...p.check(body), tupleIds: [] }) });
+    }
     this.bounds = { min: s.publishMinExpires, max: s.publishMaxExpires, fallback: DEFAULT_PRESENCE_EXPIRES };
     this.log = options.logger;
     const storeOptions: PublicationStoreOptions = {
@@ -91,11 +124,12 @@ export class EventStateCompositor {
     }
     // §6 step 2: the Event names a package we take publications for.
     const event = req.event;
-    if (!event || event.package !== PUBLISHED_PACKAGE) {
-      ctx.reply(489, 'Bad Event', { headers: [['Allow-Events', PUBLISHED_PACKAGE]] });
+    const kind = event ? this.kinds.get(event.package) : undefined;
+    if (!kind) {
+      ctx.reply(489, 'Bad Event', { headers: [['Allow-Events', [...this.kinds.keys()].join(', ')]] });
       return;
     }
-    const queued = this.queue.run(presentity, () => this.process(ctx, presentity));
+    const queued = this.queue.run(presentity, () => this.process(ctx, presentity, kind));
     if (!queued) {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 1]] });
       return;
@@ -104,7 +138,7 @@ export class EventStateCompositor {
   }
 
   /** §6 steps 3 to 8, in the presentity's turn. */
-  private async process(ctx: RequestContext, presentity: string): Promise<void> {
+  private async process(ctx: RequestContext, presentity: string, kind: PublishKind): Promise<void> {
     const req = ctx.request;
     // §6 step 1, the rest of it: the presentity must exist.
     if (!(await (this.options.users ?? OPEN_USER_DIRECTORY).exists(presentity))) {
@@ -118,8 +152,8 @@ export class EventStateCompositor {
     }
     // The document is parsed now (on the reader thread: the last wait), its verdict applied
     // in its place, §6 step 6, so the answers keep RFC 3903's order.
-    const body = this.bodyCheck(req);
-    const parsed = body === 'acceptable' ? await this.options.documents.read(req.body) : undefined;
+    const body = this.bodyCheck(req, kind);
+    const parsed = body === 'acceptable' ? await kind.read(req.body) : undefined;
     // Stopped while the document was read (a drain that timed out): change nothing now.
     if (this.closed) {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 1]] });
@@ -127,7 +161,7 @@ export class EventStateCompositor {
     }
     // From here the change is decided on the presentity's publications and applied as one
     // step (PublicationStore.decide); the answer goes out once it is applied.
-    const applying = this.publications.decide(presentity, (view) => this.decideOne(ctx, presentity, view, body, parsed));
+    const applying = this.publications.decide(presentity, (view) => this.decideOne(ctx, presentity, kind, view, body, parsed));
     const { result: outcome, evicted } = applying instanceof Promise ? await applying : applying;
     ctx.reply(outcome.status, outcome.reason, outcome.headers ? { headers: outcome.headers } : undefined);
     outcome.logged?.(ctx.log);
@@ -143,9 +177,10 @@ export class EventStateCompositor {
   private decideOne(
     ctx: RequestContext,
     presentity: string,
+    kind: PublishKind,
     view: PublicationView,
     body: ReturnType<EventStateCompositor['bodyCheck']>,
-    parsed: ParsedPresence | undefined,
+    parsed: ReadBody | undefined,
   ): PublicationDecision<PublishOutcome> {
     const req = ctx.request;
     const answer = (status: number, reason: string, headers?: Array<[string, string | number]>): PublicationDecision<PublishOutcome> => ({
@@ -159,6 +194,8 @@ export class EventStateCompositor {
     let existing: Publication | undefined;
     if (ifMatch !== undefined) {
       existing = view.get(ifMatch);
+      // An entity-tag of another package's publication matches nothing of this one.
+      if (existing?.contentType !== kind.contentType) existing = undefined;
       if (!existing) return { ...answer(412, 'Conditional Request Failed'), needsCurrentState: true };
     }
     // §6 step 5: Expires, shortened to our maximum, 423 below our minimum.
@@ -173,22 +210,24 @@ export class EventStateCompositor {
         remove: [etag],
       };
     }
-    // §6 step 6: the body, when there is one, is a PIDF document about this presentity.
+    // §6 step 6: the body, when there is one, is a document of the package about this presentity.
     let document: Publication['document'] | undefined;
-    if (body === 'encoding') return answer(415, 'Unsupported Media Type', [['Accept-Encoding', 'identity'], ['Accept', PIDF_CONTENT_TYPE]]);
+    let read: (ReadBody & { ok: true }) | undefined;
+    if (body === 'encoding') return answer(415, 'Unsupported Media Type', [['Accept-Encoding', 'identity'], ['Accept', kind.contentType]]);
     if (body === 'malformed-type') throw new SipParseError('Bad Content-Type');
-    if (body === 'type') return answer(415, 'Unsupported Media Type', [['Accept', PIDF_CONTENT_TYPE]]);
+    if (body === 'type') return answer(415, 'Unsupported Media Type', [['Accept', kind.contentType]]);
     if (body === 'size') return answer(413, 'Request Entity Too Large');
     if (parsed) {
-      if (!parsed.ok) return answer(400, phrase(parsed.reason));
-      // RFC 3863 §4.1.1 / RFC 3903 §6: the document is about the presentity published for.
-      if (entityPresentity(this.options.documents.entityOf(parsed.document), this.options.domains) !== presentity) {
-        return answer(400, 'PIDF entity does not match the presentity');
+      if (!parsed.ok) return answer(400, phrase(parsed.reason, kind));
+      // RFC 3863 §4.1.1, RFC 4235 §4.1 / RFC 3903 §6: the document is about the presentity published for.
+      if (parsed.entity !== undefined && entityPresentity(parsed.entity, this.options.domains) !== presentity) {
+        return answer(400, `${kind.bodyName} entity does not match the presentity`);
       }
+      read = parsed;
       document = parsed.document;
     } else if (!existing) {
       // RFC 3903 §4.5 table 1: an initial publication carries the state.
-      return answer(400, 'Missing PIDF body');
+      return answer(400, `Missing ${kind.bodyName} body`);
     }
 
     const origin = originOf(ctx.flow);
@@ -196,8 +235,8 @@ export class EventStateCompositor {
     // same device publishing afresh (baresip sends two initial PUBLISHes at start and removes
     // only the last): it replaces that one, else the older copy would show the device
     // online after it said goodbye, until it expired.
-    const tupleIds = document ? document.tuples.map((t) => t.id) : existing!.tupleIds;
-    const replaced = existing ?? (document ? sameDevice(view, origin, tupleIds) : undefined);
+    const tupleIds = read ? read.tupleIds : existing!.tupleIds;
+    const replaced = existing ?? (read ? sameDevice(view, origin, kind.contentType, tupleIds) : undefined);
 
     // §6 step 7/8: a new entity-tag for every successful refresh or modify (RFC 3903 §4.3).
     const nowMs = this.options.wallClock.nowMs();
@@ -205,25 +244,25 @@ export class EventStateCompositor {
     const pub: Publication = {
       etag,
       presentity,
-      contentType: PIDF_CONTENT_TYPE,
-      body: document ? ownedBytes(req.body) : existing!.body,
+      contentType: kind.contentType,
+      body: read ? ownedBytes(req.body) : existing!.body,
       // Kept only while someone watches; composed from the body otherwise (see Publication).
-      document: document ? (this.watched(presentity) ? document : undefined) : existing!.document,
+      document: read ? (document && this.watched(presentity) ? document : undefined) : existing!.document,
       tupleIds,
-      publishedAtMs: document ? nowMs : existing!.publishedAtMs,
+      publishedAtMs: read ? nowMs : existing!.publishedAtMs,
       expiresAtMs: nowMs + grant.seconds * 1000,
       origin,
     };
-    const op = existing ? (document ? 'modify' : 'refresh') : 'initial';
+    const op = existing ? (read ? 'modify' : 'refresh') : 'initial';
     return {
       result: {
         status: 200,
         reason: 'OK',
         headers: [['SIP-ETag', etag], ['Expires', grant.seconds]],
-        changed: document !== undefined,
+        changed: read !== undefined,
         logged: (log) => {
           if (replaced && !existing) log.debug({ presentity, etag, replaces: replaced.etag }, 'initial publication of the same device replaces its older one');
-          log.debug({ presentity, etag, expires: grant.seconds, op }, 'published');
+          log.debug({ presentity, etag, expires: grant.seconds, op, event: kind.name }, 'published');
         },
       },
       put: pub,
@@ -235,7 +274,7 @@ export class EventStateCompositor {
    * §6 step 6 before the parse: what a body's headers and size say of it (`none`: no body).
    * It answers nothing itself, so that steps 4 and 5 still come first.
    */
-  private bodyCheck(req: RequestContext['request']): 'none' | 'encoding' | 'malformed-type' | 'type' | 'size' | 'acceptable' {
+  private bodyCheck(req: RequestContext['request'], kind: PublishKind): 'none' | 'encoding' | 'malformed-type' | 'type' | 'size' | 'acceptable' {
     if (req.body.length === 0) return 'none';
     if (req.getHeaders('content-encoding').some((e) => e.toLowerCase() !== 'identity')) return 'encoding';
     let type: RequestContext['request']['contentType'];
@@ -244,7 +283,7 @@ export class EventStateCompositor {
     } catch {
       return 'malformed-type';
     }
-    if (!type || type.essence !== PIDF_CONTENT_TYPE) return 'type';
+    if (!type || type.essence !== kind.contentType) return 'type';
     if (req.body.length > this.options.settings.maxDocumentBytes) return 'size';
     return 'acceptable';
   }
@@ -268,11 +307,13 @@ export class EventStateCompositor {
     return this.options.watched?.(presentity) ?? true;
   }
 
-  /** Builds the composed document again; watchers hear of it when its bytes changed. */
+  /** Builds the composed documents again; watchers hear of them when their bytes changed. */
   private recompose(presentity: string): void {
-    const pubs = this.publications.of(presentity);
+    const all = this.publications.of(presentity);
+    const pubs = presenceOnly(all);
     if (!this.watched(presentity)) this.options.documents.invalidate(presentity, pubs);
     else if (this.options.documents.recompose(presentity, pubs)) this.options.onStateChanged(presentity);
+    for (const p of this.others) p.publicationsChanged(presentity, all.filter((x) => x.contentType === p.contentType));
   }
 
   /** Puts stored publications back (after a restart); expired or unreadable ones are dropped. */
@@ -282,18 +323,29 @@ export class EventStateCompositor {
     const touched = new Set<string>();
     let restored = 0;
     for (const r of records) {
-      const parsed = r.expiresAtMs > nowMs ? this.options.documents.parse(r.body) : undefined;
+      const other = this.others.find((p) => p.contentType === r.contentType);
+      const parsed = r.expiresAtMs <= nowMs ? undefined : other ? { ...other.check(r.body), tupleIds: [] } : this.presenceTuples(r.body);
       if (!parsed || !parsed.ok || this.publications.get(r.etag, r.presentity)) {
         if (!parsed?.ok) sink.publicationRemoved(r.etag);
         continue;
       }
       // The document itself is read again when the presentity is first composed.
-      this.publications.restore({ ...r, tupleIds: parsed.document.tuples.map((t) => t.id) });
+      this.publications.restore({ ...r, tupleIds: parsed.tupleIds });
       touched.add(r.presentity);
       restored++;
     }
-    for (const p of touched) this.options.documents.recompose(p, this.publications.of(p));
+    for (const p of touched) {
+      const all = this.publications.of(p);
+      this.options.documents.recompose(p, presenceOnly(all));
+      for (const o of this.others) o.publicationsChanged(p, all.filter((x) => x.contentType === o.contentType));
+    }
     return restored;
+  }
+
+  /** A stored PIDF body's tuple ids, or why it no longer reads. */
+  private presenceTuples(body: Buffer): { ok: true; tupleIds: readonly string[] } | { ok: false } {
+    const parsed = this.options.documents.parse(body);
+    return parsed.ok ? { ok: true, tupleIds: parsed.document.tuples.map((t) => t.id) } : { ok: false };
   }
 
   close(): void {
@@ -313,11 +365,16 @@ interface PublishOutcome {
   readonly logged?: (log: Logger) => void;
 }
 
-/** The live publication in `view` from the same flow with the same tuple ids, if any. */
-function sameDevice(view: PublicationView, origin: string, tupleIds: readonly string[]): Publication | undefined {
+/** The live publication in `view` of the same type from the same flow with the same tuple ids, if any. */
+function sameDevice(view: PublicationView, origin: string, contentType: string, tupleIds: readonly string[]): Publication | undefined {
   if (tupleIds.length === 0) return undefined;
   const ids = new Set(tupleIds);
-  return view.all.find((p) => p.origin === origin && p.tupleIds.length === ids.size && p.tupleIds.every((t) => ids.has(t)));
+  return view.all.find((p) => p.contentType === contentType && p.origin === origin && p.tupleIds.length === ids.size && p.tupleIds.every((t) => ids.has(t)));
+}
+
+/** The presence publications among a presentity's publications of every package. */
+export function presenceOnly(pubs: readonly Publication[]): Publication[] {
+  return pubs.filter((p) => p.contentType === PIDF_CONTENT_TYPE);
 }
 
 /** The flow a request came on, as a key: one device's socket or connection. */
@@ -326,7 +383,7 @@ function originOf(flow: Flow): string {
 }
 
 /** A reason phrase: one line, printable, bounded (RFC 3261 §25.1 Reason-Phrase). */
-function phrase(reason: string): string {
+function phrase(reason: string, kind: PublishKind): string {
   const line = reason.replace(/[\r\n\t]+/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
-  return line.length === 0 ? 'Bad PIDF document' : line.slice(0, 120);
+  return line.length === 0 ? `Bad ${kind.bodyName} document` : line.slice(0, 120);
 }

@@ -14,3 +14,7 @@ export * from './publications.js';
 export * from './subscription.js';
 export * from './subscriptions.js';
 export * from './winfo/winfo-package.js';
+export * from './published-package.js';
+export * from './partial-state.js';
+export * from './dialog-info/dialog-info-document.js';
+export * from './dialog-info/dialog-package.js';

@@ -17,7 +17,9 @@ import type { SipRequest } from '../sip/message.js';
 import type { EventPackage, SubscriptionDecision } from './event-package.js';
 import type { PublicationStoreFactory } from './publication-store.js';
 import type { RemoteWatchers } from './winfo/remote-watchers.js';
-import { EventStateCompositor } from './event-state-compositor.js';
+import { EventStateCompositor, presenceOnly } from './event-state-compositor.js';
+import { DialogPackage } from './dialog-info/dialog-package.js';
+import type { PublishedPackage } from './published-package.js';
 import { PIDF_CONTENT_TYPE, PresenceDocuments } from './presence-documents.js';
 import { PresencePackage } from './presence-package.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
@@ -51,8 +53,10 @@ export interface PresenceServiceOptions {
   readonly publicationStore?: PublicationStoreFactory;
   /** Watchers held by other nodes, for watcher information (a cluster); none by default. */
   readonly remoteWatchers?: RemoteWatchers;
-  /** More event packages (message-summary, dialog...). */
+  /** More event packages (reg...). */
   readonly packages?: readonly EventPackage[];
+  /** More event packages that also take PUBLISH (message-summary...). */
+  readonly publishedPackages?: readonly (EventPackage & PublishedPackage)[];
   readonly wallClock?: WallClock;
   readonly logger?: Logger;
 }
@@ -102,12 +106,16 @@ export class PresenceService implements SipService {
   readonly name = 'presence';
   readonly methods = ['PUBLISH', 'SUBSCRIBE', 'NOTIFY'] as const;
   /** Bodies we take in requests (PUBLISH). */
-  readonly accept = [PIDF_CONTENT_TYPE] as const;
+  readonly accept: readonly string[];
   readonly documents: PresenceDocuments;
   readonly compositor: EventStateCompositor;
   readonly subscriptions: SubscriptionManager;
   readonly presence: PresencePackage;
   readonly watcherInfo: WatcherInfoPackage;
+  /** RFC 4235 busy lamp. */
+  readonly dialog: DialogPackage;
+  /** Packages whose watchers the presentity's rules decide (approve, block, polite-block). */
+  private readonly ruled: readonly string[];
   readonly authorizer: PresenceAuthorizer;
   private readonly log?: Logger;
   private readonly domains: LocalDomains;
@@ -123,7 +131,7 @@ export class PresenceService implements SipService {
       { maxBytes: s.maxDocumentBytes },
       {
         maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY),
-        publicationsOf: (p) => this.compositor.publications.of(p),
+        publicationsOf: (p) => presenceOnly(this.compositor.publications.of(p)),
         // The XML work of PUBLISH on a core of its own (presence.parseThread).
         parseThread: s.parseThread !== false,
         logger: options.logger,
@@ -149,9 +157,22 @@ export class PresenceService implements SipService {
         ? new TransformingPresencePackage(this.documents, subscribeAuthorizer, (w, p) => authorizer.transformationsFor(w, p))
         : new PresencePackage(this.documents, subscribeAuthorizer);
     this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name, undefined, options.remoteWatchers);
+    // RFC 4235 §3.6: a user's dialogs are shown under the same rules as its presence.
+    this.dialog = new DialogPackage({
+      authorize: (a) => subscribeAuthorizer.decideSubscription(a.watcher, a.resource),
+      limits: { maxBytes: s.maxDocumentBytes },
+      maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY),
+    });
+    this.ruled = [this.presence.name, this.dialog.name];
+    const published = [this.dialog, ...(options.publishedPackages ?? [])];
+    this.accept = [PIDF_CONTENT_TYPE, ...published.map((p) => p.contentType)];
     this.subscriptions.register(this.presence);
     this.subscriptions.register(this.watcherInfo);
-    for (const p of options.packages ?? []) this.subscriptions.register(p);
+    this.subscriptions.register(this.dialog);
+    // Watcher information for the busy lamp too (RFC 3857 §4: a template package over any package).
+    this.subscriptions.register(new WatcherInfoPackage(wallClock, this.dialog.name));
+    for (const p of [...(options.publishedPackages ?? []), ...(options.packages ?? [])]) this.subscriptions.register(p);
+    const stateful = published.map((p) => p.name);
     this.compositor = new EventStateCompositor({
       ...(options.publicationStore ? { store: options.publicationStore } : {}),
       domains: options.domains,
@@ -163,7 +184,8 @@ export class PresenceService implements SipService {
       sink,
       users: options.users,
       onStateChanged: (presentity) => this.presence.stateChanged(presentity),
-      watched: (presentity) => this.subscriptions.hasSubscriptionsTo(this.presence.name, presentity),
+      watched: (presentity) => this.subscriptions.hasSubscriptionsTo(this.presence.name, presentity) || stateful.some((p) => this.subscriptions.hasSubscriptionsTo(p, presentity)),
+      published,
       logger: options.logger,
     });
   }
@@ -322,7 +344,7 @@ export class PresenceService implements SipService {
    * subscription as it is. Returns how many changed.
    */
   async rulesChanged(presentity: string, watcher: string): Promise<number> {
-    const subs = this.subscriptions.list({ eventPackage: this.presence.name, resource: presentity }).filter((s) => watcherKeys(s.watcher).includes(watcher));
+    const subs = this.ruled.flatMap((eventPackage) => this.subscriptions.list({ eventPackage, resource: presentity })).filter((s) => watcherKeys(s.watcher).includes(watcher));
     const rules = this.authorizer instanceof RulesPresenceAuthorizer ? this.authorizer : undefined;
     let changed = 0;
     for (const s of subs) {
@@ -355,7 +377,7 @@ export class PresenceService implements SipService {
   }
 
   private watcherSubscriptions(presentity: string, watcher: string) {
-    return this.subscriptions.list({ eventPackage: this.presence.name, resource: presentity, watcher });
+    return this.ruled.flatMap((eventPackage) => this.subscriptions.list({ eventPackage, resource: presentity, watcher }));
   }
 
   private async record(presentity: string, watcher: string, decision: SubscriptionDecision): Promise<void> {

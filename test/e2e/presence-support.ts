@@ -98,6 +98,14 @@ export function publishReq(ua: TestUa, presentity: string, opts: { body?: string
   return req;
 }
 
+/** The body type each package's NOTIFYs carry (winfo for the rest). */
+const ACCEPT_OF: Record<string, string> = {
+  presence: PIDF,
+  dialog: 'application/dialog-info+xml',
+  'message-summary': 'application/simple-message-summary',
+  reg: 'application/reginfo+xml',
+};
+
 export interface Watch {
   ua: TestUa;
   callId: string;
@@ -117,7 +125,7 @@ export async function watch(ua: TestUa, presentity: string, opts: { event?: stri
   const callId = `w-${ua.user}-${Math.random().toString(36).slice(2)}@test`;
   const fromTag = `ft${Math.random().toString(36).slice(2)}`;
   const headers: Record<string, string | number> = { Event: event, Expires: opts.expires ?? 600 };
-  headers.Accept = opts.accept ?? (event === 'presence' ? PIDF : 'application/watcherinfo+xml');
+  headers.Accept = opts.accept ?? ACCEPT_OF[event] ?? 'application/watcherinfo+xml';
   const req = ua.request('SUBSCRIBE', presentity, { callId, fromTag, cseq: 1, headers });
   const first = ua.waitRequest(isNotify(callId));
   const res = await ua.transact(req);
