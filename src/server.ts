@@ -9,6 +9,7 @@ import { OverloadControl } from './core/overload-control.js';
 import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
 import { PresenceService } from './presence/presence-service.js';
+import { MessageSummaryPackage } from './presence/message-summary/message-summary-package.js';
 import { LocationService } from './registrar/location-service.js';
 import { RegistrarService } from './registrar/registrar-service.js';
 import type { SipService } from './core/services.js';
@@ -206,7 +207,15 @@ export class SimplePresenceServer {
     this.registrar.onRegistered((aor) => this.messaging.registered(aor));
     this.core.register(this.registrar);
     this.core.register(this.messaging);
+    // Message waiting (RFC 3842): our stored pager messages, read back from the offline store.
+    const messageSummary = new MessageSummaryPackage({
+      storedCount: async (aor) => (await this.messaging.storedMessages(aor)).count,
+      maxBytes: config.presence.maxDocumentBytes,
+      logger: this.log.child({ service: 'presence' }),
+    });
+    this.messaging.onStoredMessagesChanged((aor) => messageSummary.storedMessagesChanged(aor));
     this.presence = new PresenceService({
+      publishedPackages: [messageSummary],
       domains: this.domains,
       timers: this.timers,
       transactions: this.transactions,

@@ -17,6 +17,7 @@ import { isComposingIndication, MESSAGE_ACCEPT } from './content-types.js';
 import { Forker, isKnownUndelivered, isUnanswered, type BranchResult } from './fork.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
 import { InMemoryOfflineMessageStore } from './memory-offline-store.js';
+import { ObservedOfflineStore } from './observed-offline-store.js';
 import { OfflineDelivery } from './offline-delivery.js';
 import type { OfflineMessageStore, OfflineUsage, StoredMessage } from './offline-message-store.js';
 import { chooseBest } from './response-choice.js';
@@ -105,7 +106,7 @@ export class MessagingService implements SipService {
     this.users = options.users ?? OPEN_USER_DIRECTORY;
     this.wallClock = options.wallClock ?? options.location.wallClock ?? timersWallClock(options.timers);
     this.log = options.logger;
-    this.offlineStore = options.store ?? new InMemoryOfflineMessageStore();
+    this.offlineStore = this.observed(options.store ?? new InMemoryOfflineMessageStore());
     this.forker = new Forker(
       options.transactions,
       options.location,
@@ -133,8 +134,30 @@ export class MessagingService implements SipService {
    * services are built). Messages already in the old store are not moved.
    */
   useStore(store: OfflineMessageStore): void {
-    this.offlineStore = store;
-    this.delivery.useStore(store);
+    this.offlineStore = this.observed(store);
+    this.delivery.useStore(this.offlineStore);
+  }
+
+  /**
+   * `listener` hears of every recipient whose stored messages changed (stored, delivered,
+   * withdrawn): message waiting indication (RFC 3842) reads the count again.
+   */
+  onStoredMessagesChanged(listener: (recipient: string) => void): void {
+    this.storedListeners.push(listener);
+  }
+
+  private readonly storedListeners: Array<(recipient: string) => void> = [];
+
+  private observed(store: OfflineMessageStore): OfflineMessageStore {
+    return new ObservedOfflineStore(store, (recipient) => {
+      for (const l of this.storedListeners) {
+        try {
+          l(recipient);
+        } catch (err) {
+          this.log?.error({ err, recipient }, 'stored-message listener failed');
+        }
+      }
+    });
   }
 
   /** Hook for the registrar: the user registered, so stored messages may go now. */

@@ -18,3 +18,5 @@ export * from './published-package.js';
 export * from './partial-state.js';
 export * from './dialog-info/dialog-info-document.js';
 export * from './dialog-info/dialog-package.js';
+export * from './message-summary/message-summary-document.js';
+export * from './message-summary/message-summary-package.js';

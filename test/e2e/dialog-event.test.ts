@@ -3,9 +3,7 @@ import type { Json } from '../../src/config/config.js';
 import { parseDialogInfo, type DialogInfo } from '../../src/presence/dialog-info/dialog-info-document.js';
 import { parseWatcherInfo } from '../../src/presence/winfo/watcherinfo-document.js';
 import type { SipRequest } from '../../src/sip/message.js';
-import { ManualTimers } from '../../src/util/timers.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
-import { advance, Bench, inDialog, isNotify, network, pidf, publishReq, watch } from './presence-support.js';
+import { advance, Bench, drivenPerTest, inDialog, isNotify, network, pidf, publishReq, watch } from './presence-support.js';
 
 /**
  * The dialog event package (RFC 4235) over real sockets: PUBLISH of dialog-info by a PBX
@@ -158,18 +156,10 @@ describe('e2e: dialog event package (RFC 4235)', function () {
   });
 
   describe('with a driven clock', () => {
-    let srv: TestServer;
-    let timers: ManualTimers;
-    let b: Bench;
-    afterEach(async () => {
-      await b.closeAll();
-      await srv.stop();
-    });
+    const driven = drivenPerTest();
 
     it('an expired publication takes its dialogs with it (partial NOTIFY: terminated)', async () => {
-      timers = new ManualTimers();
-      srv = await startTestServer({}, { timers });
-      b = new Bench(srv);
+      const { srv, timers, b } = await driven.start();
       const alice = b.user('alice');
       const aor = `sip:${alice}@example.com`;
       const pbx = await b.ua(alice);

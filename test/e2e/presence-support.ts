@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { Json } from '../../src/config/config.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
-import type { ManualTimers } from '../../src/util/timers.js';
+import { ManualTimers } from '../../src/util/timers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 
@@ -84,6 +84,31 @@ export class Bench {
     for (const u of this.uas) await u.close();
     this.uas = [];
   }
+}
+
+/** A server on a driven clock, started by each test that calls `start`, stopped after it. */
+export interface DrivenBench {
+  readonly srv: TestServer;
+  readonly timers: ManualTimers;
+  readonly b: Bench;
+}
+
+/** Registers the hooks of a describe block whose tests start their own server on a driven clock. */
+export function drivenPerTest(): { start(overrides?: Json): Promise<DrivenBench> } {
+  let current: DrivenBench | undefined;
+  afterEach(async () => {
+    await current?.b.closeAll();
+    await current?.srv.stop();
+    current = undefined;
+  });
+  return {
+    async start(overrides: Json = {}) {
+      const timers = new ManualTimers();
+      const srv = await startTestServer(overrides, { timers });
+      current = { srv, timers, b: new Bench(srv) };
+      return current;
+    },
+  };
 }
 
 /** PUBLISH (RFC 3903) from `ua` for `presentity`. */

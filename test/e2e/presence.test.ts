@@ -102,7 +102,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       const pua = await b.ua(alice);
       const noEvent = await pua.transact(publishReq(pua, aor, { event: null, body: pidf(aor, 'open') }));
       expect(noEvent.status).to.equal(489);
-      expect(noEvent.getHeader('allow-events')).to.equal('presence, dialog');
+      expect(noEvent.getHeader('allow-events')).to.equal('presence, dialog, message-summary');
       expect((await pua.transact(publishReq(pua, aor, { event: 'conference', body: pidf(aor, 'open') }))).status).to.equal(489);
       // A PIDF body published as dialog state is the wrong type for that package.
       expect((await pua.transact(publishReq(pua, aor, { event: 'dialog', body: pidf(aor, 'open') }))).status).to.equal(415);
@@ -133,7 +133,9 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       const noEvent = await sub({ Expires: 600 });
       expect(noEvent.status).to.equal(489);
       expect(noEvent.getHeader('allow-events')).to.contain('presence').and.to.contain('presence.winfo');
-      expect((await sub({ Event: 'message-summary' })).status).to.equal(489);
+      expect((await sub({ Event: 'conference' })).status).to.equal(489);
+      // Another user's mailbox is not bob's to watch.
+      expect((await sub({ Event: 'message-summary' })).status).to.equal(403);
       const na = await sub({ Event: 'presence', Accept: 'text/html' });
       expect(na.status).to.equal(406);
       expect(na.getHeader('accept')).to.equal(PIDF);
