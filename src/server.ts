@@ -10,6 +10,7 @@ import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
 import { PresenceService } from './presence/presence-service.js';
 import { MessageSummaryPackage } from './presence/message-summary/message-summary-package.js';
+import { RegPackage } from './presence/reg/reg-package.js';
 import { LocationService } from './registrar/location-service.js';
 import { RegistrarService } from './registrar/registrar-service.js';
 import type { SipService } from './core/services.js';
@@ -214,8 +215,12 @@ export class SimplePresenceServer {
       logger: this.log.child({ service: 'presence' }),
     });
     this.messaging.onStoredMessagesChanged((aor) => messageSummary.storedMessagesChanged(aor));
+    // Registration state (RFC 3680): the location store's bindings, followed through its events.
+    const reg = new RegPackage({ bindings: (aor) => this.location.bindings(aor), wallClock: timersWallClock(this.timers), logger: this.log.child({ service: 'presence' }) });
+    this.location.onBindingEvent?.((e) => reg.bindingEvent(e));
     this.presence = new PresenceService({
       publishedPackages: [messageSummary],
+      packages: [reg],
       domains: this.domains,
       timers: this.timers,
       transactions: this.transactions,

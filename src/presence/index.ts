@@ -20,3 +20,5 @@ export * from './dialog-info/dialog-info-document.js';
 export * from './dialog-info/dialog-package.js';
 export * from './message-summary/message-summary-document.js';
 export * from './message-summary/message-summary-package.js';
+export * from './reg/reginfo-document.js';
+export * from './reg/reg-package.js';

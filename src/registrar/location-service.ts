@@ -3,7 +3,7 @@ import type { TimerHandle, Timers, WallClock } from '../util/timers.js';
 import { remainingSeconds, type Binding, type BindingRef } from './binding.js';
 import { NO_REGISTRATION_SINK, type RegistrationSink } from './registration-sink.js';
 import { timersWallClock } from './wall-clock.js';
-import type { LocationDecision, LocationStore } from './location-store.js';
+import type { BindingEvent, LocationDecision, LocationStore } from './location-store.js';
 
 export interface LocationServiceOptions {
   readonly timers: Timers;
@@ -55,6 +55,7 @@ export class LocationService implements LocationStore {
   /** Stream connection id → entries whose flow it is (to mark them when it closes). */
   private readonly byConnection = new Map<number, Set<Entry>>();
   private count = 0;
+  private readonly listeners: Array<(e: BindingEvent) => void> = [];
 
   constructor(options: LocationServiceOptions) {
     this.timers = options.timers;
@@ -70,6 +71,21 @@ export class LocationService implements LocationStore {
    */
   setSink(sink: RegistrationSink): void {
     this.sink = sink;
+  }
+
+  /** `listener` hears of every change of a binding here (registration state, RFC 3680). */
+  onBindingEvent(listener: (e: BindingEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private tell(binding: Binding, event: BindingEvent['event']): void {
+    for (const l of this.listeners) {
+      try {
+        l({ binding, event });
+      } catch (err) {
+        this.log?.error({ err, aor: binding.aor }, 'binding listener failed');
+      }
+    }
   }
 
   /** Number of live bindings. */
@@ -118,7 +134,7 @@ export class LocationService implements LocationStore {
    * remove. The registrar has checked it all first (RFC 3261 §10.3 step 7: all or nothing).
    */
   update(aor: string, put: readonly Binding[], remove: readonly string[]): void {
-    for (const key of remove) this.delete(aor, key);
+    for (const key of remove) this.delete(aor, key, 'unregistered');
     for (const b of put) this.put(b);
   }
 
@@ -131,6 +147,7 @@ export class LocationService implements LocationStore {
     if (!e || e.binding !== binding || !binding.reachable) return false;
     this.setBinding(e, { ...binding, reachable: false });
     this.sink.bindingChanged(e.binding);
+    this.tell(e.binding, 'deactivated');
     this.log?.debug({ aor: binding.aor, contact: binding.contact }, 'binding marked unreachable');
     return true;
   }
@@ -144,6 +161,7 @@ export class LocationService implements LocationStore {
       if (!e.binding.reachable) continue;
       e.binding = { ...e.binding, reachable: false };
       this.sink.bindingChanged(e.binding);
+      this.tell(e.binding, 'deactivated');
     }
   }
 
@@ -193,6 +211,8 @@ export class LocationService implements LocationStore {
       this.byAor.set(b.aor, m);
     }
     const e = m.get(b.key);
+    // RFC 3680 §5.1.2: a contact that was not active (new, or its flow had dropped) is registered again.
+    const event = e?.binding.reachable ? 'refreshed' : 'registered';
     if (e) {
       this.timers.cancel(e.timer);
       this.setBinding(e, b);
@@ -203,10 +223,13 @@ export class LocationService implements LocationStore {
       this.index(entry);
       this.count++;
     }
-    if (report) this.sink.bindingChanged(b);
+    if (report) {
+      this.sink.bindingChanged(b);
+      this.tell(b, event);
+    }
   }
 
-  private delete(aor: string, key: string): void {
+  private delete(aor: string, key: string, event: BindingEvent['event']): void {
     const m = this.byAor.get(aor);
     const e = m?.get(key);
     if (!m || !e) return;
@@ -216,6 +239,7 @@ export class LocationService implements LocationStore {
     if (m.size === 0) this.byAor.delete(aor);
     this.count--;
     this.sink.bindingRemoved({ aor, key } satisfies BindingRef);
+    this.tell(e.binding, event);
   }
 
   private schedule(b: Binding): TimerHandle {
@@ -228,7 +252,7 @@ export class LocationService implements LocationStore {
     const e = this.byAor.get(b.aor)?.get(b.key);
     if (!e || e.binding.expiresAt !== b.expiresAt) return;
     this.log?.debug({ aor: b.aor, contact: b.contact }, 'binding expired');
-    this.delete(b.aor, b.key);
+    this.delete(b.aor, b.key, 'expired');
   }
 
   /** Replaces the binding of an entry, keeping the connection index in step. */

@@ -12,6 +12,13 @@ export interface LocationDecision<R> {
   readonly remove?: readonly string[];
 }
 
+/** What happened to a binding (RFC 3680 §5.1.2 contact events, as far as a registrar sees them). */
+export interface BindingEvent {
+  /** The binding as it is now (for a removed one: as it was). */
+  readonly binding: Binding;
+  readonly event: 'registered' | 'refreshed' | 'expired' | 'unregistered' | 'deactivated';
+}
+
 /**
  * The location service as the registrar, messaging and the account operations see it
  * (RFC 3261 §10): one process keeps every binding in memory (`LocationService`); a cluster
@@ -42,5 +49,7 @@ export interface LocationStore {
   restore(bindings: Iterable<Binding>): number;
   /** Where later changes are written behind (one process). */
   setSink(sink: RegistrationSink): void;
+  /** Tells every change of a binding held here (registration state, RFC 3680). */
+  onBindingEvent?(listener: (e: BindingEvent) => void): void;
   close(): void;
 }
