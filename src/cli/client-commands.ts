@@ -11,6 +11,7 @@ import { refreshDelayMs } from '../ua/refresh.js';
 import { Registration } from '../ua/registration.js';
 import { UserAgent, type ClientTransport } from '../ua/user-agent.js';
 import { WatcherUserAgent } from '../ua/watcher-user-agent.js';
+import { STATE_EVENTS, type StateEvent } from '../ua/event-state.js';
 
 /** The client roles as commands: `simple-presence publish | watch | message | listen`. */
 export const CLIENT_COMMANDS = ['publish', 'watch', 'message', 'listen'] as const;
@@ -23,6 +24,9 @@ export function isClientCommand(c: string | undefined): c is ClientCommand {
 export const CLIENT_USAGE = `Client commands (talk to a running server over SIP):
   simple-presence publish --user alice [--status away] [--note TEXT]   publish presence until stopped
   simple-presence watch --user carol bob [dave ...] [--watchers]        a live table of their presence
+  simple-presence watch --user carol --event dialog|message-summary|reg [bob ...]
+                                                                        busy lamp, message waiting or registrations
+                                                                        (of carol herself when no one is named)
   simple-presence message --user alice bob "hi"                          send one instant message
   simple-presence listen --user bob                                      register and print incoming messages
 Common options:
@@ -78,7 +82,7 @@ export async function runClientCommand(command: ClientCommand, args: string[], i
     const extra: ParseArgsConfig['options'] = command === 'publish'
       ? { status: { type: 'string' }, note: { type: 'string' }, activity: { type: 'string', multiple: true }, pidf: { type: 'string' } }
       : command === 'watch'
-        ? { watchers: { type: 'boolean' } }
+        ? { watchers: { type: 'boolean' }, event: { type: 'string' } }
         : {};
     const { values, positionals } = parseArgs({ args, options: { ...COMMON, ...extra }, allowPositionals: true, strict: true });
     const v = values as Record<string, string | boolean | string[] | undefined>;
@@ -91,6 +95,7 @@ export async function runClientCommand(command: ClientCommand, args: string[], i
       case 'publish':
         return await publish(ua, v, io);
       default:
+        if (typeof v.event === 'string' && v.event !== 'presence') return await watchEvent(ua, v.event, positionals, io);
         return await watch(ua, positionals, v.watchers === true, io);
     }
   } catch (err) {
@@ -280,6 +285,30 @@ async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: Co
     }
   }
   if (watching === 0) return 1;
+  await stopped(io.signal);
+  closing = true;
+  await wua.close().catch(() => undefined);
+  return 0;
+}
+
+/**
+ * `watch --event dialog|message-summary|reg`: one line per NOTIFY, `TIME  WHO  EVENT  SUMMARY`;
+ * the user's own address when no target is named (message-summary and reg are only one's own).
+ */
+async function watchEvent(ua: UserAgent, event: string, targets: string[], io: CommandIo): Promise<number> {
+  if (!(STATE_EVENTS as readonly string[]).includes(event)) throw new UsageError(`--event must be presence, ${STATE_EVENTS.join(', ')}`);
+  const wua = new WatcherUserAgent(ua);
+  let closing = false;
+  wua.on('state', (u) => {
+    if (closing) return;
+    io.out(`${u.receivedAt.toISOString()}  ${u.target.replace(/^sips?:/, '')}  ${u.event}  ${u.status === 'pending' ? 'pending authorization' : u.summary}`);
+  });
+  wua.on('status', (target, status, reason) => {
+    if (status === 'terminated' && reason && !closing) io.err(`subscription to ${target} ended: ${reason}`);
+  });
+  wua.on('error', (err, target) => io.err(`simple-presence watch ${target}: ${err.message}`));
+  const all = targets.length === 0 ? [undefined] : targets;
+  for (const t of all) await firstAnswer(ua, io, wua.watchEvent(event as StateEvent, t));
   await stopped(io.signal);
   closing = true;
   await wua.close().catch(() => undefined);

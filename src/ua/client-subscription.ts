@@ -7,12 +7,16 @@ import type { SipRequest, SipResponse } from '../sip/message.js';
 import { randomToken } from '../sip/response.js';
 import type { TimerHandle } from '../util/timers.js';
 import { TypedEmitter } from './emitter.js';
+import { STATE_ACCEPT, summarizeEventState, type EventStateUpdate, type StateEvent } from './event-state.js';
 import { SipRequestError } from './errors.js';
 import { refreshDelayMs } from './refresh.js';
 import type { RequestAnswer, UserAgent } from './user-agent.js';
 
-/** The event packages a watcher subscribes to: presence (RFC 3856) and watcher information (RFC 3857). */
-export type WatchedEvent = 'presence' | 'presence.winfo';
+/**
+ * The event packages a watcher subscribes to: presence (RFC 3856), watcher information
+ * (RFC 3857), and the busy lamp, message waiting and registrations (RFC 4235, 3842, 3680).
+ */
+export type WatchedEvent = 'presence' | 'presence.winfo' | StateEvent;
 
 /** RFC 6665 §4.1.2 / §8.2.3: where the subscription stands. */
 export type SubscriptionStatus = 'init' | 'pending' | 'active' | 'terminated';
@@ -43,6 +47,8 @@ export type ClientSubscriptionEvents = {
   presence: (update: PresenceUpdate) => void;
   /** presence.winfo: the watcher information document. */
   watchers: (doc: WatcherInfoDocument) => void;
+  /** dialog, message-summary, reg: the body and a line that sums it up. */
+  state: (update: EventStateUpdate) => void;
   /** Ended for good: no new subscription will be tried (RFC 6665 §4.1.3). */
   terminated: (reason: string | undefined) => void;
   /** A refresh or re-subscription failed; another try follows when the RFC allows. */
@@ -60,6 +66,7 @@ export interface ClientSubscriptionOptions {
 const ACCEPT: Record<WatchedEvent, string> = {
   presence: 'application/pidf+xml',
   'presence.winfo': 'application/watcherinfo+xml',
+  ...STATE_ACCEPT,
 };
 
 /** Immediate re-subscriptions in a row before waiting retrySeconds (a server that terminates at once must not make us loop). */
@@ -231,6 +238,10 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
       const parsed = parseWatcherInfo(req.body);
       if (parsed.ok) this.emit('watchers', parsed.document);
       else this.ua.log.debug({ callId: req.callId, reason: parsed.reason }, 'unreadable watcherinfo body');
+      return;
+    }
+    if (this.event !== 'presence') {
+      this.emit('state', { target: this.target, event: this.event, status, body: req.body, summary: summarizeEventState(this.event, req.body), receivedAt: new Date() });
       return;
     }
     let document: PresenceDocument | undefined;

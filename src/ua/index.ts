@@ -9,6 +9,7 @@ export { Registration, type RegistrationOptions, type RegistrationEvents } from 
 export { Pager, type IncomingMessage, type SendResult, type PagerEvents } from './pager.js';
 export { PresenceUserAgent, PIDF_CONTENT_TYPE, type Publication, type PresenceUserAgentOptions, type PresenceUserAgentEvents } from './presence-user-agent.js';
 export { WatcherUserAgent, type WatcherUserAgentOptions, type WatcherUserAgentEvents } from './watcher-user-agent.js';
+export { STATE_EVENTS, STATE_ACCEPT, summarizeEventState, type StateEvent, type EventStateUpdate } from './event-state.js';
 export {
   ClientSubscription,
   parseSubscriptionState,

@@ -2,6 +2,7 @@ import type { WatcherInfoDocument } from '../presence/winfo/watcherinfo-document
 import type { SipRequest } from '../sip/message.js';
 import { ClientSubscription, type PresenceUpdate, type SubscriptionStatus, type WatchedEvent } from './client-subscription.js';
 import { TypedEmitter } from './emitter.js';
+import type { EventStateUpdate, StateEvent } from './event-state.js';
 import { flowRecoveryDelayMs } from './refresh.js';
 import type { RequestAnswer, UserAgent } from './user-agent.js';
 
@@ -20,6 +21,8 @@ export type WatcherUserAgentEvents = {
   presence: (update: PresenceUpdate) => void;
   /** presence.winfo: who watches us, and in what state (RFC 3857). */
   watchers: (doc: WatcherInfoDocument) => void;
+  /** dialog, message-summary or reg: a NOTIFY's body and its summary line. */
+  state: (update: EventStateUpdate) => void;
   status: (target: string, status: SubscriptionStatus, reason?: string) => void;
   error: (err: Error, target: string) => void;
 };
@@ -62,10 +65,20 @@ export class WatcherUserAgent extends TypedEmitter<WatcherUserAgentEvents> {
     return this.start(this.ua.aor, 'presence.winfo');
   }
 
+  /**
+   * Subscribes to another package of `target` (ourselves when omitted): its busy lamp
+   * (dialog, RFC 4235), message waiting (RFC 3842) or registrations (reg, RFC 3680). The
+   * state comes in `state` events.
+   */
+  watchEvent(event: StateEvent, target?: string): Promise<ClientSubscription> {
+    return this.start(target === undefined ? this.ua.aor : this.ua.resolveTarget(target), event);
+  }
+
   private async start(target: string, event: WatchedEvent): Promise<ClientSubscription> {
     const sub = new ClientSubscription(this.ua, target, { event, expires: this.options.expires, retrySeconds: this.options.retrySeconds }, this.dialogs);
     sub.on('presence', (u) => this.emit('presence', u));
     sub.on('watchers', (d) => this.emit('watchers', d));
+    sub.on('state', (u) => this.emit('state', u));
     sub.on('status', (s, r) => this.emit('status', target, s, r));
     sub.on('error', (e) => this.emit('error', e, target));
     await sub.subscribe();

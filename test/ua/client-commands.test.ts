@@ -137,6 +137,39 @@ describe('cli: publish, watch, message, listen', function () {
     await pua.close();
   });
 
+  it("watch --event message-summary and reg: one's own mailbox and registrations, a line per NOTIFY", async () => {
+    const me = name('mia');
+    const mwi = run('watch', [...common, '--user', me, '--event', 'message-summary']);
+    await mwi.waitOut(new RegExp(`${me}@example\\.com  message-summary  messages waiting: no$`));
+    await new Pager(await agent(name('ned'))).send(`sip:${me}@example.com`, 'are you there?');
+    await mwi.waitOut(/message-summary  messages waiting: yes; text-message 1\/0$/);
+    mwi.stop();
+    expect(await mwi.done).to.equal(0);
+    const reg = run('watch', [...common, '--user', me, '--event', 'reg']);
+    await reg.waitOut(/reg  registrations \(full, version 0\): sip:mia\d+@example\.com init$/);
+    const phone = await agent(me);
+    await new Registration(phone).register();
+    await reg.waitOut(/reg  registrations \(partial, version 1\): sip:mia\d+@example\.com active: sip:mia\d+@127\.0\.0\.1:\d+ active \(registered\)$/);
+    reg.stop();
+    expect(await reg.done).to.equal(0);
+    const bad = run('watch', [...common, '--user', me, '--event', 'conference']);
+    expect(await bad.done).to.equal(2);
+    expect(bad.err[0]).to.match(/--event must be presence, dialog, message-summary, reg/);
+  });
+
+  it("watch --event dialog: another user's busy lamp", async () => {
+    const bob = name('olga');
+    const r = run('watch', [...common, '--user', name('pat'), '--event', 'dialog', bob]);
+    await r.waitOut(new RegExp(`${bob}@example\\.com  dialog  dialogs \\(full, version 0\\): none$`));
+    const pbx = await agent(bob);
+    const body = `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="0" state="full" entity="sip:${bob}@example.com"><dialog id="c1"><state>confirmed</state><remote><identity>sip:quinn@example.com</identity></remote></dialog></dialog-info>`;
+    const { response } = await pbx.send(pbx.createRequest('PUBLISH', `sip:${bob}@example.com`, { headers: [['Event', 'dialog'], ['Expires', 600]], contentType: 'application/dialog-info+xml', body }));
+    expect(response.status).to.equal(200);
+    await r.waitOut(/dialog  dialogs \(partial, version 1\): c1 confirmed with sip:quinn@example\.com$/);
+    r.stop();
+    expect(await r.done).to.equal(0);
+  });
+
   it('watch: a target the server refuses is reported, the others are watched', async () => {
     const ok = name('kim');
     const r = run('watch', [...common, '--user', name('lee'), 'nobody@other.example', ok]);
