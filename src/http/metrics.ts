@@ -95,10 +95,12 @@ export class ServerMetrics {
     lazyCounter(registers, `${P}store_flush_failures_total`, 'Failed soft-state flushes since start', () => server.store?.softState.stats().failures ?? 0);
     new Gauge({
       name: `${P}publications`,
-      help: 'Live PUBLISH publications (RFC 3903)',
+      help: 'Live PUBLISH publications (RFC 3903) by event package',
+      labelNames: ['event'],
       registers,
       collect() {
-        this.set(server.presence.compositor.publications.size);
+        this.reset();
+        for (const [event, n] of server.presence.publicationCounts()) this.set({ event }, n);
       },
     });
     new Gauge({

@@ -116,6 +116,8 @@ export class PresenceService implements SipService {
   readonly dialog: DialogPackage;
   /** Packages whose watchers the presentity's rules decide (approve, block, polite-block). */
   private readonly ruled: readonly string[];
+  /** The event package of each body type PUBLISH takes. */
+  private readonly publishedByType: ReadonlyMap<string, string>;
   readonly authorizer: PresenceAuthorizer;
   private readonly log?: Logger;
   private readonly domains: LocalDomains;
@@ -166,6 +168,7 @@ export class PresenceService implements SipService {
     this.ruled = [this.presence.name, this.dialog.name];
     const published = [this.dialog, ...(options.publishedPackages ?? [])];
     this.accept = [PIDF_CONTENT_TYPE, ...published.map((p) => p.contentType)];
+    this.publishedByType = new Map([[PIDF_CONTENT_TYPE, this.presence.name], ...published.map((p): [string, string] => [p.contentType, p.name])]);
     this.subscriptions.register(this.presence);
     this.subscriptions.register(this.watcherInfo);
     this.subscriptions.register(this.dialog);
@@ -244,6 +247,18 @@ export class PresenceService implements SipService {
       watchers: this.subscriptions.subscriptionsTo(this.presence.name, p).length,
       version: this.documents.version(p),
     }));
+  }
+
+  /** Live publications held here by event package, every package PUBLISH takes listed (metrics). */
+  publicationCounts(): Map<string, number> {
+    const counts = new Map<string, number>([...this.publishedByType.values()].map((e) => [e, 0]));
+    for (const p of this.compositor.publications.presentities()) {
+      for (const x of this.compositor.publications.of(p)) {
+        const e = this.publishedByType.get(x.contentType);
+        if (e !== undefined) counts.set(e, counts.get(e)! + 1);
+      }
+    }
+    return counts;
   }
 
   publications(presentity?: string): PublicationInfo[] {

@@ -89,7 +89,10 @@ describe('http: /metrics (Prometheus), /healthz, /readyz', function () {
       expect(sample(m, 'simple_presence_sip_request_duration_seconds_bucket', { method: 'PUBLISH', le: '+Inf' })).to.equal(1);
       expect(sample(m, 'simple_presence_registrations')).to.equal(1);
       expect(sample(m, 'simple_presence_registered_aors')).to.equal(1);
-      expect(sample(m, 'simple_presence_publications')).to.equal(1);
+      expect(sample(m, 'simple_presence_publications', { event: 'presence' })).to.equal(1);
+      expect(sample(m, 'simple_presence_publications', { event: 'dialog' })).to.equal(0);
+      expect(sample(m, 'simple_presence_publications', { event: 'message-summary' })).to.equal(0);
+      expect(sample(m, 'simple_presence_subscriptions', { event: 'reg', state: 'active' })).to.equal(0);
       expect(sample(m, 'simple_presence_subscriptions', { event: 'presence', state: 'active' })).to.equal(1);
       // States with no subscription are reported as 0, not left out.
       expect(sample(m, 'simple_presence_subscriptions', { event: 'presence', state: 'pending' })).to.equal(0);
