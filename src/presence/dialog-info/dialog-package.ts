@@ -47,10 +47,14 @@ export class DialogPackage implements EventPackage, PublishedPackage {
     return this.options.authorize(attempt);
   }
 
+  /**
+   * The entity is not compared with the presentity: a PBX writes its own host there
+   * (Asterisk's extension state names the extension at the PBX), and the watchers are
+   * shown the presentity's URI anyway. Who may publish for whom is the authorizer's call.
+   */
   check(body: Buffer): PublishedBodyCheck {
     const r = parseDialogInfo(body, this.options.limits);
-    if (!r.ok) return r;
-    return { ok: true, entity: r.document.entity };
+    return r.ok ? { ok: true } : r;
   }
 
   publicationsChanged(presentity: string, publications: readonly Publication[]): void {
