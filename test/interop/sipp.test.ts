@@ -79,6 +79,8 @@ describe('interop: SIPp scenarios', function () {
     ['register', 't1'],
     ['publish', 'u1'],
     ['publish', 't1'],
+    ['publish-dialog', 'u1'],
+    ['publish-dialog', 't1'],
     ['subscribe', 'u1'],
     ['subscribe', 't1'],
     ['message', 'u1'],
