@@ -1,0 +1,64 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { freePort } from '../support/server-process.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { TestUa } from '../support/test-ua.js';
+
+function haveBaresip(): boolean {
+  return spawnSync('baresip', ['-h'], { stdio: 'ignore' }).error === undefined;
+}
+
+/**
+ * baresip's `mwi` module as a message-summary watcher (RFC 3842): it registers, subscribes to
+ * its own account's message-summary, and the NOTIFY it gets (seen in its SIP trace) says how
+ * many messages wait for it.
+ */
+describe('interop: baresip mwi module watches message-summary', function () {
+  this.timeout(30_000);
+  let srv: TestServer;
+  let dir: string;
+
+  before(async function () {
+    if (!haveBaresip()) {
+      console.log('      baresip is not installed: baresip mwi interop skipped');
+      this.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), 'baresip-mwi-'));
+    srv = await startTestServer({});
+  });
+  after(async () => {
+    await srv?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sees Messages-Waiting: yes with the stored message count', async () => {
+    // A message waits for bob before his phone comes up.
+    const alice = await TestUa.create({ port: srv.port, user: 'alice', domain: 'example.com' });
+    const msg = alice.request('MESSAGE', 'sip:bob@example.com', { headers: { 'Content-Type': 'text/plain' }, body: 'call me back' });
+    msg.removeHeader('contact');
+    expect((await alice.transact(msg)).status).to.equal(202);
+    await alice.close();
+
+    const local = await freePort();
+    writeFileSync(join(dir, 'config'), ['module_path /usr/lib/baresip/modules', 'module_app account.so', 'module_app mwi.so', `sip_listen 127.0.0.1:${local}`, 'audio_player none', 'audio_source none', ''].join('\n'));
+    writeFileSync(join(dir, 'accounts'), `<sip:bob@example.com>;outbound="sip:127.0.0.1:${srv.port};transport=udp";regint=600\n`);
+    writeFileSync(join(dir, 'contacts'), '');
+    // -s prints its SIP trace; -t ends it should the NOTIFY never come. It is stopped once seen.
+    const child = spawn('baresip', ['-f', dir, '-s', '-t', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const seen = (): boolean => /Text-Message: 1\/0/.test(out);
+    const read = (c: Buffer): void => {
+      out += c.toString();
+      if (seen()) child.kill('SIGTERM');
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    await new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    expect(out, out.slice(-4000)).to.match(/SUBSCRIBE sip:bob@example\.com/);
+    expect(out, out.slice(-4000)).to.match(/Messages-Waiting: yes/);
+    expect(out, out.slice(-4000)).to.match(/Text-Message: 1\/0/);
+  });
+});
