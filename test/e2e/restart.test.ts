@@ -6,6 +6,10 @@ import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
 import { freePort, runCli, startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { TestUa } from '../support/test-ua.js';
+import { parseDialogInfo } from '../../src/presence/dialog-info/dialog-info-document.js';
+
+const DIALOG_INFO = 'application/dialog-info+xml';
+const SUMMARY = 'application/simple-message-summary';
 
 const PIDF = 'application/pidf+xml';
 const pidf = (entity: string, basic: 'open' | 'closed', note: string): string =>
@@ -55,10 +59,10 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function publish(u: TestUa, opts: { body?: string; etag?: string; expires?: number } = {}): SipRequest {
-    const headers: Record<string, string | number> = { Event: 'presence', Expires: opts.expires ?? 600 };
+  function publish(u: TestUa, opts: { body?: string; etag?: string; expires?: number; event?: string; contentType?: string } = {}): SipRequest {
+    const headers: Record<string, string | number> = { Event: opts.event ?? 'presence', Expires: opts.expires ?? 600 };
     if (opts.etag) headers['SIP-If-Match'] = opts.etag;
-    if (opts.body) headers['Content-Type'] = PIDF;
+    if (opts.body) headers['Content-Type'] = opts.contentType ?? PIDF;
     const req = u.request('PUBLISH', u.aor, { to: `<${u.aor}>`, headers, body: opts.body });
     req.removeHeader('contact');
     return req;
@@ -161,5 +165,49 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     await start();
     const resent = await bob.waitRequest((r) => isNotify(callId)(r) && r.cseq.seq > before.cseq.seq, 10_000);
     expect(resent.body.toString()).to.contain('<basic>open</basic>').and.not.contain('private words');
+  });
+
+  const dialogs = (entity: string, state: string) =>
+    `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="0" state="full" entity="${entity}"><dialog id="call-1"><state>${state}</state></dialog></dialog-info>`;
+
+  it('after SIGTERM, the other event packages: dialog and message-summary entity-tags still refresh, the busy-lamp watcher goes on in its dialog', async () => {
+    await start();
+    const alice = await ua('alice');
+    const bob = await ua('bob');
+    const pub = await alice.transact(publish(alice, { event: 'dialog', contentType: DIALOG_INFO, body: dialogs(alice.aor, 'early') }));
+    expect(pub.status).to.equal(200);
+    const vm = await alice.transact(publish(alice, { event: 'message-summary', contentType: SUMMARY, body: 'Messages-Waiting: yes\r\nVoice-Message: 1/0\r\n' }));
+    expect(vm.status).to.equal(200);
+    bob.autoAnswer('NOTIFY', 200);
+    const callId = 'restart-lamp@test';
+    const first = bob.waitRequest(isNotify(callId));
+    const sub = await bob.transact(bob.request('SUBSCRIBE', alice.aor, { callId, cseq: 1, headers: { Event: 'dialog', Expires: 600, Accept: DIALOG_INFO } }));
+    expect(sub.status).to.equal(200);
+    const before = parseDialogInfo((await first).body);
+    if (!before.ok) throw new Error(before.reason);
+    expect([before.document.version, before.document.dialogs.map((d) => d.state)]).to.deep.equal([0, ['early']]);
+
+    expect(await proc!.stop('SIGTERM')).to.equal(0);
+    await start();
+
+    // The watcher's subscription is back: a NOTIFY in the old dialog, the full state, the version going on.
+    const resent = await bob.waitRequest(isNotify(callId), 10_000);
+    const r = parseDialogInfo(resent.body);
+    if (!r.ok) throw new Error(r.reason);
+    expect([r.document.version, r.document.state, r.document.dialogs.map((d) => d.state)]).to.deep.equal([1, 'full', ['early']]);
+
+    // The dialog publication's entity-tag still modifies it; the watcher hears of it.
+    const changed = bob.waitRequest((n) => isNotify(callId)(n) && n.body.toString().includes('confirmed'));
+    expect((await alice.transact(publish(alice, { event: 'dialog', contentType: DIALOG_INFO, etag: pub.getHeader('sip-etag')!, body: dialogs(alice.aor, 'confirmed') }))).status).to.equal(200);
+    const p = parseDialogInfo((await changed).body);
+    if (!p.ok) throw new Error(p.reason);
+    expect([p.document.version, p.document.state]).to.deep.equal([2, 'partial']);
+
+    // The voicemail summary came back too.
+    alice.autoAnswer('NOTIFY', 200);
+    const mwi = alice.waitRequest(isNotify('restart-mwi@test'));
+    expect((await alice.transact(alice.request('SUBSCRIBE', alice.aor, { callId: 'restart-mwi@test', cseq: 1, headers: { Event: 'message-summary', Expires: 600, Accept: SUMMARY } }))).status).to.equal(200);
+    expect((await mwi).body.toString()).to.contain('Voice-Message: 1/0');
+    expect((await alice.transact(publish(alice, { event: 'message-summary', contentType: SUMMARY, etag: vm.getHeader('sip-etag')! }))).status).to.equal(200);
   });
 });
