@@ -105,7 +105,7 @@ export class EventStateCompositor {
       sink: options.sink ?? NO_PRESENCE_STATE_SINK,
       onExpired: (p) => {
         this.log?.debug({ presentity: p.presentity, etag: p.etag }, 'publication expired');
-        this.recompose(p.presentity);
+        this.recompose(p.presentity, [p.contentType]);
       },
       // Another node's change: composed here once, for every watcher here.
       onChanged: (presentity) => this.recompose(presentity),
@@ -167,7 +167,7 @@ export class EventStateCompositor {
     outcome.logged?.(ctx.log);
     for (const e of evicted) ctx.log.info({ presentity, evicted: e.etag }, 'publication evicted: too many for the presentity');
     // A refresh changes no state (RFC 3903 §4.3): nothing to compose or notify.
-    if (outcome.changed || evicted.length > 0) this.recompose(presentity);
+    if (outcome.changed || evicted.length > 0) this.recompose(presentity, [kind.contentType, ...evicted.map((e) => e.contentType)]);
   }
 
   /**
@@ -307,13 +307,20 @@ export class EventStateCompositor {
     return this.options.watched?.(presentity) ?? true;
   }
 
-  /** Builds the composed documents again; watchers hear of them when their bytes changed. */
-  private recompose(presentity: string): void {
+  /**
+   * Builds the composed documents again (of the packages whose body types are `types`, or of
+   * all); watchers hear of them when their bytes changed.
+   */
+  private recompose(presentity: string, types?: readonly string[]): void {
     const all = this.publications.of(presentity);
-    const pubs = presenceOnly(all);
-    if (!this.watched(presentity)) this.options.documents.invalidate(presentity, pubs);
-    else if (this.options.documents.recompose(presentity, pubs)) this.options.onStateChanged(presentity);
-    for (const p of this.others) p.publicationsChanged(presentity, all.filter((x) => x.contentType === p.contentType));
+    if (!types || types.includes(PIDF_CONTENT_TYPE)) {
+      const pubs = presenceOnly(all);
+      if (!this.watched(presentity)) this.options.documents.invalidate(presentity, pubs);
+      else if (this.options.documents.recompose(presentity, pubs)) this.options.onStateChanged(presentity);
+    }
+    for (const p of this.others) {
+      if (!types || types.includes(p.contentType)) p.publicationsChanged(presentity, all.filter((x) => x.contentType === p.contentType));
+    }
   }
 
   /** Puts stored publications back (after a restart); expired or unreadable ones are dropped. */
