@@ -25,7 +25,7 @@ const isMessage = (r: SipRequest) => r.method === 'MESSAGE';
  * or a crash would stop it, on an embedded store in a temporary data directory.
  */
 describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
-  this.timeout(90_000);
+  this.timeout(180_000);
   let dir: string;
   let port: number;
   let proc: ServerProcess | undefined;
@@ -38,7 +38,8 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     log: { level: 'info' },
   });
   const start = async () => {
-    proc = await startServerProcess(dir, config(), { AUTH_REQUIRED: 'false' });
+    // Up to a minute: on a loaded machine, loading the sources and opening the store take long.
+    proc = await startServerProcess(dir, config(), { AUTH_REQUIRED: 'false' }, 60_000);
     return proc;
   };
   const ua = async (user: string) => {
@@ -170,7 +171,7 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
   const dialogs = (entity: string, state: string) =>
     `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="0" state="full" entity="${entity}"><dialog id="call-1"><state>${state}</state></dialog></dialog-info>`;
 
-  it('after SIGTERM, the other event packages: dialog and message-summary entity-tags still refresh, the busy-lamp watcher goes on in its dialog', async () => {
+  it('after SIGTERM, the other event packages: dialog and message-summary entity-tags still refresh, busy-lamp and reg watchers go on in their dialogs', async () => {
     await start();
     const alice = await ua('alice');
     const bob = await ua('bob');
@@ -186,6 +187,14 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     const before = parseDialogInfo((await first).body);
     if (!before.ok) throw new Error(before.reason);
     expect([before.document.version, before.document.dialogs.map((d) => d.state)]).to.deep.equal([0, ['early']]);
+    // carol watches her own registrations (RFC 3680) from another socket.
+    const carol = await ua('carol');
+    const carolWatch = await ua('carol');
+    expect((await carol.transact(registerRequest(carol, { expires: 600 }))).status).to.equal(200);
+    carolWatch.autoAnswer('NOTIFY', 200);
+    const regFirst = carolWatch.waitRequest(isNotify('restart-reg@test'));
+    expect((await carolWatch.transact(carolWatch.request('SUBSCRIBE', carol.aor, { callId: 'restart-reg@test', cseq: 1, headers: { Event: 'reg', Expires: 600, Accept: 'application/reginfo+xml' } }))).status).to.equal(200);
+    expect((await regFirst).body.toString()).to.contain('event="registered"');
 
     expect(await proc!.stop('SIGTERM')).to.equal(0);
     await start();
@@ -195,6 +204,13 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     const r = parseDialogInfo(resent.body);
     if (!r.ok) throw new Error(r.reason);
     expect([r.document.version, r.document.state, r.document.dialogs.map((d) => d.state)]).to.deep.equal([1, 'full', ['early']]);
+
+    // carol's reg subscription is back with her restored binding; a refresh of it is told as refreshed.
+    const regResent = await carolWatch.waitRequest(isNotify('restart-reg@test'), 10_000);
+    expect(regResent.body.toString()).to.match(/version="1" state="full"/).and.to.contain('state="active" event="registered"');
+    const refreshed = carolWatch.waitRequest((n) => isNotify('restart-reg@test')(n) && n.body.toString().includes('event="refreshed"'));
+    expect((await carol.transact(registerRequest(carol, { expires: 600 }))).status).to.equal(200);
+    expect((await refreshed).body.toString()).to.match(/version="2" state="partial"/);
 
     // The dialog publication's entity-tag still modifies it; the watcher hears of it.
     const changed = bob.waitRequest((n) => isNotify(callId)(n) && n.body.toString().includes('confirmed'));

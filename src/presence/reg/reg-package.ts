@@ -44,23 +44,56 @@ export class RegPackage implements EventPackage {
   async authorize(attempt: SubscribeAttempt): Promise<SubscriptionDecision> {
     // RFC 3680 §6: registration state is the user's own business.
     const decision = await OWNER_ONLY(attempt);
-    if (decision === 'allow' && !this.host?.subscriptionsTo(this.name, attempt.resource).length) {
-      // The first watcher of this address: its state is read now, and followed from here on.
-      const now = this.options.wallClock.nowMs();
-      const m = new Map<string, StateElement>();
-      for (const b of await this.options.bindings(attempt.resource)) if (b.reachable && b.expiresAt > now) m.set(contactId(b), this.element(b, 'registered', now));
-      this.contacts.set(attempt.resource, m);
-    }
+    // The first watcher of this address: its state is read now, and followed from here on.
+    if (decision === 'allow' && !this.host?.subscriptionsTo(this.name, attempt.resource).length) this.contacts.set(attempt.resource, this.fromBindings(await this.options.bindings(attempt.resource)));
     return decision;
+  }
+
+  /**
+   * The state of a watched address, read from the location store when it is not held (a
+   * subscription restored after a restart): at once when the store answers at once, else
+   * when it answers, its watchers then told.
+   */
+  private stateOf(aor: string): Map<string, StateElement> | undefined {
+    const held = this.contacts.get(aor);
+    if (held) return held;
+    const read = this.options.bindings(aor);
+    if (!(read instanceof Promise)) {
+      const m = this.fromBindings(read);
+      this.contacts.set(aor, m);
+      return m;
+    }
+    read.then(
+      (bindings) => {
+        if (this.contacts.has(aor)) return;
+        this.contacts.set(aor, this.fromBindings(bindings));
+        this.host?.resourceChanged(this.name, aor);
+      },
+      (err: unknown) => this.options.logger?.warn({ err, aor }, 'bindings not read for registration state'),
+    );
+    return undefined;
+  }
+
+  private fromBindings(bindings: readonly Binding[]): Map<string, StateElement> {
+    const now = this.options.wallClock.nowMs();
+    const m = new Map<string, StateElement>();
+    for (const b of bindings) if (b.reachable && b.expiresAt > now) m.set(contactId(b), this.element(b, 'registered', now));
+    return m;
   }
 
   /** A binding changed in the location service: watchers of its address hear of it. */
   bindingEvent(e: BindingEvent): void {
     const aor = e.binding.aor;
-    const m = this.contacts.get(aor);
-    if (!m) return;
     if (!this.host || this.host.subscriptionsTo(this.name, aor).length === 0) {
       this.contacts.delete(aor);
+      return;
+    }
+    // Held already, or read now (after a restart): the binding as it is now is in it either way.
+    const held = this.contacts.has(aor);
+    const m = this.stateOf(aor);
+    if (!m) return;
+    if (!held) {
+      this.host.resourceChanged(this.name, aor);
       return;
     }
     const id = contactId(e.binding);
@@ -74,7 +107,7 @@ export class RegPackage implements EventPackage {
 
   body(sub: Subscription): NotifyBody | undefined {
     if (sub.status === 'terminated' && sub.reason !== 'timeout') return undefined;
-    const m = this.contacts.get(sub.resource) ?? new Map<string, StateElement>();
+    const m = this.stateOf(sub.resource) ?? new Map<string, StateElement>();
     const next = this.partial.next(sub, m, (id) => `<contact id="${id}" state="terminated" event="unregistered"><uri></uri></contact>`);
     const live = [...m.values()].some((e) => e.live);
     const state = live ? 'active' : next.state === 'full' ? 'init' : 'terminated';
