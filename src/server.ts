@@ -458,9 +458,10 @@ export class SimplePresenceServer {
     this.location.setSink(storeRegistrationSink(store.registrations, this.log));
     this.presenceSink = storePresenceSink(store, this.log);
     const bindings = this.location.restore(registrations);
+    // The durable offline store before the subscriptions: message waiting counts read it.
+    this.messaging.useStore(new RepositoryOfflineMessageStore(store.storedMessages));
     // Watchers get the current state in their old dialogs: it may have changed while we were down.
     const presence = this.presence.restore(publications, subscriptions, { notify: true });
-    this.messaging.useStore(new RepositoryOfflineMessageStore(store.storedMessages));
     this.log.info({ driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings }, 'store: soft state loaded');
   }
 

@@ -187,6 +187,13 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     const before = parseDialogInfo((await first).body);
     if (!before.ok) throw new Error(before.reason);
     expect([before.document.version, before.document.dialogs.map((d) => d.state)]).to.deep.equal([0, ['early']]);
+    // A message waits for alice; she watches her own message waiting.
+    const stored = bob.request('MESSAGE', alice.aor, { headers: { 'Content-Type': 'text/plain' }, body: 'call me' });
+    expect((await bob.transact(stored)).status).to.equal(202);
+    alice.autoAnswer('NOTIFY', 200);
+    const mwiFirst = alice.waitRequest(isNotify('restart-mwi@test'));
+    expect((await alice.transact(alice.request('SUBSCRIBE', alice.aor, { callId: 'restart-mwi@test', cseq: 1, headers: { Event: 'message-summary', Expires: 600, Accept: SUMMARY } }))).status).to.equal(200);
+    expect((await mwiFirst).body.toString()).to.contain('Voice-Message: 1/0').and.to.contain('Text-Message: 1/0');
     // carol watches her own registrations (RFC 3680) from another socket.
     const carol = await ua('carol');
     const carolWatch = await ua('carol');
@@ -199,6 +206,7 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     expect(await proc!.stop('SIGTERM')).to.equal(0);
     await start();
 
+    const mwiResent = alice.waitRequest((n) => isNotify('restart-mwi@test')(n) && n.body.toString().includes('Text-Message: 1/0'), 10_000);
     // The watcher's subscription is back: a NOTIFY in the old dialog, the full state, the version going on.
     const resent = await bob.waitRequest(isNotify(callId), 10_000);
     const r = parseDialogInfo(resent.body);
@@ -219,11 +227,9 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     if (!p.ok) throw new Error(p.reason);
     expect([p.document.version, p.document.state]).to.deep.equal([2, 'partial']);
 
-    // The voicemail summary came back too.
-    alice.autoAnswer('NOTIFY', 200);
-    const mwi = alice.waitRequest(isNotify('restart-mwi@test'));
-    expect((await alice.transact(alice.request('SUBSCRIBE', alice.aor, { callId: 'restart-mwi@test', cseq: 1, headers: { Event: 'message-summary', Expires: 600, Accept: SUMMARY } }))).status).to.equal(200);
-    expect((await mwi).body.toString()).to.contain('Voice-Message: 1/0');
+    // alice's message waiting is back: the voicemail summary, and the message stored for her before the stop.
+    const mwi = await mwiResent;
+    expect(mwi.body.toString()).to.contain('Voice-Message: 1/0');
     expect((await alice.transact(publish(alice, { event: 'message-summary', contentType: SUMMARY, etag: vm.getHeader('sip-etag')! }))).status).to.equal(200);
   });
 });

@@ -91,6 +91,8 @@ export class MessageSummaryPackage implements EventPackage, PublishedPackage {
 
   body(sub: Subscription): NotifyBody | undefined {
     if (sub.status === 'terminated' && sub.reason !== 'timeout') return undefined;
+    // A subscription restored after a restart: the count is read now, its watchers told when it is not 0.
+    if (sub.live && !this.stored.has(sub.resource)) this.read(sub.resource).catch((err: unknown) => this.options.logger?.warn({ err, aor: sub.resource }, 'stored message count not read'));
     // RFC 3842 §5.2: Message-Account is the account the summary is about.
     return { contentType: MESSAGE_SUMMARY_CONTENT_TYPE, body: serializeMessageSummary(this.summaryOf(sub.resource), sub.resource) };
   }
