@@ -58,7 +58,11 @@ export async function startServerProcess(dir: string, config: object, env: Recor
   const lines: string[] = [];
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms:\n${lines.join('\n')}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Not left running: a server still starting would hold its port and load the machine.
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within ${timeoutMs} ms:\n${lines.join('\n')}`));
+    }, timeoutMs);
     let buffered = '';
     const onData = (chunk: Buffer): void => {
       buffered += chunk.toString();
