@@ -30,6 +30,10 @@ export class ObservedOfflineStore implements OfflineMessageStore {
     return list;
   }
 
+  recipientsWithMessages(recipients: readonly string[], nowMs: number): Promise<readonly string[]> {
+    return this.inner.recipientsWithMessages(recipients, nowMs);
+  }
+
   async remove(id: string): Promise<boolean> {
     const removed = await this.inner.remove(id);
     const recipient = this.recipients.get(id);
