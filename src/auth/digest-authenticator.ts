@@ -4,9 +4,9 @@ import type { AuthDecision, AuthenticatedIdentity, RequestAuthenticator } from '
 import type { SipRequest } from '../sip/message.js';
 import type { Flow } from '../transport/types.js';
 import { algorithmOf, buildChallenge, parseDigestCredentials, type DigestCredentials } from './digest-header.js';
-import type { FailureTracker } from './failure-tracker.js';
 import { DIGEST_ALGORITHMS, digestHex, type DigestAlgorithm } from './ha1.js';
 import { digestUriMatches } from './digest-uri.js';
+import type { AuthLockout, LockoutScope } from './lockout.js';
 import type { NonceManager } from './nonces.js';
 
 /** The stored HA1 digests of a user (the store's accounts). */
@@ -21,10 +21,8 @@ export interface DigestAuthenticatorOptions {
   readonly domain: string;
   readonly credentials: CredentialLookup;
   readonly nonces: NonceManager;
-  /** Failed attempts per source address: past the threshold the source gets 403 for a while. */
-  readonly sources: FailureTracker;
-  /** Failed attempts per user: past the threshold, sources that failed for it get 403. */
-  readonly users: FailureTracker;
+  /** Failed attempts per (source, user), per source (distinct users) and per user: 403 while blocked. */
+  readonly lockout: AuthLockout;
   /**
    * The watcher of the subscription dialog an in-dialog request belongs to, when the server
    * holds it (RFC 6665: the dialog was authenticated when it was made).
@@ -69,7 +67,7 @@ export class DigestAuthenticator implements RequestAuthenticator {
       if (watcher !== undefined) return { ok: true, identity: dialogIdentity(watcher) };
     }
     const source = flow.remoteAddress;
-    const blocked = this.options.sources.blockedFor(source);
+    const blocked = this.options.lockout.sourceBlockedFor(source);
     if (blocked > 0) {
       log.debug({ source, retryInMs: blocked }, 'auth: source blocked');
       return forbidden();
@@ -94,9 +92,9 @@ export class DigestAuthenticator implements RequestAuthenticator {
       return { ok: false, status: 400, reason: 'Digest URI Does Not Match Request-URI' };
     }
     const username = creds.username;
-    // Past the per-user threshold, a source that has failed before gets no more tries for it.
-    if (this.options.users.blockedFor(username) > 0 && this.options.sources.count(source) > 0) {
-      log.debug({ source, user: username }, 'auth: user under attack, source refused');
+    const refusing = this.options.lockout.refuses(source, username);
+    if (refusing) {
+      log.debug({ source, user: username, scope: refusing }, 'auth: blocked');
       return forbidden();
     }
     const account = username.length <= 64 ? await this.options.credentials.get(this.options.domain, username) : undefined;
@@ -107,7 +105,7 @@ export class DigestAuthenticator implements RequestAuthenticator {
     const nonce = this.options.nonces.use(creds.nonce, creds.nc);
     switch (nonce.kind) {
       case 'fresh':
-        this.options.users.reset(username);
+        this.options.lockout.succeeded(source, username);
         return { ok: true, identity: { aor: `sip:${username}@${this.options.domain}`, username, by: 'digest' } };
       case 'stale':
       case 'invalid':
@@ -138,12 +136,14 @@ export class DigestAuthenticator implements RequestAuthenticator {
   }
 
   private failed(req: SipRequest, source: string, username: string, log: Logger, why: string): AuthDecision {
-    const sourceBlocked = this.options.sources.fail(source);
-    const userBlocked = this.options.users.fail(username);
+    const lockout = this.options.lockout;
+    const started = lockout.fail(source, username);
     log.info({ source, user: username, why }, 'auth: failed attempt');
-    if (sourceBlocked) log.warn({ source, blockMs: this.options.sources.blockedFor(source) }, 'auth: too many failed attempts, source blocked');
-    if (userBlocked) log.warn({ user: username }, 'auth: too many failed attempts for user, failing sources refused');
-    return sourceBlocked ? forbidden() : this.challenge(req, false);
+    for (const scope of started) {
+      log.warn({ source, user: username, scope, blockMs: lockout.blockedFor(scope, source, username) }, BLOCK_MESSAGES[scope]);
+    }
+    // The request that started a block of this user or this whole source is refused already.
+    return started.includes('source_user') || started.includes('source') ? forbidden() : this.challenge(req, false);
   }
 
   /** RFC 2617 §3.2.2.1 with qop=auth: H(HA1:nonce:nc:cnonce:qop:H(method:digest-uri)). */
@@ -154,6 +154,12 @@ export class DigestAuthenticator implements RequestAuthenticator {
     return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
   }
 }
+
+const BLOCK_MESSAGES: Readonly<Record<LockoutScope, string>> = {
+  source_user: 'auth: too many failed attempts for user from this source, the pair blocked',
+  source: 'auth: too many distinct users failing from one source (password spraying), source blocked',
+  user: 'auth: too many failed attempts for user, failing sources refused',
+};
 
 function forbidden(): AuthDecision {
   return { ok: false, status: 403, reason: 'Too Many Failed Attempts' };

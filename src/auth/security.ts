@@ -16,7 +16,7 @@ import { SourceRateLimiter } from '../transport/limits.js';
 import type { Flow } from '../transport/types.js';
 import { systemWallClock, type WallClock } from '../util/timers.js';
 import { DigestAuthenticator } from './digest-authenticator.js';
-import { FailureTracker } from './failure-tracker.js';
+import { AuthLockout } from './lockout.js';
 import { checkRequestCaps, DEFAULT_MESSAGE_CAPS, type CapRefusal, type MessageCaps } from './message-caps.js';
 import { NonceManager } from './nonces.js';
 import { loadServerSecret } from './server-secret.js';
@@ -29,7 +29,8 @@ const DEFAULT_AUTH: AuthSettings = {
   algorithms: ['SHA-256', 'MD5'],
   md5OnlyUserAgents: ['baresip', 'sipsak'],
   nonceLifetimeSeconds: 300,
-  maxFailuresPerSource: 10,
+  maxFailuresPerSourceUser: 10,
+  maxFailedUsersPerSource: 20,
   maxFailuresPerUser: 20,
   failureWindowSeconds: 300,
   blockSeconds: 300,
@@ -81,6 +82,8 @@ export class ServerSecurity {
   /** The admin operations, once the store is open (HTTP admin API, control channel). */
   admin: AdminOperations | undefined;
   authenticator: DigestAuthenticator | undefined;
+  /** Failed-digest counting and blocks (metrics read it), while authentication is on. */
+  lockout: AuthLockout | undefined;
   private readonly limiter: SourceRateLimiter;
   private readonly caps: MessageCaps;
   private ruleStore: PresenceRuleStore | undefined;
@@ -143,15 +146,19 @@ export class ServerSecurity {
     if (this.auth.required) {
       const store = options.store;
       if (!store) throw new Error('auth.required needs the store (accounts live there): run with a store, or set AUTH_REQUIRED=false');
-      const windowMs = this.auth.failureWindowSeconds * 1000;
-      const blockMs = this.auth.blockSeconds * 1000;
+      const lockout = (this.lockout = new AuthLockout({
+        windowMs: this.auth.failureWindowSeconds * 1000,
+        blockMs: this.auth.blockSeconds * 1000,
+        perSourceUser: this.auth.maxFailuresPerSourceUser,
+        usersPerSource: this.auth.maxFailedUsersPerSource,
+        perUser: this.auth.maxFailuresPerUser,
+      }, this.wallClock));
       this.authenticator = new DigestAuthenticator({
         realm: this.realm,
         domain: this.config.sip.domain.toLowerCase(),
         credentials: { get: (d, u) => store.accounts.get(d, u) },
         nonces: new NonceManager({ secret: options.secret ?? loadServerSecret(options.dataDir, this.log), lifetimeMs: this.auth.nonceLifetimeSeconds * 1000, wallClock: this.wallClock }),
-        sources: new FailureTracker({ windowMs, blockMs, threshold: this.auth.maxFailuresPerSource }, this.wallClock),
-        users: new FailureTracker({ windowMs, blockMs, threshold: this.auth.maxFailuresPerUser }, this.wallClock),
+        lockout,
         trustedDialog: (req) => options.presence.dialogWatcher(req),
         algorithms: this.auth.algorithms,
         md5OnlyUserAgents: this.auth.md5OnlyUserAgents,

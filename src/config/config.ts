@@ -39,7 +39,10 @@ export interface Config {
     /** User-Agent substrings of clients challenged with MD5 only (they fail on any other algorithm). */
     md5OnlyUserAgents: string[];
     nonceLifetimeSeconds: number;
-    maxFailuresPerSource: number;
+    /** Failed digests of one user from one address before that pair is blocked. */
+    maxFailuresPerSourceUser: number;
+    /** Distinct users failing from one address before the whole address is blocked (password spraying). */
+    maxFailedUsersPerSource: number;
     maxFailuresPerUser: number;
     failureWindowSeconds: number;
     blockSeconds: number;

@@ -130,6 +130,21 @@ export class ServerMetrics {
         this.set(server.location.aorCount);
       },
     });
+    // Failed digests and lock-outs (auth/lockout.ts), by scope: one user from one address, a whole address, a user.
+    const noScopes = { source_user: 0, source: 0, user: 0 };
+    const lockout = () => server.security.lockout;
+    lazyCounter(registers, `${P}auth_failures_total`, 'Failed digest authentications (wrong password, replayed nonce-count)', () => lockout()?.stats().failures ?? 0);
+    lazyCounter(registers, `${P}auth_blocks_total`, 'Lock-outs started, by scope: source_user (one user from one address), source (distinct users failing from one address), user', () => lockout()?.stats().blocks ?? noScopes, 'scope');
+    lazyCounter(registers, `${P}auth_refused_total`, 'Requests refused with 403 because of a lock-out, by scope', () => lockout()?.stats().refused ?? noScopes, 'scope');
+    new Gauge({
+      name: `${P}auth_blocked`,
+      help: 'Lock-outs in force, by scope',
+      labelNames: ['scope'],
+      registers,
+      collect() {
+        for (const [scope, n] of Object.entries(lockout()?.blockedNow() ?? noScopes)) this.set({ scope }, n);
+      },
+    });
     new Gauge({
       name: `${P}connections`,
       help: 'Open stream connections (TCP, TLS, WebSocket) by transport',

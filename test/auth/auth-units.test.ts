@@ -5,6 +5,7 @@ import { digestUriMatches } from '../../src/auth/digest-uri.js';
 import { buildChallenge, parseDigestCredentials } from '../../src/auth/digest-header.js';
 import { FailureTracker } from '../../src/auth/failure-tracker.js';
 import { computeHa1s } from '../../src/auth/ha1.js';
+import { AuthLockout } from '../../src/auth/lockout.js';
 import { checkRequestCaps, DEFAULT_MESSAGE_CAPS } from '../../src/auth/message-caps.js';
 import { NonceManager } from '../../src/auth/nonces.js';
 import { SipRequest } from '../../src/sip/message.js';
@@ -145,8 +146,7 @@ describe('auth units', () => {
         domain: 'example.com',
         credentials: { get: async (_d, u) => (u === 'alice' ? ha1s : undefined) },
         nonces,
-        sources: new FailureTracker({ windowMs: 60_000, threshold: 100, blockMs: 1000 }, c),
-        users: new FailureTracker({ windowMs: 60_000, threshold: 2, blockMs: 60_000 }, c),
+        lockout: new AuthLockout({ windowMs: 60_000, blockMs: 60_000, perSourceUser: 100, usersPerSource: 100, perUser: 2 }, c),
       });
     }
 

@@ -38,7 +38,7 @@ describe('control channel with the PostgreSQL store: CLI changes reach the runni
     url.pathname = `/${database}`;
     dir = mkdtempSync(join(tmpdir(), 'sp-ctl-pg-'));
     const store = { enabled: true, url: url.toString(), dataDir: join(dir, 'data') };
-    srv = await startTestServer({ auth: { required: true, maxFailuresPerSource: 1000 }, store }, { store: 'config' });
+    srv = await startTestServer({ auth: { required: true, maxFailedUsersPerSource: 1000 }, store }, { store: 'config' });
     configFile = join(dir, 'config.json');
     writeFileSync(configFile, JSON.stringify({ sip: { domain: 'example.com' }, store }));
   });

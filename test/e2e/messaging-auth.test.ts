@@ -21,7 +21,7 @@ describe('e2e: messaging with authentication on (accounts decide who exists)', f
 
   before(async () => {
     store = await openStore({ logger: pino({ level: 'silent' }) });
-    srv = await startTestServer({ auth: { required: true, defaultPolicy: 'allow', maxFailuresPerSource: 1000 } }, { store });
+    srv = await startTestServer({ auth: { required: true, defaultPolicy: 'allow', maxFailedUsersPerSource: 1000 } }, { store });
     for (const u of ['ann', 'ben']) await srv.server.security.admin!.addUser({ username: u, password: PASSWORD });
   });
   after(async () => {

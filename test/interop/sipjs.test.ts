@@ -231,7 +231,7 @@ describe('interop: sip.js over WebSocket with authentication on', function () {
   before(async () => {
     g.WebSocket = WebSocket;
     store = await openStore({ logger: pino({ level: 'silent' }) });
-    srv = await startTestServer({ auth: { required: true, defaultPolicy: 'allow', maxFailuresPerSource: 1000 } }, { store });
+    srv = await startTestServer({ auth: { required: true, defaultPolicy: 'allow', maxFailedUsersPerSource: 1000 } }, { store });
     for (const u of ['jsann', 'jsben', 'udpcat', 'jspia', 'jsquinn']) await srv.server.security.admin!.addUser({ username: u, password: PASSWORD });
   });
   after(async () => {

@@ -44,7 +44,7 @@ describe('security e2e: digest authentication, identities and presence rules (re
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sp-sec-'));
     store = await openStore({ logger: pino({ level: 'silent' }) });
-    srv = await startTestServer({ auth: { required: true, maxFailuresPerSource: 1000 } }, { store, controlSocket: join(dir, 'control.sock') });
+    srv = await startTestServer({ auth: { required: true, maxFailedUsersPerSource: 1000 } }, { store, controlSocket: join(dir, 'control.sock') });
     // What the CLI reads to find the control socket.
     configFile = join(dir, 'config.json');
     writeFileSync(configFile, JSON.stringify({ sip: { domain: 'example.com' }, store: { dataDir: dir } }));

@@ -21,7 +21,7 @@ describe('ua: client roles with authentication on (real server, digest RFC 8760)
 
   before(async () => {
     store = await openStore({ logger: pino({ level: 'silent' }) });
-    srv = await startTestServer({ auth: { required: true, defaultPolicy: 'allow', maxFailuresPerSource: 1000 } }, { store });
+    srv = await startTestServer({ auth: { required: true, defaultPolicy: 'allow', maxFailedUsersPerSource: 1000 } }, { store });
   });
   after(async () => {
     await srv?.stop();
