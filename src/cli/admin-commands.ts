@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/config.js';
 import { ControlClient, NoServerError } from '../control/control-client.js';
@@ -7,7 +8,7 @@ import { CONTROL_SOCKET } from '../control/control-protocol.js';
 import { AdminError, StoreAdminOperations, type AdminOperations, type RuleInfo, type UserInfo } from '../control/operations.js';
 import { PresenceRuleStore } from '../presence/rules/rule-store.js';
 import { RULE_ACTIONS, type RuleAction } from '../presence/rules/rule-types.js';
-import { openStore } from '../store/index.js';
+import { dataDirHolder, openStore } from '../store/index.js';
 import { createLogger } from '../util/logger.js';
 
 export const ADMIN_USAGE = `  simple-presence user add USER [--password P] [--display-name N]   add an account (password prompted on a terminal)
@@ -19,7 +20,8 @@ export const ADMIN_USAGE = `  simple-presence user add USER [--password P] [--di
   simple-presence rules list USER                                   USER's rules
   simple-presence rules del USER WATCHER                            delete a rule
   (all take --config FILE; they go through the running server's control socket in
-   store.dataDir, or open the store themselves when no server runs)`;
+   store.dataDir, or open the store themselves when no server runs; a server still starting
+   is waited for, --wait SECONDS, default 10)`;
 
 /** Where the commands write (the tests pass their own). */
 export interface AdminIo {
@@ -49,9 +51,15 @@ export async function adminCommand(kind: 'user' | 'rules', args: string[], io: A
       'hide-devices': { type: 'boolean' },
       'basic-only': { type: 'boolean' },
       limit: { type: 'string' },
+      wait: { type: 'string' },
     },
   });
   const [sub, ...rest] = positionals;
+  const waitSeconds = values.wait === undefined ? CONTROL_START_WAIT_MS / 1000 : Number(values.wait);
+  if (!Number.isFinite(waitSeconds) || waitSeconds < 0) {
+    io.err(`simple-presence ${kind}: --wait takes a number of seconds\n${ADMIN_USAGE}`);
+    return 2;
+  }
   const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}) });
   let run: ((ops: AdminOperations) => Promise<void>) | undefined;
   const need = (n: number, what: string): boolean => {
@@ -123,7 +131,7 @@ export async function adminCommand(kind: 'user' | 'rules', args: string[], io: A
     return 2;
   }
   try {
-    await withOperations(config, run);
+    await withOperations(config, run, waitSeconds * 1000);
     return 0;
   } catch (err) {
     if (err instanceof AdminError) {
@@ -139,13 +147,8 @@ export async function adminCommand(kind: 'user' | 'rules', args: string[], io: A
  * The running server's operations through its control socket, so a change takes effect at
  * once; the store itself when no server runs (the embedded store is one process's at a time).
  */
-export async function withOperations(config: Config, run: (ops: AdminOperations) => Promise<void>): Promise<void> {
-  let client: ControlClient | undefined;
-  try {
-    client = await ControlClient.connect(join(config.store.dataDir, CONTROL_SOCKET));
-  } catch (err) {
-    if (!(err instanceof NoServerError)) throw err;
-  }
+export async function withOperations(config: Config, run: (ops: AdminOperations) => Promise<void>, startWaitMs = CONTROL_START_WAIT_MS): Promise<void> {
+  const client = await connectControl(config, startWaitMs);
   if (client) {
     try {
       await run(client);
@@ -182,6 +185,34 @@ export async function withOperations(config: Config, run: (ops: AdminOperations)
   } finally {
     await cluster?.close();
     await store.close();
+  }
+}
+
+/** How long a CLI command waits for the control socket of a server that holds the data directory but is still starting. */
+export const CONTROL_START_WAIT_MS = 10_000;
+
+/**
+ * The running server's control channel, or undefined when no server holds the data
+ * directory. A server takes the data directory's lock first and opens its control socket
+ * last, once its store is open: in between, the CLI waits for the socket (up to
+ * `waitMs`) rather than failing on the lock ("in use by another process").
+ */
+async function connectControl(config: Config, waitMs: number): Promise<ControlClient | undefined> {
+  const socket = join(config.store.dataDir, CONTROL_SOCKET);
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await ControlClient.connect(socket);
+    } catch (err) {
+      if (!(err instanceof NoServerError)) throw err;
+    }
+    // With PostgreSQL nothing is locked: the CLI may open the database beside a starting server.
+    const holder = config.store.url ? undefined : dataDirHolder(config.store.dataDir);
+    if (holder === undefined) return undefined;
+    if (Date.now() >= deadline) {
+      throw new AdminError('unavailable', `the server (pid ${holder}) holds data directory ${config.store.dataDir}, but its control socket ${socket} did not answer within ${waitMs / 1000} s (still starting, or stopping?)`);
+    }
+    await sleep(100);
   }
 }
 

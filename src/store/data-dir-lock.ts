@@ -65,6 +65,16 @@ export class DataDirLock {
   }
 }
 
+/**
+ * The pid of another live process holding `dir`'s lock, or undefined (no lock, a stale one,
+ * or this process's own): a CLI that finds the data directory held waits for that server's
+ * control socket rather than opening the store.
+ */
+export function dataDirHolder(dir: string, pid = process.pid): number | undefined {
+  const holder = readHolder(join(resolve(dir), LOCK_FILE));
+  return holder !== undefined && holder !== pid && isAlive(holder) ? holder : undefined;
+}
+
 /** Creates the lock with its content in one step (link fails if it exists), so it is never seen empty. */
 function tryCreate(path: string, pid: number): boolean {
   const tmp = `${path}.${pid}.tmp`;

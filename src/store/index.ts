@@ -3,7 +3,7 @@ export { StoreOpenError, isDataError, isUniqueViolation, sqlState } from './data
 export type { Database, DriverName, Queryable, QueryResult } from './database.js';
 export { openPg, type PgOptions } from './pg-driver.js';
 export { openPglite, wrapPglite, type PgliteOptions } from './pglite-driver.js';
-export { DataDirLock, LOCK_FILE } from './data-dir-lock.js';
+export { DataDirLock, dataDirHolder, LOCK_FILE } from './data-dir-lock.js';
 export { openDatabase, openStore, type OpenDatabaseOptions, type OpenStoreOptions, type Store } from './open-store.js';
 export {
   MigrationError,

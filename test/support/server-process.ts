@@ -40,11 +40,17 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
+/** A server process spawned but perhaps not listening yet. */
+export interface SpawnedServer extends ServerProcess {
+  /** Resolves once it logged that it listens; rejects if it exits first or takes longer than `timeoutMs`. */
+  listening(timeoutMs?: number): Promise<void>;
+}
+
 /**
  * Runs `simple-presence serve` as its own process (the CLI, as an operator runs it) with
- * `config` written to a file in `dir`, and resolves once it logged that it listens.
+ * `config` written to a file in `dir`, without waiting for it to listen.
  */
-export async function startServerProcess(dir: string, config: object, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ServerProcess> {
+export function spawnServerProcess(dir: string, config: object, env: Record<string, string> = {}): SpawnedServer {
   const file = join(dir, `config-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
   // Overload control off unless the test turns it on (as startTestServer does): how busy the
   // test machine is must not decide whether a test's request is answered or refused with 503.
@@ -57,33 +63,24 @@ export async function startServerProcess(dir: string, config: object, env: Recor
   });
   const lines: string[] = [];
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      // Not left running: a server still starting would hold its port and load the machine.
-      child.kill('SIGKILL');
-      reject(new Error(`server did not start within ${timeoutMs} ms:\n${lines.join('\n')}`));
-    }, timeoutMs);
-    let buffered = '';
-    const onData = (chunk: Buffer): void => {
-      buffered += chunk.toString();
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        if (line.includes('simple-presence listening')) {
-          clearTimeout(timer);
-          resolve();
-        }
+  let announced = false;
+  const onListening: Array<() => void> = [];
+  let buffered = '';
+  const onData = (chunk: Buffer): void => {
+    buffered += chunk.toString();
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      lines.push(line);
+      if (line.includes('simple-presence listening')) {
+        announced = true;
+        for (const f of onListening.splice(0)) f();
       }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening:\n${lines.join('\n')}`));
-    });
-  });
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
   return {
     child,
     lines,
@@ -92,7 +89,30 @@ export async function startServerProcess(dir: string, config: object, env: Recor
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
+    listening: (timeoutMs = 30_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (announced) return resolve();
+        const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms:\n${lines.join('\n')}`)), timeoutMs);
+        onListening.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        void exited.then((code) => {
+          clearTimeout(timer);
+          reject(new Error(`server exited (${code}) before listening:\n${lines.join('\n')}`));
+        });
+      }),
   };
+}
+
+/**
+ * Runs `simple-presence serve` as its own process with `config` written to a file in `dir`,
+ * and resolves once it logged that it listens.
+ */
+export async function startServerProcess(dir: string, config: object, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ServerProcess> {
+  const server = spawnServerProcess(dir, config, env);
+  await server.listening(timeoutMs);
+  return server;
 }
 
 /** Runs a CLI command (`simple-presence ARGS`) to its end; resolves with its exit code and output. */
