@@ -119,7 +119,8 @@ export function parseMessage(buf: Buffer): ParseResult {
     checkMandatory(message);
     return { ok: true, message };
   } catch (e) {
-    const error = e instanceof SipParseError ? e : new SipParseError('Bad message');
+    // Anything else is a fault of ours; it is still answered with 400, its cause kept for the fuzzers.
+    const error = e instanceof SipParseError ? e : Object.assign(new SipParseError('Bad message'), { cause: e });
     return { ok: false, error, request: shell };
   }
 }

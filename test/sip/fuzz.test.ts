@@ -4,18 +4,7 @@ import { SipRequest, type SipMessage } from '../../src/sip/message.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { createResponse } from '../../src/sip/response.js';
 import { StreamFramer } from '../../src/transport/stream-framer.js';
-
-/** mulberry32: a tiny seeded PRNG, so every run damages messages the same way. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../presence/pidf/helpers.js';
 
 const crlf = (lines: string[], body = ''): Buffer => Buffer.from(lines.join('\r\n') + '\r\n\r\n' + body, 'utf8');
 
@@ -272,7 +261,7 @@ describe('sip/fuzz', function () {
   });
 
   it(`parseMessage never throws on ${ITERATIONS} damaged messages, and accessors throw only SipParseError`, () => {
-    const rnd = mulberry32(0x5eed1234);
+    const rnd = prng(0x5eed1234);
     let ok = 0;
     let failed = 0;
     let shells = 0;
@@ -315,7 +304,7 @@ describe('sip/fuzz', function () {
   });
 
   it('messages that parse survive toBuffer → parse with the same routing fields', () => {
-    const rnd = mulberry32(0xc0ffee);
+    const rnd = prng(0xc0ffee);
     let checked = 0;
     for (let n = 0; n < 4_000; n++) {
       const input = mutate(CORPUS[Math.floor(rnd() * CORPUS.length)]!, rnd);
@@ -342,7 +331,7 @@ describe('sip/fuzz', function () {
   });
 
   it('the stream framer never throws on damaged streams, and frames only what the parser can read', () => {
-    const rnd = mulberry32(0xfeed);
+    const rnd = prng(0xfeed);
     for (let n = 0; n < 1_500; n++) {
       const parts: Buffer[] = [];
       const count = 1 + Math.floor(rnd() * 4);

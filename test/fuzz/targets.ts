@@ -1,0 +1,186 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDigestCredentials, parseDigestParams } from '../../src/auth/digest-header.js';
+import { parsePidf } from '../../src/presence/pidf/parse-pidf.js';
+import { serializePidf } from '../../src/presence/pidf/serialize-pidf.js';
+import { summarizePresence } from '../../src/presence/pidf/summarize.js';
+import { parseWatcherInfo } from '../../src/presence/winfo/watcherinfo-document.js';
+import { SipParseError } from '../../src/sip/errors.js';
+import { parseCSeq, parseDeltaSeconds, parseEvent, parseHeaderParams, parseMediaType, parseNameAddr, parseVia, splitList } from '../../src/sip/header-values.js';
+import { SipRequest, type SipMessage } from '../../src/sip/message.js';
+import { parseMessage } from '../../src/sip/parser.js';
+import { parseHostPort, parseUri } from '../../src/sip/uri.js';
+import { StreamFramer, type StreamEvent } from '../../src/transport/stream-framer.js';
+import { parseSubscriptionState } from '../../src/ua/client-subscription.js';
+import { parseChallenge } from '../../src/ua/digest-client.js';
+import { FuzzFinding, type FuzzTarget } from './engine.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const RFC4475 = join(HERE, '../fixtures/rfc4475');
+const SEEDS = join(HERE, 'seeds');
+
+/** Every file of a seed folder (test/fuzz/seeds/NAME) and of the regressions found (test/fuzz/regressions/NAME). */
+function files(dir: string): Buffer[] {
+  try {
+    return readdirSync(dir).filter((f) => !f.startsWith('.') && f !== 'README.md').sort().map((f) => readFileSync(join(dir, f)));
+  } catch {
+    return [];
+  }
+}
+const seedsOf = (name: string): Buffer[] => [...files(join(SEEDS, name)), ...files(join(HERE, 'regressions', name))];
+
+/** Only the parser's own errors may come out of it: a SipParseError (answered 400/505/513). */
+function parseErrorsOnly(what: string, f: () => unknown): unknown {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof SipParseError) return undefined;
+    throw new FuzzFinding(`${what} threw ${(e as Error)?.name}: ${(e as Error)?.message}`);
+  }
+}
+
+/** Reads every header a service may ask for: each may refuse with SipParseError, nothing else. */
+function readAll(m: SipMessage): void {
+  const getters: Array<[string, () => unknown]> = [
+    ['vias', () => m.vias], ['callId', () => m.callId], ['cseq', () => m.cseq], ['from', () => m.from], ['to', () => m.to],
+    ['contact', () => m.contact], ['contacts', () => m.contacts], ['recordRoutes', () => m.recordRoutes], ['routes', () => m.routes],
+    ['expires', () => m.expires], ['event', () => m.event], ['contentType', () => m.contentType],
+  ];
+  if (m instanceof SipRequest) getters.push(['uri', () => m.uri], ['maxForwards', () => m.maxForwards]);
+  for (const [name, get] of getters) parseErrorsOnly(name, get);
+  for (const a of m.getHeaders('authorization')) parseDigestCredentials(a);
+}
+
+const SIP_DICTIONARY = [
+  '\r\n', '\r\n\r\n', '\r\n ', ' ', '\t', ':', ';', ',', '"', '\\', '<', '>', '@', '=', '[', ']', '%', '%00', '?', '&',
+  'SIP/2.0', 'sip:', 'sips:', 'tel:', ';branch=z9hG4bK', ';tag=', ';received=', ';rport', ';lr', ';transport=tcp', ';expires=', ';q=',
+  'Via: SIP/2.0/UDP ', 'v: ', 'From: ', 'f: ', 'To: ', 't: ', 'Call-ID: ', 'i: ', 'CSeq: ', 'Contact: ', 'm: ', '*',
+  'Content-Length: ', 'l: ', 'Content-Type: ', 'c: ', 'Event: ', 'o: ', 'Expires: ', 'Max-Forwards: ', 'Route: ', 'Record-Route: ',
+  'Authorization: Digest ', 'WWW-Authenticate: ', 'Subscription-State: ', 'SIP-If-Match: ', 'Require: ', 'Supported: ',
+  'PUBLISH', 'SUBSCRIBE', 'NOTIFY', 'MESSAGE', 'REGISTER', 'OPTIONS', 'INVITE', 'ACK', 'BYE', 'CANCEL',
+  'application/pidf+xml', 'presence', 'presence.winfo', ';id=', 'multipart/related;boundary=', '[2001:db8::1]', '255.255.255.255', ':65536',
+];
+
+/** SIP messages as the UDP transport hands them to the parser (RFC 3261 §7, §25). */
+export const sipMessage: FuzzTarget = {
+  name: 'sip-message',
+  maxLength: 8192,
+  dictionary: SIP_DICTIONARY,
+  seeds: () => [...files(RFC4475).filter((b) => b.length > 0), ...seedsOf('sip-message')],
+  run(input) {
+    const r = parseMessage(input);
+    if (!r.ok) {
+      if (!(r.error instanceof SipParseError)) throw new FuzzFinding('parse error not a SipParseError');
+      const cause = (r.error as Error & { cause?: unknown }).cause;
+      if (cause !== undefined) throw new FuzzFinding(`internal error answered as Bad message: ${(cause as Error)?.name}: ${(cause as Error)?.message}`);
+      return;
+    }
+    readAll(r.message);
+    // What we would forward or store of it reads back (serialize, then parse again).
+    const again = parseMessage(r.message.toBuffer());
+    if (!again.ok) throw new FuzzFinding(`a parsed message, serialized, does not parse again: ${again.error.reason}`);
+  },
+};
+
+const framed = (events: StreamEvent[]): string =>
+  events.map((e) => (e.kind === 'message' ? `m:${e.data.toString('latin1')}` : e.kind === 'error' ? `e:${e.reason}` : 'p')).join('|');
+
+/** The TCP/TLS framer (RFC 3261 §18.3): the same bytes cut anywhere give the same messages. */
+export const streamFramer: FuzzTarget = {
+  name: 'stream-framer',
+  maxLength: 8192,
+  dictionary: SIP_DICTIONARY,
+  seeds: () => [...files(RFC4475).filter((b) => b.length > 0).map((b) => Buffer.concat([b, Buffer.from('\r\n\r\n'), b])), ...seedsOf('stream-framer')],
+  run(input) {
+    const max = 4096;
+    const whole = new StreamFramer(max);
+    const all = whole.push(input);
+    if (whole.buffered > max) throw new FuzzFinding(`framer holds ${whole.buffered} bytes, over its limit ${max}`);
+    // Cut points from the input itself, so each input is its own deterministic case.
+    const cut = new StreamFramer(max);
+    const pieces: StreamEvent[] = [];
+    const step = 1 + ((input[0] ?? 0) % 23);
+    for (let at = 0; at < input.length; at += step) pieces.push(...cut.push(input.subarray(at, at + step)));
+    const a = framed(all);
+    const b = framed(pieces);
+    if (a !== b) throw new FuzzFinding(`framing depends on how the bytes were cut (steps of ${step})`);
+    for (const e of all) if (e.kind === 'message') sipMessage.run(e.data);
+  },
+};
+
+/** Each header value parser alone (the first byte chooses which), as services call them lazily. */
+const HEADER_PARSERS: Array<[string, (text: string) => unknown]> = [
+  ['parseVia', parseVia], ['parseNameAddr', (t) => parseNameAddr(t)], ['parseCSeq', parseCSeq], ['parseDeltaSeconds', (t) => parseDeltaSeconds(t, 'Expires')],
+  ['parseMediaType', parseMediaType], ['parseEvent', parseEvent], ['parseUri', parseUri], ['parseHeaderParams', (t) => parseHeaderParams(t, 'header')],
+  ['splitList', splitList], ['parseHostPort', parseHostPort], ['parseSubscriptionState', parseSubscriptionState],
+  ['parseChallenge', (t) => parseChallenge(t, 'Authorization')],
+];
+
+export const sipHeaders: FuzzTarget = {
+  name: 'sip-headers',
+  maxLength: 2048,
+  dictionary: SIP_DICTIONARY,
+  seeds: () => seedsOf('sip-headers'),
+  run(input) {
+    if (input.length === 0) return;
+    const [name, parse] = HEADER_PARSERS[input[0]! % HEADER_PARSERS.length]!;
+    parseErrorsOnly(name, () => parse(input.subarray(1).toString('utf8')));
+  },
+};
+
+/** Authorization and WWW-Authenticate values (RFC 3261 §25.1, RFC 7616 §3.4): undefined or credentials, never a throw. */
+export const digestHeader: FuzzTarget = {
+  name: 'digest-header',
+  maxLength: 2048,
+  dictionary: ['Digest ', 'username=', 'realm=', 'nonce=', 'uri=', 'response=', 'algorithm=', 'SHA-256', 'MD5', 'cnonce=', 'qop=', 'auth', 'nc=', 'opaque=', 'stale=', '"', '\\"', ',', ' ', '\t', '\r\n ', '='],
+  seeds: () => seedsOf('digest-header'),
+  run(input) {
+    const text = input.toString('utf8');
+    const creds = parseDigestCredentials(text);
+    if (creds !== undefined && (typeof creds.username !== 'string' || typeof creds.response !== 'string' || typeof creds.nonce !== 'string')) {
+      throw new FuzzFinding('credentials without username, nonce or response');
+    }
+    parseDigestParams(text);
+  },
+};
+
+const XML_DICTIONARY = [
+  '<', '>', '</', '/>', '="', '"', "'", '&amp;', '&lt;', '&#x10FFFF;', '&#0;', '&#', '&lol;', '<![CDATA[', ']]>', '<!--', '-->', '<?xml version="1.0"?>', '<!DOCTYPE x [<!ENTITY a "b">]>',
+  'xmlns="', 'xmlns:r="', 'xml:lang="', 'urn:ietf:params:xml:ns:pidf', 'urn:ietf:params:xml:ns:pidf:rpid', 'urn:ietf:params:xml:ns:pidf:data-model', 'urn:ietf:params:xml:ns:watcherinfo',
+  '<tuple id="t">', '</tuple>', '<status>', '<basic>open</basic>', '<basic>closed</basic>', '<note>', '</note>', '<contact priority="0.5">', '<timestamp>', '2026-12-07T03:00:00Z',
+  '<r:activities>', '<r:away/>', '<r:user-input idle-threshold="600">idle</r:user-input>', '<dm:person id="p">', '<dm:device id="d">', '<dm:deviceID>', 'entity="sip:a@example.com"',
+  '<watcher-list resource="sip:a@example.com" package="presence">', '<watcher id="w" status="active" event="subscribe">', 'version="', 'state="full"', 'state="partial"',
+];
+
+/** PIDF with RPID and the data model (RFC 3863, 4480, 4479) as PUBLISH bodies bring it. */
+export const pidf: FuzzTarget = {
+  name: 'pidf',
+  maxLength: 16384,
+  dictionary: XML_DICTIONARY,
+  seeds: () => seedsOf('pidf'),
+  run(input) {
+    const r = parsePidf(input);
+    if (!r.ok) {
+      if (r.reason.includes('unreadable document')) throw new FuzzFinding('an internal error in the PIDF reader (answered as unreadable document)');
+      return;
+    }
+    summarizePresence(r.document);
+    const again = parsePidf(serializePidf(r.document));
+    if (!again.ok) throw new FuzzFinding(`a document we accepted, serialized, is refused: ${again.reason}`);
+  },
+};
+
+/** Watcher information (RFC 3858) as the WUA reads it from NOTIFY bodies. */
+export const winfo: FuzzTarget = {
+  name: 'winfo',
+  maxLength: 16384,
+  dictionary: XML_DICTIONARY,
+  seeds: () => seedsOf('winfo'),
+  run(input) {
+    const r = parseWatcherInfo(input);
+    if (!r.ok && r.reason.includes('unreadable document')) throw new FuzzFinding('an internal error in the watcherinfo reader (answered as unreadable document)');
+  },
+};
+
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo];
