@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { fuzz, type FuzzFailure, type FuzzTarget } from './engine.js';
-import { magicBytes } from './magic-bytes.js';
+import { magicBytes, quadratic } from './magic-bytes.js';
 import { TARGETS } from './targets.js';
 import { WORK_BOUND } from './work-bound.js';
 
@@ -22,6 +22,12 @@ describe('fuzz: coverage-guided runs of every parser of network input (test/fuzz
     expect(report.failures.map((f) => f.message)).to.deep.equal(['TypeError: reached the planted bug']);
     expect(report.executions).to.be.below(5_000);
     expect(report.failures[0]!.input.subarray(0, 2).toString()).to.equal('FU');
+  });
+
+  it('the work bound takes a parser quadratic in its input for a hang, whatever the clock says', () => {
+    const toy: FuzzTarget = { name: 'quadratic', maxLength: 2048, dictionary: [], seeds: () => [Buffer.alloc(16, 0x61), Buffer.alloc(1500, 0x61)], run: (b) => void quadratic(b) };
+    const report = fuzz(toy, { executions: 0, workBound: WORK_BOUND, include: (url) => url.includes('/test/fuzz/magic-bytes') });
+    expect(report.failures.map((f) => [f.kind, f.input.length])).to.deep.equal([['hang', 1500]]);
   });
 
   for (const target of TARGETS) {
