@@ -26,13 +26,18 @@ for (const target of targets) {
   const withCorpus = { ...target, seeds: () => [...target.seeds(), ...kept] };
   const deadline = Date.now() + each;
   const name = (b: Buffer): string => createHash('sha1').update(b).digest('hex').slice(0, 16);
+  const cpu = process.cpuUsage();
+  const started = Date.now();
   const report = fuzz(withCorpus, {
     stop: () => Date.now() > deadline,
     seed: Number(values.seed),
     workBound: WORK_BOUND,
     onNewInput: (b) => writeFileSync(join(corpusDir, name(b)), b),
   });
-  console.log(JSON.stringify({ target: target.name, executions: report.executions, blocks: report.blocks, corpus: report.corpus, maxWorkPerByte: Math.round(report.maxWorkPerByte * 10) / 10, failures: report.failures.length }));
+  const used = process.cpuUsage(cpu);
+  // CPU seconds beside wall seconds: on a shared machine the rate per CPU second is the engine's own.
+  const cpuSeconds = Math.round((used.user + used.system) / 1e5) / 10;
+  console.log(JSON.stringify({ target: target.name, seconds: Math.round((Date.now() - started) / 1000), cpuSeconds, executions: report.executions, blocks: report.blocks, corpus: report.corpus, maxWorkPerByte: Math.round(report.maxWorkPerByte * 10) / 10, failures: report.failures.length }));
   for (const f of report.failures) {
     failed++;
     mkdirSync(join(HERE, 'findings'), { recursive: true });
