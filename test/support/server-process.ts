@@ -111,7 +111,13 @@ export function spawnServerProcess(dir: string, config: object, env: Record<stri
  */
 export async function startServerProcess(dir: string, config: object, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ServerProcess> {
   const server = spawnServerProcess(dir, config, env);
-  await server.listening(timeoutMs);
+  try {
+    await server.listening(timeoutMs);
+  } catch (err) {
+    // A server that did not start in time must not outlive the test that gave up on it.
+    await server.stop('SIGKILL');
+    throw err;
+  }
   return server;
 }
 
