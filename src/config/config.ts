@@ -213,9 +213,32 @@ export interface LoadOptions {
   overrides?: Json;
 }
 
+/**
+ * Keys renamed since an earlier version: a config file that still sets the old one keeps
+ * working (its value goes to the new key) and is told so once, on stderr.
+ */
+const RENAMED_KEYS: ReadonlyArray<readonly [section: string, old: string, now: string]> = [
+  // Lock-outs now count per (source, user) first (docs/security.md).
+  ['auth', 'maxFailuresPerSource', 'maxFailuresPerSourceUser'],
+];
+
+/** `layer` with renamed keys under their new names (a new key set beside the old one wins). */
+export function renameOldKeys(layer: Json, where: string): Json {
+  if (!isObject(layer)) return layer;
+  let out = layer;
+  for (const [section, old, now] of RENAMED_KEYS) {
+    const s = out[section];
+    if (!isObject(s) || !(old in s)) continue;
+    const { [old]: value, ...rest } = s;
+    out = { ...out, [section]: now in rest ? rest : { ...rest, [now]: value! } };
+    process.emitWarning(`${where}: "${section}.${old}" is now "${section}.${now}"; the old name is read for now`, 'DeprecationWarning');
+  }
+  return out;
+}
+
 export function loadConfig(opts: LoadOptions = {}): Config {
   let merged = readJson(join(packageRoot(), 'config', 'default.json'));
-  if (opts.file) merged = merge(merged, readJson(opts.file));
+  if (opts.file) merged = merge(merged, renameOldKeys(readJson(opts.file), opts.file));
   merged = merge(merged, envOverrides(opts.env ?? process.env));
   if (opts.overrides) merged = merge(merged, opts.overrides);
   return validateConfig(merged);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ConfigError, envOverrides, loadConfig, merge, packageRoot, validateConfig, type Json,
+  ConfigError, envOverrides, loadConfig, merge, packageRoot, renameOldKeys, validateConfig, type Json,
 } from '../../src/config/config.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -143,6 +143,26 @@ describe('config', () => {
       expect(c.sip.port).to.equal(6000);
       expect(c.sip.domain).to.equal('file.example.com');
       expect(c.log.level).to.equal('silent');
+    });
+
+    it('reads a renamed key under its new name, with a warning, unless the new one is set too', async () => {
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => {
+        warnings.push(w.message);
+      };
+      process.on('warning', onWarning);
+      try {
+        const renamed = renameOldKeys({ auth: { maxFailuresPerSource: 7, blockSeconds: 60 } }, 'old.json');
+        expect(renamed).to.deep.equal({ auth: { maxFailuresPerSourceUser: 7, blockSeconds: 60 } });
+        expect(validateConfig(merge(defaults(), renamed)).auth.maxFailuresPerSourceUser).to.equal(7);
+        expect(renameOldKeys({ auth: { maxFailuresPerSource: 7, maxFailuresPerSourceUser: 3 } }, 'both.json')).to.deep.equal({ auth: { maxFailuresPerSourceUser: 3 } });
+        expect(renameOldKeys({ sip: { port: 5070 } }, 'new.json')).to.deep.equal({ sip: { port: 5070 } });
+      } finally {
+        await new Promise((r) => setImmediate(r));
+        process.off('warning', onWarning);
+      }
+      expect(warnings).to.have.length(2);
+      expect(warnings[0]).to.contain('old.json: "auth.maxFailuresPerSource" is now "auth.maxFailuresPerSourceUser"');
     });
 
     it('refuses a file with an unknown key, naming it', () => {
