@@ -8,7 +8,7 @@ export const DB_USAGE = `  simple-presence db migrate [--config FILE]           
 
 /**
  * `simple-presence db migrate|status`: the store the config names (DATABASE_URL, or the
- * embedded PGlite in DATA_DIR). The server applies migrations at start-up too; these
+ * embedded SQLite in DATA_DIR). The server applies migrations at start-up too; these
  * let an operator do it, or look, beforehand. The embedded store is one process's at a
  * time, so they refuse while a server holds it.
  */
@@ -21,7 +21,7 @@ export async function dbCommand(args: string[]): Promise<number> {
     console.error(`simple-presence db: expected "migrate" or "status"\n${DB_USAGE}`);
     return 2;
   }
-  const where = config.store.url ? redact(config.store.url) : `PGlite in ${config.store.dataDir}`;
+  const where = config.store.url ? redact(config.store.url) : `SQLite in ${config.store.dataDir}`;
   let db: Database;
   try {
     db = await openDatabase({ ...(config.store.url ? { url: config.store.url } : { dataDir: config.store.dataDir }), logger: log });

@@ -1,16 +1,25 @@
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StoreOpenError } from './database.js';
 
-/** Name of the lock file inside a PGlite data directory. */
+/** Name of the lock file inside the embedded store's data directory. */
 export const LOCK_FILE = 'simple-presence.lock';
+
+/** Creates the data directory `dir` (absolute) and its parents if missing; StoreOpenError when it cannot. */
+export function makeDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new StoreOpenError(`cannot create data directory ${dir}: ${(err as Error).message}`);
+  }
+}
 
 /** Lock files this process holds: our own pid in a lock we do not hold is a previous run's (pid 1 in containers). */
 const heldHere = new Set<string>();
 
 /**
- * A PGlite data directory may be opened by one process only (two would corrupt it, and
- * PGlite does not check). The lock is a file holding the owner's pid, created with O_EXCL;
+ * The embedded store's data directory may be opened by one process only (two would corrupt
+ * PGlite's, and SQLite's locks do not cover the control socket and the soft state). The lock is a file holding the owner's pid, created with O_EXCL;
  * a lock left by a process that is gone (crash, kill -9) is taken over.
  */
 export class DataDirLock {

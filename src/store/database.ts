@@ -1,6 +1,8 @@
 /**
- * The narrow interface every service uses to reach SQL (DESIGN: one interface, two
- * drivers). Plain parameterized SQL ($1, $2 ...) that both PostgreSQL and PGlite accept.
+ * The narrow interface every service uses to reach SQL (DESIGN: one interface, several
+ * drivers). Plain parameterized SQL ($1, $2 ...) that PostgreSQL, PGlite and SQLite all
+ * accept (the SQLite driver reads $N as SQLite's ?N); where the dialects differ, the
+ * caller asks `dialectOf(db)`.
  */
 
 export interface QueryResult<R> {
@@ -20,7 +22,14 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
-export type DriverName = 'pg' | 'pglite';
+export type DriverName = 'pg' | 'pglite' | 'sqlite';
+
+/** The SQL a driver speaks: PostgreSQL's (pg, PGlite) or SQLite's. */
+export type Dialect = 'postgres' | 'sqlite';
+
+export function dialectOf(db: { readonly driver: DriverName }): Dialect {
+  return db.driver === 'sqlite' ? 'sqlite' : 'postgres';
+}
 
 export interface Database extends Queryable {
   /**
@@ -41,7 +50,7 @@ export class StoreOpenError extends Error {
   override name = 'StoreOpenError';
 }
 
-/** The SQLSTATE of a driver error, when it has one (both drivers set `code`). */
+/** The SQLSTATE of a driver error, when it has one (every driver sets `code`; SQLite's maps its result codes). */
 export function sqlState(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
   const code = (err as { code: unknown }).code;

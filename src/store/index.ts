@@ -1,8 +1,9 @@
-// The store layer's public API (DESIGN: SQL over PostgreSQL or embedded PGlite).
-export { StoreOpenError, isDataError, isUniqueViolation, sqlState } from './database.js';
-export type { Database, DriverName, Queryable, QueryResult } from './database.js';
+// The store layer's public API (DESIGN: SQL over PostgreSQL or embedded SQLite).
+export { StoreOpenError, dialectOf, isDataError, isUniqueViolation, sqlState } from './database.js';
+export type { Database, Dialect, DriverName, Queryable, QueryResult } from './database.js';
 export { openPg, type PgOptions } from './pg-driver.js';
 export { openPglite, wrapPglite, type PgliteOptions } from './pglite-driver.js';
+export { SQLITE_FILE, SqliteDatabase, isPgliteDataDir, openSqlite, type SqliteOptions } from './sqlite-driver.js';
 export { DataDirLock, dataDirHolder, LOCK_FILE } from './data-dir-lock.js';
 export { openDatabase, openStore, type OpenDatabaseOptions, type OpenStoreOptions, type Store } from './open-store.js';
 export {

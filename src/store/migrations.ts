@@ -3,12 +3,14 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { Database, Queryable } from './database.js';
+import { dialectOf, type Database, type Dialect, type Queryable } from './database.js';
 
 /**
  * Numbered SQL files (schemas/sql/NNN_name.sql), applied in order at start-up, each in
- * its own transaction, and recorded with a checksum in schema_migrations. One set serves
- * PostgreSQL and PGlite. An applied file must never change: write a new one instead.
+ * its own transaction, and recorded with a checksum in schema_migrations. One file serves
+ * every driver where the SQL is the same; where it is not, a version has a pair instead,
+ * NNN_name.postgres.sql (PostgreSQL, PGlite) and NNN_name.sqlite.sql. An applied file must
+ * never change: write a new one instead.
  */
 
 export interface Migration {
@@ -46,7 +48,7 @@ export class MigrationError extends Error {
   override name = 'MigrationError';
 }
 
-const FILE_RE = /^(\d{3,})_([A-Za-z0-9_-]+)\.sql$/;
+const FILE_RE = /^(\d{3,})_([A-Za-z0-9_-]+)(?:\.(postgres|sqlite))?\.sql$/;
 
 /** schemas/sql of the package: found by walking up to the folder holding package.json (src/ under tsx, dist/src/ when built). */
 export function defaultMigrationsDir(): string {
@@ -61,14 +63,15 @@ export function defaultMigrationsDir(): string {
   throw new MigrationError(`schemas/sql not found above ${fileURLToPath(import.meta.url)}`);
 }
 
-/** The migration files of `dir`, in version order. */
-export function loadMigrations(dir = defaultMigrationsDir()): Migration[] {
+/** The migration files of `dir` for `dialect`, in version order. */
+export function loadMigrations(dir = defaultMigrationsDir(), dialect: Dialect = 'postgres'): Migration[] {
   const out: Migration[] = [];
   for (const file of readdirSync(dir).sort()) {
     if (!file.endsWith('.sql')) continue;
     const m = FILE_RE.exec(file);
     // A misnamed file would be skipped silently otherwise.
-    if (!m) throw new MigrationError(`migration file ${join(dir, file)} is not named NNN_name.sql`);
+    if (!m) throw new MigrationError(`migration file ${join(dir, file)} is not named NNN_name.sql (or NNN_name.postgres.sql, NNN_name.sqlite.sql)`);
+    if (m[3] !== undefined && m[3] !== dialect) continue;
     const sql = readFileSync(join(dir, file), 'utf8').replace(/\r\n/g, '\n');
     out.push({ version: Number(m[1]), name: m[2]!, file, sql, checksum: createHash('sha256').update(sql).digest('hex') });
   }
@@ -83,7 +86,7 @@ export function loadMigrations(dir = defaultMigrationsDir()): Migration[] {
 
 /** Applies the pending migrations in order; resolves with those applied now. */
 export async function migrate(db: Database, options: MigrateOptions = {}): Promise<Migration[]> {
-  const files = loadMigrations(options.dir);
+  const files = loadMigrations(options.dir, dialectOf(db));
   await ensureTable(db);
   const status = await statusOf(db, files);
   refuseInconsistent(status);
@@ -91,7 +94,7 @@ export async function migrate(db: Database, options: MigrateOptions = {}): Promi
   for (const m of status.pending) {
     const t0 = performance.now();
     const done = await db.transaction(async (tx) => {
-      await lockMigrations(tx);
+      await lockMigrations(tx, db);
       // Another process may have applied it while we waited for the lock.
       const seen = await tx.query<{ checksum: string }>('SELECT checksum FROM schema_migrations WHERE version = $1', [m.version]);
       if (seen.rows.length > 0) {
@@ -112,11 +115,15 @@ export async function migrate(db: Database, options: MigrateOptions = {}): Promi
 
 /** What is applied and what is pending (for `simple-presence db status`); writes nothing. */
 export async function migrationStatus(db: Database, options: MigrateOptions = {}): Promise<MigrationStatus> {
-  return statusOf(db, loadMigrations(options.dir));
+  return statusOf(db, loadMigrations(options.dir, dialectOf(db)));
 }
 
 async function statusOf(db: Database, files: readonly Migration[]): Promise<MigrationStatus> {
-  const table = await db.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+  const table = await db.query<{ t: string | null }>(
+    dialectOf(db) === 'sqlite'
+      ? "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+      : "SELECT to_regclass('schema_migrations')::text AS t",
+  );
   const res =
     table.rows[0]?.t == null
       ? { rows: [] } // a database never migrated
@@ -151,19 +158,24 @@ function changedError(file: string): MigrationError {
 }
 
 async function ensureTable(db: Database): Promise<void> {
+  const sqlite = dialectOf(db) === 'sqlite';
   await db.transaction(async (tx) => {
     // Two servers starting together on one database must not both create it.
-    await lockMigrations(tx);
+    await lockMigrations(tx, db);
     await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY,
       name text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now(),
+      applied_at timestamptz NOT NULL DEFAULT ${sqlite ? "(CAST(unixepoch('subsec') * 1000 AS INTEGER))" : 'now()'},
       checksum text NOT NULL
     )`);
   });
 }
 
-/** A transaction-scoped advisory lock per schema, so concurrent starts migrate one at a time. */
-async function lockMigrations(tx: Queryable): Promise<void> {
+/**
+ * A transaction-scoped advisory lock per schema, so concurrent starts migrate one at a
+ * time. SQLite needs none: its data directory is one process's (data-dir-lock.ts).
+ */
+async function lockMigrations(tx: Queryable, db: Database): Promise<void> {
+  if (dialectOf(db) === 'sqlite') return;
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('simple-presence migrations ' || coalesce(current_schema(), '')))");
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Database } from './database.js';
 import { migrate, type Migration } from './migrations.js';
 import { openPg } from './pg-driver.js';
-import { openPglite } from './pglite-driver.js';
+import { openSqlite } from './sqlite-driver.js';
 import { AccountRepository } from './repositories/accounts.js';
 import { PresenceRuleRepository } from './repositories/presence-rules.js';
 import { PublicationRepository } from './repositories/publications.js';
@@ -15,19 +15,19 @@ import type { ScheduleFn, WriteBehind } from './write-behind.js';
 export interface OpenDatabaseOptions {
   /** PostgreSQL URL (DATABASE_URL, store.url): when given, the pg driver is used. */
   readonly url?: string;
-  /** PGlite data directory (store.dataDir); in memory when neither is given. */
+  /** SQLite data directory (store.dataDir); in memory when neither is given. */
   readonly dataDir?: string;
-  /** PostgreSQL schema to work in (tests); ignored by PGlite. */
+  /** PostgreSQL schema to work in (tests); ignored by SQLite. */
   readonly schema?: string;
   readonly logger: Logger;
 }
 
-/** PostgreSQL when a URL is given, else embedded PGlite in `dataDir` (DESIGN: `npm start` needs no database server). */
+/** PostgreSQL when a URL is given, else embedded SQLite in `dataDir` (DESIGN: `npm start` needs no database server). */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   if (options.url) {
     return openPg({ url: options.url, logger: options.logger, ...(options.schema !== undefined ? { schema: options.schema } : {}) });
   }
-  return openPglite({ logger: options.logger, ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
+  return openSqlite({ logger: options.logger, ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
 }
 
 export interface OpenStoreOptions extends OpenDatabaseOptions {

@@ -1,11 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Logger } from 'pino';
-import { DataDirLock } from './data-dir-lock.js';
+import { DataDirLock, makeDataDir } from './data-dir-lock.js';
 import { StoreOpenError, type Database, type Queryable, type QueryResult } from './database.js';
-import { SerialQueue } from './serial-queue.js';
+import { SessionDatabase } from './session-database.js';
 
 export interface PgliteOptions {
   /** Data directory (created if missing); in memory when absent (tests). */
@@ -27,7 +25,7 @@ export interface PgliteTransaction {
   exec(sql: string): Promise<unknown>;
 }
 
-/** The calls the driver makes of PGlite: in-process (tests) or on the store's thread. */
+/** The calls the driver makes of PGlite: in-process (tests) or on the store's thread (engine-remote.ts). */
 export interface PgliteLike {
   query<R>(sql: string, params?: unknown[]): Promise<PgliteResults<R>>;
   exec(sql: string): Promise<unknown>;
@@ -39,7 +37,7 @@ export interface PgliteLike {
 const BYTEA_OID = 17;
 
 /**
- * Opens embedded PGlite (PostgreSQL in WebAssembly) on a thread of its own (pglite-remote.ts),
+ * Opens embedded PGlite (PostgreSQL in WebAssembly) on a thread of its own (engine-remote.ts),
  * so the store's work runs beside SIP, not in its way. A server on PostgreSQL never loads
  * the WebAssembly. Opening a new data directory takes seconds.
  */
@@ -47,16 +45,12 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
   const dir = options.dataDir !== undefined ? resolve(options.dataDir) : undefined;
   let lock: DataDirLock | undefined;
   if (dir !== undefined) {
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (err) {
-      throw new StoreOpenError(`cannot create data directory ${dir}: ${(err as Error).message}`);
-    }
+    makeDataDir(dir);
     lock = DataDirLock.acquire(dir);
   }
   try {
-    const { RemotePglite } = await import('./pglite-remote.js');
-    const pglite = await RemotePglite.open(dir);
+    const { RemoteEngine } = await import('./engine-remote.js');
+    const pglite = await RemoteEngine.open('pglite-worker', { dataDir: dir });
     options.logger?.info({ dataDir: dir ?? 'memory' }, 'store: PGlite open');
     return wrapPglite(pglite, { onClose: () => lock?.release() });
   } catch (err) {
@@ -68,73 +62,19 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
 
 /** Serves the Database interface over an open PGlite instance (tests build their own). */
 export function wrapPglite(pglite: PGlite | PgliteLike, options: { onClose?: () => void } = {}): Database {
-  return new PgliteDatabase(pglite as PgliteLike, options.onClose);
-}
-
-/** Marks the async context of a running transaction; `active` goes false when it ends. */
-interface TxMark {
-  active: boolean;
-}
-
-class PgliteDatabase implements Database {
-  readonly driver = 'pglite' as const;
-  private readonly queue = new SerialQueue();
-  private readonly txContext = new AsyncLocalStorage<TxMark>();
-  private closing: Promise<void> | undefined;
-
-  constructor(
-    private readonly pglite: PgliteLike,
-    private readonly onClose?: () => void,
-  ) {}
-
-  async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-    this.check('query');
-    return toResult<R>(await this.queue.run(() => this.pglite.query<R>(sql, params)));
-  }
-
-  async exec(sql: string): Promise<void> {
-    this.check('exec');
-    await this.queue.run(() => this.pglite.exec(sql));
-  }
-
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    this.check('transaction');
-    // One transaction at a time through the queue: the session is shared by everyone.
-    return this.queue.run(() =>
-      this.pglite.transaction(async (tx) => {
-        const mark: TxMark = { active: true };
-        try {
-          return await this.txContext.run(mark, () => fn(txQueryable(tx)));
-        } finally {
-          mark.active = false;
-        }
-      }),
-    );
-  }
-
-  async ping(): Promise<boolean> {
-    try {
-      await this.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  close(): Promise<void> {
-    // Queued statements run first; close once however often it is called.
-    this.closing ??= this.queue
-      .run(() => this.pglite.close())
-      .finally(() => this.onClose?.());
-    return this.closing;
-  }
-
-  private check(what: string): void {
-    if (this.closing) throw new Error(`store: ${what} on a closed database`);
-    if (this.txContext.getStore()?.active) {
-      throw new Error(`store: ${what} on the database inside one of its transactions would deadlock on PGlite; use the transaction's handle`);
-    }
-  }
+  const p = pglite as PgliteLike;
+  return new SessionDatabase(
+    'pglite',
+    {
+      query: async <R>(sql: string, params?: unknown[]) => toResult<R>(await p.query<R>(sql, params)),
+      exec: async (sql: string) => {
+        await p.exec(sql);
+      },
+      transaction: (fn) => p.transaction((tx) => fn(txQueryable(tx))),
+      close: () => p.close(),
+    },
+    options.onClose,
+  );
 }
 
 function txQueryable(tx: PgliteTransaction): Queryable {

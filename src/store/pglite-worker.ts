@@ -3,7 +3,7 @@
 // Protocol: one request a message, one answer each, in order (the caller serializes).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { PGlite } from '@electric-sql/pglite';
-import type { WorkerAnswer, WorkerRequest } from './pglite-remote.js';
+import type { WorkerAnswer, WorkerRequest } from './engine-remote.js';
 
 const port = parentPort!;
 const { dataDir } = workerData as { dataDir?: string };
@@ -39,6 +39,8 @@ port.on('message', (req: WorkerRequest) => {
       } else if (req.op === 'exec') {
         await pglite.exec(req.sql);
         port.postMessage({ id: req.id, ok: true } satisfies WorkerAnswer);
+      } else if (req.op === 'backup') {
+        throw new Error('backup is not offered on PGlite');
       } else {
         await pglite.close();
         port.postMessage({ id: req.id, ok: true } satisfies WorkerAnswer);

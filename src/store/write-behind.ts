@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import { isDataError, type Database, type Queryable } from './database.js';
+import { dialectOf, isDataError, type Database, type Queryable } from './database.js';
 import { toSqlText, type ColumnType } from './sql-text.js';
+import { toSqliteJson } from './sqlite-values.js';
 
 /**
  * Write-behind for soft state (DESIGN: publications, subscriptions and registrations are
@@ -8,7 +9,8 @@ import { toSqlText, type ColumnType } from './sql-text.js';
  * wait on the database: they coalesce by key in memory (the last operation for a key
  * wins), and a timer flushes every `windowMs` in one short transaction of multi-row
  * statements (INSERT ... SELECT FROM unnest(one text[] a column) ... ON CONFLICT DO UPDATE:
- * measured twice as fast as VALUES lists, whose parameters grow with the rows). A failed flush keeps its operations (newer ones for the same key win) and
+ * measured twice as fast as VALUES lists, whose parameters grow with the rows; on SQLite,
+ * INSERT ... SELECT FROM json_each(one JSON array of rows)). A failed flush keeps its operations (newer ones for the same key win) and
  * is retried with backoff, so an outage loses nothing that fits in the bound.
  */
 
@@ -99,8 +101,8 @@ interface PendingOp {
   readonly parts: readonly string[];
   /** The record to upsert (converted to SQL text at flush), or undefined to delete. */
   readonly record: unknown;
-  /** Its column values as SQL text, once converted. */
-  row?: readonly (string | null)[];
+  /** Its column values as SQL text (PostgreSQL) or JSON values (SQLite), once converted. */
+  row?: readonly (string | number | null)[];
   /** An upsert of a key the database has never had: a delete that follows it cancels both. */
   fresh: boolean;
 }
@@ -130,6 +132,7 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
   private overflowing = false;
   private outageStartedAt = 0;
   private readonly sqlCache = new Map<string, string>();
+  private readonly sqlite: boolean;
 
   private readonly windowMs: number;
   private readonly maxPending: number;
@@ -161,6 +164,7 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
     this.schedule = options.schedule ?? defaultSchedule;
     this.now = options.now ?? (() => performance.now());
     this.logger = options.logger;
+    this.sqlite = dialectOf(db) === 'sqlite';
   }
 
   /** Queues an insert-or-update of `record` under `key`. False when refused (full or stopped). */
@@ -354,19 +358,17 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
       }
       for (let i = 0; i < upserts.length; i += this.rowsPerStatement) {
         // Converted a statement at a time: the SIP thread never converts a whole flush at once.
-        const chunk: (readonly (string | null)[])[] = [];
+        const chunk: (readonly (string | number | null)[])[] = [];
         for (const op of upserts.slice(i, i + this.rowsPerStatement)) {
           const row = this.rowOf(op);
           if (row) chunk.push(row);
         }
         if (chunk.length === 0) continue;
-        // One text[] parameter a column, whatever the number of rows.
-        await tx.query(this.upsertSql(kind, shape), shape.columns.map((_, c) => chunk.map((row) => row[c]!)));
+        await tx.query(this.upsertSql(kind, shape), this.params(shape.columns.length, chunk));
       }
       for (let i = 0; i < deletes.length; i += this.rowsPerStatement) {
         const chunk = deletes.slice(i, i + this.rowsPerStatement);
-        // One array parameter a key column, whatever the number of keys.
-        await tx.query(this.deleteSql(kind, shape), shape.keyColumns.map((_, c) => chunk.map((parts) => parts[c]!)));
+        await tx.query(this.deleteSql(kind, shape), this.params(shape.keyColumns.length, chunk));
       }
     }
   }
@@ -376,8 +378,8 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
       const shape = this.shapes.get(op.kind)!;
       try {
         const row = op.record === undefined ? undefined : this.rowOf(op);
-        if (row) await this.db.query(this.upsertSql(op.kind, shape), row.map((v) => [v]));
-        else if (op.record === undefined) await this.db.query(this.deleteSql(op.kind, shape), op.parts.map((p) => [p]));
+        if (row) await this.db.query(this.upsertSql(op.kind, shape), this.params(row.length, [row]));
+        else if (op.record === undefined) await this.db.query(this.deleteSql(op.kind, shape), this.params(op.parts.length, [op.parts]));
       } catch (err) {
         if (!isDataError(err)) throw err;
         this.counters.dropped++;
@@ -387,14 +389,25 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
     }
   }
 
-  /** The op's row as SQL text, converted once; undefined (logged, dropped) when it cannot be. */
-  private rowOf(op: PendingOp): readonly (string | null)[] | undefined {
+  /**
+   * A statement's parameters for `rows`: on PostgreSQL one text[] a column, on SQLite one
+   * JSON array of the rows; their number is fixed whatever the number of rows.
+   */
+  private params(columns: number, rows: ReadonlyArray<readonly (string | number | null)[]>): unknown[] {
+    if (this.sqlite) return [JSON.stringify(rows)];
+    const out: unknown[] = [];
+    for (let c = 0; c < columns; c++) out.push(rows.map((row) => row[c]!));
+    return out;
+  }
+
+  /** The op's row as SQL values, converted once; undefined (logged, dropped) when it cannot be. */
+  private rowOf(op: PendingOp): readonly (string | number | null)[] | undefined {
     if (op.row) return op.row;
     const spec = this.specs[op.kind as keyof M & string];
     try {
       const values = spec.toRow(op.record as M[keyof M & string]['record']);
       if (values.length !== spec.columns.length) throw new Error(`toRow gave ${values.length} values for ${spec.columns.length} columns`);
-      op.row = values.map((v, i) => toSqlText(v, spec.columns[i]!.type));
+      op.row = values.map((v, i) => (this.sqlite ? toSqliteJson : toSqlText)(v, spec.columns[i]!.type));
       return op.row;
     } catch (err) {
       this.counters.dropped++;
@@ -410,12 +423,15 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
     const cols = shape.columns;
     const names = cols.map((c) => ident(c.name)).join(', ');
     const updates = cols.filter((c) => !shape.keyColumns.includes(c.name)).map((c) => `${ident(c.name)} = EXCLUDED.${ident(c.name)}`);
-    const sql =
-      `INSERT INTO ${ident(shape.table)} (${names}) ` +
+    const conflict = `ON CONFLICT (${shape.keyColumns.map(ident).join(', ')}) ` + (updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING');
+    // SQLite: `WHERE true` tells its parser that ON CONFLICT belongs to the INSERT, not to a join.
+    const sql = this.sqlite
+      ? `INSERT INTO ${ident(shape.table)} (${names}) ` +
+        `SELECT ${cols.map((c, i) => (c.type === 'bytea' ? `unhex(r.value ->> ${i})` : `r.value ->> ${i}`)).join(', ')} ` +
+        `FROM json_each($1) AS r WHERE true ${conflict}`
+      : `INSERT INTO ${ident(shape.table)} (${names}) ` +
       `SELECT ${cols.map((c) => (c.type === 'text' ? `u.${ident(c.name)}` : `u.${ident(c.name)}::${c.type}`)).join(', ')} ` +
-      `FROM unnest(${cols.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS u(${names}) ` +
-      `ON CONFLICT (${shape.keyColumns.map(ident).join(', ')}) ` +
-      (updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING');
+        `FROM unnest(${cols.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS u(${names}) ${conflict}`;
     this.sqlCache.set(cacheKey, sql);
     return sql;
   }
@@ -425,8 +441,9 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
     const cached = this.sqlCache.get(cacheKey);
     if (cached) return cached;
     const keys = shape.keyColumns;
-    const sql =
-      keys.length === 1
+    const sql = this.sqlite
+      ? `DELETE FROM ${ident(shape.table)} WHERE (${keys.map(ident).join(', ')}) IN (SELECT ${keys.map((_, i) => `r.value ->> ${i}`).join(', ')} FROM json_each($1) AS r)`
+      : keys.length === 1
         ? `DELETE FROM ${ident(shape.table)} WHERE ${ident(keys[0]!)} = ANY($1::text[])`
         : `DELETE FROM ${ident(shape.table)} AS t USING unnest(${keys.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS d(${keys.map(ident).join(', ')}) ` +
           `WHERE ${keys.map((k) => `t.${ident(k)} = d.${ident(k)}`).join(' AND ')}`;

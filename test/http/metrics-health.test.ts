@@ -166,7 +166,7 @@ describe('http: /metrics (Prometheus), /healthz, /readyz', function () {
     it('GET /readyz runs SELECT 1 on the store', async () => {
       const r = await call(base, 'GET', '/readyz', { token: null });
       expect(r.status).to.equal(200);
-      expect(r.json.checks.store).to.deep.equal({ ok: true, detail: 'pglite' });
+      expect(r.json.checks.store).to.deep.equal({ ok: true, detail: 'sqlite' });
     });
 
     it('reports the write queue and the flush latency', async () => {
@@ -190,7 +190,7 @@ describe('http: /metrics (Prometheus), /healthz, /readyz', function () {
       try {
         const r = await call(base, 'GET', '/readyz', { token: null });
         expect(r.status).to.equal(503);
-        expect(r.json.checks.store).to.deep.equal({ ok: false, detail: 'pglite: connection refused' });
+        expect(r.json.checks.store).to.deep.equal({ ok: false, detail: 'sqlite: connection refused' });
       } finally {
         (store.db as { query: typeof real }).query = real;
       }

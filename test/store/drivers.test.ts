@@ -4,13 +4,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataDirLock, LOCK_FILE } from '../../src/store/data-dir-lock.js';
-import { StoreOpenError, isUniqueViolation, type Database } from '../../src/store/database.js';
+import { StoreOpenError, dialectOf, isUniqueViolation, type Database } from '../../src/store/database.js';
 import { openDatabase, openStore } from '../../src/store/open-store.js';
 import { loadMigrations } from '../../src/store/migrations.js';
 import { EPOCH, publication } from './fixtures.js';
 import { openPg } from '../../src/store/pg-driver.js';
-import { wrapPglite } from '../../src/store/pglite-driver.js';
-import { DATABASE_URL, TARGETS, adminQuery, captureLogger, freshPglite, openTestPg, randomSchema, silentLogger, until, type TestDb } from './helpers.js';
+import { SQLITE_FILE, openSqlite } from '../../src/store/sqlite-driver.js';
+import { DATABASE_URL, TARGETS, adminQuery, captureLogger, openTestPg, randomSchema, silentLogger, until, type TestDb } from './helpers.js';
 
 /** A pid that was just alive and is not any more. */
 function deadPid(): number {
@@ -34,7 +34,8 @@ for (const target of TARGETS) {
 
     before(async () => {
       t = await target.open();
-      await t.db.exec('CREATE TABLE items (id integer PRIMARY KEY, note text, data bytea); CREATE TABLE log (n serial, who text)');
+      const serial = dialectOf(t.db) === 'sqlite' ? 'integer PRIMARY KEY AUTOINCREMENT' : 'serial';
+      await t.db.exec(`CREATE TABLE items (id integer PRIMARY KEY, note text, data bytea); CREATE TABLE log (n ${serial}, who text)`);
     });
 
     after(async () => {
@@ -59,7 +60,7 @@ for (const target of TARGETS) {
     it('commits a transaction, and rolls it back on a throw', async () => {
       const n = await t.db.transaction(async (tx) => {
         await tx.query('INSERT INTO items (id, note) VALUES ($1, $2)', [3, 'c']);
-        return (await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM items')).rows[0]!.n;
+        return (await tx.query<{ n: number }>('SELECT CAST(count(*) AS integer) AS n FROM items')).rows[0]!.n;
       });
       expect(n).to.equal(3);
       const err = await rejection(
@@ -75,7 +76,7 @@ for (const target of TARGETS) {
     });
 
     it('keeps concurrent transactions apart: no statement of one inside another', async () => {
-      await t.db.exec('TRUNCATE log');
+      await t.db.exec('DELETE FROM log');
       const turn = () => new Promise((r) => setImmediate(r));
       const run = (who: string, fail: boolean) =>
         t.db.transaction(async (tx) => {
@@ -89,7 +90,7 @@ for (const target of TARGETS) {
       const results = await Promise.allSettled([run('a', false), run('b', true), run('c', false), t.db.query('INSERT INTO log (who) VALUES ($1)', ['q'])]);
       expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
       const rows = (await t.db.query<{ who: string }>('SELECT who FROM log ORDER BY n')).rows.map((r) => r.who).join('');
-      if (target.name === 'pglite') {
+      if (target.name !== 'pg') {
         // One session: whole transactions, strictly in arrival order; b's rows rolled back.
         expect(rows).to.equal('aaacccq');
       } else {
@@ -100,12 +101,12 @@ for (const target of TARGETS) {
   });
 }
 
-describe('store: PGlite specifics', function () {
+describe('store: embedded (one session) specifics', function () {
   this.timeout(30_000);
   let db: Database;
 
   before(async () => {
-    db = wrapPglite(await freshPglite());
+    db = await openSqlite();
   });
 
   after(async () => {
@@ -124,7 +125,7 @@ describe('store: PGlite specifics', function () {
   });
 
   it('closes once, after queued statements, and refuses statements afterwards', async () => {
-    const own = wrapPglite(await freshPglite());
+    const own = await openSqlite();
     const pending = own.query<{ x: number }>('SELECT 42 AS x');
     const closing = own.close();
     expect((await pending).rows).to.deep.equal([{ x: 42 }]);
@@ -183,8 +184,7 @@ describe('store: data directory lock', () => {
   });
 });
 
-describe('store: PGlite in a data directory', function () {
-  // Opening a new data directory runs initdb: about 3 s.
+describe('store: SQLite in a data directory', function () {
   this.timeout(60_000);
   let dir: string;
 
@@ -200,7 +200,8 @@ describe('store: PGlite in a data directory', function () {
     const logger = silentLogger();
     const first = await openDatabase({ dataDir: dir, logger });
     try {
-      expect(first.driver).to.equal('pglite');
+      expect(first.driver).to.equal('sqlite');
+      expect(existsSync(join(dir, SQLITE_FILE))).to.equal(true);
       expect(existsSync(join(dir, LOCK_FILE))).to.equal(true);
       await first.exec('CREATE TABLE kept (x integer)');
       await first.query('INSERT INTO kept VALUES ($1)', [7]);
@@ -216,7 +217,7 @@ describe('store: PGlite in a data directory', function () {
     writeFileSync(join(dir, LOCK_FILE), `${deadPid()}\n`);
     const second = await openStore({ dataDir: dir, logger });
     try {
-      expect(second.migrated.map((m) => m.file)).to.deep.equal(loadMigrations().map((m) => m.file));
+      expect(second.migrated.map((m) => m.file)).to.deep.equal(loadMigrations(undefined, 'sqlite').map((m) => m.file));
       expect((await second.db.query<{ x: number }>('SELECT x FROM kept')).rows).to.deep.equal([{ x: 7 }]);
       expect(readFileSync(join(dir, LOCK_FILE), 'utf8').trim()).to.equal(String(process.pid));
       expect(second.publications.upsert(publication(1))).to.equal(true);
@@ -235,6 +236,20 @@ describe('store: PGlite in a data directory', function () {
       await third.close();
     }
   });
+
+  it("refuses an earlier release's PGlite data directory, naming the command that converts it", async () => {
+    const old = mkdtempSync(join(tmpdir(), 'sp-pgold-'));
+    try {
+      writeFileSync(join(old, 'PG_VERSION'), '17\n');
+      const err = await rejection(openDatabase({ dataDir: old, logger: silentLogger() }));
+      expect(err).to.be.instanceOf(StoreOpenError);
+      expect(err.message).to.match(/holds a PGlite store of an earlier release; convert it once with: simple-presence db convert-pglite/);
+      expect(existsSync(join(old, SQLITE_FILE))).to.equal(false);
+      expect(existsSync(join(old, LOCK_FILE))).to.equal(false);
+    } finally {
+      rmSync(old, { recursive: true, force: true });
+    }
+  });
 });
 
 if (DATABASE_URL) {
@@ -250,7 +265,7 @@ if (DATABASE_URL) {
         await b.db.exec('CREATE TABLE same_name (x integer)');
         await a.db.query('INSERT INTO same_name VALUES (1)');
         // Several connections at once: each must see its schema.
-        const counts = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).db.query<{ n: number }>('SELECT count(*)::int AS n FROM same_name')));
+        const counts = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).db.query<{ n: number }>('SELECT CAST(count(*) AS integer) AS n FROM same_name')));
         expect(counts.map((c, i) => [i % 2, c.rows[0]!.n])).to.deep.equal(Array.from({ length: 12 }, (_, i) => [i % 2, i % 2 ? 1 : 0]));
         const where = await a.db.query<{ s: string }>('SELECT current_schema() AS s');
         expect(where.rows[0]!.s).to.equal(a.schema);

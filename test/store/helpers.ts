@@ -4,9 +4,10 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
 import type { PGlite } from '@electric-sql/pglite';
-import type { Database, Queryable, QueryResult } from '../../src/store/database.js';
+import { dialectOf, type Database, type Queryable, type QueryResult } from '../../src/store/database.js';
 import { openPg } from '../../src/store/pg-driver.js';
 import { wrapPglite } from '../../src/store/pglite-driver.js';
+import { openSqlite } from '../../src/store/sqlite-driver.js';
 
 /** Set by CI (and by hand): postgres://postgres@127.0.0.1:5432/test */
 export const DATABASE_URL = process.env.DATABASE_URL;
@@ -54,7 +55,7 @@ export interface TestDb {
 }
 
 export interface TestTarget {
-  readonly name: 'pglite' | 'pg';
+  readonly name: 'sqlite' | 'pglite' | 'pg';
   open(): Promise<TestDb>;
 }
 
@@ -87,17 +88,35 @@ export async function adminQuery(url: string, sql: string, params: unknown[] = [
   }
 }
 
-/** In-memory PGlite always; PostgreSQL too when DATABASE_URL is set. */
+/**
+ * Every driver the server runs on: in-memory SQLite (the embedded default) always;
+ * PostgreSQL too when DATABASE_URL is set. (PGlite, kept only to convert an earlier
+ * release's data directory, has tests of its own in drivers.test.ts.)
+ */
 export const TARGETS: readonly TestTarget[] = [
   {
-    name: 'pglite',
+    name: 'sqlite',
     open: async () => {
-      const db = wrapPglite(await freshPglite());
+      const db = await openSqlite();
       return { db, cleanup: () => db.close() };
     },
   },
   ...(DATABASE_URL ? [{ name: 'pg' as const, open: () => openTestPg(DATABASE_URL) }] : []),
 ];
+
+/** Whether `table` exists in the database's own schema (either dialect). */
+export async function tableExists(db: Database, table: string): Promise<boolean> {
+  const res =
+    dialectOf(db) === 'sqlite'
+      ? await db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = $1", [table])
+      : await db.query('SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1', [table]);
+  return res.rows.length > 0;
+}
+
+/** The rows of `table` (either dialect: count(*) is bigint, text, on pg). */
+export async function rowCount(db: Database, table: string): Promise<number> {
+  return (await db.query<{ n: number }>(`SELECT CAST(count(*) AS integer) AS n FROM ${table}`)).rows[0]!.n;
+}
 
 /** A database that fails while `down` (as if the server were unreachable) and counts what runs. */
 export class FlakyDatabase implements Database {

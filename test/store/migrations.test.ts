@@ -9,15 +9,37 @@ import {
   migrate,
   migrationStatus,
 } from '../../src/store/migrations.js';
-import { TARGETS, type TestDb } from './helpers.js';
+import { dialectOf } from '../../src/store/database.js';
+import { TARGETS, tableExists, type TestDb } from './helpers.js';
 
 describe('store: migrations files', () => {
   it('finds schemas/sql of the package and reads 001_initial first', () => {
     const dir = defaultMigrationsDir();
     expect(dir.replace(/\\/g, '/')).to.match(/\/schemas\/sql$/);
     const files = loadMigrations(dir);
-    expect(files[0]).to.include({ version: 1, name: 'initial', file: '001_initial.sql' });
+    expect(files[0]).to.include({ version: 1, name: 'initial', file: '001_initial.postgres.sql' });
     expect(files[0]!.checksum).to.match(/^[0-9a-f]{64}$/);
+    const sqlite = loadMigrations(dir, 'sqlite');
+    expect(sqlite[0]).to.include({ version: 1, name: 'initial', file: '001_initial.sqlite.sql' });
+    // The same versions for both dialects, shared files the same.
+    expect(sqlite.map((m) => m.name)).to.deep.equal(files.map((m) => m.name));
+    expect(sqlite[1]!.file).to.equal(files[1]!.file);
+  });
+
+  it("takes a dialect's file and the shared ones, and refuses a version both shared and of a dialect", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sp-mig-'));
+    try {
+      writeFileSync(join(dir, '001_a.postgres.sql'), 'SELECT 1;');
+      writeFileSync(join(dir, '001_a.sqlite.sql'), 'SELECT 2;');
+      writeFileSync(join(dir, '002_b.sql'), 'SELECT 3;');
+      expect(loadMigrations(dir, 'postgres').map((m) => m.sql)).to.deep.equal(['SELECT 1;', 'SELECT 3;']);
+      expect(loadMigrations(dir, 'sqlite').map((m) => m.sql)).to.deep.equal(['SELECT 2;', 'SELECT 3;']);
+      writeFileSync(join(dir, '002_b.sqlite.sql'), 'SELECT 4;');
+      expect(() => loadMigrations(dir, 'sqlite')).to.throw(MigrationError, /same version/);
+      expect(loadMigrations(dir, 'postgres')).to.have.length(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a misnamed file and a duplicate version', () => {
@@ -57,7 +79,7 @@ for (const target of TARGETS) {
       t = await target.open();
       // A copy of the real migrations, so the test can add and change files.
       dir = mkdtempSync(join(tmpdir(), 'sp-mig-'));
-      writeFileSync(join(dir, '001_initial.sql'), readFileSync(join(defaultMigrationsDir(), '001_initial.sql')));
+      for (const f of ['001_initial.postgres.sql', '001_initial.sqlite.sql']) writeFileSync(join(dir, f), readFileSync(join(defaultMigrationsDir(), f)));
     });
 
     after(async () => {
@@ -69,13 +91,12 @@ for (const target of TARGETS) {
       const s = await migrationStatus(t.db, { dir });
       expect(s.applied).to.deep.equal([]);
       expect(s.pending.map((m) => m.version)).to.deep.equal([1]);
-      const table = await t.db.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
-      expect(table.rows[0]!.t).to.equal(null);
+      expect(await tableExists(t.db, 'schema_migrations')).to.equal(false);
     });
 
     it('applies each migration once and records it', async () => {
       const first = await migrate(t.db, { dir });
-      expect(first.map((m) => m.file)).to.deep.equal(['001_initial.sql']);
+      expect(first.map((m) => m.file)).to.deep.equal([`001_initial.${dialectOf(t.db)}.sql`]);
       const again = await migrate(t.db, { dir });
       expect(again).to.deep.equal([]);
       const rows = await t.db.query<{ version: number; name: string; checksum: string; applied_at: Date }>(
@@ -85,11 +106,9 @@ for (const target of TARGETS) {
       expect(rows.rows[0]).to.include({ version: 1, name: 'initial', checksum: first[0]!.checksum });
       expect(rows.rows[0]!.applied_at).to.be.instanceOf(Date);
       // The schema is there.
-      const tables = await t.db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = current_schema()
-         AND table_name IN ('accounts', 'presence_rules', 'publications', 'subscriptions', 'registrations', 'stored_messages')`,
-      );
-      expect(tables.rows[0]!.n).to.equal(6);
+      for (const table of ['accounts', 'presence_rules', 'publications', 'subscriptions', 'registrations', 'stored_messages']) {
+        expect(await tableExists(t.db, table), table).to.equal(true);
+      }
     });
 
     it('applies a new file in order, and status shows applied and pending', async () => {
@@ -115,10 +134,7 @@ for (const target of TARGETS) {
       expect(failed).to.be.instanceOf(Error);
       const s = await migrationStatus(t.db, { dir });
       expect(s.pending.map((m) => m.version)).to.deep.equal([3]);
-      const exists = await t.db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'broken'",
-      );
-      expect(exists.rows[0]!.n).to.equal(0);
+      expect(await tableExists(t.db, 'broken')).to.equal(false);
       rmSync(join(dir, '003_broken.sql'));
     });
 

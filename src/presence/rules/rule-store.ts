@@ -119,10 +119,11 @@ export class PresenceRuleStore {
   async set(rule: PresenceRule): Promise<void> {
     const t = rule.transformations;
     await this.db.query(
-      `INSERT INTO presence_rules (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+      // The time is a parameter, not now(): the same SQL runs on SQLite.
+      `INSERT INTO presence_rules (${COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (presentity, watcher) DO UPDATE SET action = EXCLUDED.action, hide_notes = EXCLUDED.hide_notes,
-         hide_devices = EXCLUDED.hide_devices, basic_only = EXCLUDED.basic_only, updated_at = now()`,
-      [rule.presentity, rule.watcher, rule.action, t.hideNotes, t.hideDevices, t.basicOnly],
+         hide_devices = EXCLUDED.hide_devices, basic_only = EXCLUDED.basic_only, updated_at = EXCLUDED.updated_at`,
+      [rule.presentity, rule.watcher, rule.action, t.hideNotes, t.hideDevices, t.basicOnly, new Date()],
     );
     this.changed(rule.presentity, (rules) => [...rules.filter((r) => r.watcher !== rule.watcher), rule]);
   }

@@ -21,9 +21,10 @@ export class PresenceRuleRepository {
   /** Creates or replaces the rule for (presentity, watcher). */
   async set(rule: PresenceRuleRecord): Promise<void> {
     await this.db.query(
-      `INSERT INTO presence_rules (presentity, watcher, action) VALUES ($1, $2, $3)
-       ON CONFLICT (presentity, watcher) DO UPDATE SET action = EXCLUDED.action, updated_at = now()`,
-      [rule.presentity, rule.watcher, rule.action],
+      // The time is a parameter, not now(): the same SQL runs on SQLite.
+      `INSERT INTO presence_rules (presentity, watcher, action, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (presentity, watcher) DO UPDATE SET action = EXCLUDED.action, updated_at = EXCLUDED.updated_at`,
+      [rule.presentity, rule.watcher, rule.action, new Date()],
     );
   }
 

@@ -37,7 +37,7 @@ export class StoredMessageRepository {
     try {
       await this.db.query(
         `INSERT INTO stored_messages (message_id, recipient, sender, from_header, to_header, call_id, cseq, content_type, headers, body, received_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)`,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
         [
           m.id,
           m.recipient,
@@ -93,9 +93,10 @@ export class StoredMessageRepository {
 
   /** How many unexpired messages the recipient has, and their body bytes (per-user limits). */
   async countAndBytesFor(recipient: string, nowMs = Date.now()): Promise<StoredMessageUsage> {
-    // Casts keep the sums numbers on both drivers (node-postgres gives bigint as text).
+    // Casts keep the sums numbers on every driver (node-postgres gives bigint as text);
+    // CAST AS double precision is both PostgreSQL's and SQLite's (REAL) syntax.
     const res = await this.db.query<{ count: number; bytes: number }>(
-      `SELECT count(*)::float8 AS count, coalesce(sum(octet_length(body)), 0)::float8 AS bytes
+      `SELECT CAST(count(*) AS double precision) AS count, CAST(coalesce(sum(octet_length(body)), 0) AS double precision) AS bytes
        FROM stored_messages WHERE recipient = $1 AND expires_at > $2`,
       [recipient, toDate(nowMs)],
     );
@@ -111,7 +112,7 @@ export class StoredMessageRepository {
   /** Usage of every recipient with unexpired messages (admin views). */
   async summary(nowMs = Date.now()): Promise<Array<{ recipient: string } & StoredMessageUsage>> {
     const res = await this.db.query<{ recipient: string; count: number; bytes: number }>(
-      `SELECT recipient, count(*)::float8 AS count, sum(octet_length(body))::float8 AS bytes
+      `SELECT recipient, CAST(count(*) AS double precision) AS count, CAST(sum(octet_length(body)) AS double precision) AS bytes
        FROM stored_messages WHERE expires_at > $1 GROUP BY recipient ORDER BY recipient`,
       [toDate(nowMs)],
     );

@@ -2,10 +2,11 @@ import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../util/module-worker.js';
 import type { PgliteLike, PgliteResults, PgliteTransaction } from './pglite-driver.js';
 
-/** What the store's thread is asked (pglite-worker.ts). */
+/** What the store's thread is asked (sqlite-worker.ts, pglite-worker.ts). */
 export type WorkerRequest =
   | { readonly id: number; readonly op: 'query'; readonly sql: string; readonly params?: unknown[] }
   | { readonly id: number; readonly op: 'exec'; readonly sql: string }
+  | { readonly id: number; readonly op: 'backup'; readonly file: string }
   | { readonly id: number; readonly op: 'close' };
 
 /** What it answers; a database error keeps its SQLSTATE and details. */
@@ -14,11 +15,12 @@ export type WorkerAnswer =
   | { readonly id: number; readonly ok: false; readonly message: string; readonly fields: Record<string, string> };
 
 /**
- * PGlite on a worker thread, behind the same calls the driver makes of an in-process one.
- * Structured cloning carries rows, Dates and byte arrays across. A transaction is BEGIN,
- * its statements, COMMIT (or ROLLBACK) on the one session: the driver runs one at a time.
+ * An embedded engine (SQLite, or PGlite) on a worker thread of its own, so the store's work
+ * runs beside SIP, not in its way. Structured cloning carries rows, Dates and byte arrays
+ * across. A transaction is BEGIN, its statements, COMMIT (or ROLLBACK) on the one session:
+ * the driver runs one at a time.
  */
-export class RemotePglite implements PgliteLike {
+export class RemoteEngine implements PgliteLike {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (a: WorkerAnswer & { ok: true }) => void; reject: (e: Error) => void }>();
   private dead: Error | undefined;
@@ -40,9 +42,9 @@ export class RemotePglite implements PgliteLike {
     worker.on('exit', (code) => fail(new Error(`store thread exited (${code})`)));
   }
 
-  /** Starts the thread and resolves once PGlite is open in it. */
-  static async open(dataDir: string | undefined): Promise<RemotePglite> {
-    const worker = startModuleWorker(import.meta.url, 'pglite-worker', { dataDir });
+  /** Starts the thread on module `name` and resolves once its engine is open. */
+  static async open(name: 'sqlite-worker' | 'pglite-worker', workerData: unknown): Promise<RemoteEngine> {
+    const worker = startModuleWorker(import.meta.url, name, workerData);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (a: WorkerAnswer): void => {
         if (a.id !== 0) return;
@@ -54,7 +56,7 @@ export class RemotePglite implements PgliteLike {
       worker.on('message', onMessage);
       worker.once('error', reject);
     });
-    return new RemotePglite(worker);
+    return new RemoteEngine(worker);
   }
 
   async query<R>(sql: string, params?: unknown[]): Promise<PgliteResults<R>> {
@@ -76,6 +78,11 @@ export class RemotePglite implements PgliteLike {
       await this.exec('ROLLBACK').catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Writes a consistent copy of the database to `file` (SQLite only). */
+  async backup(file: string): Promise<void> {
+    await this.call({ id: 0, op: 'backup', file });
   }
 
   async close(): Promise<void> {
