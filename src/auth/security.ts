@@ -135,6 +135,7 @@ export class ServerSecurity {
         rules: this.ruleStore,
         domain: this.config.sip.domain,
         realm: this.realm,
+        database: options.store.db,
         effects: {
           rulesChanged: async (p, w) => (await Promise.all([options.news?.rulesChanged(p, w), options.presence.rulesChanged(p, w)]))[1],
           accountDeleted: async (aor) => (await Promise.all([options.news?.accountChanged(aor, true), endAccount(aor, options.presence, options.location)]))[1],

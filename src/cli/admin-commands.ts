@@ -147,8 +147,13 @@ export async function adminCommand(kind: 'user' | 'rules', args: string[], io: A
  * The running server's operations through its control socket, so a change takes effect at
  * once; the store itself when no server runs (the embedded store is one process's at a time).
  */
-export async function withOperations(config: Config, run: (ops: AdminOperations) => Promise<void>, startWaitMs = CONTROL_START_WAIT_MS): Promise<void> {
-  const client = await connectControl(config, startWaitMs);
+export async function withOperations(
+  config: Config,
+  run: (ops: AdminOperations) => Promise<void>,
+  startWaitMs = CONTROL_START_WAIT_MS,
+  requestTimeoutMs = 10_000,
+): Promise<void> {
+  const client = await connectControl(config, startWaitMs, requestTimeoutMs);
   if (client) {
     try {
       await run(client);
@@ -168,6 +173,7 @@ export async function withOperations(config: Config, run: (ops: AdminOperations)
       new StoreAdminOperations({
         accounts: store.accounts,
         rules: new PresenceRuleStore(store.db),
+        database: store.db,
         domain: config.sip.domain,
         realm: config.auth?.realm ?? config.sip.domain,
         logger: log,
@@ -197,12 +203,12 @@ export const CONTROL_START_WAIT_MS = 10_000;
  * last, once its store is open: in between, the CLI waits for the socket (up to
  * `waitMs`) rather than failing on the lock ("in use by another process").
  */
-async function connectControl(config: Config, waitMs: number): Promise<ControlClient | undefined> {
+async function connectControl(config: Config, waitMs: number, requestTimeoutMs: number): Promise<ControlClient | undefined> {
   const socket = join(config.store.dataDir, CONTROL_SOCKET);
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      return await ControlClient.connect(socket);
+      return await ControlClient.connect(socket, requestTimeoutMs);
     } catch (err) {
       if (!(err instanceof NoServerError)) throw err;
     }

@@ -72,6 +72,14 @@ export class ControlClient implements AdminOperations {
     return this.call('rules.del', { presentity, watcher }) as Promise<{ affected: number }>;
   }
 
+  backup(file: string): Promise<{ file: string; bytes: number }> {
+    return this.call('db.backup', { file }) as Promise<{ file: string; bytes: number }>;
+  }
+
+  exportTo(file: string): Promise<{ file: string; rows: number }> {
+    return this.call('db.export', { file }) as Promise<{ file: string; rows: number }>;
+  }
+
   private call(op: ControlOp, args: Record<string, unknown>): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ export const CONTROL_SOCKET = 'control.sock';
 /** A request line longer than this closes the connection. */
 export const MAX_CONTROL_LINE = 64 * 1024;
 
-export type ControlOp = 'users.list' | 'users.add' | 'users.passwd' | 'users.del' | 'rules.list' | 'rules.set' | 'rules.del';
+export type ControlOp = 'users.list' | 'users.add' | 'users.passwd' | 'users.del' | 'rules.list' | 'rules.set' | 'rules.del' | 'db.backup' | 'db.export';
 
 export interface ControlRequest {
   readonly id: number;
@@ -75,6 +75,10 @@ export async function runControlOp(ops: AdminOperations, op: string, args: Recor
     }
     case 'rules.del':
       return ops.deleteRule(str(args, 'presentity'), str(args, 'watcher'));
+    case 'db.backup':
+      return ops.backup(str(args, 'file'));
+    case 'db.export':
+      return ops.exportTo(str(args, 'file'));
     default:
       throw new AdminError('invalid', `unknown operation "${op}"`);
   }

@@ -1,4 +1,9 @@
+import { statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { Logger } from 'pino';
+import type { Database } from '../store/database.js';
+import { SqliteDatabase } from '../store/sqlite-driver.js';
+import { exportToFile } from '../store/transfer.js';
 import { computeHa1s } from '../auth/ha1.js';
 import { AccountExistsError, type AccountRepository } from '../store/repositories/accounts.js';
 import type { AccountRecord } from '../store/records.js';
@@ -29,6 +34,13 @@ export interface AdminOperations {
   setRule(input: RuleInput): Promise<{ readonly rule: RuleInfo; readonly affected: number }>;
   /** AdminError 'not-found' when there was no such rule. Live subscriptions are decided again. */
   deleteRule(presentity: string, watcher: string): Promise<{ readonly affected: number }>;
+  /**
+   * Writes a consistent copy of the embedded store to `file` (absolute; must not exist)
+   * while it stays in use. AdminError 'invalid' on PostgreSQL (pg_dump is its tool).
+   */
+  backup(file: string): Promise<{ readonly file: string; readonly bytes: number }>;
+  /** Writes the whole store as JSON lines to `file` (absolute; must not exist): src/store/transfer.ts. */
+  exportTo(file: string): Promise<{ readonly file: string; readonly rows: number }>;
 }
 
 export interface UserInfo {
@@ -91,6 +103,13 @@ export interface StoreAdminOptions {
   readonly realm: string;
   readonly effects?: RuleEffects;
   readonly logger?: Logger;
+  /** The store's database (db backup, db export). */
+  readonly database?: Database;
+}
+
+/** A file the server writes for the CLI: named absolutely (the CLI's working directory is not the server's). */
+function checkTarget(file: string): void {
+  if (typeof file !== 'string' || !isAbsolute(file) || file.includes('\0')) throw new AdminError('invalid', 'the file must be an absolute path');
 }
 
 /** User part of an account: the unreserved characters of RFC 3261 §25.1, 1 to 64 of them. */
@@ -105,6 +124,25 @@ export class StoreAdminOperations implements AdminOperations {
 
   constructor(private readonly options: StoreAdminOptions) {
     this.domain = options.domain.toLowerCase();
+  }
+
+  async backup(file: string): Promise<{ file: string; bytes: number }> {
+    const db = this.options.database;
+    checkTarget(file);
+    if (!(db instanceof SqliteDatabase)) throw new AdminError('invalid', 'db backup copies the embedded SQLite store; back PostgreSQL up with pg_dump');
+    try {
+      await db.backup(file);
+    } catch (err) {
+      throw new AdminError('invalid', `backup to ${file} failed: ${(err as Error).message}`);
+    }
+    return { file, bytes: statSync(file).size };
+  }
+
+  async exportTo(file: string): Promise<{ file: string; rows: number }> {
+    const db = this.options.database;
+    checkTarget(file);
+    if (!db) throw new AdminError('unavailable', 'no store to export');
+    return { file, rows: await exportToFile(db, file) };
   }
 
   async listUsers(options: { limit?: number; after?: string } = {}): Promise<UserInfo[]> {
