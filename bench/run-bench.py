@@ -30,7 +30,7 @@ MAX_P99_MS = 200.0
 MIN_ACHIEVED = 0.9
 # Issue 20: p99 under 50 ms at half the sustained rate, also after heavy load.
 STEADY_P99_MS = 50.0
-ALL_SCENARIOS = ["publish", "subscribe", "message", "cpu", "overload", "after", "fanout", "held"]
+ALL_SCENARIOS = ["publish", "subscribe", "message", "cpu", "overload", "after", "fanout", "held", "memory"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -74,6 +74,21 @@ def pss_kb(pids):
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def rss_kb(pids):
+    """Resident set size (VmRSS) summed over the processes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
                         break
         except OSError:
@@ -257,8 +272,10 @@ class OurServer:
                     sys.exit(f"build failed:\n{r.stdout}{r.stderr}")
                 log("# build failed; using the existing dist/ (it may be stale):\n" + (r.stdout + r.stderr).strip()[:800])
 
-    def start(self):
-        data = tempfile.mkdtemp(dir=self.workdir, prefix="data-")  # a fresh store each start
+    def start(self, keep_data=False):
+        """A fresh store each start, or (`keep_data`) the one of the last start again."""
+        data = self.data if keep_data else tempfile.mkdtemp(dir=self.workdir, prefix="data-")
+        self.data = data
         self.http_port = free_port(socket.SOCK_STREAM)
         env = dict(os.environ, DATA_DIR=data, SIP_HOST=HOST, SIP_PORT=str(self.port), HTTP_PORT=str(self.http_port),
                    SIP_TLS_PORT=str(free_port(socket.SOCK_STREAM)), AUTH_REQUIRED="false", LOG_LEVEL="warn")
@@ -266,8 +283,9 @@ class OurServer:
         if self.store == "postgres":
             # A schema of its own on the PostgreSQL server (DATABASE_URL, or the local one), dropped at stop.
             url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-            self.schema = f"sp_bench_{os.getpid()}_{int(time.time())}"
-            self.psql(url, f"CREATE SCHEMA {self.schema}")
+            if not keep_data:
+                self.schema = f"sp_bench_{os.getpid()}_{int(time.time())}"
+                self.psql(url, f"CREATE SCHEMA {self.schema}")
             self.url = url
             env["DATABASE_URL"] = url + ("&" if "?" in url else "?") + "options=" + urllib.parse.quote(f"-c search_path={self.schema}")
         entry = ([os.path.join(HERE, "serve-memory.mjs")] if self.store == "off"
@@ -275,8 +293,12 @@ class OurServer:
         cmd = ["node", "--expose-gc", f"--import={pathlib.Path(HERE, 'gc-on-signal.mjs').as_uri()}",
                *os.environ.get("BENCH_NODE_FLAGS", "").split(), *entry, "--config", os.path.join(HERE, "server-config.json")]
         self.logf = open(os.path.join(self.workdir, "server.log"), "a")
+        t0 = time.time()
         self.proc = subprocess.Popen([c for c in cmd if c], cwd=ROOT, env=env, stdout=self.logf, stderr=subprocess.STDOUT)
-        if not options_ping(self.port, 60):
+        answered = options_ping(self.port, 60)
+        # Process start to the first OPTIONS answered: the store opened, migrated and its soft state loaded.
+        self.start_s = time.time() - t0
+        if not answered:
             self.stop()
             sys.exit(f"{self.label} did not answer OPTIONS on udp:{HOST}:{self.port}; log: {self.logf.name}")
 
@@ -295,7 +317,7 @@ class OurServer:
             self.proc.send_signal(signal.SIGUSR2)
             time.sleep(1.0)
 
-    def stop(self):
+    def stop(self, keep_data=False):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -303,7 +325,7 @@ class OurServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.schema:
+        if self.schema and not keep_data:
             self.psql(self.url, f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
             self.schema = None
 
@@ -689,6 +711,55 @@ class Bench:
                 break
         end_progress()
 
+    def memory(self, server, n):
+        """Memory of one of our servers (issue 15): idle 10 s after a fresh start (`npm start` on a
+        new data directory: VmRSS and PSS, no GC asked for), then holding `n` subscriptions, then `n`
+        publications as well (bench/swarm.py held: every watcher's presentity publishes; settled
+        after a full GC, like the held row), and the start-up on the data directory it then holds
+        (process start to the first OPTIONS answered: store opened, soft state loaded)."""
+        server.stop()
+        server.start()
+        time.sleep(10)
+        pids = server.pids()
+        row = {"kind": "memory", "server": server.label, "store": server.store, "held": n, "fresh_start_s": round(server.start_s, 2),
+               "idle_rss_mb": round(rss_kb(pids) / 1024, 1), "idle_pss_mb": round(pss_kb(pids) / 1024, 1)}
+        self.run_no += 1
+        cmd = [sys.executable, os.path.join(HERE, "swarm.py"), "held", f"{HOST}:{server.port}", "--watchers", str(n), "--run", f"{os.getpid()}m{self.run_no}"]
+        progress(f"{server.label}: memory with {n} subscriptions and publications")
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for line in p.stdout:
+            if line.startswith("SUBSCRIBED "):
+                row["subscriptions"] = json.loads(line[len("SUBSCRIBED "):])["accepted"]
+                server.collect_garbage()
+                row["subscribed_pss_mb"] = round(settled_pss_kb(pids, 15.0) / 1024, 1)
+                row["subscribed_rss_mb"] = round(rss_kb(pids) / 1024, 1)
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            elif line.startswith("PROGRESS "):
+                progress(f"{server.label}: memory: {line[9:].strip()}")
+            elif line.startswith("RESULT "):
+                row["publications"] = json.loads(line[len("RESULT "):]).get("change_notified")
+        p.wait()
+        end_progress()
+        server.collect_garbage()
+        row["held_pss_mb"] = round(settled_pss_kb(pids, 15.0) / 1024, 1)
+        row["held_rss_mb"] = round(rss_kb(pids) / 1024, 1)
+        if row.get("subscriptions"):
+            row["bytes_per_subscription"] = round((row["subscribed_pss_mb"] - row["idle_pss_mb"]) * 1024 * 1024 / row["subscriptions"])
+        # A graceful stop flushes the soft state; the next start loads it back.
+        server.stop(keep_data=True)
+        server.start(keep_data=True)
+        row["restart_s"] = round(server.start_s, 2)
+        time.sleep(10)
+        row["restarted_rss_mb"] = round(rss_kb(server.pids()) / 1024, 1)
+        server.stop()
+        server.start()
+        log(f"  {server.label:30} idle {row['idle_rss_mb']:.0f} MB RSS ({row['idle_pss_mb']:.0f} PSS); {row.get('subscriptions')} subscriptions "
+            f"{row.get('subscribed_rss_mb')} MB RSS; + {row.get('publications')} publications {row['held_rss_mb']:.0f} MB RSS "
+            f"({row['held_pss_mb']:.0f} PSS); start-up {row['fresh_start_s']} s fresh, {row['restart_s']} s on that data "
+            f"({row['restarted_rss_mb']:.0f} MB RSS after)")
+        return row
+
     def swarm(self, server, mode, n, while_held=None):
         """fan-out / held state: the watcher swarm (bench/swarm.py) against one server.
         `while_held(accepted)` runs once the subscriptions are held (and measured), before they change."""
@@ -817,6 +888,22 @@ def kind_of(server):
 
 def kamailio_label(servers):
     return next((s.label for s in servers if kind_of(s) == "kamailio"), None)
+
+
+def memory_table(results):
+    """Scenario memory: one row a server (store), the issue's figures."""
+    rows = [r for r in results if r["kind"] == "memory"]
+    if not rows:
+        return ""
+    f = lambda v, spec=".0f": "—" if v is None else format(v, spec)
+    lines = ["| store | idle RSS (PSS) MB | + subscriptions: RSS MB | + as many publications: RSS (PSS) MB | B/subscription | start-up fresh / on that data |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        name = {"sqlite": "SQLite (embedded, the default)", "postgres": "PostgreSQL", "off": "store off"}.get(r["store"], r["store"])
+        lines.append(f"| {name} | {f(r['idle_rss_mb'])} ({f(r['idle_pss_mb'])}) | {r.get('subscriptions')}: {f(r.get('subscribed_rss_mb'))} | "
+                     f"{r.get('publications')}: {f(r.get('held_rss_mb'))} ({f(r.get('held_pss_mb'))}) | {f(r.get('bytes_per_subscription'))} | "
+                     f"{f(r['fresh_start_s'], '.2f')} s / {f(r.get('restart_s'), '.2f')} s |")
+    return "\n".join(lines)
 
 
 def table(results, servers):
@@ -1086,8 +1173,8 @@ def main():
     ap.add_argument("--sustained", help="SCENARIO/TRANSPORT=RATE[,...]: sustained rates taken as given (from an earlier run) by overload, after and held instead of searching them")
     ap.add_argument("--after", type=int, help="PUBLISH calls (new publications) before the after-load latency steps (default 100000, --quick 10000)")
     ap.add_argument("--port", type=int, default=0, help="our server's SIP port (default: a free one; with several stores, the first's)")
-    ap.add_argument("--store", default="pglite",
-                    help="our server's store, or several (comma-separated: each a server of its own, compared with off): embedded PGlite in a "
+    ap.add_argument("--store", default="sqlite",
+                    help="our server's store, or several (comma-separated: each a server of its own, compared with off): embedded SQLite in a "
                          "fresh data directory (default), postgres (DATABASE_URL or the local server, a fresh schema), or off (memory only)")
     ap.add_argument("--no-build", dest="build", action="store_false")
     ap.add_argument("--json", help="results file (default bench/results/<date>.json; the charts go beside it)")
@@ -1110,8 +1197,8 @@ def main():
             sys.exit(f"unknown scenario {scen} (known: {', '.join(ALL_SCENARIOS)})")
     stores = a.store.split(",")
     for store in stores:
-        if store not in ("pglite", "postgres", "off"):
-            sys.exit(f"unknown store {store} (pglite, postgres or off)")
+        if store not in ("sqlite", "postgres", "off"):
+            sys.exit(f"unknown store {store} (sqlite, postgres or off)")
     overloads = [tuple(x.split("/")) for x in a.overload.split(",")]
     for o in overloads:
         if len(o) != 2 or o[0] not in ("publish", "subscribe", "message") or o[1] not in ("udp", "tcp"):
@@ -1171,6 +1258,9 @@ def main():
             elif scen == "fanout":
                 for s in servers:
                     results.append(bench.swarm(s, "fanout", a.watchers))
+            elif scen == "memory":
+                for s in ours:
+                    results.append(bench.memory(s, a.held))
             elif scen == "held":
                 # The half-rate steps while held need the sustained rates: searched first, not while held.
                 for s in servers:
@@ -1203,7 +1293,7 @@ def main():
     made = draw_charts(os.path.splitext(out)[0], results, steps, servers, f"{date:%Y-%m-%d}, `{command}`")
     log("")
     log(f"{date:%Y-%m-%d %H:%M %Z}, {info['cpu']} ({info['cores']} cores), node {''.join(info['node'])}; `{command}`; {elapsed:.0f} s")
-    for part in (table(results, servers), fixed_table(results, servers), latency_table(results), overload_table(results), store_table(results, servers)):
+    for part in (table(results, servers), fixed_table(results, servers), latency_table(results), overload_table(results), store_table(results, servers), memory_table(results)):
         if part:
             log("")
             log(part)

@@ -34,7 +34,7 @@ export function dialectOf(db: { readonly driver: DriverName }): Dialect {
 export interface Database extends Queryable {
   /**
    * Runs `fn` inside BEGIN ... COMMIT; a throw rolls back and rethrows. Use `tx`, not the
-   * database, inside `fn`: on PGlite (one connection) a statement on the database would
+   * database, inside `fn`: on an embedded store (one connection) a statement on the database would
    * wait for the transaction that waits for it, so the drivers refuse it.
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;

@@ -1,5 +1,5 @@
 /**
- * Runs async jobs one at a time, in arrival order. PGlite has one connection: without
+ * Runs async jobs one at a time, in arrival order. An embedded store has one connection: without
  * this, two callers' transactions would interleave their statements in one session.
  */
 export class SerialQueue {

@@ -1,6 +1,6 @@
 /**
  * Conversions between record fields and SQL values, shared by the repositories. Both
- * drivers give timestamptz as Date, bytea as Buffer (the PGlite driver converts),
+ * drivers give timestamptz as Date, bytea as Buffer (the embedded drivers convert),
  * integer as number, text[] as string[] and jsonb parsed.
  */
 

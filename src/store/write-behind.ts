@@ -63,9 +63,9 @@ export interface WriteBehindOptions {
   readonly windowMs?: number;
   /** Distinct keys waiting at most; beyond it put/delete return false (default 100,000). */
   readonly maxPending?: number;
-  /** Rows in one INSERT or DELETE (default 500): on PGlite other work runs between statements, so they stay short. */
+  /** Rows in one INSERT or DELETE (default 500): on the embedded store other work runs between statements, so they stay short. */
   readonly rowsPerStatement?: number;
-  /** Operations in one flush transaction (default 5,000): PGlite runs on our thread, so a flush stays short. */
+  /** Operations in one flush transaction (default 5,000): the embedded store has one session, so a flush stays short. */
   readonly rowsPerFlush?: number;
   /** Retry delay doubles from `windowMs` after each failure, up to this (default 30,000 ms). */
   readonly maxBackoffMs?: number;

@@ -17,7 +17,7 @@ function io(): AdminIo & { lines: string[]; errors: string[] } {
 }
 
 /**
- * A server on PostgreSQL (store.url) keeps accounts in a read-through cache, like on PGlite:
+ * A server on PostgreSQL (store.url) keeps accounts in a read-through cache, like on the embedded store:
  * the CLI must reach it through the control socket in store.dataDir, or a changed password
  * or a deleted user would go on working until a restart. Needs DATABASE_URL (CI sets it);
  * the server gets a database of its own, dropped afterwards.

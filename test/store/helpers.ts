@@ -3,10 +3,8 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
-import type { PGlite } from '@electric-sql/pglite';
 import { dialectOf, type Database, type Queryable, type QueryResult } from '../../src/store/database.js';
 import { openPg } from '../../src/store/pg-driver.js';
-import { wrapPglite } from '../../src/store/pglite-driver.js';
 import { openSqlite } from '../../src/store/sqlite-driver.js';
 
 /** Set by CI (and by hand): postgres://postgres@127.0.0.1:5432/test */
@@ -28,25 +26,6 @@ export function captureLogger(): { logger: Logger; lines: Array<{ level: number;
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
-/**
- * A fresh in-memory PGlite in about 0.4 s: the first call pays for initdb (about 3 s) once
- * per process and keeps its dump; every database after loads that dump.
- */
-let template: Promise<Blob> | undefined;
-export async function freshPglite(): Promise<PGlite> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  template ??= (async () => {
-    const first = new PGlite();
-    await first.waitReady;
-    const dump = await first.dumpDataDir('none');
-    await first.close();
-    return dump;
-  })();
-  const db = new PGlite({ loadDataDir: await template });
-  await db.waitReady;
-  return db;
-}
-
 export interface TestDb {
   readonly db: Database;
   /** The PostgreSQL schema, when on the pg driver. */
@@ -55,7 +34,7 @@ export interface TestDb {
 }
 
 export interface TestTarget {
-  readonly name: 'sqlite' | 'pglite' | 'pg';
+  readonly name: 'sqlite' | 'pg';
   open(): Promise<TestDb>;
 }
 
