@@ -44,7 +44,9 @@ export class RemoteEngine implements PgliteLike {
 
   /** Starts the thread on module `name` and resolves once its engine is open. */
   static async open(name: 'sqlite-worker' | 'pglite-worker', workerData: unknown): Promise<RemoteEngine> {
-    const worker = startModuleWorker(import.meta.url, name, workerData);
+    // SQLite's thread holds a page of rows or a batch at a time (a few MB): a small heap keeps
+    // its garbage from piling up as resident memory. PGlite's WebAssembly needs its own room.
+    const worker = startModuleWorker(import.meta.url, name, workerData, name === 'sqlite-worker' ? { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 } : undefined);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (a: WorkerAnswer): void => {
         if (a.id !== 0) return;

@@ -43,3 +43,34 @@ export function namePairs(value: unknown, what: string): Array<[string, string]>
 export function opt<T>(value: T | null): T | undefined {
   return value === null ? undefined : value;
 }
+
+/** Rows a statement when a whole table is read at start-up (loadLive). */
+const PAGE_ROWS = 2000;
+
+/**
+ * `SELECT ... WHERE where ORDER BY keys` read a page at a time (keyset: each page after the
+ * last row's keys). An embedded store builds a statement's rows on its own thread and copies
+ * them across at once: 100,000 subscriptions in one statement cost hundreds of MB there,
+ * kept by the allocator afterwards; a page costs a few MB. `keys` must identify a row.
+ */
+export async function selectPaged<R extends Record<string, unknown>>(
+  db: { query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> },
+  select: string,
+  where: string,
+  params: readonly unknown[],
+  keys: readonly string[],
+): Promise<R[]> {
+  const out: R[] = [];
+  const order = keys.map((k) => `"${k}"`).join(', ');
+  let after: unknown[] | undefined;
+  for (;;) {
+    const p = [...params, ...(after ?? [])];
+    const next = after ? ` AND (${order}) > (${keys.map((_, i) => `$${params.length + i + 1}`).join(', ')})` : '';
+    p.push(PAGE_ROWS);
+    const res = await db.query<R>(`${select} WHERE ${where}${next} ORDER BY ${order} LIMIT $${p.length}`, p);
+    for (const r of res.rows) out.push(r);
+    if (res.rows.length < PAGE_ROWS) return out;
+    const last = res.rows[res.rows.length - 1]!;
+    after = keys.map((k) => last[k]);
+  }
+}

@@ -1,6 +1,6 @@
 import type { Database } from '../database.js';
 import type { PublicationRecord } from '../records.js';
-import { toDate, toMs } from '../sql-values.js';
+import { selectPaged, toDate, toMs } from '../sql-values.js';
 import type { KindQueue, TableSpec } from '../write-behind.js';
 
 /** How publications are written behind: one row an entity-tag. */
@@ -42,12 +42,14 @@ export class PublicationRepository {
 
   /** Every publication not expired at `nowMs`, by presentity then publication time. */
   async loadLive(nowMs: number): Promise<PublicationRecord[]> {
-    const res = await this.db.query<PublicationRow>(
-      `SELECT etag, presentity, content_type, body, published_at, expires_at, version FROM publications
-       WHERE expires_at > $1 ORDER BY presentity, published_at, etag`,
+    const rows = await selectPaged<PublicationRow & Record<string, unknown>>(
+      this.db,
+      'SELECT etag, presentity, content_type, body, published_at, expires_at, version FROM publications',
+      'expires_at > $1',
       [toDate(nowMs)],
+      ['presentity', 'published_at', 'etag'],
     );
-    return res.rows.map((r) => ({
+    return rows.map((r) => ({
       etag: r.etag,
       presentity: r.presentity,
       contentType: r.content_type,

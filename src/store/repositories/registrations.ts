@@ -1,6 +1,6 @@
 import type { Database } from '../database.js';
 import { TRANSPORT_NAMES, type RegistrationKey, type RegistrationRecord } from '../records.js';
-import { nameValuePairs, oneOf, opt, toDate, toMs } from '../sql-values.js';
+import { nameValuePairs, oneOf, opt, selectPaged, toDate, toMs } from '../sql-values.js';
 import type { KindQueue, TableSpec } from '../write-behind.js';
 
 /** How registrations are written behind: one row a binding, keyed by (aor, binding key). */
@@ -91,8 +91,8 @@ export class RegistrationRepository {
 
   /** Every binding not expired at `nowMs`, by AoR. */
   async loadLive(nowMs: number): Promise<RegistrationRecord[]> {
-    const res = await this.db.query<RegistrationRow>(`${SELECT} WHERE expires_at > $1 ORDER BY aor, binding_key`, [toDate(nowMs)]);
-    return res.rows.map(fromRow);
+    const rows = await selectPaged<RegistrationRow & Record<string, unknown>>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['aor', 'binding_key']);
+    return rows.map(fromRow);
   }
 
   /** Queues the binding's new state; false when the queue is full. */

@@ -1,6 +1,6 @@
 import type { Database } from '../database.js';
 import { TRANSPORT_NAMES, WATCHER_EVENTS, type SubscriptionRecord } from '../records.js';
-import { oneOf, opt, toDate, toMs } from '../sql-values.js';
+import { oneOf, opt, selectPaged, toDate, toMs } from '../sql-values.js';
 import type { KindQueue, TableSpec } from '../write-behind.js';
 
 /** How subscriptions are written behind: one row a subscription, its dialog flattened into columns. */
@@ -130,8 +130,8 @@ export class SubscriptionRepository {
 
   /** Every subscription not expired at `nowMs`, by resource then creation. */
   async loadLive(nowMs: number): Promise<SubscriptionRecord[]> {
-    const res = await this.db.query<SubscriptionRow>(`${SELECT} WHERE expires_at > $1 ORDER BY resource, created_at, id`, [toDate(nowMs)]);
-    return res.rows.map(fromRow);
+    const rows = await selectPaged<SubscriptionRow & Record<string, unknown>>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['resource', 'created_at', 'id']);
+    return rows.map(fromRow);
   }
 
   /** Queues the subscription's new state; false when the queue is full. */
