@@ -10,6 +10,7 @@ import { ADMIN_USAGE, adminCommand } from './admin-commands.js';
 import { STATUS_USAGE, statusCommand } from './status-command.js';
 import { CLIENT_USAGE, clientCommand, isClientCommand } from './client-commands.js';
 import { notifySystemd } from './systemd-notify.js';
+import { fitConnectionsToOpenFiles } from './open-files.js';
 import { superviseWorkers, workerCount, workerPlace } from './workers.js';
 
 const USAGE = `simple-presence: a SIMPLE presence and instant-messaging server
@@ -55,8 +56,9 @@ async function serve(args: string[]): Promise<number> {
   const worker = workerPlace();
   const count = workerCount(config.cluster.workers);
   if (!worker && count > 1) return superviseWorkers(config, count, log);
-  const server = await SimplePresenceServer.create(config, {
-    logger: worker ? log.child({ worker: worker.index }) : log,
+  const serverLog = worker ? log.child({ worker: worker.index }) : log;
+  const server = await SimplePresenceServer.create(fitConnectionsToOpenFiles(config, serverLog), {
+    logger: serverLog,
     ...(worker ? { worker, ...(worker.index === 1 ? {} : { controlSocket: false as const }) } : {}),
   });
   let stopping = false;

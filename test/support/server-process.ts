@@ -50,12 +50,15 @@ export interface SpawnedServer extends ServerProcess {
  * Runs `simple-presence serve` as its own process (the CLI, as an operator runs it) with
  * `config` written to a file in `dir`, without waiting for it to listen.
  */
-export function spawnServerProcess(dir: string, config: object, env: Record<string, string> = {}): SpawnedServer {
+export function spawnServerProcess(dir: string, config: object, env: Record<string, string> = {}, options: { openFiles?: number } = {}): SpawnedServer {
   const file = join(dir, `config-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
   // Overload control off unless the test turns it on (as startTestServer does): how busy the
   // test machine is must not decide whether a test's request is answered or refused with 503.
   writeFileSync(file, JSON.stringify({ overload: { enabled: false }, ...config }));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--config', file], {
+  const argv = [process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--config', file];
+  // `openFiles`: started under that open-file limit (soft and hard), as a shell's `ulimit -n` does.
+  const [cmd, ...args] = options.openFiles === undefined ? argv : ['sh', '-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'sh', ...argv];
+  const child = spawn(cmd!, args, {
     cwd: ROOT,
     // The store of the config file, not a PostgreSQL server CI names in the environment.
     env: { ...process.env, DATABASE_URL: '', LOG_LEVEL: 'info', ...env },
@@ -109,8 +112,14 @@ export function spawnServerProcess(dir: string, config: object, env: Record<stri
  * Runs `simple-presence serve` as its own process with `config` written to a file in `dir`,
  * and resolves once it logged that it listens.
  */
-export async function startServerProcess(dir: string, config: object, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ServerProcess> {
-  const server = spawnServerProcess(dir, config, env);
+export async function startServerProcess(
+  dir: string,
+  config: object,
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+  options: { openFiles?: number } = {},
+): Promise<ServerProcess> {
+  const server = spawnServerProcess(dir, config, env, options);
   try {
     await server.listening(timeoutMs);
   } catch (err) {
