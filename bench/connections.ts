@@ -1,0 +1,509 @@
+/**
+ * Held connections (issue 21): N idle connections, TCP, TLS and WebSocket mixed, from many
+ * loopback source addresses, each registered and subscribed, held on one server (or
+ * `serve --workers W` sharing the ports), while the SIP latency of other traffic (OPTIONS and
+ * REGISTER over UDP) is measured before and during the hold. Prints and returns: connections
+ * held per transport, server memory (RSS and PSS summed over its processes, after a full
+ * garbage collection) before and after, bytes per connection, keep-alives answered,
+ * set-up time.
+ *
+ *   node dist/bench/connections.js --connections 100000 --workers 6
+ *   node dist/bench/connections.js --connections 3000 --transports tls     (one transport's share)
+ *
+ * --workers > 1 needs a cluster: a nats-server of its own (JetStream, fresh directory) and a
+ * PostgreSQL schema of its own (DATABASE_URL, or postgres://postgres@127.0.0.1:5432/postgres),
+ * both gone at the end. With one worker the server runs alone with its store off.
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { emptyCounts, type ClientCounts, type ClientTask, type HeldTransport } from './connection-client.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const ROOT = FROM_SOURCE ? join(HERE, '..') : join(HERE, '..', '..');
+const HOST = '127.0.0.1';
+const TRANSPORTS: readonly HeldTransport[] = ['tcp', 'tls', 'ws'];
+
+export interface ConnectionsOptions {
+  readonly connections: number;
+  readonly workers: number;
+  readonly transports: readonly HeldTransport[];
+  /** Client processes (each under the per-process open-file limit). */
+  readonly clients?: number;
+  readonly perSource?: number;
+  /** Seconds the connections are held after the memory reading (latency, keep-alives). */
+  readonly holdSeconds?: number;
+  readonly keepAliveMs?: number;
+  /** WebSocket pings from the server (websocket.pingIntervalMs). */
+  readonly serverPingMs?: number;
+  /** Latency probes a second (UDP OPTIONS and REGISTER, alternating). */
+  readonly probeRate?: number;
+  readonly probeSeconds?: number;
+  readonly concurrency?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface Latency {
+  readonly sent: number;
+  readonly answered: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+export interface ConnectionsReport {
+  readonly connections: number;
+  readonly workers: number;
+  readonly transports: readonly HeldTransport[];
+  readonly counts: ClientCounts;
+  readonly held: Record<HeldTransport, number>;
+  readonly heldTotal: number;
+  readonly setupSeconds: number;
+  readonly memory: { readonly before: Memory; readonly after: Memory; readonly rssBytesEach: number; readonly pssBytesEach: number };
+  readonly latency: { readonly before: Latency; readonly during: Latency };
+  readonly load: string;
+}
+
+interface Memory {
+  readonly rssKb: number;
+  readonly pssKb: number;
+  readonly pids: number[];
+}
+
+function sum(rows: Array<Record<HeldTransport, number>>): Record<HeldTransport, number> {
+  const out = { tcp: 0, tls: 0, ws: 0 };
+  for (const r of rows) for (const t of TRANSPORTS) out[t] += r[t];
+  return out;
+}
+
+function addCounts(all: ClientCounts[]): ClientCounts {
+  const out = emptyCounts();
+  for (const key of ['opened', 'registered', 'subscribed', 'notified', 'failed', 'closedWhileHeld', 'keepAlivesSent', 'keepAlivesAnswered'] as const) {
+    out[key] = sum(all.map((c) => c[key]));
+  }
+  out.serverPings = all.reduce((a, c) => a + c.serverPings, 0);
+  out.retried = all.reduce((a, c) => a + c.retried, 0);
+  out.firstErrors = all.flatMap((c) => c.firstErrors).slice(0, 10);
+  return out;
+}
+
+function smaps(pid: number, field: 'Rss' | 'Pss'): number {
+  try {
+    const line = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${field}:`));
+    return line ? Number(line.split(/\s+/)[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function freeTcpPort(): Promise<number> {
+  const s = net.createServer();
+  const port = await new Promise<number>((r) => s.listen(0, HOST, () => r((s.address() as net.AddressInfo).port)));
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function freeUdpTcpPort(): Promise<number> {
+  for (;;) {
+    const port = await freeTcpPort();
+    const u = dgram.createSocket('udp4');
+    const ok = await new Promise<boolean>((r) => {
+      u.once('error', () => r(false));
+      u.bind(port, HOST, () => r(true));
+    });
+    u.close();
+    if (ok) return port;
+  }
+}
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/**
+ * OPTIONS and REGISTER over UDP at `rate` a second for `seconds`, from 8 sockets (so that
+ * SO_REUSEPORT spreads them over the workers): round-trip p50 and p99.
+ */
+async function probe(port: number, domain: string, rate: number, seconds: number): Promise<Latency> {
+  const sockets = await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, HOST, () => r()));
+      return s;
+    }),
+  );
+  const sentAt = new Map<string, number>();
+  const rtts: number[] = [];
+  for (const s of sockets) {
+    s.on('message', (m) => {
+      const text = m.toString('latin1');
+      if (!text.startsWith('SIP/2.0 ')) return;
+      const id = /\r\nCall-ID:\s*(\S+)/i.exec(text)?.[1];
+      const t = id ? sentAt.get(id) : undefined;
+      if (t === undefined || Number(text.slice(8, 11)) < 200) return;
+      sentAt.delete(id!);
+      rtts.push(performance.now() - t);
+    });
+  }
+  const total = Math.max(1, Math.round(rate * seconds));
+  for (let k = 0; k < total; k++) {
+    const s = sockets[k % sockets.length]!;
+    const lport = s.address().port;
+    const method = k % 2 === 0 ? 'OPTIONS' : 'REGISTER';
+    const user = `probe${k % 64}`;
+    const id = `probe-${k}-${Date.now()}`;
+    const msg = [
+      `${method} sip:${domain} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${HOST}:${lport};rport;branch=z9hG4bKprobe${k}x${Date.now()}`,
+      'Max-Forwards: 70',
+      `From: <sip:${user}@${domain}>;tag=p${k}`,
+      `To: <sip:${user}@${domain}>`,
+      `Call-ID: ${id}`,
+      `CSeq: ${k + 1} ${method}`,
+      `Contact: <sip:${user}@${HOST}:${lport}>`,
+      ...(method === 'REGISTER' ? ['Expires: 300'] : []),
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    sentAt.set(id, performance.now());
+    s.send(msg, port, HOST);
+    await sleep(1000 / rate);
+  }
+  await sleep(2000);
+  for (const s of sockets) s.close();
+  rtts.sort((a, b) => a - b);
+  return { sent: total, answered: rtts.length, p50Ms: round(percentile(rtts, 0.5), 2), p99Ms: round(percentile(rtts, 0.99), 2) };
+}
+
+const round = (x: number, digits = 0): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+interface Cluster {
+  readonly env: Record<string, string>;
+  stop(): void;
+}
+
+/** A nats-server and a PostgreSQL schema of the run's own (serve --workers needs a cluster). */
+async function startCluster(dir: string): Promise<Cluster> {
+  const natsPort = await freeTcpPort();
+  const nats = spawn(process.env.NATS_SERVER ?? 'nats-server', ['-js', '-sd', join(dir, 'nats'), '-a', HOST, '-p', String(natsPort)], { stdio: 'ignore' });
+  const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const schema = `sp_bench_held_${process.pid}_${Date.now() % 1e8}`;
+  execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE SCHEMA ${schema}`]);
+  for (let k = 0; k < 50; k++) {
+    const up = await new Promise<boolean>((r) => {
+      const c = net.connect(natsPort, HOST, () => {
+        c.destroy();
+        r(true);
+      });
+      c.on('error', () => r(false));
+    });
+    if (up) break;
+    await sleep(100);
+  }
+  const db = `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  return {
+    env: { NATS_URL: `nats://${HOST}:${natsPort}`, DATABASE_URL: db, NODE_NAME: 'held' },
+    stop: () => {
+      nats.kill('SIGTERM');
+      try {
+        execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qc', `DROP SCHEMA IF EXISTS ${schema} CASCADE`]);
+      } catch {
+        /* left for the next run to see */
+      }
+    },
+  };
+}
+
+interface Server {
+  readonly proc: ChildProcess;
+  readonly ports: Record<HeldTransport, number>;
+  readonly udpPort: number;
+  /** The processes that serve: the process itself, or its workers. */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+async function startServer(dir: string, o: Required<Omit<ConnectionsOptions, 'log' | 'clients'>>, say: (l: string) => void): Promise<Server> {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const sip = await freeUdpTcpPort();
+  const ports = { tcp: sip, tls: await freeTcpPort(), ws: await freeTcpPort() };
+  const base = JSON.parse(readFileSync(join(ROOT, 'bench', 'server-config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+  // Each process holds its share: connections spread over the workers, with room for the spread.
+  const perWorker = Math.min(19_000, Math.ceil((o.connections / o.workers) * 1.2) + 1000);
+  const config = {
+    ...base,
+    sip: { ...base.sip, hosts: [HOST], port: sip, transports: ['udp', 'tcp', 'tls'] },
+    tls: { port: ports.tls, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') },
+    http: { host: HOST, port: ports.ws },
+    websocket: { wssPort: null, pingIntervalMs: o.serverPingMs },
+    limits: { ...base.limits, maxConnections: perWorker },
+    ...(o.workers > 1 ? {} : { store: { enabled: false } }),
+    log: { level: 'info' },
+  };
+  const file = join(dir, 'server.json');
+  writeFileSync(file, JSON.stringify(config));
+  const cluster = o.workers > 1 ? await startCluster(dir) : undefined;
+  const gc = pathToFileURL(join(ROOT, 'bench', 'gc-on-signal.mjs')).href;
+  const entry = FROM_SOURCE ? ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')] : [join(ROOT, 'dist', 'src', 'cli', 'entry.js')];
+  const env: NodeJS.ProcessEnv = { ...process.env, AUTH_REQUIRED: 'false', LOG_FORMAT: 'json', WORKERS: String(o.workers), DATA_DIR: join(dir, 'data'), ...(cluster?.env ?? {}) };
+  if (!cluster) delete env.DATABASE_URL;
+  const proc = spawn(process.execPath, ['--expose-gc', `--import=${gc}`, ...entry, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logLines: string[] = [];
+  let listening = false;
+  let tail = '';
+  const onData = (chunk: Buffer): void => {
+    tail += chunk.toString();
+    let nl;
+    while ((nl = tail.indexOf('\n')) >= 0) {
+      const line = tail.slice(0, nl);
+      tail = tail.slice(nl + 1);
+      if (logLines.length < 200) logLines.push(line);
+      if (line.includes('"simple-presence listening"')) listening = true;
+      if (line.includes('open-file limit') && (o.workers === 1 || line.includes('"worker":1,'))) say(`# server: ${(JSON.parse(line) as { msg: string }).msg}`);
+      if (/"level":(50|60)/.test(line)) say(`# server: ${line}`);
+    }
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  for (let k = 0; k < 1200 && !listening; k++) {
+    if (proc.exitCode !== null) break;
+    await sleep(100);
+  }
+  if (!listening) {
+    proc.kill('SIGKILL');
+    cluster?.stop();
+    throw new Error(`server did not start:\n${logLines.join('\n')}`);
+  }
+  const pids = (): number[] => (o.workers > 1 ? [proc.pid!, ...children(proc.pid!)] : [proc.pid!]);
+  return {
+    proc,
+    ports,
+    udpPort: sip,
+    pids,
+    stop: async () => {
+      const exited = new Promise<void>((r) => (proc.exitCode !== null ? r() : proc.once('exit', () => r())));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(t);
+      cluster?.stop();
+    },
+  };
+}
+
+async function memory(server: Server): Promise<Memory> {
+  const pids = server.pids();
+  // A full collection in each (bench/gc-on-signal.mjs), so garbage is not counted as held.
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {
+      /* gone */
+    }
+  }
+  await sleep(1500);
+  return { rssKb: pids.reduce((a, p) => a + smaps(p, 'Rss'), 0), pssKb: pids.reduce((a, p) => a + smaps(p, 'Pss'), 0), pids };
+}
+
+export async function runConnections(options: ConnectionsOptions): Promise<ConnectionsReport> {
+  const say = options.log ?? ((l: string) => console.log(l));
+  const o = {
+    connections: options.connections,
+    workers: options.workers,
+    transports: options.transports,
+    perSource: options.perSource ?? 90,
+    holdSeconds: options.holdSeconds ?? 30,
+    keepAliveMs: options.keepAliveMs ?? 15_000,
+    serverPingMs: options.serverPingMs ?? 30_000,
+    probeRate: options.probeRate ?? 100,
+    probeSeconds: options.probeSeconds ?? 10,
+    concurrency: options.concurrency ?? 100,
+  };
+  // A client process holds at most ~15,000 sockets (the open-file limit here is 20,000).
+  const clients = Math.max(1, options.clients ?? Math.ceil(o.connections / 15_000));
+  const dir = mkdtempSync(join(os.tmpdir(), 'sp-held-'));
+  const server = await startServer(dir, o, say);
+  const procs: ChildProcess[] = [];
+  try {
+    say(`# server up (${o.workers} worker${o.workers > 1 ? 's' : ''}, pids ${server.pids().join(' ')}); latency before: ${o.probeSeconds} s of UDP OPTIONS/REGISTER at ${o.probeRate}/s`);
+    const before = await probe(server.udpPort, 'localhost', o.probeRate, o.probeSeconds);
+    const memBefore = await memory(server);
+    say(`# before: p50 ${before.p50Ms} ms, p99 ${before.p99Ms} ms (${before.answered}/${before.sent}); server RSS ${round(memBefore.rssKb / 1024, 1)} MB, PSS ${round(memBefore.pssKb / 1024, 1)} MB`);
+
+    const counts: ClientCounts[] = [];
+    const ready: Array<Promise<void>> = [];
+    const t0 = performance.now();
+    const per = Math.ceil(o.connections / clients);
+    const clientEntry = join(HERE, FROM_SOURCE ? 'connection-client.ts' : 'connection-client.js');
+    for (let c = 0; c < clients; c++) {
+      const first = c * per;
+      const count = Math.max(0, Math.min(per, o.connections - first));
+      // Each process starts on a source-address boundary: no address is shared by two.
+      const task: ClientTask = {
+        host: HOST,
+        ports: server.ports,
+        domain: 'localhost',
+        first,
+        count,
+        total: o.connections,
+        transports: o.transports,
+        perSource: o.perSource,
+        concurrency: o.concurrency,
+        keepAliveMs: o.keepAliveMs,
+        setupTimeoutMs: 120_000,
+      };
+      counts.push(emptyCounts());
+      const child = fork(clientEntry, [], { env: { ...process.env, HELD_CONNECTIONS_CLIENT: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      procs.push(child);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          child.on('message', (m: { counts: ClientCounts; ready?: boolean }) => {
+            counts[c] = m.counts;
+            if (m.ready) resolve();
+          });
+          child.once('exit', (code) => reject(new Error(`client ${c} exited (${code})`)));
+        }),
+      );
+      child.send(task);
+    }
+    const progress = setInterval(() => {
+      const all = addCounts(counts);
+      const held = sum([all.notified]);
+      say(`# ${round((performance.now() - t0) / 1000)} s: opened ${TRANSPORTS.map((t) => all.opened[t]).join('/')}, held ${TRANSPORTS.map((t) => held[t]).join('/')} (tcp/tls/ws), failed ${TRANSPORTS.map((t) => all.failed[t]).join('/')}, 503 retried ${all.retried}`);
+    }, options.connections >= 5000 ? 10_000 : 2000);
+    try {
+      await Promise.all(ready);
+    } finally {
+      clearInterval(progress);
+    }
+    const setupSeconds = round((performance.now() - t0) / 1000, 1);
+    let all = addCounts(counts);
+    say(`# set-up done in ${setupSeconds} s; failed ${TRANSPORTS.map((t) => all.failed[t]).join('/')}${all.firstErrors.length ? `; first errors: ${all.firstErrors.slice(0, 3).join('; ')}` : ''}`);
+    await sleep(2000);
+    const memAfter = await memory(server);
+    const heldNow = (c: ClientCounts): Record<HeldTransport, number> => {
+      const h = { tcp: 0, tls: 0, ws: 0 };
+      for (const t of TRANSPORTS) h[t] = Math.min(c.subscribed[t], c.notified[t]) - c.closedWhileHeld[t];
+      return h;
+    };
+    const heldCount = TRANSPORTS.reduce((a, t) => a + heldNow(all)[t], 0);
+    say(`# held ${heldCount}: server RSS ${round(memAfter.rssKb / 1024, 1)} MB, PSS ${round(memAfter.pssKb / 1024, 1)} MB; latency during the hold (${o.probeSeconds} s)`);
+    const during = await probe(server.udpPort, 'localhost', o.probeRate, o.probeSeconds);
+    const rest = Math.max(0, o.holdSeconds - o.probeSeconds - 2);
+    if (rest > 0) await sleep(rest * 1000);
+    for (const p of procs) p.send('report');
+    await sleep(500);
+    all = addCounts(counts);
+    const held = heldNow(all);
+    const heldTotal = TRANSPORTS.reduce((a, t) => a + held[t], 0);
+    const each = (kb: (m: Memory) => number): number => (heldTotal > 0 ? Math.round(((kb(memAfter) - kb(memBefore)) * 1024) / heldTotal) : NaN);
+    return {
+      connections: o.connections,
+      workers: o.workers,
+      transports: o.transports,
+      counts: all,
+      held,
+      heldTotal,
+      setupSeconds,
+      memory: { before: memBefore, after: memAfter, rssBytesEach: each((m) => m.rssKb), pssBytesEach: each((m) => m.pssKb) },
+      latency: { before, during },
+      load: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    };
+  } finally {
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((r) => {
+            if (p.exitCode !== null || !p.connected) return r();
+            const t = setTimeout(() => {
+              p.kill('SIGKILL');
+              r();
+            }, 10_000);
+            p.once('exit', () => {
+              clearTimeout(t);
+              r();
+            });
+            p.send('stop');
+          }),
+      ),
+    );
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function summary(r: ConnectionsReport): string {
+  const c = r.counts;
+  return [
+    `held ${r.heldTotal} of ${r.connections} (tcp ${r.held.tcp}, tls ${r.held.tls}, ws ${r.held.ws}) on ${r.workers} worker(s), set up in ${r.setupSeconds} s`,
+    `server memory: RSS ${round(r.memory.before.rssKb / 1024, 1)} -> ${round(r.memory.after.rssKb / 1024, 1)} MB, PSS ${round(r.memory.before.pssKb / 1024, 1)} -> ${round(r.memory.after.pssKb / 1024, 1)} MB: ${r.memory.rssBytesEach} B RSS, ${r.memory.pssBytesEach} B PSS a connection`,
+    `keep-alives answered: ${TRANSPORTS.map((t) => `${t} ${c.keepAlivesAnswered[t]}/${c.keepAlivesSent[t]}`).join(', ')}; server WebSocket pings ${c.serverPings}; closed while held ${TRANSPORTS.map((t) => c.closedWhileHeld[t]).join('/')}`,
+    `UDP OPTIONS/REGISTER latency: before p50 ${r.latency.before.p50Ms} ms p99 ${r.latency.before.p99Ms} ms (${r.latency.before.answered}/${r.latency.before.sent}); while held p50 ${r.latency.during.p50Ms} ms p99 ${r.latency.during.p99Ms} ms (${r.latency.during.answered}/${r.latency.during.sent})`,
+    `load average at the end: ${r.load}`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      connections: { type: 'string', default: '3000' },
+      workers: { type: 'string', default: '1' },
+      transports: { type: 'string', default: 'tcp,tls,ws' },
+      clients: { type: 'string' },
+      'per-source': { type: 'string' },
+      hold: { type: 'string' },
+      'keepalive-ms': { type: 'string' },
+      'probe-rate': { type: 'string' },
+      'probe-seconds': { type: 'string' },
+      concurrency: { type: 'string' },
+      json: { type: 'string' },
+    },
+    strict: true,
+  });
+  const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+  const transports = values.transports.split(',').map((t) => t.trim()) as HeldTransport[];
+  for (const t of transports) if (!TRANSPORTS.includes(t)) throw new Error(`--transports: ${t} is not one of ${TRANSPORTS.join(', ')}`);
+  const r = await runConnections({
+    connections: Number(values.connections),
+    workers: Number(values.workers),
+    transports,
+    clients: num(values.clients),
+    perSource: num(values['per-source']),
+    holdSeconds: num(values.hold),
+    keepAliveMs: num(values['keepalive-ms']),
+    probeRate: num(values['probe-rate']),
+    probeSeconds: num(values['probe-seconds']),
+    concurrency: num(values.concurrency),
+  });
+  console.log(summary(r));
+  if (values.json) writeFileSync(values.json, JSON.stringify(r, null, 2));
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
