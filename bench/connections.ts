@@ -64,7 +64,19 @@ export interface ConnectionsReport {
   readonly held: Record<HeldTransport, number>;
   readonly heldTotal: number;
   readonly setupSeconds: number;
-  readonly memory: { readonly before: Memory; readonly after: Memory; readonly rssBytesEach: number; readonly pssBytesEach: number };
+  readonly memory: {
+    /** A fresh server; after the warm-up connections; with all held. */
+    readonly fresh: Memory;
+    readonly before: Memory;
+    readonly after: Memory;
+    /** Connections held between `before` and `after`: the bytes each are the growth over them. */
+    readonly measuredOver: number;
+    readonly rssBytesEach: number;
+    readonly pssBytesEach: number;
+    readonly heapBytesEach: number;
+    readonly heapTotalBytesEach: number;
+    readonly externalBytesEach: number;
+  };
   readonly latency: { readonly before: Latency; readonly during: Latency };
   readonly load: string;
 }
@@ -73,6 +85,11 @@ interface Memory {
   readonly rssKb: number;
   readonly pssKb: number;
   readonly pids: number[];
+  /** The JS heap in use and the memory outside it that V8 knows of (Buffers): one server process only. */
+  readonly heapUsedKb?: number;
+  /** The heap V8 has taken from the system (used or not). */
+  readonly heapTotalKb?: number;
+  readonly externalKb?: number;
 }
 
 function sum(rows: Array<Record<HeldTransport, number>>): Record<HeldTransport, number> {
@@ -266,7 +283,9 @@ async function startServer(dir: string, o: Required<Omit<ConnectionsOptions, 'lo
   const entry = FROM_SOURCE ? ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')] : [join(ROOT, 'dist', 'src', 'cli', 'entry.js')];
   const env: NodeJS.ProcessEnv = { ...process.env, AUTH_REQUIRED: 'false', LOG_FORMAT: 'json', WORKERS: String(o.workers), DATA_DIR: join(dir, 'data'), ...(cluster?.env ?? {}) };
   if (!cluster) delete env.DATABASE_URL;
-  const proc = spawn(process.execPath, ['--expose-gc', `--import=${gc}`, ...entry, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_NODE_FLAGS (as for run-bench.py): e.g. --heapsnapshot-signal=SIGUSR1 to see what a connection holds.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const proc = spawn(process.execPath, ['--expose-gc', `--import=${gc}`, ...flags, ...entry, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logLines: string[] = [];
   let listening = false;
   let tail = '';
@@ -321,7 +340,22 @@ async function memory(server: Server): Promise<Memory> {
     }
   }
   await sleep(1500);
-  return { rssKb: pids.reduce((a, p) => a + smaps(p, 'Rss'), 0), pssKb: pids.reduce((a, p) => a + smaps(p, 'Pss'), 0), pids };
+  const heap = pids.length === 1 ? await heapFigures(server.ports.ws) : {};
+  return { rssKb: pids.reduce((a, p) => a + smaps(p, 'Rss'), 0), pssKb: pids.reduce((a, p) => a + smaps(p, 'Pss'), 0), pids, ...heap };
+}
+
+/** nodejs_heap_size_used_bytes and nodejs_external_memory_bytes from the server's /metrics. */
+async function heapFigures(httpPort: number): Promise<{ heapUsedKb?: number; heapTotalKb?: number; externalKb?: number }> {
+  try {
+    const text = await (await fetch(`http://${HOST}:${httpPort}/metrics`)).text();
+    const read = (name: string): number | undefined => {
+      const m = new RegExp(`^${name} (\\S+)`, 'm').exec(text);
+      return m ? Math.round(Number(m[1]) / 1024) : undefined;
+    };
+    return { heapUsedKb: read('nodejs_heap_size_used_bytes'), heapTotalKb: read('nodejs_heap_size_total_bytes'), externalKb: read('nodejs_external_memory_bytes') };
+  } catch {
+    return {};
+  }
 }
 
 export async function runConnections(options: ConnectionsOptions): Promise<ConnectionsReport> {
@@ -338,32 +372,24 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
     probeSeconds: options.probeSeconds ?? 10,
     concurrency: options.concurrency ?? 100,
   };
-  // A client process holds at most ~15,000 sockets (the open-file limit here is 20,000).
-  const clients = Math.max(1, options.clients ?? Math.ceil(o.connections / 15_000));
   const dir = mkdtempSync(join(os.tmpdir(), 'sp-held-'));
   const server = await startServer(dir, o, say);
   const procs: ChildProcess[] = [];
-  try {
-    say(`# server up (${o.workers} worker${o.workers > 1 ? 's' : ''}, pids ${server.pids().join(' ')}); latency before: ${o.probeSeconds} s of UDP OPTIONS/REGISTER at ${o.probeRate}/s`);
-    const before = await probe(server.udpPort, 'localhost', o.probeRate, o.probeSeconds);
-    const memBefore = await memory(server);
-    say(`# before: p50 ${before.p50Ms} ms, p99 ${before.p99Ms} ms (${before.answered}/${before.sent}); server RSS ${round(memBefore.rssKb / 1024, 1)} MB, PSS ${round(memBefore.pssKb / 1024, 1)} MB`);
-
-    const counts: ClientCounts[] = [];
+  const counts: ClientCounts[] = [];
+  const clientEntry = join(HERE, FROM_SOURCE ? 'connection-client.ts' : 'connection-client.js');
+  /** Connections [first, first + count) over client processes of at most 15,000 each (the open-file limit here is 20,000). */
+  const launch = (first: number, count: number): Array<Promise<void>> => {
+    const clients = Math.max(1, Math.ceil(count / (options.clients ? Math.ceil(o.connections / options.clients) : 15_000)));
+    // Each process starts on a source-address boundary: no address is shared by two.
+    const per = Math.ceil(count / clients / o.perSource) * o.perSource;
     const ready: Array<Promise<void>> = [];
-    const t0 = performance.now();
-    const per = Math.ceil(o.connections / clients);
-    const clientEntry = join(HERE, FROM_SOURCE ? 'connection-client.ts' : 'connection-client.js');
-    for (let c = 0; c < clients; c++) {
-      const first = c * per;
-      const count = Math.max(0, Math.min(per, o.connections - first));
-      // Each process starts on a source-address boundary: no address is shared by two.
+    for (let from = first; from < first + count; from += per) {
       const task: ClientTask = {
         host: HOST,
         ports: server.ports,
         domain: 'localhost',
-        first,
-        count,
+        first: from,
+        count: Math.min(per, first + count - from),
         total: o.connections,
         transports: o.transports,
         perSource: o.perSource,
@@ -371,6 +397,7 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
         keepAliveMs: o.keepAliveMs,
         setupTimeoutMs: 120_000,
       };
+      const c = counts.length;
       counts.push(emptyCounts());
       const child = fork(clientEntry, [], { env: { ...process.env, HELD_CONNECTIONS_CLIENT: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       procs.push(child);
@@ -385,13 +412,39 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
       );
       child.send(task);
     }
+    return ready;
+  };
+  const heldNow = (c: ClientCounts): Record<HeldTransport, number> => {
+    const h = { tcp: 0, tls: 0, ws: 0 };
+    for (const t of TRANSPORTS) h[t] = Math.min(c.subscribed[t], c.notified[t]) - c.closedWhileHeld[t];
+    return h;
+  };
+  const total = (h: Record<HeldTransport, number>): number => TRANSPORTS.reduce((a, t) => a + h[t], 0);
+  const mb = (m: Memory): string => `RSS ${round(m.rssKb / 1024, 1)} MB, PSS ${round(m.pssKb / 1024, 1)} MB${m.heapUsedKb !== undefined ? `, JS heap ${round(m.heapUsedKb / 1024, 1)} MB` : ''}`;
+  try {
+    say(`# server up (${o.workers} worker${o.workers > 1 ? 's' : ''}, pids ${server.pids().join(' ')}); latency before: ${o.probeSeconds} s of UDP OPTIONS/REGISTER at ${o.probeRate}/s`);
+    const before = await probe(server.udpPort, 'localhost', o.probeRate, o.probeSeconds);
+    const memFresh = await memory(server);
+    say(`# before: p50 ${before.p50Ms} ms, p99 ${before.p99Ms} ms (${before.answered}/${before.sent}); server ${mb(memFresh)}`);
+
+    const t0 = performance.now();
     const progress = setInterval(() => {
       const all = addCounts(counts);
       const held = sum([all.notified]);
       say(`# ${round((performance.now() - t0) / 1000)} s: opened ${TRANSPORTS.map((t) => all.opened[t]).join('/')}, held ${TRANSPORTS.map((t) => held[t]).join('/')} (tcp/tls/ws), failed ${TRANSPORTS.map((t) => all.failed[t]).join('/')}, 503 retried ${all.retried}`);
     }, options.connections >= 5000 ? 10_000 : 2000);
+    // A first tenth (warm-up): the heap's young generation, code and pools grow to their size
+    // under this load once; memory read after it leaves only what each connection adds.
+    const warm = Math.min(o.connections - 1, Math.max(o.perSource, Math.round(o.connections / 10 / o.perSource) * o.perSource));
+    let memBefore: Memory;
+    let warmHeld: number;
     try {
-      await Promise.all(ready);
+      await Promise.all(launch(0, warm));
+      await sleep(1000);
+      warmHeld = total(heldNow(addCounts(counts)));
+      memBefore = await memory(server);
+      say(`# warm-up: ${warmHeld} held; server ${mb(memBefore)}`);
+      await Promise.all(launch(warm, o.connections - warm));
     } finally {
       clearInterval(progress);
     }
@@ -400,13 +453,8 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
     say(`# set-up done in ${setupSeconds} s; failed ${TRANSPORTS.map((t) => all.failed[t]).join('/')}${all.firstErrors.length ? `; first errors: ${all.firstErrors.slice(0, 3).join('; ')}` : ''}`);
     await sleep(2000);
     const memAfter = await memory(server);
-    const heldNow = (c: ClientCounts): Record<HeldTransport, number> => {
-      const h = { tcp: 0, tls: 0, ws: 0 };
-      for (const t of TRANSPORTS) h[t] = Math.min(c.subscribed[t], c.notified[t]) - c.closedWhileHeld[t];
-      return h;
-    };
-    const heldCount = TRANSPORTS.reduce((a, t) => a + heldNow(all)[t], 0);
-    say(`# held ${heldCount}: server RSS ${round(memAfter.rssKb / 1024, 1)} MB, PSS ${round(memAfter.pssKb / 1024, 1)} MB; latency during the hold (${o.probeSeconds} s)`);
+    const heldAtReading = total(heldNow(addCounts(counts)));
+    say(`# held ${heldAtReading}: server ${mb(memAfter)}; latency during the hold (${o.probeSeconds} s)`);
     const during = await probe(server.udpPort, 'localhost', o.probeRate, o.probeSeconds);
     const rest = Math.max(0, o.holdSeconds - o.probeSeconds - 2);
     if (rest > 0) await sleep(rest * 1000);
@@ -414,8 +462,10 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
     await sleep(500);
     all = addCounts(counts);
     const held = heldNow(all);
-    const heldTotal = TRANSPORTS.reduce((a, t) => a + held[t], 0);
-    const each = (kb: (m: Memory) => number): number => (heldTotal > 0 ? Math.round(((kb(memAfter) - kb(memBefore)) * 1024) / heldTotal) : NaN);
+    const heldTotal = total(held);
+    const added = heldAtReading - warmHeld;
+    const each = (kb: (m: Memory) => number | undefined): number =>
+      added > 0 && kb(memAfter) !== undefined ? Math.round(((kb(memAfter)! - kb(memBefore)!) * 1024) / added) : NaN;
     return {
       connections: o.connections,
       workers: o.workers,
@@ -424,7 +474,17 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
       held,
       heldTotal,
       setupSeconds,
-      memory: { before: memBefore, after: memAfter, rssBytesEach: each((m) => m.rssKb), pssBytesEach: each((m) => m.pssKb) },
+      memory: {
+        fresh: memFresh,
+        before: memBefore,
+        after: memAfter,
+        measuredOver: added,
+        rssBytesEach: each((m) => m.rssKb),
+        pssBytesEach: each((m) => m.pssKb),
+        heapBytesEach: each((m) => m.heapUsedKb),
+        heapTotalBytesEach: each((m) => m.heapTotalKb),
+        externalBytesEach: each((m) => m.externalKb),
+      },
       latency: { before, during },
       load: os.loadavg().map((x) => x.toFixed(2)).join(' '),
     };
@@ -455,7 +515,8 @@ export function summary(r: ConnectionsReport): string {
   const c = r.counts;
   return [
     `held ${r.heldTotal} of ${r.connections} (tcp ${r.held.tcp}, tls ${r.held.tls}, ws ${r.held.ws}) on ${r.workers} worker(s), set up in ${r.setupSeconds} s`,
-    `server memory: RSS ${round(r.memory.before.rssKb / 1024, 1)} -> ${round(r.memory.after.rssKb / 1024, 1)} MB, PSS ${round(r.memory.before.pssKb / 1024, 1)} -> ${round(r.memory.after.pssKb / 1024, 1)} MB: ${r.memory.rssBytesEach} B RSS, ${r.memory.pssBytesEach} B PSS a connection`,
+    `server memory (fresh / after warm-up / all held): RSS ${[r.memory.fresh, r.memory.before, r.memory.after].map((m) => round(m.rssKb / 1024, 1)).join(' / ')} MB, PSS ${[r.memory.fresh, r.memory.before, r.memory.after].map((m) => round(m.pssKb / 1024, 1)).join(' / ')} MB`,
+    `a connection adds (over the last ${r.memory.measuredOver}): ${r.memory.rssBytesEach} B RSS, ${r.memory.pssBytesEach} B PSS${Number.isNaN(r.memory.heapBytesEach) ? '' : `, of which JS heap ${r.memory.heapBytesEach} B (taken from the system: ${r.memory.heapTotalBytesEach} B) and Buffers ${r.memory.externalBytesEach} B`}`,
     `keep-alives answered: ${TRANSPORTS.map((t) => `${t} ${c.keepAlivesAnswered[t]}/${c.keepAlivesSent[t]}`).join(', ')}; server WebSocket pings ${c.serverPings}; closed while held ${TRANSPORTS.map((t) => c.closedWhileHeld[t]).join('/')}`,
     `UDP OPTIONS/REGISTER latency: before p50 ${r.latency.before.p50Ms} ms p99 ${r.latency.before.p99Ms} ms (${r.latency.before.answered}/${r.latency.before.sent}); while held p50 ${r.latency.during.p50Ms} ms p99 ${r.latency.during.p99Ms} ms (${r.latency.during.answered}/${r.latency.during.sent})`,
     `load average at the end: ${r.load}`,

@@ -10,6 +10,7 @@ export type StreamEvent =
   | { kind: 'error'; reason: 'too-large' | 'bad-content-length'; head?: Buffer };
 
 const DOUBLE_CRLF = Buffer.from('\r\n\r\n', 'latin1');
+const EMPTY = Buffer.alloc(0);
 // The whole value, continuation lines included (RFC 3261 §7.3.1 folding), as the parser
 // reads it: a value the parser would refuse must not be taken for an absent header.
 // Lines end at LF only, as the parser splits them (a bare CR starts no header).
@@ -27,7 +28,7 @@ function contentLengthValue(text: string): string {
  * between them. Never buffers more than `maxMessageSize` bytes.
  */
 export class StreamFramer {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private failed = false;
   /** Where the search for the end of the head resumes: bytes before it hold none. */
   private scanFrom = 0;
@@ -88,13 +89,16 @@ export class StreamFramer {
       this.pendingTotal = undefined;
       this.scanFrom = 0;
     }
-    if (this.buf.length > 0 && this.buf.byteOffset > 0 && this.buf.length < 4096) this.buf = Buffer.from(this.buf);
+    // What is left is kept in memory of its own: a slice would keep the whole read alive for
+    // as long as the connection stays idle (with 100,000 idle connections, that adds up).
+    if (this.buf.length === 0) this.buf = EMPTY;
+    else if (this.buf.byteOffset > 0 && this.buf.length < 4096) this.buf = Buffer.from(this.buf);
     return events;
   }
 
   private fail(events: StreamEvent[], reason: 'too-large' | 'bad-content-length', head?: Buffer): StreamEvent[] {
     this.failed = true;
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     events.push({ kind: 'error', reason, head: head ? Buffer.from(head) : undefined });
     return events;
   }
