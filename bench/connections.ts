@@ -205,7 +205,8 @@ async function probe(port: number, domain: string, rate: number, seconds: number
     s.send(msg, port, HOST);
     await sleep(1000 / rate);
   }
-  await sleep(2000);
+  // Answers still on their way: up to 2 s (a lost one counts as unanswered).
+  for (let k = 0; k < 20 && sentAt.size > 0; k++) await sleep(100);
   for (const s of sockets) s.close();
   rtts.sort((a, b) => a - b);
   return { sent: total, answered: rtts.length, p50Ms: round(percentile(rtts, 0.5), 2), p99Ms: round(percentile(rtts, 0.99), 2) };
@@ -339,7 +340,7 @@ async function memory(server: Server): Promise<Memory> {
       /* gone */
     }
   }
-  await sleep(1500);
+  await sleep(500);
   const heap = pids.length === 1 ? await heapFigures(server.ports.ws) : {};
   return { rssKb: pids.reduce((a, p) => a + smaps(p, 'Rss'), 0), pssKb: pids.reduce((a, p) => a + smaps(p, 'Pss'), 0), pids, ...heap };
 }
@@ -451,7 +452,7 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
     const setupSeconds = round((performance.now() - t0) / 1000, 1);
     let all = addCounts(counts);
     say(`# set-up done in ${setupSeconds} s; failed ${TRANSPORTS.map((t) => all.failed[t]).join('/')}${all.firstErrors.length ? `; first errors: ${all.firstErrors.slice(0, 3).join('; ')}` : ''}`);
-    await sleep(2000);
+    await sleep(1000);
     const memAfter = await memory(server);
     const heldAtReading = total(heldNow(addCounts(counts)));
     say(`# held ${heldAtReading}: server ${mb(memAfter)}; latency during the hold (${o.probeSeconds} s)`);
