@@ -3,6 +3,7 @@ import { SipParseError } from '../sip/errors.js';
 import { quote } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
 import { isSecureProtocol, type Flow, type TransportProtocol } from '../transport/types.js';
+import { ownString } from '../util/own-string.js';
 
 /**
  * The flow a dialog's requests came on: enough to send back down the same connection
@@ -102,16 +103,17 @@ export function createUasDialog(req: SipRequest, flow: Flow, localTag: string, l
   const to = req.to;
   if (from.tag === undefined) throw new SipParseError('Missing From tag');
   const remoteTarget = remoteTargetOf(req);
+  // Kept as long as the dialog: strings of their own, not slices of the request.
   return {
-    callId: req.callId,
-    localTag,
-    remoteTag: from.tag,
-    localUri: nameAddrText(to.uri.raw, to.displayName),
-    remoteUri: nameAddrText(from.uri.raw, from.displayName),
+    callId: ownString(req.callId),
+    localTag: ownString(localTag),
+    remoteTag: ownString(from.tag),
+    localUri: ownString(nameAddrText(to.uri.raw, to.displayName)),
+    remoteUri: ownString(nameAddrText(from.uri.raw, from.displayName)),
     localSeq: 0,
     remoteSeq: req.cseq.seq,
-    routeSet: req.recordRoutes.map((r) => r.raw),
-    remoteTarget,
+    routeSet: req.recordRoutes.map((r) => ownString(r.raw)),
+    remoteTarget: ownString(remoteTarget),
     secure: isSecureProtocol(flow.protocol) ? req.uri.scheme === 'sips' : false,
     localContact,
     flow: copyFlow(flow),
@@ -144,7 +146,7 @@ export function acceptRemoteSeq(d: Dialog, req: SipRequest): boolean {
  * with its Contact, and the flow with the one it came on (the peer may have reconnected).
  */
 export function refreshTarget(d: Dialog, req: SipRequest, flow: Flow): void {
-  if (req.contact && !req.contact.star && req.contacts.length > 0) d.remoteTarget = remoteTargetOf(req);
+  if (req.contact && !req.contact.star && req.contacts.length > 0) d.remoteTarget = ownString(remoteTargetOf(req));
   d.flow = copyFlow(flow);
 }
 

@@ -1,5 +1,6 @@
 import { snapshotDialog, type Dialog } from '../dialog/dialog.js';
 import type { TimerHandle } from '../util/timers.js';
+import { ownOptional, ownString } from '../util/own-string.js';
 
 /** RFC 6665 §4.1.3 Subscription-State values. */
 export type SubscriptionStatus = 'pending' | 'active' | 'terminated';
@@ -108,14 +109,15 @@ export class Subscription {
   readonly notify: NotifyBookkeeping = { inFlight: false, dirty: false, finished: false };
 
   constructor(init: SubscriptionInit) {
-    this.id = init.id;
-    this.eventPackage = init.eventPackage;
-    this.eventId = init.eventId;
-    this.resource = init.resource;
-    this.watcher = init.watcher;
-    this.watcherUri = init.watcherUri;
-    this.watcherDisplayName = init.watcherDisplayName;
-    this.contentType = init.contentType;
+    // Kept as long as the subscription: strings of their own, not slices of the SUBSCRIBE.
+    this.id = ownString(init.id);
+    this.eventPackage = ownString(init.eventPackage);
+    this.eventId = ownOptional(init.eventId);
+    this.resource = ownString(init.resource);
+    this.watcher = ownString(init.watcher);
+    this.watcherUri = ownString(init.watcherUri);
+    this.watcherDisplayName = ownOptional(init.watcherDisplayName);
+    this.contentType = ownString(init.contentType);
     this.dialog = init.dialog;
     this.createdAtMs = init.createdAtMs;
     this.expiresAtMs = init.expiresAtMs;

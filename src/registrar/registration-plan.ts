@@ -1,5 +1,6 @@
 import type { Binding, BindingFlow } from './binding.js';
 import type { RegisterAction } from './register-request.js';
+import { ownOptional, ownString } from '../util/own-string.js';
 
 export interface RegistrarSettings {
   readonly minExpires: number;
@@ -78,21 +79,22 @@ export function planRegistration(
     // §10.3 step 7: the registrar may shorten a long expiry.
     const seconds = Math.min(c.expires, settings.maxExpires);
     const b: Binding = {
-      aor: ctx.aor,
-      key: c.key,
-      contact: c.uri.raw,
+      // Kept as long as the binding: strings of their own, not slices of the REGISTER.
+      aor: ownString(ctx.aor),
+      key: ownString(c.key),
+      contact: ownString(c.uri.raw),
       params: c.params,
       q: c.q,
       instanceId: c.instanceId,
       regId: c.regId,
-      callId: ctx.callId,
+      callId: ownString(ctx.callId),
       cseq: ctx.cseq,
       expiresAt: ctx.nowMs + seconds * 1000,
       updatedAt: ctx.nowMs,
-      path: ctx.path,
+      path: ctx.path.map(ownString),
       flow: ctx.flow,
       reachable: true,
-      userAgent: ctx.userAgent,
+      userAgent: ownOptional(ctx.userAgent),
     };
     put.push(b);
     byKey.set(c.key, b);
