@@ -29,6 +29,8 @@ const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const ROOT = FROM_SOURCE ? join(HERE, '..') : join(HERE, '..', '..');
 const HOST = '127.0.0.1';
 const TRANSPORTS: readonly HeldTransport[] = ['tcp', 'tls', 'ws'];
+/** What a Ctrl-C must not leave behind: the server (its workers stop with it), the nats-server and schema, the clients. */
+const leftovers = new Set<() => void>();
 
 export interface ConnectionsOptions {
   readonly connections: number;
@@ -238,17 +240,17 @@ async function startCluster(dir: string): Promise<Cluster> {
     await sleep(100);
   }
   const db = `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-  return {
-    env: { NATS_URL: `nats://${HOST}:${natsPort}`, DATABASE_URL: db, NODE_NAME: 'held' },
-    stop: () => {
-      nats.kill('SIGTERM');
-      try {
-        execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qc', `DROP SCHEMA IF EXISTS ${schema} CASCADE`]);
-      } catch {
-        /* left for the next run to see */
-      }
-    },
+  const stop = (): void => {
+    leftovers.delete(stop);
+    nats.kill('SIGTERM');
+    try {
+      execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qc', `DROP SCHEMA IF EXISTS ${schema} CASCADE`], { stdio: 'ignore' });
+    } catch {
+      /* left for the next run to see */
+    }
   };
+  leftovers.add(stop);
+  return { env: { NATS_URL: `nats://${HOST}:${natsPort}`, DATABASE_URL: db, NODE_NAME: 'held' }, stop };
 }
 
 interface Server {
@@ -287,6 +289,9 @@ async function startServer(dir: string, o: Required<Omit<ConnectionsOptions, 'lo
   // BENCH_NODE_FLAGS (as for run-bench.py): e.g. --heapsnapshot-signal=SIGUSR1 to see what a connection holds.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
   const proc = spawn(process.execPath, ['--expose-gc', `--import=${gc}`, ...flags, ...entry, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const killServer = (): void => void proc.kill('SIGTERM');
+  leftovers.add(killServer);
+  proc.once('exit', () => leftovers.delete(killServer));
   const logLines: string[] = [];
   let listening = false;
   let tail = '';
@@ -401,6 +406,9 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
       const c = counts.length;
       counts.push(emptyCounts());
       const child = fork(clientEntry, [], { env: { ...process.env, HELD_CONNECTIONS_CLIENT: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const killClient = (): void => void child.kill('SIGKILL');
+      leftovers.add(killClient);
+      child.once('exit', () => leftovers.delete(killClient));
       procs.push(child);
       ready.push(
         new Promise<void>((resolve, reject) => {
@@ -424,6 +432,8 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
   const mb = (m: Memory): string => `RSS ${round(m.rssKb / 1024, 1)} MB, PSS ${round(m.pssKb / 1024, 1)} MB${m.heapUsedKb !== undefined ? `, JS heap ${round(m.heapUsedKb / 1024, 1)} MB` : ''}`;
   try {
     say(`# server up (${o.workers} worker${o.workers > 1 ? 's' : ''}, pids ${server.pids().join(' ')}); latency before: ${o.probeSeconds} s of UDP OPTIONS/REGISTER at ${o.probeRate}/s`);
+    // A first probe warms the server up (code compiled, cluster connections made), unmeasured.
+    await probe(server.udpPort, 'localhost', o.probeRate, Math.min(2, o.probeSeconds));
     const before = await probe(server.udpPort, 'localhost', o.probeRate, o.probeSeconds);
     const memFresh = await memory(server);
     say(`# before: p50 ${before.p50Ms} ms, p99 ${before.p99Ms} ms (${before.answered}/${before.sent}); server ${mb(memFresh)}`);
@@ -525,6 +535,12 @@ export function summary(r: ConnectionsReport): string {
 }
 
 async function main(): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const f of [...leftovers].reverse()) f();
+      process.exit(130);
+    });
+  }
   const { values } = parseArgs({
     options: {
       connections: { type: 'string', default: '3000' },

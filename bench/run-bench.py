@@ -30,7 +30,7 @@ MAX_P99_MS = 200.0
 MIN_ACHIEVED = 0.9
 # Issue 20: p99 under 50 ms at half the sustained rate, also after heavy load.
 STEADY_P99_MS = 50.0
-ALL_SCENARIOS = ["publish", "subscribe", "message", "cpu", "overload", "after", "fanout", "held", "memory"]
+ALL_SCENARIOS = ["publish", "subscribe", "message", "cpu", "overload", "after", "fanout", "held", "memory", "connections"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -1185,6 +1185,8 @@ def main():
     ap.add_argument("--seconds", type=float, help="length of a rate step (default 3, --quick 2)")
     ap.add_argument("--watchers", type=int, help="fan-out watchers (default 10000, --quick 2000)")
     ap.add_argument("--held", type=int, help="held-state subscriptions (default 100000, --quick 10000)")
+    ap.add_argument("--connections", type=int, help="held connections, TCP/TLS/WebSocket mixed (scenario connections; default 100000, --quick 3000)")
+    ap.add_argument("--connection-transports", default="tcp,tls,ws", help="the transports the held connections take turns on (scenario connections)")
     ap.add_argument("--pool", type=int, default=2000, help="registered users MESSAGE goes to")
     ap.add_argument("--fixed-rate", type=int, default=2000, help="the rate of the CPU-per-call runs (scenario cpu)")
     ap.add_argument("--fixed-seconds", type=float, help="length of a CPU-per-call run (default 4, --quick 2)")
@@ -1210,6 +1212,7 @@ def main():
     a.overload_seconds = a.overload_seconds or (10.0 if a.quick else 30.0)
     a.overload_lead, a.overload_tail = (3.0, 8.0) if a.quick else (5.0, 15.0)
     a.after = a.after or (10000 if a.quick else 100000)
+    a.connections = a.connections or (3000 if a.quick else 100000)
     transports = (a.transports or ("udp" if a.quick else "udp,tcp")).split(",")
     scenarios = a.scenarios.split(",")
     for scen in scenarios:
@@ -1232,6 +1235,16 @@ def main():
             sys.exit(f"--sustained {item}: SCENARIO/TRANSPORT=RATE, e.g. publish/udp=2500")
         given[scen_tr] = int(rate)
 
+    results = []
+    started = time.time()
+    if "connections" in scenarios:
+        # bench/connections.ts starts its own servers (with --workers, a cluster of its own).
+        scenarios = [x for x in scenarios if x != "connections"]
+        results.append(held_connections(a))
+        if not scenarios:
+            write_connections_only(a, results, started)
+            return
+
     ensure_apt("sipp", ["sip-tester"])
     workdir = tempfile.mkdtemp(prefix="simple-presence-bench-")
     servers = cluster_bench.servers(a, workdir, free_port, options_ping) or [
@@ -1239,12 +1252,10 @@ def main():
     if a.vs == "kamailio":
         servers.append(Kamailio(free_port(), workdir))
     ours = [s for s in servers if kind_of(s) == "ours"]
-    started = time.time()
     bench = Bench(a, workdir, servers)
     for s in servers:
         for (scen, tr), rate in given.items():
             bench.sustained_rates[(s.label, scen, tr)] = rate
-    results = []
     try:
         for s in servers:
             s.prepare()
@@ -1326,6 +1337,36 @@ def main():
     for m in made:
         log(f"# chart: {os.path.relpath(m, ROOT)}")
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def held_connections(a):
+    """Scenario connections: bench/connections.ts (docs/performance.md, "Held connections"); its
+    summary printed, its report a row of the results."""
+    OurServer(0, None, a.build, "off").prepare()
+    workers = a.workers or 1
+    out = tempfile.mktemp(prefix="held-connections-", suffix=".json")
+    cmd = ["node", os.path.join(ROOT, "dist", "bench", "connections.js"), "--connections", str(a.connections), "--workers", str(workers),
+           "--transports", a.connection_transports, "--json", out]
+    if a.quick:
+        cmd += ["--hold", "10", "--probe-seconds", "5"]
+    log(f"# held connections: {' '.join(cmd[1:])}")
+    r = subprocess.run(cmd, cwd=ROOT)
+    if r.returncode != 0 or not os.path.exists(out):
+        sys.exit("the held-connections bench failed")
+    with open(out) as f:
+        row = dict(json.load(f), kind="connections")
+    os.unlink(out)
+    return row
+
+
+def write_connections_only(a, results, started):
+    date = datetime.datetime.now().astimezone()
+    command = "npm run bench" + (" --" if len(sys.argv) > 1 else "") + "".join(f" {x}" for x in sys.argv[1:])
+    out = a.json or os.path.join(HERE, "results", f"{date:%Y-%m-%dT%H-%M-%S}.json")
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"date": date.isoformat(), "command": command, "machine": machine(), "elapsed_s": round(time.time() - started, 1), "results": results}, f, indent=1)
+    log(f"# results: {os.path.relpath(out, ROOT)}")
 
 
 if __name__ == "__main__":
