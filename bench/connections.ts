@@ -286,6 +286,9 @@ async function startServer(dir: string, o: Required<Omit<ConnectionsOptions, 'lo
   const entry = FROM_SOURCE ? ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')] : [join(ROOT, 'dist', 'src', 'cli', 'entry.js')];
   const env: NodeJS.ProcessEnv = { ...process.env, AUTH_REQUIRED: 'false', LOG_FORMAT: 'json', WORKERS: String(o.workers), DATA_DIR: join(dir, 'data'), ...(cluster?.env ?? {}) };
   if (!cluster) delete env.DATABASE_URL;
+  // The schema migrated once, before the workers start: workers that each migrate a fresh
+  // schema at the same moment were seen to leave one waiting for good.
+  else execFileSync(process.execPath, [...entry, 'db', 'migrate'], { cwd: ROOT, env, stdio: 'ignore' });
   // BENCH_NODE_FLAGS (as for run-bench.py): e.g. --heapsnapshot-signal=SIGUSR1 to see what a connection holds.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
   const proc = spawn(process.execPath, ['--expose-gc', `--import=${gc}`, ...flags, ...entry, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -309,7 +312,8 @@ async function startServer(dir: string, o: Required<Omit<ConnectionsOptions, 'lo
   };
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
-  for (let k = 0; k < 1200 && !listening; k++) {
+  // Up to 10 minutes: a cluster of workers on a busy machine takes its time.
+  for (let k = 0; k < 6000 && !listening; k++) {
     if (proc.exitCode !== null) break;
     await sleep(100);
   }

@@ -128,8 +128,8 @@ describe('e2e: held connections kept by keep-alives, idle ones closed (limits.id
       clients.push(c);
       let closed = false;
       void c.closed.then(() => (closed = true));
-      const binding = (): boolean => srv.server.location.lookup(`sip:idle${which}@example.com`).length === 1;
-      expect(binding(), `${which}: registered`).to.equal(true);
+      const binding = async (): Promise<boolean> => (await srv.server.location.lookup(`sip:idle${which}@example.com`)).length === 1;
+      expect(await binding(), `${which}: registered`).to.equal(true);
       // Two idle timeouts, a keep-alive every quarter of one.
       for (let k = 0; k < 8; k++) {
         c.keepAlive();
@@ -139,7 +139,7 @@ describe('e2e: held connections kept by keep-alives, idle ones closed (limits.id
       await until(() => c.pongs() >= 8, `${which}: keep-alives answered`);
       // Silence: the server closes the connection, and the binding on it is no longer used.
       await c.closed;
-      await until(() => !binding(), `${which}: the binding on the closed flow dropped from lookups`);
+      await until(async () => !(await binding()), `${which}: the binding on the closed flow dropped from lookups`);
     });
     await Promise.all(all);
   });
