@@ -470,6 +470,8 @@ export async function runConnections(options: ConnectionsOptions): Promise<Conne
     const memAfter = await memory(server);
     const heldAtReading = total(heldNow(addCounts(counts)));
     say(`# held ${heldAtReading}: server ${mb(memAfter)}; latency during the hold (${o.probeSeconds} s)`);
+    // The full collections of the reading are over before other traffic is timed (they are the bench's, not the hold's).
+    await sleep(Math.min(5000, 1000 + o.connections / 5));
     const during = await probe(server.udpPort, 'localhost', o.probeRate, o.probeSeconds);
     const rest = Math.max(0, o.holdSeconds - o.probeSeconds - 2);
     if (rest > 0) await sleep(rest * 1000);
