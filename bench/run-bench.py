@@ -34,6 +34,8 @@ ALL_SCENARIOS = ["publish", "subscribe", "message", "cpu", "overload", "after", 
 # `connections` (100,000 held connections, its own servers) only when asked for.
 DEFAULT_SCENARIOS = [s for s in ALL_SCENARIOS if s != "connections"]
 TICK = os.sysconf("SC_CLK_TCK")
+# Timer J (64 × T1) and a margin: UDP non-INVITE server transactions are gone after it.
+UDP_TRANSACTIONS_GONE_S = 34
 
 
 def log(msg):
@@ -496,6 +498,10 @@ class Bench:
         Before a memory reading it runs over TCP: its transactions then end at once (Timers J
         and K are zero), instead of ending 32 s later in the middle of the measurement."""
         calls = 300 if self.a.quick else 1000
+        # `serve --workers N`: a socket per call, or SO_REUSEPORT gives every warm-up call to
+        # one worker and the others meet the first measured step cold (JIT, buckets).
+        if transport == "u1":
+            transport = getattr(server, "sipp_transport", {}).get("udp", "u1")
         for scen in ("publish", "subscribe"):
             self.run_no += 1
             progress(f"{server.label}: warming up ({scen})")
@@ -750,6 +756,9 @@ class Bench:
         for line in p.stdout:
             if line.startswith("SUBSCRIBED "):
                 row["subscriptions"] = json.loads(line[len("SUBSCRIBED "):])["accepted"]
+                # The SUBSCRIBEs' server transactions over UDP stay Completed for Timer J
+                # (64 × T1 = 32 s, RFC 3261 §17.2.2): held state is read once they are gone.
+                time.sleep(UDP_TRANSACTIONS_GONE_S)
                 server.collect_garbage()
                 row["subscribed_pss_mb"] = round(settled_pss_kb(pids, 15.0) / 1024, 1)
                 row["subscribed_rss_mb"] = round(rss_kb(pids) / 1024, 1)
@@ -761,6 +770,7 @@ class Bench:
                 row["publications"] = json.loads(line[len("RESULT "):]).get("change_notified")
         p.wait()
         end_progress()
+        time.sleep(UDP_TRANSACTIONS_GONE_S)
         server.collect_garbage()
         row["held_pss_mb"] = round(settled_pss_kb(pids, 15.0) / 1024, 1)
         row["held_rss_mb"] = round(rss_kb(pids) / 1024, 1)
