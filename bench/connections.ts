@@ -290,7 +290,8 @@ async function startServer(dir: string, o: Required<Omit<ConnectionsOptions, 'lo
   // schema at the same moment were seen to leave one waiting for good.
   else execFileSync(process.execPath, [...entry, 'db', 'migrate'], { cwd: ROOT, env, stdio: 'ignore' });
   // BENCH_NODE_FLAGS (as for run-bench.py): e.g. --heapsnapshot-signal=SIGUSR1 to see what a connection holds.
-  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // The V8 options of production (config/node-flags, as bin/simple-presence gives them), then BENCH_NODE_FLAGS.
+  const flags = `${readFileSync(join(ROOT, 'config', 'node-flags'), 'utf8')} ${process.env.BENCH_NODE_FLAGS ?? ''}`.split(/\s+/).filter(Boolean);
   const proc = spawn(process.execPath, ['--expose-gc', `--import=${gc}`, ...flags, ...entry, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const killServer = (): void => void proc.kill('SIGTERM');
   leftovers.add(killServer);
