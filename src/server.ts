@@ -8,6 +8,7 @@ import { LocalDomains } from './core/local-domains.js';
 import { OverloadControl } from './core/overload-control.js';
 import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
+import { RoomService } from './messaging/rooms/room-service.js';
 import { PresenceService } from './presence/presence-service.js';
 import { MessageSummaryPackage } from './presence/message-summary/message-summary-package.js';
 import { RegPackage } from './presence/reg/reg-package.js';
@@ -91,6 +92,8 @@ export class SimplePresenceServer {
   readonly cluster: ClusterNode | undefined;
   readonly registrar: RegistrarService;
   readonly messaging: MessagingService;
+  /** Chat rooms (issue 22), reached through the messaging service. */
+  readonly rooms: RoomService;
   /** PUBLISH, SUBSCRIBE/NOTIFY: presence and watcher information (RFC 3903, 3856, 3857). */
   readonly presence: PresenceService;
   /** The HTTP server on http.host:http.port: SIP over WebSocket (RFC 7118) and the HTTP side share it. */
@@ -208,6 +211,21 @@ export class SimplePresenceServer {
     this.registrar.onRegistered((aor) => this.messaging.registered(aor));
     this.core.register(this.registrar);
     this.core.register(this.messaging);
+    const domain = config.sip.domain.toLowerCase();
+    this.rooms = new RoomService({
+      domains: this.domains,
+      deliver: (m, o) => this.messaging.deliver(m, o),
+      settings: { ...config.messaging.rooms, offlineTtlSeconds: config.messaging.offlineTtlSeconds },
+      wallClock: timersWallClock(this.timers),
+      // A room may not take the name of an account (whether or not authentication is on).
+      accountExists: async (aor) => {
+        const m = /^sip:([^@]+)@(.+)$/.exec(aor);
+        if (!this.store || !m || m[2] !== domain) return false;
+        return (await this.store.accounts.get(domain, decodeURIComponent(m[1]!))) !== undefined;
+      },
+      logger: this.log.child({ service: 'rooms' }),
+    });
+    this.messaging.addTarget(this.rooms);
     // Message waiting (RFC 3842): our stored pager messages, read back from the offline store.
     const messageSummary = new MessageSummaryPackage({
       storedCount: async (aor) => (await this.messaging.storedMessages(aor)).count,
@@ -284,6 +302,8 @@ export class SimplePresenceServer {
 
   async start(): Promise<readonly ListenerInfo[]> {
     const saved = await this.openStore();
+    // Rooms are the store's (not cluster-aware yet: docs/messaging.md).
+    if (this.store) await this.rooms.useStore(this.store.rooms);
     // A cluster shares publications and bindings through NATS (nothing to load back), and
     // stored messages, accounts and rules through PostgreSQL.
     const secret = this.cluster ? await this.cluster.connect() : undefined;
