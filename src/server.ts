@@ -9,6 +9,7 @@ import { OverloadControl } from './core/overload-control.js';
 import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
 import { RoomService } from './messaging/rooms/room-service.js';
+import { ConferencePackage } from './presence/conference/conference-package.js';
 import { PresenceService } from './presence/presence-service.js';
 import { MessageSummaryPackage } from './presence/message-summary/message-summary-package.js';
 import { RegPackage } from './presence/reg/reg-package.js';
@@ -226,6 +227,8 @@ export class SimplePresenceServer {
       logger: this.log.child({ service: 'rooms' }),
     });
     this.messaging.addTarget(this.rooms);
+    // Event: conference (RFC 4575): a room's members, followed through the room service's changes.
+    const conference = new ConferencePackage(this.rooms, this.log.child({ service: 'presence' }));
     // Message waiting (RFC 3842): our stored pager messages, read back from the offline store.
     const messageSummary = new MessageSummaryPackage({
       storedCount: async (aor) => (await this.messaging.storedMessages(aor)).count,
@@ -238,7 +241,7 @@ export class SimplePresenceServer {
     this.location.onBindingEvent?.((e) => reg.bindingEvent(e));
     this.presence = new PresenceService({
       publishedPackages: [messageSummary],
-      packages: [reg],
+      packages: [reg, conference],
       domains: this.domains,
       timers: this.timers,
       transactions: this.transactions,
@@ -267,6 +270,11 @@ export class SimplePresenceServer {
       logger: this.log.child({ service: 'presence' }),
     });
     this.core.register(this.presence);
+    this.rooms.onChange((uri, ended) => {
+      // RFC 6665 §4.1.3: a room that ended is a resource gone (reason=noresource).
+      if (ended) this.presence.endSubscriptionsOf(uri);
+      else conference.roomChanged(uri);
+    });
     for (const s of options.services ?? []) this.core.register(s);
     // A node's load, as the cluster shows it: requests a second.
     if (this.cluster) this.core.observe({ requestReceived: () => void this.requestMark.count++, responseSent: () => {} });

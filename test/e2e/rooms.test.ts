@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SipRequest } from '../../src/sip/message.js';
 import { parseCpim } from '../../src/messaging/rooms/cpim.js';
+import { parseConferenceInfo, type ConferenceInfo } from '../../src/presence/conference/conference-info-document.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
@@ -162,6 +163,58 @@ describe('e2e: chat rooms over real sockets (issue 22)', function () {
     expect(await say(alice, room, IS_COMPOSING, {}, 'application/im-iscomposing+xml')).to.equal(200);
     const typing = await erin.waitRequest((r) => r.method === 'MESSAGE' && r.contentType?.essence === 'application/im-iscomposing+xml');
     expect(typing.getHeader('from')).to.include(room);
+  });
+
+  it('Event: conference (RFC 4575): subscribing joins; members come and go in full then partial documents; the room\'s end ends the subscription', async () => {
+    const room = roomUri(fresh('conf'));
+    const alice = await member(fresh('alice'));
+    const bob = await member(fresh('bob'), 'tcp');
+    const carol = await member(fresh('carol'));
+    bob.autoAnswer('NOTIFY', 200);
+    expect(await say(alice, room, '#create')).to.equal(200);
+    expect(await say(alice, room, '#topic standup')).to.equal(200);
+    const callId = `${fresh('conf')}@test`;
+    const notifies = (r: SipRequest): boolean => r.method === 'NOTIFY' && r.callId === callId;
+    const docs: ConferenceInfo[] = [];
+    const nextDoc = async (): Promise<ConferenceInfo> => {
+      const n = await bob.waitRequest((r) => notifies(r) && !docs.some((d) => d.version === versionOf(r)));
+      const parsed = parseConferenceInfo(n.body);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      docs.push(parsed.document);
+      return parsed.document;
+    };
+    const versionOf = (r: SipRequest): number | undefined => {
+      const p = parseConferenceInfo(r.body);
+      return p.ok ? p.document.version : undefined;
+    };
+    const sub = bob.request('SUBSCRIBE', room, { callId, cseq: 1, headers: { Event: 'conference', Expires: 600, Accept: 'application/conference-info+xml' } });
+    expect((await bob.transact(sub)).status).to.equal(200);
+    const full = await nextDoc();
+    expect(full).to.deep.include({ entity: room, state: 'full', subject: 'standup' });
+    expect(full.users.map((u) => [u.entity, u.roles])).to.deep.equal([
+      [alice.aor, ['owner', 'participant']],
+      [bob.aor, ['participant']],
+    ]);
+    // Bob is a member now: the room's messages reach him.
+    expect(srv.server.rooms.get(room)!.members).to.include(bob.aor);
+    expect(await say(alice, room, 'welcome')).to.equal(202);
+    await bob.waitRequest(fromRoom(room, 'welcome'));
+
+    expect(await say(carol, room, '#join')).to.equal(200);
+    const came = await nextDoc();
+    expect(came.state).to.equal('partial');
+    expect(came.version).to.equal(full.version + 1);
+    expect(came.users.map((u) => [u.entity, u.state])).to.deep.equal([[carol.aor, 'full']]);
+    expect(await say(carol, room, '#leave')).to.equal(200);
+    const left = await nextDoc();
+    expect(left.users.map((u) => [u.entity, u.state])).to.deep.equal([[carol.aor, 'deleted']]);
+
+    expect(await say(alice, room, '#destroy')).to.equal(200);
+    const last = await bob.waitRequest((r) => notifies(r) && r.getHeader('subscription-state')!.startsWith('terminated'));
+    expect(last.getHeader('subscription-state')).to.equal('terminated;reason=noresource');
+    // A missing room has nothing to watch.
+    const nothing = bob.request('SUBSCRIBE', roomUri(fresh('none')), { callId: `${fresh('x')}@test`, cseq: 1, headers: { Event: 'conference', Expires: 600 } });
+    expect((await bob.transact(nothing)).status).to.equal(403);
   });
 });
 

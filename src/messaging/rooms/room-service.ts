@@ -96,6 +96,7 @@ export class RoomService implements MessageTarget {
   private readonly accountExists: (aor: string) => Promise<boolean>;
   private store: RoomStore;
   private readonly log?: Logger;
+  private readonly listeners: Array<(uri: string, ended: boolean) => void> = [];
   /** Copies per outcome since start (metrics). */
   readonly outcomes: Record<DeliveryOutcome, number> = { delivered: 0, stored: 0, refused: 0, dropped: 0, full: 0 };
 
@@ -122,6 +123,34 @@ export class RoomService implements MessageTarget {
       });
     }
     this.log?.info({ rooms: this.rooms.size }, 'rooms loaded');
+  }
+
+  /**
+   * `listener` hears of every change of a room's members, owner or topic (the conference
+   * package's NOTIFYs), and of its end (`ended`: its watchers' subscriptions end).
+   */
+  onChange(listener: (uri: string, ended: boolean) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private changed(uri: string, ended = false): void {
+    for (const l of this.listeners) {
+      try {
+        l(uri, ended);
+      } catch (err) {
+        this.log?.error({ err, room: uri }, 'room change listener failed');
+      }
+    }
+  }
+
+  /** A SUBSCRIBE to the room (Event: conference) joins as #join does; false when refused. */
+  async joinBySubscribe(uri: string, member: string, request: SipRequest): Promise<boolean> {
+    const r = await this.join(uri, member, acceptsCpim(request));
+    if (r.ok && r.value.joined && !r.value.created) {
+      const log = this.log;
+      void this.announce(uri, member, `*** ${nick(member)} joined`, log).then(() => this.replayHistory(uri, member, log));
+    }
+    return r.ok;
   }
 
   get size(): number {
@@ -211,6 +240,7 @@ export class RoomService implements MessageTarget {
       const checked = await this.checkNewRoom(uri, owner);
       if (!checked.ok) return checked;
       const state = await this.insert(uri, owner, options);
+      this.changed(uri);
       return done(view(state));
     });
   }
@@ -223,6 +253,7 @@ export class RoomService implements MessageTarget {
         const checked = await this.checkNewRoom(uri, member);
         if (!checked.ok) return checked;
         await this.insert(uri, member, { cpim });
+        this.changed(uri);
         return done({ created: true, joined: true });
       }
       if (room.bans.has(member)) return refuse(403, 'Banned From The Room');
@@ -232,6 +263,7 @@ export class RoomService implements MessageTarget {
       await this.store.upsertMember(uri, record);
       room = this.rooms.get(uri)!;
       room.members.set(member, record);
+      if (!had) this.changed(uri);
       return done({ created: false, joined: had === undefined });
     });
   }
@@ -242,7 +274,9 @@ export class RoomService implements MessageTarget {
       const room = this.rooms.get(uri);
       if (!room) return refuse(404, 'No Such Room');
       if (!room.members.has(member)) return refuse(403, 'Not A Member Of The Room');
-      return done({ ended: await this.removeMember(room, member) });
+      const ended = await this.removeMember(room, member);
+      this.changed(uri, ended);
+      return done({ ended });
     });
   }
 
@@ -251,6 +285,7 @@ export class RoomService implements MessageTarget {
     return this.ownerOnly(uri, by, async (room) => {
       room.record = { ...room.record, topic };
       await this.store.updateRoom(room.record);
+      this.changed(uri);
       return done(undefined);
     });
   }
@@ -269,8 +304,9 @@ export class RoomService implements MessageTarget {
       if (member === room.record.owner) return refuse(403, 'The Owner Cannot Be Banned');
       const ban: RoomBanRecord = { member, bannedBy: by, bannedAt: this.wallClock.nowMs() };
       await this.store.insertBan(uri, ban);
-      room.members.delete(member);
+      const was = room.members.delete(member);
       room.bans.set(member, ban);
+      if (was) this.changed(uri);
       return done(undefined);
     });
   }
@@ -291,6 +327,7 @@ export class RoomService implements MessageTarget {
       if (by !== undefined && by !== room.record.owner) return refuse(403, 'Only The Owner May Do That');
       await this.store.deleteRoom(uri);
       this.rooms.delete(uri);
+      this.changed(uri, true);
       return done(undefined);
     });
   }
@@ -444,7 +481,7 @@ export class RoomService implements MessageTarget {
   }
 
   /** One copy to every member but `except`, at most FANOUT_CONCURRENCY at once; outcomes logged and counted. */
-  private async fanOut(room: RoomState, entry: RoomHistoryRecord, options: { transient: boolean; except?: string; log: Logger }): Promise<void> {
+  private async fanOut(room: RoomState, entry: RoomHistoryRecord, options: { transient: boolean; except?: string; log: Logger | undefined }): Promise<void> {
     const targets = [...room.members.values()].filter((m) => m.member !== options.except);
     const counts: Partial<Record<DeliveryOutcome, number>> = {};
     let next = 0;
@@ -456,19 +493,19 @@ export class RoomService implements MessageTarget {
       }
     };
     await Promise.all(Array.from({ length: Math.min(FANOUT_CONCURRENCY, targets.length) }, worker));
-    if (!options.transient || targets.length > 0) options.log.debug({ room: room.record.uri, members: targets.length, ...counts }, 'room message fanned out');
+    if (!options.transient || targets.length > 0) options.log?.debug({ room: room.record.uri, members: targets.length, ...counts }, 'room message fanned out');
   }
 
-  private async send(uri: string, member: RoomMemberRecord, entry: RoomHistoryRecord, transient: boolean, log: Logger): Promise<DeliveryOutcome> {
+  private async send(uri: string, member: RoomMemberRecord, entry: RoomHistoryRecord, transient: boolean, log: Logger | undefined): Promise<DeliveryOutcome> {
     let outcome: DeliveryOutcome;
     try {
-      outcome = await this.deliverCopy(this.copyFor(uri, member, entry), { transient, log });
+      outcome = await this.deliverCopy(this.copyFor(uri, member, entry), { transient, ...(log ? { log } : {}) });
     } catch (err) {
-      log.error({ err, room: uri, member: member.member }, 'room copy failed');
+      log?.error({ err, room: uri, member: member.member }, 'room copy failed');
       outcome = 'refused';
     }
     this.outcomes[outcome]++;
-    if (outcome === 'refused' || outcome === 'full') log.info({ room: uri, member: member.member, outcome }, 'room copy not delivered');
+    if (outcome === 'refused' || outcome === 'full') log?.info({ room: uri, member: member.member, outcome }, 'room copy not delivered');
     return outcome;
   }
 
@@ -506,7 +543,7 @@ export class RoomService implements MessageTarget {
   }
 
   /** A line from the room to its other members (joins, leaves, topic): never stored. */
-  private async announce(uri: string, except: string, text: string, log: Logger): Promise<void> {
+  private async announce(uri: string, except: string, text: string, log: Logger | undefined): Promise<void> {
     const room = this.rooms.get(uri);
     if (!room) return;
     const entry: RoomHistoryRecord = { sender: uri, contentType: 'text/plain;charset=utf-8', body: Buffer.from(text, 'utf8'), receivedAt: this.wallClock.nowMs() };
@@ -514,7 +551,7 @@ export class RoomService implements MessageTarget {
   }
 
   /** The room's last messages, oldest first, to a member who joined. */
-  private async replayHistory(uri: string, member: string, log: Logger): Promise<void> {
+  private async replayHistory(uri: string, member: string, log: Logger | undefined): Promise<void> {
     const room = this.rooms.get(uri);
     const record = room?.members.get(member);
     if (!room || !record) return;
