@@ -9,6 +9,7 @@ import { OverloadControl } from './core/overload-control.js';
 import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
 import { RoomService } from './messaging/rooms/room-service.js';
+import { UriListService } from './messaging/uri-list/uri-list-service.js';
 import { ConferencePackage } from './presence/conference/conference-package.js';
 import { PresenceService } from './presence/presence-service.js';
 import { MessageSummaryPackage } from './presence/message-summary/message-summary-package.js';
@@ -95,6 +96,8 @@ export class SimplePresenceServer {
   readonly messaging: MessagingService;
   /** Chat rooms (issue 22), reached through the messaging service. */
   readonly rooms: RoomService;
+  /** The MESSAGE URI-list service (RFC 5365). */
+  readonly uriList: UriListService;
   /** PUBLISH, SUBSCRIBE/NOTIFY: presence and watcher information (RFC 3903, 3856, 3857). */
   readonly presence: PresenceService;
   /** The HTTP server on http.host:http.port: SIP over WebSocket (RFC 7118) and the HTTP side share it. */
@@ -224,9 +227,19 @@ export class SimplePresenceServer {
         if (!this.store || !m || m[2] !== domain) return false;
         return (await this.store.accounts.get(domain, decodeURIComponent(m[1]!))) !== undefined;
       },
+      reserved: (aor) => aor === this.uriList.uri,
       logger: this.log.child({ service: 'rooms' }),
     });
     this.messaging.addTarget(this.rooms);
+    // RFC 5365: one MESSAGE to sip:uri-list@<domain> for many recipients.
+    this.uriList = new UriListService({
+      domains: this.domains,
+      users: this.security.users,
+      deliver: (m, o) => this.messaging.deliver(m, o),
+      settings: { ...config.messaging.uriList, offlineTtlSeconds: config.messaging.offlineTtlSeconds },
+      wallClock: timersWallClock(this.timers),
+    });
+    this.messaging.addTarget(this.uriList);
     // Event: conference (RFC 4575): a room's members, followed through the room service's changes.
     const conference = new ConferencePackage(this.rooms, this.log.child({ service: 'presence' }));
     // Message waiting (RFC 3842): our stored pager messages, read back from the offline store.

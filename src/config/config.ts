@@ -69,6 +69,8 @@ export interface Config {
     offlineTtlSeconds: number;
     /** Chat rooms (issue 22): messages kept per room, members per room, rooms a user may own. */
     rooms: { historySize: number; maxMembers: number; maxRoomsPerUser: number };
+    /** The MESSAGE URI-list service (RFC 5365) at sip:<user>@<domain>. */
+    uriList: { user: string; maxRecipients: number };
   };
   http: { host: string; port: number };
   /** The HTTP admin API: off while `token` is null (ADMIN_TOKEN sets it). */

@@ -59,6 +59,8 @@ export interface MessagingServiceOptions {
  * URI-list service): asked first for each MESSAGE to our domain.
  */
 export interface MessageTarget {
+  /** Option tags only this target serves (RFC 5365 recipient-list-message): 420 elsewhere. */
+  readonly supported?: readonly string[];
   /** True when `aor` (the canonical Request-URI) is this target's to handle. */
   claims(aor: string, request: SipRequest): boolean | Promise<boolean>;
   handle(ctx: RequestContext, aor: string): Promise<void>;
@@ -178,6 +180,11 @@ export class MessagingService implements SipService {
     });
   }
 
+  /** Option tags of the targets (the core's Supported and its Require check). */
+  get supported(): string[] {
+    return this.targets.flatMap((t) => t.supported ?? []);
+  }
+
   /** Adds a service for addresses of our domain that are not users (rooms, URI lists). */
   addTarget(target: MessageTarget): void {
     this.targets.push(target);
@@ -278,6 +285,13 @@ export class MessagingService implements SipService {
     // Rooms and the URI-list service live at addresses of our domain that no user has.
     if (aor !== undefined) {
       for (const t of this.targets) if (await t.claims(aor, req)) return t.handle(ctx, aor);
+    }
+    // RFC 3261 §8.2.2.3: an extension only a target serves is not supported for a user.
+    const targetTags = new Set(this.supported.map((t) => t.toLowerCase()));
+    const unsupported = req.getHeaders('require').filter((t) => targetTags.has(t.toLowerCase()));
+    if (unsupported.length > 0) {
+      ctx.reply(420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
+      return;
     }
     if (aor === undefined || !(await this.users.exists(aor))) {
       ctx.reply(404, 'Not Found');

@@ -10,6 +10,7 @@ import type { WallClock } from '../../util/timers.js';
 import { CPIM, isComposingIndication, IS_COMPOSING } from '../content-types.js';
 import type { DeliveryOutcome, MessageTarget } from '../messaging-service.js';
 import type { StoredMessage } from '../offline-message-store.js';
+import { fanOut } from '../fan-out.js';
 import { wrapCpim } from './cpim.js';
 import { parseRoomCommand, RoomCommandError, type RoomCommand } from './room-commands.js';
 import { MEMORY_ROOM_STORE, type RoomBanRecord, type RoomHistoryRecord, type RoomMemberRecord, type RoomRecord, type RoomStore } from './room-store.js';
@@ -34,6 +35,8 @@ export interface RoomServiceOptions {
   readonly wallClock: WallClock;
   /** True when a user account has this AoR: a room may not take a user's name. */
   readonly accountExists?: (aor: string) => Promise<boolean>;
+  /** Addresses other services of ours answer at (the URI-list service): no room takes them. */
+  readonly reserved?: (aor: string) => boolean;
   readonly store?: RoomStore;
   readonly logger?: Logger;
 }
@@ -100,7 +103,7 @@ export class RoomService implements MessageTarget {
   /** Copies per outcome since start (metrics). */
   readonly outcomes: Record<DeliveryOutcome, number> = { delivered: 0, stored: 0, refused: 0, dropped: 0, full: 0 };
 
-  constructor(options: RoomServiceOptions) {
+  constructor(private readonly options: RoomServiceOptions) {
     this.domains = options.domains;
     this.settings = options.settings;
     this.wallClock = options.wallClock;
@@ -439,7 +442,7 @@ export class RoomService implements MessageTarget {
   private async checkNewRoom(uri: string, owner: string): Promise<RoomResult> {
     const name = /^sip:([^@]+)@/.exec(uri)?.[1];
     if (name === undefined || !ROOM_NAME_RE.test(name)) return refuse(400, 'Bad Room Name');
-    if (await this.accountExists(uri)) return refuse(403, 'Name Taken By A User');
+    if (this.options.reserved?.(uri) || (await this.accountExists(uri))) return refuse(403, 'Name Taken By A User');
     let owned = 0;
     for (const r of this.rooms.values()) if (r.record.owner === owner) owned++;
     if (owned >= this.settings.maxRoomsPerUser) return refuse(403, 'Too Many Rooms');
@@ -484,15 +487,10 @@ export class RoomService implements MessageTarget {
   private async fanOut(room: RoomState, entry: RoomHistoryRecord, options: { transient: boolean; except?: string; log: Logger | undefined }): Promise<void> {
     const targets = [...room.members.values()].filter((m) => m.member !== options.except);
     const counts: Partial<Record<DeliveryOutcome, number>> = {};
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < targets.length) {
-        const member = targets[next++]!;
-        const outcome = await this.send(room.record.uri, member, entry, options.transient, options.log);
-        counts[outcome] = (counts[outcome] ?? 0) + 1;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(FANOUT_CONCURRENCY, targets.length) }, worker));
+    await fanOut(targets, FANOUT_CONCURRENCY, async (member) => {
+      const outcome = await this.send(room.record.uri, member, entry, options.transient, options.log);
+      counts[outcome] = (counts[outcome] ?? 0) + 1;
+    });
     if (!options.transient || targets.length > 0) options.log?.debug({ room: room.record.uri, members: targets.length, ...counts }, 'room message fanned out');
   }
 
