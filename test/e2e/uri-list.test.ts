@@ -6,6 +6,7 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
 import { until } from '../support/wait.js';
+import { httpBase } from '../http/http-support.js';
 
 const SERVICE = 'sip:uri-list@example.com';
 
@@ -89,6 +90,9 @@ describe('e2e: multiple-recipient MESSAGE (RFC 5365) over real sockets', functio
       expect(got.body.toString()).to.not.include(`${dave.user}@`);
     }
     await until(() => srv.server.uriList.outcomes.delivered >= 3, 'three copies counted');
+    // The outcomes are on /metrics.
+    const metrics = await (await fetch(`${httpBase(srv.server)}/metrics`)).text();
+    expect(metrics).to.match(/^simple_presence_uri_list_copies_total\{outcome="delivered"\} [3-9]/m);
   });
 
   it('stores the copy of an offline recipient; an anonymized one is shown as anonymous; foreign ones are not sent', async () => {
