@@ -106,7 +106,7 @@ async function serve(setup: Setup): Promise<void> {
       overload: { enabled: false },
       limits: { rate: { requestsPerSecond: 1_000_000, burst: 1_000_000 } },
       registrar: { maxExpires: 3600 },
-      messaging: { rooms: { maxMembers: Math.max(1, setup.members) } },
+      messaging: { rooms: { maxMembers: Math.max(1, setup.members), maxMessagesPerMinute: 1_000_000 } },
       log: { level: 'silent' },
     },
   });

@@ -68,7 +68,7 @@ export interface Config {
     offlineMaxBytes: number;
     offlineTtlSeconds: number;
     /** Chat rooms (issue 22): messages kept per room, members per room, rooms a user may own. */
-    rooms: { historySize: number; maxMembers: number; maxRoomsPerUser: number };
+    rooms: { historySize: number; maxMembers: number; maxRoomsPerUser: number; maxRooms: number; maxMessagesPerMinute: number };
     /** The MESSAGE URI-list service (RFC 5365) at sip:<user>@<domain>. */
     uriList: { user: string; maxRecipients: number };
   };

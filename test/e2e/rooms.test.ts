@@ -19,7 +19,7 @@ describe('e2e: chat rooms over real sockets (issue 22)', function () {
   let n = 0;
 
   before(async () => {
-    srv = await startTestServer({ messaging: { offlineMaxMessages: 10, offlineMaxBytes: 65536, rooms: { historySize: 2, maxMembers: 4, maxRoomsPerUser: 2 } } });
+    srv = await startTestServer({ messaging: { offlineMaxMessages: 10, offlineMaxBytes: 65536, rooms: { historySize: 2, maxMembers: 4, maxRoomsPerUser: 2, maxMessagesPerMinute: 3 } } });
   });
   after(async () => {
     await srv.stop();
@@ -110,6 +110,19 @@ describe('e2e: chat rooms over real sockets (issue 22)', function () {
     // maxMembers 4: the fifth is refused.
     for (let i = 0; i < 2; i++) expect(await say(await member(fresh('extra'), 'udp', false), room, '#join')).to.equal(200);
     expect(await say(mallory, room, '#join')).to.equal(403);
+  });
+
+  it('limits a member to maxMessagesPerMinute messages a minute (503 with Retry-After); typing does not count', async () => {
+    const room = roomUri(fresh('rate'));
+    const alice = await member(fresh('alice'));
+    expect(await say(alice, room, '#create')).to.equal(200);
+    for (let i = 0; i < 3; i++) expect(await say(alice, room, `m${i}`)).to.equal(202);
+    expect(await say(alice, room, IS_COMPOSING, {}, 'application/im-iscomposing+xml')).to.equal(200);
+    const req = alice.request('MESSAGE', room, { body: 'one too many', headers: { 'Content-Type': 'text/plain' } });
+    const res = await alice.transact(req);
+    expect([res.status, res.reason]).to.deep.equal([503, 'Sending Too Fast']);
+    expect(Number(res.getHeader('retry-after'))).to.be.within(1, 60);
+    expect(srv.server.rooms.get(room)).to.exist;
   });
 
   it('IRC life cycle: joining a missing room creates it, the last to leave ends it; a persistent room stays', async () => {

@@ -21,6 +21,10 @@ export interface RoomSettings {
   readonly maxMembers: number;
   /** Rooms one user may own. */
   readonly maxRoomsPerUser: number;
+  /** Rooms on the server. */
+  readonly maxRooms: number;
+  /** Messages one member may send to one room a minute (typing indications not counted). */
+  readonly maxMessagesPerMinute: number;
   /** How long a copy stored for an offline member is kept (messaging.offlineTtlSeconds). */
   readonly offlineTtlSeconds: number;
 }
@@ -68,6 +72,8 @@ interface RoomState {
   readonly members: Map<string, RoomMemberRecord>;
   readonly bans: Map<string, RoomBanRecord>;
   readonly history: RoomHistoryRecord[];
+  /** Messages each member sent in the current minute (in memory: bounded by the members). */
+  readonly sent: Map<string, { windowStart: number; count: number }>;
 }
 
 /** Body types a room takes for its members (anything else gets 415). */
@@ -123,6 +129,7 @@ export class RoomService implements MessageTarget {
         members: new Map(r.members.map((m) => [m.member, m])),
         bans: new Map(r.bans.map((b) => [b.member, b])),
         history: [...r.history],
+        sent: new Map(),
       });
     }
     this.log?.info({ rooms: this.rooms.size }, 'rooms loaded');
@@ -217,6 +224,12 @@ export class RoomService implements MessageTarget {
     if (isComposingIndication(req.contentType, req.body)) {
       ctx.reply(200, 'OK');
       await this.fanOut(room, entry, { transient: true, except: sender, log: ctx.log });
+      return;
+    }
+    const wait = this.overRate(room, sender, entry.receivedAt);
+    if (wait > 0) {
+      ctx.log.info({ room: roomUri, member: sender }, 'room message over the member\'s rate');
+      ctx.reply(503, 'Sending Too Fast', { headers: [['Retry-After', wait]] });
       return;
     }
     const queued = this.queue.run(roomUri, async () => {
@@ -439,13 +452,28 @@ export class RoomService implements MessageTarget {
     });
   }
 
+  /**
+   * Counts a message of `member` against its rate (a fixed window of one minute); the
+   * seconds until it may send again when over it, else 0.
+   */
+  private overRate(room: RoomState, member: string, nowMs: number): number {
+    let w = room.sent.get(member);
+    if (!w || nowMs - w.windowStart >= 60_000) {
+      w = { windowStart: nowMs, count: 0 };
+      room.sent.set(member, w);
+    }
+    if (w.count >= this.settings.maxMessagesPerMinute) return Math.max(1, Math.ceil((w.windowStart + 60_000 - nowMs) / 1000));
+    w.count++;
+    return 0;
+  }
+
   private async checkNewRoom(uri: string, owner: string): Promise<RoomResult> {
     const name = /^sip:([^@]+)@/.exec(uri)?.[1];
     if (name === undefined || !ROOM_NAME_RE.test(name)) return refuse(400, 'Bad Room Name');
     if (this.options.reserved?.(uri) || (await this.accountExists(uri))) return refuse(403, 'Name Taken By A User');
     let owned = 0;
     for (const r of this.rooms.values()) if (r.record.owner === owner) owned++;
-    if (owned >= this.settings.maxRoomsPerUser) return refuse(403, 'Too Many Rooms');
+    if (owned >= this.settings.maxRoomsPerUser || this.rooms.size >= this.settings.maxRooms) return refuse(403, 'Too Many Rooms');
     return done(undefined);
   }
 
@@ -455,7 +483,7 @@ export class RoomService implements MessageTarget {
     const member: RoomMemberRecord = { member: owner, cpim: options.cpim ?? false, joinedAt: now };
     await this.store.insertRoom(record);
     await this.store.upsertMember(uri, member);
-    const state: RoomState = { record, members: new Map([[owner, member]]), bans: new Map(), history: [] };
+    const state: RoomState = { record, members: new Map([[owner, member]]), bans: new Map(), history: [], sent: new Map() };
     this.rooms.set(uri, state);
     this.log?.info({ room: uri, owner }, 'room created');
     return state;
@@ -472,6 +500,7 @@ export class RoomService implements MessageTarget {
     }
     await this.store.deleteMember(uri, member);
     room.members.delete(member);
+    room.sent.delete(member);
     // A room that ends with its members passes to the longest-standing one; a persistent one keeps its owner.
     if (room.record.owner === member && !room.record.persistent) {
       const next = room.members.keys().next().value;
