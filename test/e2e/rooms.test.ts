@@ -9,6 +9,8 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
 import { until } from '../support/wait.js';
+import { WsUa } from '../interop/ws-ua.js';
+import { httpBase } from '../http/http-support.js';
 
 const IS_COMPOSING = '<?xml version="1.0" encoding="UTF-8"?>\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
 
@@ -84,6 +86,30 @@ describe('e2e: chat rooms over real sockets (issue 22)', function () {
     expect(await say(bob, room, '#members')).to.equal(200);
     const list = await bob.waitRequest(fromRoom(room, 'Members of'));
     expect(list.body.toString()).to.equal(`Members of ${room}: ${alice.user} (owner), ${bob.user}, ${carol.user}`);
+  });
+
+  it('a member over WebSocket (RFC 7118) takes part like the others', async () => {
+    const room = roomUri(fresh('web'));
+    const alice = await member(fresh('alice'), 'tcp');
+    const wsName = fresh('wendy');
+    const wendy = await WsUa.connect(httpBase(srv.server).replace(/^http/, 'ws'), { user: wsName });
+    try {
+      wendy.autoAnswer('MESSAGE', 200);
+      const reg = wendy.request('REGISTER', 'sip:example.com', { headers: { Expires: 600 } });
+      reg.setHeader('To', `<${wendy.aor}>`);
+      expect((await wendy.transact(reg)).status).to.equal(200);
+      expect(await say(alice, room, '#create')).to.equal(200);
+      const join = wendy.request('MESSAGE', room, { body: '#join', headers: { 'Content-Type': 'text/plain' } });
+      expect((await wendy.transact(join)).status).to.equal(200);
+      expect(await say(alice, room, 'hello web')).to.equal(202);
+      const got = await wendy.waitRequest(fromRoom(room, 'hello web'));
+      expect(got.body.toString()).to.equal(`${alice.user}: hello web`);
+      const back = wendy.request('MESSAGE', room, { body: 'hi from the browser', headers: { 'Content-Type': 'text/plain' } });
+      expect((await wendy.transact(back)).status).to.equal(202);
+      expect((await alice.waitRequest(fromRoom(room, 'hi from the browser'))).body.toString()).to.equal(`${wsName}: hi from the browser`);
+    } finally {
+      await wendy.close();
+    }
   });
 
   it('refuses non-members (403), bans, owner-only topic, full rooms and unknown body types', async () => {
