@@ -221,11 +221,19 @@ export class SimplePresenceServer {
       deliver: (m, o) => this.messaging.deliver(m, o),
       settings: { ...config.messaging.rooms, offlineTtlSeconds: config.messaging.offlineTtlSeconds },
       wallClock: timersWallClock(this.timers),
-      // A room may not take the name of an account (whether or not authentication is on).
-      accountExists: async (aor) => {
+      // A room may not take the name of an account (whether or not authentication is on), nor,
+      // since without accounts anyone may use any name, of an address with a registration.
+      isUser: async (aor) => {
+        if ((await this.location.lookup(aor)).length > 0) return true;
         const m = /^sip:([^@]+)@(.+)$/.exec(aor);
         if (!this.store || !m || m[2] !== domain) return false;
-        return (await this.store.accounts.get(domain, decodeURIComponent(m[1]!))) !== undefined;
+        let user: string;
+        try {
+          user = decodeURIComponent(m[1]!);
+        } catch {
+          return false;
+        }
+        return (await this.store.accounts.get(domain, user)) !== undefined;
       },
       reserved: (aor) => aor === this.uriList.uri,
       logger: this.log.child({ service: 'rooms' }),

@@ -164,6 +164,11 @@ describe('e2e: chat rooms over real sockets (issue 22)', function () {
     expect(await say(bob, room, '#leave')).to.equal(200);
     expect(srv.server.rooms.isRoom(room)).to.equal(false);
 
+    // '#join' to a registered user is a message to that user, not a new room in its place.
+    expect(await say(alice, bob.aor, '#join')).to.equal(200);
+    expect((await bob.waitRequest((r) => r.method === 'MESSAGE' && r.body.toString() === '#join')).getHeader('from')).to.include(alice.aor);
+    expect(srv.server.rooms.isRoom(bob.aor)).to.equal(false);
+
     const kept = roomUri(fresh('kept'));
     expect(await say(alice, kept, '#create persistent')).to.equal(200);
     expect(await say(alice, kept, '#leave')).to.equal(200);

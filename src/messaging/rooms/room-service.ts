@@ -37,8 +37,11 @@ export interface RoomServiceOptions {
   readonly deliver: RoomDeliver;
   readonly settings: RoomSettings;
   readonly wallClock: WallClock;
-  /** True when a user account has this AoR: a room may not take a user's name. */
-  readonly accountExists?: (aor: string) => Promise<boolean>;
+  /**
+   * True when a user has this AoR (an account, or, while authentication is off, a
+   * registration): a room may not take a user's name.
+   */
+  readonly isUser?: (aor: string) => Promise<boolean>;
   /** Addresses other services of ours answer at (the URI-list service): no room takes them. */
   readonly reserved?: (aor: string) => boolean;
   readonly store?: RoomStore;
@@ -102,7 +105,7 @@ export class RoomService implements MessageTarget {
   private readonly settings: RoomSettings;
   private readonly wallClock: WallClock;
   private readonly deliverCopy: RoomDeliver;
-  private readonly accountExists: (aor: string) => Promise<boolean>;
+  private readonly isUser: (aor: string) => Promise<boolean>;
   private store: RoomStore;
   private readonly log?: Logger;
   private readonly listeners: Array<(uri: string, ended: boolean) => void> = [];
@@ -114,7 +117,7 @@ export class RoomService implements MessageTarget {
     this.settings = options.settings;
     this.wallClock = options.wallClock;
     this.deliverCopy = options.deliver;
-    this.accountExists = options.accountExists ?? (() => Promise.resolve(false));
+    this.isUser = options.isUser ?? (() => Promise.resolve(false));
     this.store = options.store ?? MEMORY_ROOM_STORE;
     this.log = options.logger;
   }
@@ -181,7 +184,7 @@ export class RoomService implements MessageTarget {
       if (!(err instanceof RoomCommandError)) throw err;
       return false;
     }
-    return (command?.name === 'create' || command?.name === 'join') && !(await this.accountExists(aor));
+    return (command?.name === 'create' || command?.name === 'join') && !(await this.isUser(aor));
   }
 
   async handle(ctx: RequestContext, roomUri: string): Promise<void> {
@@ -470,7 +473,7 @@ export class RoomService implements MessageTarget {
   private async checkNewRoom(uri: string, owner: string): Promise<RoomResult> {
     const name = /^sip:([^@]+)@/.exec(uri)?.[1];
     if (name === undefined || !ROOM_NAME_RE.test(name)) return refuse(400, 'Bad Room Name');
-    if (this.options.reserved?.(uri) || (await this.accountExists(uri))) return refuse(403, 'Name Taken By A User');
+    if (this.options.reserved?.(uri) || (await this.isUser(uri))) return refuse(403, 'Name Taken By A User');
     let owned = 0;
     for (const r of this.rooms.values()) if (r.record.owner === owner) owned++;
     if (owned >= this.settings.maxRoomsPerUser || this.rooms.size >= this.settings.maxRooms) return refuse(403, 'Too Many Rooms');
