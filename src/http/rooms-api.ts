@@ -103,13 +103,16 @@ export function registerMeRoomRoutes(router: Router, rooms: () => RoomService | 
     const me = await authenticate(ctx);
     const s = service();
     const uri = uriOf(s, ctx.params.room!);
-    result(await s.join(uri, me));
+    const joined = result(await s.join(uri, me));
+    if (joined.joined && !joined.created) void s.welcome(uri, me);
     return { json: roomJson(s.get(uri)!) };
   });
   router.post('/api/me/rooms/:room/leave', async (ctx) => {
     const me = await authenticate(ctx);
     const s = service();
-    const { ended } = result(await s.leave(uriOf(s, ctx.params.room!), me));
+    const uri = uriOf(s, ctx.params.room!);
+    const { ended } = result(await s.leave(uri, me));
+    if (!ended) void s.farewell(uri, me);
     return { json: { left: true, ended } };
   });
   router.add('PATCH', '/api/me/rooms/:room', async (ctx) => {

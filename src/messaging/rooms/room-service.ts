@@ -159,11 +159,22 @@ export class RoomService implements MessageTarget {
   /** A SUBSCRIBE to the room (Event: conference) joins as #join does; false when refused. */
   async joinBySubscribe(uri: string, member: string, request: SipRequest): Promise<boolean> {
     const r = await this.join(uri, member, acceptsCpim(request));
-    if (r.ok && r.value.joined && !r.value.created) {
-      const log = this.log;
-      void this.announce(uri, member, `*** ${nick(member)} joined`, log).then(() => this.replayHistory(uri, member, log));
-    }
+    if (r.ok && r.value.joined && !r.value.created) void this.welcome(uri, member);
     return r.ok;
+  }
+
+  /** After a member left a room that goes on: the others hear of it. */
+  async farewell(uri: string, member: string, log: Logger | undefined = this.log): Promise<void> {
+    await this.announce(uri, member, `*** ${nick(member)} left`, log);
+  }
+
+  /**
+   * After a member joined a room that was there (by #join, SUBSCRIBE or the API): the others
+   * hear of it, and the newcomer gets the room's history.
+   */
+  async welcome(uri: string, member: string, log: Logger | undefined = this.log): Promise<void> {
+    await this.announce(uri, member, `*** ${nick(member)} joined`, log);
+    await this.replayHistory(uri, member, log);
   }
 
   get size(): number {
@@ -398,15 +409,12 @@ export class RoomService implements MessageTarget {
       case 'join': {
         const r = await this.join(uri, sender, cpim);
         if (!answer(r, r.ok && r.value.created ? `Room ${uri} created; you own it.` : `You are in ${uri}.`)) return;
-        if (r.ok && r.value.joined && !r.value.created) {
-          await this.announce(uri, sender, `*** ${name} joined`, ctx.log);
-          await this.replayHistory(uri, sender, ctx.log);
-        }
+        if (r.ok && r.value.joined && !r.value.created) await this.welcome(uri, sender, ctx.log);
         return;
       }
       case 'leave': {
         const r = await this.leave(uri, sender);
-        if (answer(r, `You left ${uri}.`) && r.ok && !r.value.ended) await this.announce(uri, sender, `*** ${name} left`, ctx.log);
+        if (answer(r, `You left ${uri}.`) && r.ok && !r.value.ended) await this.farewell(uri, sender, ctx.log);
         return;
       }
       case 'members': {
