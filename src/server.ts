@@ -333,6 +333,7 @@ export class SimplePresenceServer {
     const saved = await this.openStore();
     // Rooms are the store's (not cluster-aware yet: docs/messaging.md).
     if (this.store) await this.rooms.useStore(this.store.rooms);
+    if (this.cluster && this.rooms.size > 0) this.log.warn({ rooms: this.rooms.size }, 'chat rooms are not cluster-aware yet: each node keeps its own view of them (docs/messaging.md)');
     // A cluster shares publications and bindings through NATS (nothing to load back), and
     // stored messages, accounts and rules through PostgreSQL.
     const secret = this.cluster ? await this.cluster.connect() : undefined;
