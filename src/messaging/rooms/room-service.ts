@@ -75,7 +75,7 @@ interface RoomState {
   readonly members: Map<string, RoomMemberRecord>;
   readonly bans: Map<string, RoomBanRecord>;
   readonly history: RoomHistoryRecord[];
-  /** Messages each member sent in the current minute (in memory: bounded by the members). */
+  /** Messages each sender sent in the current minute (in memory, at most 2 × maxMembers senders). */
   readonly sent: Map<string, { windowStart: number; count: number }>;
 }
 
@@ -247,15 +247,21 @@ export class RoomService implements MessageTarget {
       return;
     }
     const queued = this.queue.run(roomUri, async () => {
+      // The room may have ended while this waited behind other changes.
+      if (this.rooms.get(roomUri) !== room) return false;
       await this.store.appendHistory(roomUri, entry, this.settings.historySize);
       room.history.push(entry);
       if (room.history.length > this.settings.historySize) room.history.splice(0, room.history.length - this.settings.historySize);
+      return true;
     });
     if (!queued) {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
       return;
     }
-    await queued;
+    if (!(await queued)) {
+      ctx.reply(404, 'No Such Room');
+      return;
+    }
     // The room took it (kept in its history); copies go out after the answer (RFC 3428 §7: 202).
     ctx.reply(202, 'Accepted');
     await this.fanOut(room, entry, { transient: false, except: sender, log: ctx.log });
@@ -468,6 +474,11 @@ export class RoomService implements MessageTarget {
    * seconds until it may send again when over it, else 0.
    */
   private overRate(room: RoomState, member: string, nowMs: number): number {
+    // An open room hears from non-members too: windows that are over are dropped past a bound.
+    if (room.sent.size >= 2 * this.settings.maxMembers) {
+      for (const [k, old] of room.sent) if (nowMs - old.windowStart >= 60_000) room.sent.delete(k);
+      if (room.sent.size >= 2 * this.settings.maxMembers) return 60;
+    }
     let w = room.sent.get(member);
     if (!w || nowMs - w.windowStart >= 60_000) {
       w = { windowStart: nowMs, count: 0 };
