@@ -3,6 +3,7 @@ import { runClientCommand } from '../../src/cli/client-commands.js';
 import { Pager } from '../../src/ua/pager.js';
 import { Registration } from '../../src/ua/registration.js';
 import { UserAgent } from '../../src/ua/user-agent.js';
+import { runCli } from '../support/server-process.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
 /** `simple-presence room ...` in-process: exit code and output. */
@@ -47,6 +48,12 @@ describe('cli: simple-presence room (chat rooms over SIP)', function () {
     expect(srv.server.location.registrations({ aor: 'sip:alice@example.com', limit: 10 })).to.deep.equal([]);
     expect((await room([...common, '--user', 'bob', 'leave', 'cliroom'])).code).to.equal(0);
     expect(srv.server.rooms.get('sip:cliroom@example.com')!.members).to.deep.equal(['sip:alice@example.com']);
+  });
+
+  it('is a command of the simple-presence binary', async () => {
+    const r = await runCli(['room', 'join', ...common, '--user', 'carol', 'cliroom']);
+    expect(r, r.out).to.deep.include({ code: 0 });
+    expect(r.out.trim()).to.equal('sip:cliroom@example.com: 200 OK');
   });
 
   it('says what the room refused, and exits 1', async () => {
