@@ -10,7 +10,7 @@ import { httpBase } from '../http/http-support.js';
 
 const SERVICE = 'sip:uri-list@example.com';
 
-/** RFC 5365 §4.1: the message and its recipient list in one multipart/mixed body. */
+/** RFC 5365 §4: the message and its recipient list in one multipart/mixed body. */
 function listMessage(text: string, entries: ReadonlyArray<{ uri: string; cc?: 'to' | 'cc' | 'bcc'; anonymize?: boolean; name?: string }>): { contentType: string; body: string } {
   const items = entries
     .map((e) => `<entry uri="${e.uri}"${e.cc ? ` cp:copyControl="${e.cc}"` : ''}${e.anonymize ? ' cp:anonymize="true"' : ''}>${e.name ? `<display-name>${e.name}</display-name>` : ''}</entry>`)
@@ -85,7 +85,7 @@ describe('e2e: multiple-recipient MESSAGE (RFC 5365) over real sockets', functio
       expect(got.to.uri.raw).to.equal(ua.aor);
       const copy = readCopy(got);
       expect(copy.text).to.equal('team news');
-      // RFC 5365 §4.1: no one, not even dave himself, learns of the bcc recipient.
+      // RFC 5365 §4: no one, not even dave himself, learns of the bcc recipient.
       expect(copy.list).to.deep.equal(visible);
       expect(got.body.toString()).to.not.include(`${dave.user}@`);
     }

@@ -7,7 +7,7 @@ export interface MixedPart {
 }
 
 /**
- * A multipart/mixed body (RFC 2046 §5.1.3), as RFC 5365 §4.1 gives each recipient the
+ * A multipart/mixed body (RFC 2046 §5.1.3), as RFC 5365 §4 gives each recipient the
  * message and the list of recipients. Parts are binary (SIP is 8-bit clean), so the
  * boundary is chosen not to occur in any part (§5.1.1).
  */

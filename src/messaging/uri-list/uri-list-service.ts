@@ -18,11 +18,11 @@ import { buildMultipartMixed } from './multipart-mixed.js';
 
 /** RFC 5365 §5: the option tag of a MESSAGE that carries its recipients. */
 export const RECIPIENT_LIST_MESSAGE = 'recipient-list-message';
-/** RFC 5363 §9.1: the disposition of the list of recipients in the request. */
+/** RFC 5363: the disposition of the list of recipients in the request. */
 const RECIPIENT_LIST = 'recipient-list';
-/** RFC 5365 §9.2: the disposition of the list each recipient is given (who else got it). */
+/** RFC 5365: the disposition of the list each recipient is given (who else got it). */
 const RECIPIENT_LIST_HISTORY = 'recipient-list-history';
-/** RFC 5364 §4.3 (by reference from RFC 5365 §4): what an anonymized recipient is shown as. */
+/** RFC 5364 anonymize: an anonymized recipient is shown as the anonymous URI of RFC 3323 §4.1.1.3. */
 const ANONYMOUS_URI = 'sip:anonymous@anonymous.invalid';
 
 export interface UriListSettings {
@@ -50,7 +50,7 @@ const FANOUT_CONCURRENCY = 32;
  * The MESSAGE URI-list service (RFC 5365): a MESSAGE to `sip:uri-list@<domain>` whose
  * multipart/mixed body holds the message and a resource list of recipients; each recipient
  * of our domain gets its own MESSAGE (stored when offline, as any MESSAGE), From the
- * sender, with the list of the other recipients minus the bcc ones (RFC 5365 §4.1,
+ * sender, with the list of the other recipients minus the bcc ones (RFC 5365 §4,
  * RFC 5364 copyControl). The sender gets 202 at once; outcomes go to the log and metrics.
  */
 export class UriListService implements MessageTarget {
@@ -162,7 +162,7 @@ export class UriListService implements MessageTarget {
   }
 }
 
-/** RFC 5363 §9.1: the part whose disposition is recipient-list (or, lacking one, of the list type). */
+/** RFC 5363: the part whose disposition is recipient-list (or, lacking one, of the list type). */
 function isRecipientList(p: ParsedPart): boolean {
   const disposition = p.headers.get('content-disposition')?.split(';')[0]?.trim().toLowerCase();
   if (disposition !== undefined) return disposition === RECIPIENT_LIST;
@@ -170,7 +170,7 @@ function isRecipientList(p: ParsedPart): boolean {
 }
 
 /**
- * RFC 5365 §4.1 with RFC 5364 §4: the list each recipient gets: the to and cc entries (bcc
+ * RFC 5365 §4 with RFC 5364: the list each recipient gets: the to and cc entries (bcc
  * ones left out, so no one learns of them), anonymized ones shown as anonymous; none when
  * nobody is left to show.
  */
