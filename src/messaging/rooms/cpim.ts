@@ -1,6 +1,6 @@
 import { quote } from '../../sip/header-values.js';
 
-/** RFC 3862 §3.1: what the wrapper says of the message it carries. */
+/** RFC 3862: what the wrapper says of the message it carries. */
 export interface CpimMessage {
   /** Message headers (From, To, DateTime...), in order, names as written. */
   readonly headers: ReadonlyArray<readonly [string, string]>;
@@ -13,7 +13,7 @@ export interface CpimMessage {
 const MAX_HEADER_LINES = 64;
 
 /**
- * Wraps a message in message/cpim (RFC 3862 §2-§3): the room is the SIP sender, the wrapper
+ * Wraps a message in message/cpim (RFC 3862): the room is the SIP sender, the wrapper
  * names the original one. `from` is the sender's URI, `nick` its display name.
  */
 export function wrapCpim(m: { from: string; nick: string; to: string; dateTime: number; contentType: string; body: Buffer }): Buffer {

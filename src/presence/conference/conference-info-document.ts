@@ -6,15 +6,15 @@ import { attributeValue, childElements, collapseWhitespace, textContent, type Xm
 export const CONFERENCE_INFO_NS = 'urn:ietf:params:xml:ns:conference-info';
 export const CONFERENCE_INFO_CONTENT_TYPE = 'application/conference-info+xml';
 
-/** RFC 4575 §5.1: an element's state in a notification. */
+/** RFC 4575 §5: an element's state in a notification. */
 export type ElementState = 'full' | 'partial' | 'deleted';
 
-/** One `<user>` (RFC 4575 §5.6): a member of the room. */
+/** One `<user>` (RFC 4575 §5): a member of the room. */
 export interface ConferenceUser {
   readonly entity: string;
   readonly state: ElementState;
   readonly displayText?: string;
-  /** RFC 4575 §5.6.3 `<roles>` entries (ours: owner, participant). */
+  /** RFC 4575 `<roles>` entries (ours: owner, participant). */
   readonly roles: readonly string[];
 }
 
@@ -22,7 +22,7 @@ export interface ConferenceInfo {
   readonly entity: string;
   readonly version: number;
   readonly state: 'full' | 'partial';
-  /** RFC 4575 §5.3.1 `<subject>`: the room's topic. */
+  /** RFC 4575 `<subject>`: the room's topic. */
   readonly subject?: string;
   readonly users: readonly ConferenceUser[];
 }
@@ -40,13 +40,13 @@ export function serializeUser(u: { entity: string; state?: 'full' | 'partial'; d
   return `${s}</user>`;
 }
 
-/** A user who left (RFC 4575 §5.6: state="deleted" in a partial notification). */
+/** A user who left (RFC 4575: state="deleted" in a partial notification). */
 export function deletedUser(entity: string): string {
   return `<user entity="${escapeAttribute(entity)}" state="deleted"/>`;
 }
 
 /**
- * A conference-info document (RFC 4575 §5.1): `entity` the room's URI, the topic as the
+ * A conference-info document (RFC 4575 §5): `entity` the room's URI, the topic as the
  * description's subject, and the `<user>` elements given (all of them in full state, the
  * changed ones in partial).
  */
