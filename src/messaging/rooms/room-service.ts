@@ -74,6 +74,7 @@ interface RoomState {
   /** In join order: the first is the next owner of a room that is not persistent. */
   readonly members: Map<string, RoomMemberRecord>;
   readonly bans: Map<string, RoomBanRecord>;
+  /** The last messages, when there is no durable store (with one, the store keeps them). */
   readonly history: RoomHistoryRecord[];
   /** Messages each sender sent in the current minute (in memory, at most 2 × maxMembers senders). */
   readonly sent: Map<string, { windowStart: number; count: number }>;
@@ -107,6 +108,8 @@ export class RoomService implements MessageTarget {
   private readonly deliverCopy: RoomDeliver;
   private readonly isUser: (aor: string) => Promise<boolean>;
   private store: RoomStore;
+  /** A durable store is in use (useStore): history is read from it, not kept in memory. */
+  private durable = false;
   private readonly log?: Logger;
   private readonly listeners: Array<(uri: string, ended: boolean) => void> = [];
   /** Copies per outcome since start (metrics). */
@@ -126,12 +129,14 @@ export class RoomService implements MessageTarget {
   async useStore(store: RoomStore): Promise<void> {
     this.store = store;
     this.rooms.clear();
-    for (const r of await store.loadAll(this.settings.historySize)) {
+    this.durable = true;
+    // History stays in the store, read when someone joins: memory holds no message bodies.
+    for (const r of await store.loadAll(0)) {
       this.rooms.set(r.room.uri, {
         record: r.room,
         members: new Map(r.members.map((m) => [m.member, m])),
         bans: new Map(r.bans.map((b) => [b.member, b])),
-        history: [...r.history],
+        history: [],
         sent: new Map(),
       });
     }
@@ -250,8 +255,10 @@ export class RoomService implements MessageTarget {
       // The room may have ended while this waited behind other changes.
       if (this.rooms.get(roomUri) !== room) return false;
       await this.store.appendHistory(roomUri, entry, this.settings.historySize);
-      room.history.push(entry);
-      if (room.history.length > this.settings.historySize) room.history.splice(0, room.history.length - this.settings.historySize);
+      if (!this.durable) {
+        room.history.push(entry);
+        if (room.history.length > this.settings.historySize) room.history.splice(0, room.history.length - this.settings.historySize);
+      }
       return true;
     });
     if (!queued) {
@@ -604,7 +611,8 @@ export class RoomService implements MessageTarget {
     const room = this.rooms.get(uri);
     const record = room?.members.get(member);
     if (!room || !record) return;
-    for (const entry of [...room.history]) await this.send(uri, record, entry, false, log);
+    const entries = this.durable ? await this.store.history(uri, this.settings.historySize) : [...room.history];
+    for (const entry of entries) await this.send(uri, record, entry, false, log);
   }
 }
 

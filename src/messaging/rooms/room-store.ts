@@ -17,6 +17,8 @@ export interface RoomStore {
   insertBan(room: string, ban: RoomBanRecord): Promise<void>;
   deleteBan(room: string, member: string): Promise<void>;
   appendHistory(room: string, entry: RoomHistoryRecord, keep: number): Promise<void>;
+  /** The last `limit` messages of a room, oldest first. */
+  history(room: string, limit: number): Promise<RoomHistoryRecord[]>;
 }
 
 /** No store (store.enabled false, unit tests): rooms live as long as the process. */
@@ -30,4 +32,5 @@ export const MEMORY_ROOM_STORE: RoomStore = {
   insertBan: () => Promise.resolve(),
   deleteBan: () => Promise.resolve(),
   appendHistory: () => Promise.resolve(),
+  history: () => Promise.resolve([]),
 };
