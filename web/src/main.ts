@@ -316,7 +316,7 @@ class App {
     if (!this.buddies.has(aor)) return;
     this.buddy(aor).presence = p;
     this.renderBuddies();
-    if (this.current === aor) this.renderChatHeader();
+    if (this.current === aor || (this.current && this.rooms.get(this.current)?.view.members.includes(aor))) this.renderChatHeader();
   }
 
   private onSubscriptionState(aor: string, s: 'pending' | 'active' | 'terminated', reason?: string): void {
@@ -487,7 +487,14 @@ class App {
     const room = this.rooms.get(this.current);
     if (room) {
       $('chat-title').textContent = `#${shortName(room.view.uri).split('@')[0]!}`;
-      const members = room.view.members.map((m) => shortName(m).split('@')[0]!).join(', ');
+      // A member who is also a buddy is shown with the presence we watch anyway.
+      const members = room.view.members
+        .map((m) => {
+          const name = shortName(m).split('@')[0]!;
+          const b = this.buddies.get(m);
+          return b && b.subscription === 'active' ? `${name} (${statusOf(b).label})` : name;
+        })
+        .join(', ');
       $('chat-status').textContent = [room.view.topic, `members: ${members}`].filter(Boolean).join(' — ');
       return;
     }
