@@ -10,6 +10,7 @@ import { registerMeRoutes } from './me-api.js';
 import { ServerMetrics } from './metrics.js';
 import { HttpError, Router, send, sendError } from './router.js';
 import { defaultWebRoot, StaticFiles } from './static-files.js';
+import { XcapSide } from '../xcap/index.js';
 
 export interface HttpSideOptions {
   readonly logger: Logger;
@@ -38,6 +39,8 @@ export class HttpSide {
   private readonly log: Logger;
   private readonly tokenDigest: Buffer | undefined;
   private stopping = false;
+  /** XCAP (RFC 4825) under xcap.root, when xcap.enabled. */
+  readonly xcap: XcapSide | undefined;
 
   constructor(private readonly server: SimplePresenceServer, options: HttpSideOptions) {
     this.log = options.logger;
@@ -65,6 +68,27 @@ export class HttpSide {
     registerAccountRoutes(this.admin, operations);
 
     this.files = new StaticFiles(options.webRoot ?? defaultWebRoot());
+
+    const xcap = server.config.xcap;
+    this.xcap = xcap?.enabled
+      ? new XcapSide({
+          settings: xcap,
+          logger: this.log.child({ layer: 'xcap' }),
+          database: () => server.store?.db,
+          account: async (username) => server.store?.accounts.get(server.config.sip.domain, username),
+          operations,
+          presence: server.presence,
+          realm: options.realm ?? (() => server.config.sip.domain),
+          domain: () => server.config.sip.domain,
+          ...(this.tokenDigest ? { adminTokenDigest: this.tokenDigest } : {}),
+          wallClock: server.location.wallClock,
+        })
+      : undefined;
+  }
+
+  /** The store is open: what the HTTP side keeps in it is loaded (XCAP hard state). */
+  async started(): Promise<void> {
+    await this.xcap?.start();
   }
 
   /** /readyz answers 503 from now on (a graceful stop has begun). */
@@ -90,6 +114,10 @@ export class HttpSide {
       return;
     }
     res.on('finish', () => this.log.debug({ method: req.method, path: url.pathname, status: res.statusCode }, 'http request'));
+    if (this.xcap?.server.owns(url.pathname)) {
+      await this.xcap.server.handle(req, res, url);
+      return;
+    }
     if (await this.open.handle(req, res, url)) return;
     if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {
       const refusal = this.authorizeAdmin(req);

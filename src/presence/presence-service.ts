@@ -274,6 +274,21 @@ export class PresenceService implements SipService {
     );
   }
 
+  /**
+   * The presentity's hard state (RFC 4827 pidf-manipulation) is `document` now (undefined:
+   * none): composed with the devices' publications (PresenceDocuments.setHardState) and
+   * NOTIFYed to its watchers when the composed document changes. False when it does not parse.
+   */
+  setHardState(presentity: string, document: Buffer | undefined): boolean {
+    if (document) {
+      const r = this.documents.parse(document);
+      if (!r.ok) return false;
+      this.documents.setHardState(presentity, r.document);
+    } else this.documents.setHardState(presentity, undefined);
+    this.compositor.hardStateChanged(presentity);
+    return true;
+  }
+
   /** The composed document a full-view watcher of `presentity` gets now. */
   composedDocument(presentity: string): Buffer {
     return this.documents.full(presentity);

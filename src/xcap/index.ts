@@ -1,0 +1,112 @@
+import type { Logger } from 'pino';
+import type { AdminOperations } from '../control/operations.js';
+import type { PresenceService } from '../presence/presence-service.js';
+import type { AccountRecord } from '../store/records.js';
+import { XcapDocumentRepository } from '../store/repositories/xcap-documents.js';
+import type { Queryable } from '../store/database.js';
+import type { WallClock } from '../util/timers.js';
+import type { ApplicationUsage } from './application-usage.js';
+import { XcapAuthenticator } from './xcap-auth.js';
+import { XcapServer } from './xcap-server.js';
+import { PIDF_MANIPULATION_AUID, pidfManipulationUsage } from './usages/pidf-manipulation.js';
+import { presRulesUsage } from './usages/pres-rules.js';
+import { xcapCapsUsage } from './usages/xcap-caps.js';
+
+export { XcapServer } from './xcap-server.js';
+export type { ApplicationUsage, DocumentRef, DocumentSource } from './application-usage.js';
+
+export interface XcapSettings {
+  readonly root: string;
+  readonly maxDocumentBytes: number;
+  readonly maxDepth: number;
+}
+
+/** What the XCAP side needs of the running server. */
+export interface XcapWiring {
+  readonly settings: XcapSettings;
+  readonly logger: Logger;
+  /** The store's database once open. */
+  readonly database: () => Queryable | undefined;
+  readonly account: (username: string) => Promise<AccountRecord | undefined>;
+  readonly operations: () => AdminOperations | undefined;
+  readonly presence: PresenceService;
+  readonly realm: () => string;
+  readonly domain: () => string;
+  readonly adminTokenDigest?: Buffer;
+  readonly wallClock: WallClock;
+  /** More application usages (resource-lists and rls-services plug in here). */
+  readonly extraUsages?: readonly ApplicationUsage[];
+}
+
+/** Hard-state documents loaded at start, at most. */
+const MAX_HARD_STATES_LOADED = 1_000_000;
+
+/**
+ * The XCAP side as the HTTP side mounts it: the engine with its application usages
+ * (xcap-caps, pres-rules in its IETF and OMA forms over the presence rules,
+ * pidf-manipulation into the presence service's hard state).
+ */
+export class XcapSide {
+  readonly server: XcapServer;
+  private repo: XcapDocumentRepository | undefined;
+  private repoDb: Queryable | undefined;
+
+  constructor(private readonly wiring: XcapWiring) {
+    const documents = () => this.documents();
+    const rules = () => {
+      const ops = wiring.operations();
+      return ops
+        ? { list: (p: string) => ops.listRules(p), set: (r: Parameters<AdminOperations['setRule']>[0]) => ops.setRule(r), delete: (p: string, w: string) => ops.deleteRule(p, w) }
+        : undefined;
+    };
+    const usages: ApplicationUsage[] = [];
+    usages.push(xcapCapsUsage(() => usages));
+    usages.push(presRulesUsage({ oma: false, rules, documents }));
+    usages.push(presRulesUsage({ oma: true, rules, documents }));
+    usages.push(
+      pidfManipulationUsage({
+        maxDocumentBytes: wiring.settings.maxDocumentBytes,
+        hardStateChanged: (owner, bytes) => wiring.presence.setHardState(owner, bytes),
+      }),
+    );
+    usages.push(...(wiring.extraUsages ?? []));
+    this.server = new XcapServer({
+      root: wiring.settings.root,
+      usages,
+      documents,
+      auth: new XcapAuthenticator({
+        realm: wiring.realm,
+        domain: wiring.domain,
+        credentials: (u) => wiring.account(u),
+        ...(wiring.adminTokenDigest ? { adminTokenDigest: wiring.adminTokenDigest } : {}),
+        wallClock: wiring.wallClock,
+      }),
+      domain: wiring.domain,
+      maxDocumentBytes: wiring.settings.maxDocumentBytes,
+      maxDepth: wiring.settings.maxDepth,
+      logger: wiring.logger,
+    });
+  }
+
+  /** The stored documents, on the store's database (undefined before it is open). */
+  documents(): XcapDocumentRepository | undefined {
+    const db = this.wiring.database();
+    if (!db) return undefined;
+    if (db !== this.repoDb) {
+      this.repoDb = db;
+      this.repo = new XcapDocumentRepository(db);
+    }
+    return this.repo;
+  }
+
+  /** Once the store is open: every user's hard state (pidf-manipulation) into the presence service. */
+  async start(): Promise<number> {
+    const repo = this.documents();
+    if (!repo) return 0;
+    const docs = await repo.listByAuid(PIDF_MANIPULATION_AUID, MAX_HARD_STATES_LOADED);
+    let n = 0;
+    for (const d of docs) if (this.wiring.presence.setHardState(d.owner, Buffer.from(d.content, 'utf8'))) n++;
+    if (n > 0) this.wiring.logger.info({ hardStates: n }, 'xcap: hard state loaded');
+    return n;
+  }
+}
