@@ -128,6 +128,9 @@ export class XcapServer {
   private async answer(req: IncomingMessage, url: URL): Promise<Answer> {
     const method = req.method ?? 'GET';
     if (!['GET', 'HEAD', 'PUT', 'DELETE'].includes(method)) throw plain(405, `method ${method} not allowed`, [['Allow', 'GET, PUT, DELETE']]);
+    // RFC 4825 §13: nobody learns anything of the tree before authenticating.
+    const auth = await this.options.auth.authenticate(req);
+    if (!auth.ok) throw plain(auth.status, auth.reason, auth.headers);
     // The path as it came (URL keeps percent-escapes): §6 decodes each part itself.
     const rawPath = url.pathname.slice(this.root.length);
     let uri: XcapUri;
@@ -137,8 +140,6 @@ export class XcapServer {
       if (e instanceof XcapUriError) throw plain(e.status, e.message);
       throw e;
     }
-    const auth = await this.options.auth.authenticate(req);
-    if (!auth.ok) throw plain(auth.status, auth.reason, auth.headers);
     const usage = this.usages.get(uri.auid);
     if (!usage) throw plain(404, `no application usage "${uri.auid}"`);
     const doc = this.documentRef(uri, auth.identity, method);

@@ -1,0 +1,275 @@
+import { expect } from 'chai';
+import { pino } from 'pino';
+import { openStore, type Store } from '../../src/store/index.js';
+import { authorization, parseChallenge } from '../auth/digest-client.js';
+import { call, httpBase, TOKEN } from '../http/http-support.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { TestUa } from '../support/test-ua.js';
+
+const PIDF = 'application/pidf+xml';
+const CP = 'urn:ietf:params:xml:ns:common-policy';
+const PR = 'urn:ietf:params:xml:ns:pres-rules';
+const ROOT = '/xcap-root';
+
+interface XcapAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/** One XCAP request with HTTP digest (RFC 7616): challenged first, then answered with the SIP password. */
+async function xcap(
+  base: string,
+  method: string,
+  path: string,
+  o: { user?: string; password?: string; body?: string; type?: string; headers?: Record<string, string>; algorithm?: 'SHA-256' | 'MD5'; token?: string } = {},
+): Promise<XcapAnswer> {
+  const headers: Record<string, string> = { ...o.headers };
+  if (o.body !== undefined) headers['Content-Type'] = o.type ?? 'application/xml';
+  const url = base + ROOT + path;
+  const uri = new URL(url).pathname + new URL(url).search;
+  if (o.token) headers.Authorization = `Bearer ${o.token}`;
+  else if (o.user) {
+    const first = await fetch(url, { method: 'GET' });
+    await first.text();
+    expect(first.status).to.equal(401);
+    const challenges = first.headers.get('www-authenticate')!.split(/,\s*(?=Digest )/).map(parseChallenge);
+    const c = challenges.find((x) => x.algorithm === (o.algorithm ?? 'SHA-256'))!;
+    headers.Authorization = authorization(c, { username: o.user, password: o.password ?? `${o.user}-pass`, method, uri });
+  }
+  const res = await fetch(url, { method, headers, ...(o.body !== undefined ? { body: o.body } : {}) });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+function ruleset(rules: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<cp:ruleset xmlns:cp="${CP}" xmlns:pr="${PR}">${rules}</cp:ruleset>`;
+}
+
+function rule(id: string, who: string, action: string, transformations = '<pr:provide-services><pr:all-services/></pr:provide-services><pr:provide-persons><pr:all-persons/></pr:provide-persons><pr:provide-devices><pr:all-devices/></pr:provide-devices><pr:provide-all-attributes/>'): string {
+  return `<cp:rule id="${id}"><cp:conditions><cp:identity><cp:one id="${who}"/></cp:identity></cp:conditions><cp:actions><pr:sub-handling>${action}</pr:sub-handling></cp:actions><cp:transformations>${transformations}</cp:transformations></cp:rule>`;
+}
+
+describe('xcap: end to end over HTTP with digest and SIP', function () {
+  this.timeout(20000);
+  let store: Store;
+  let srv: TestServer;
+  let base: string;
+
+  before(async () => {
+    store = await openStore({ logger: pino({ level: 'silent' }) });
+    srv = await startTestServer({ admin: { token: TOKEN }, presence: { defaultPolicy: 'confirm' } }, { store });
+    base = httpBase(srv.server);
+    for (const username of ['alice', 'bob', 'carol', 'dave']) {
+      expect((await call(base, 'POST', '/api/users', { body: { username, password: `${username}-pass` } })).status).to.equal(201);
+    }
+  });
+  after(async () => {
+    await srv.stop();
+    await store.close();
+  });
+
+  describe('authentication and the trees', () => {
+    it('challenges with SHA-256 and MD5 digest; both HA1s of the SIP account log in', async () => {
+      const none = await fetch(`${base}${ROOT}/xcap-caps/global/index`);
+      expect(none.status).to.equal(401);
+      const offered = none.headers.get('www-authenticate')!;
+      expect(offered).to.match(/^Digest realm="example.com".*algorithm=SHA-256.*Digest realm="example.com".*algorithm=MD5/);
+      for (const algorithm of ['SHA-256', 'MD5'] as const) {
+        const r = await xcap(base, 'GET', '/xcap-caps/global/index', { user: 'alice', algorithm });
+        expect(r.status, algorithm).to.equal(200);
+      }
+      const wrong = await xcap(base, 'GET', '/xcap-caps/global/index', { user: 'alice', password: 'guess' });
+      expect(wrong.status).to.equal(401);
+    });
+
+    it('xcap-caps lists the auids and namespaces served, read-only', async () => {
+      const r = await xcap(base, 'GET', '/xcap-caps/global/index', { user: 'alice' });
+      expect(r.headers.get('content-type')).to.equal('application/xcap-caps+xml');
+      for (const auid of ['xcap-caps', 'pres-rules', 'org.openmobilealliance.pres-rules', 'pidf-manipulation']) expect(r.text).to.contain(`<auid>${auid}</auid>`);
+      expect(r.text).to.contain(`<namespace>${CP}</namespace>`);
+      expect((await xcap(base, 'PUT', '/xcap-caps/global/index', { token: TOKEN, body: r.text, type: 'application/xcap-caps+xml' })).status).to.equal(405);
+    });
+
+    it('a user reaches only its own documents; the admin token reaches all', async () => {
+      expect((await xcap(base, 'GET', '/pres-rules/users/sip:bob@example.com/index', { user: 'alice' })).status).to.equal(403);
+      expect((await xcap(base, 'GET', '/pres-rules/users/sip:nobody@elsewhere.org/index', { user: 'alice' })).status).to.equal(404);
+      expect((await xcap(base, 'GET', '/pres-rules/users/sip:bob@example.com/index', { token: TOKEN })).status).to.equal(404);
+      expect((await xcap(base, 'GET', '/pres-rules/users/sip:bob@example.com/index', { token: 'wrong-token-0123456789' })).status).to.equal(401);
+    });
+
+    it('answers path traversal, unknown usages and malformed selectors with 404 and 400', async () => {
+      expect((await xcap(base, 'GET', '/pidf-manipulation/users/sip:alice@example.com/%2e%2e/index', { user: 'alice' })).status).to.equal(404);
+      expect((await xcap(base, 'GET', '/nonesuch/users/sip:alice@example.com/index', { user: 'alice' })).status).to.equal(404);
+      expect((await xcap(base, 'GET', '/pidf-manipulation/users/sip:alice@example.com/', { user: 'alice' })).status).to.equal(404);
+      for (const sel of ['/~~/presence[', '/~~/presence/tuple[@id=%22x]', '/~~/presence/@id/tuple', '/~~/p:presence', '/~~/presence/tuple[0]']) {
+        expect((await xcap(base, 'GET', `/pidf-manipulation/users/sip:alice@example.com/index${sel}`, { user: 'alice' })).status, sel).to.equal(400);
+      }
+    });
+  });
+
+  describe('pres-rules: one source of truth with the presence rules', () => {
+    it('a PUT allowing a pending watcher activates it with the transformation; a PUT blocking it terminates it; the CLI-side rules show in the document', async () => {
+      const carol = await TestUa.create({ port: srv.port, user: 'carol' });
+      const dave = await TestUa.create({ port: srv.port, user: 'dave' });
+      try {
+        const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@example.com"><tuple id="c"><status><basic>open</basic></status><note>at lunch</note></tuple></presence>`;
+        expect((await carol.transact(carol.request('PUBLISH', 'sip:carol@example.com', { headers: { Event: 'presence', Expires: 600, 'Content-Type': PIDF }, body }))).status).to.equal(200);
+        dave.autoAnswer('NOTIFY', 200);
+        const callId = 'xcap-approve@test';
+        const pending = dave.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId);
+        expect((await dave.transact(dave.request('SUBSCRIBE', 'sip:carol@example.com', { callId, headers: { Event: 'presence', Expires: 600, Accept: PIDF } }))).status).to.be.oneOf([200, 202]);
+        expect((await pending).getHeader('subscription-state')).to.match(/^pending/);
+
+        // Allow dave, notes withheld (no provide-note nor provide-all-attributes).
+        const doc = ruleset(rule('friends', 'sip:dave@example.com', 'allow', '<pr:provide-services><pr:all-services/></pr:provide-services><pr:provide-persons><pr:all-persons/></pr:provide-persons><pr:provide-devices><pr:all-devices/></pr:provide-devices>'));
+        const active = dave.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && /^active/.test(r.getHeader('subscription-state') ?? ''));
+        const put = await xcap(base, 'PUT', '/pres-rules/users/sip:carol@example.com/index', { user: 'carol', body: doc, type: 'application/auth-policy+xml' });
+        expect(put.status).to.equal(201);
+        const etag = put.headers.get('etag')!;
+        expect(etag).to.match(/^"[A-Za-z0-9_-]+"$/);
+        const shown = (await active).body.toString();
+        expect(shown).to.contain('<basic>open</basic>');
+        expect(shown).not.to.contain('at lunch');
+
+        // The same rules through the admin API (the CLI's path) and back through XCAP.
+        const rules = await call(base, 'GET', '/api/users/carol/rules');
+        expect(rules.json).to.deep.equal([{ presentity: 'sip:carol@example.com', watcher: 'sip:dave@example.com', action: 'allow', transformations: { hideNotes: true, hideDevices: false, basicOnly: false } }]);
+        const get = await xcap(base, 'GET', '/pres-rules/users/sip:carol@example.com/index', { user: 'carol' });
+        expect(get.text).to.equal(doc);
+        expect(get.headers.get('etag')).to.equal(etag);
+        // The OMA auid is the same rule set, rendered.
+        const oma = await xcap(base, 'GET', '/org.openmobilealliance.pres-rules/users/sip:carol@example.com/pres-rules', { user: 'carol' });
+        expect(oma.status).to.equal(200);
+        expect(oma.text).to.contain('<cp:one id="sip:dave@example.com"/>');
+
+        // A PUT on an old entity-tag loses (412); on the current one the block terminates dave.
+        expect((await call(base, 'PUT', '/api/users/carol/rules', { body: { watcher: '*@example.com', action: 'polite-block' } })).status).to.equal(200);
+        const rendered = await xcap(base, 'GET', '/pres-rules/users/sip:carol@example.com/index', { user: 'carol' });
+        expect(rendered.text).to.contain('<cp:many domain="example.com"><cp:except id="sip:dave@example.com"/></cp:many>');
+        expect(rendered.headers.get('etag')).not.to.equal(etag);
+        const stale = await xcap(base, 'PUT', '/pres-rules/users/sip:carol@example.com/index', { user: 'carol', body: ruleset(rule('x', 'sip:dave@example.com', 'block')), type: 'application/auth-policy+xml', headers: { 'If-Match': etag } });
+        expect(stale.status).to.equal(412);
+        const terminated = dave.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && /^terminated/.test(r.getHeader('subscription-state') ?? ''));
+        const blocked = await xcap(base, 'PUT', '/pres-rules/users/sip:carol@example.com/index', {
+          user: 'carol',
+          body: ruleset(rule('x', 'sip:dave@example.com', 'block')),
+          type: 'application/auth-policy+xml',
+          headers: { 'If-Match': rendered.headers.get('etag')! },
+        });
+        expect(blocked.status).to.equal(200);
+        expect((await terminated).getHeader('subscription-state')).to.match(/reason=rejected/);
+        // The domain rule was not in the new document: gone.
+        expect((await call(base, 'GET', '/api/users/carol/rules')).json.map((r: { watcher: string }) => r.watcher)).to.deep.equal(['sip:dave@example.com']);
+      } finally {
+        await carol.close();
+        await dave.close();
+      }
+    });
+
+    it('edits one rule by element selector, keeping the rest (§8.2.3), and deletes it by selector', async () => {
+      const path = '/pres-rules/users/sip:bob@example.com/index';
+      expect((await xcap(base, 'PUT', path, { user: 'bob', body: ruleset(rule('a', 'sip:alice@example.com', 'allow')), type: 'application/auth-policy+xml' })).status).to.equal(201);
+      const sel = `${path}/~~/cp:ruleset/cp:rule%5b@id=%22b%22%5d?xmlns(cp=${CP})`;
+      const el = `<cp:rule xmlns:cp="${CP}" xmlns:pr="${PR}" id="b"><cp:conditions><cp:identity><cp:one id="sip:carol@example.com"/></cp:identity></cp:conditions><cp:actions><pr:sub-handling>polite-block</pr:sub-handling></cp:actions></cp:rule>`;
+      const put = await xcap(base, 'PUT', sel, { user: 'bob', body: el, type: 'application/xcap-el+xml' });
+      expect(put.status).to.equal(201);
+      const rules = (await call(base, 'GET', '/api/users/bob/rules')).json as Array<{ watcher: string; action: string }>;
+      expect(rules.map((r) => `${r.watcher} ${r.action}`)).to.deep.equal(['sip:alice@example.com allow', 'sip:carol@example.com polite-block']);
+      const got = await xcap(base, 'GET', sel, { user: 'bob' });
+      expect(got.status).to.equal(200);
+      expect(got.headers.get('content-type')).to.equal('application/xcap-el+xml');
+      expect(got.text).to.contain('polite-block');
+      const action = await xcap(base, 'GET', `${path}/~~/cp:ruleset/cp:rule%5b@id=%22b%22%5d/@id?xmlns(cp=${CP})`, { user: 'bob' });
+      expect(action.text).to.equal('b');
+      expect((await xcap(base, 'DELETE', sel, { user: 'bob' })).status).to.equal(200);
+      expect((await call(base, 'GET', '/api/users/bob/rules')).json.map((r: { watcher: string }) => r.watcher)).to.deep.equal(['sip:alice@example.com']);
+      expect((await xcap(base, 'DELETE', sel, { user: 'bob' })).status).to.equal(404);
+    });
+
+    it('refuses bad rule sets with the RFC 4825 §11 error bodies and leaves the rules alone', async () => {
+      const path = '/pres-rules/users/sip:alice@example.com/index';
+      const type = 'application/auth-policy+xml';
+      const notWf = await xcap(base, 'PUT', path, { user: 'alice', body: '<cp:ruleset xmlns:cp="x">', type });
+      expect(notWf.status).to.equal(409);
+      expect(notWf.headers.get('content-type')).to.equal('application/xcap-error+xml');
+      expect(notWf.text).to.contain('<not-well-formed');
+      const dup = await xcap(base, 'PUT', path, { user: 'alice', body: ruleset(rule('same', 'sip:bob@example.com', 'allow') + rule('same', 'sip:carol@example.com', 'block')), type });
+      expect(dup.status).to.equal(409);
+      expect(dup.text).to.match(/<uniqueness-failure><exists field="\/cp:ruleset\/cp:rule\[2\]\/@id"><alt-value>/);
+      const schema = await xcap(base, 'PUT', path, { user: 'alice', body: `<ruleset xmlns="urn:wrong"/>`, type });
+      expect(schema.text).to.contain('<schema-validation-error');
+      const sphere = await xcap(base, 'PUT', path, { user: 'alice', body: ruleset(`<cp:rule id="s"><cp:conditions><cp:sphere value="work"/></cp:conditions></cp:rule>`), type });
+      expect(sphere.text).to.contain('<constraint-failure');
+      const dtd = await xcap(base, 'PUT', path, { user: 'alice', body: `<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><cp:ruleset xmlns:cp="${CP}"/>`, type });
+      expect(dtd.status).to.equal(409);
+      expect(dtd.text).to.contain('<not-well-formed');
+      expect((await xcap(base, 'PUT', path, { user: 'alice', body: ruleset(''), type: 'text/plain' })).status).to.equal(415);
+      const big = await xcap(base, 'PUT', path, { user: 'alice', body: ruleset('x'.repeat(300_000)), type });
+      expect(big.status).to.equal(413);
+      expect((await call(base, 'GET', '/api/users/alice/rules')).json).to.deep.equal([]);
+    });
+  });
+
+  describe('pidf-manipulation: hard state', () => {
+    it('shows in the NOTIFYs of watchers, under the devices publications, and goes with a DELETE', async () => {
+      const watcher = await TestUa.create({ port: srv.port, user: 'bob' });
+      try {
+        // alice allows bob.
+        expect((await call(base, 'PUT', '/api/users/alice/rules', { body: { watcher: 'bob', action: 'allow' } })).status).to.equal(200);
+        watcher.autoAnswer('NOTIFY', 200);
+        const callId = 'xcap-hard@test';
+        const first = watcher.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId);
+        await watcher.transact(watcher.request('SUBSCRIBE', 'sip:alice@example.com', { callId, headers: { Event: 'presence', Expires: 600, Accept: PIDF } }));
+        expect((await first).body.toString()).not.to.contain('<tuple');
+
+        const hard = `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"><tuple id="hard"><status><basic>open</basic></status><note>on holiday</note></tuple></presence>`;
+        const withHard = watcher.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes('on holiday'));
+        const path = '/pidf-manipulation/users/sip:alice@example.com/index';
+        const put = await xcap(base, 'PUT', path, { user: 'alice', body: hard, type: PIDF, headers: { 'If-None-Match': '*' } });
+        expect(put.status).to.equal(201);
+        await withHard;
+        expect((await xcap(base, 'PUT', path, { user: 'alice', body: hard, type: PIDF, headers: { 'If-None-Match': '*' } })).status).to.equal(412);
+        expect((await xcap(base, 'GET', path, { user: 'alice', headers: { 'If-None-Match': put.headers.get('etag')! } })).status).to.equal(304);
+
+        // The note changed by attribute-free element PUT: the tuple's <note>.
+        const noteSel = `${path}/~~/presence/tuple%5b@id=%22hard%22%5d/note`;
+        const changed = watcher.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes('back monday'));
+        expect((await xcap(base, 'PUT', noteSel, { user: 'alice', body: '<note>back monday</note>', type: 'application/xcap-el+xml' })).status).to.equal(200);
+        await changed;
+        // An idempotency failure: a second <tuple> by position 3 when there is one tuple.
+        const ci = await xcap(base, 'PUT', `${path}/~~/presence/tuple%5b3%5d`, { user: 'alice', body: '<tuple id="x"><status><basic>open</basic></status></tuple>', type: 'application/xcap-el+xml' });
+        expect(ci.status).to.equal(409);
+        expect(ci.text).to.contain('<cannot-insert');
+        const np = await xcap(base, 'PUT', `${path}/~~/presence/tuple%5b@id=%22nope%22%5d/status/basic`, { user: 'alice', body: '<basic>open</basic>', type: 'application/xcap-el+xml' });
+        expect(np.status).to.equal(409);
+        expect(np.text).to.match(/<no-parent><ancestor>http:\/\/[^<]+\/xcap-root\/pidf-manipulation\/users\/sip:alice@example.com\/index\/~~\/presence<\/ancestor><\/no-parent>/);
+        const cd = await xcap(base, 'DELETE', `${path}/~~/presence`, { user: 'alice' });
+        expect(cd.status).to.equal(409);
+        expect(cd.text).to.contain('<cannot-delete');
+        const invalid = await xcap(base, 'PUT', `${path}/~~/presence/tuple%5b@id=%22hard%22%5d/status`, { user: 'alice', body: '<status><basic>maybe</basic></status>', type: 'application/xcap-el+xml' });
+        expect(invalid.status).to.equal(409);
+        expect(invalid.text).to.contain('<schema-validation-error');
+
+        // A device publishes: its tuple joins the hard state's.
+        const dev = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"><tuple id="phone"><status><basic>closed</basic></status></tuple></presence>`;
+        const both = watcher.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes('phone'));
+        const alice = await TestUa.create({ port: srv.port, user: 'alice' });
+        try {
+          expect((await alice.transact(alice.request('PUBLISH', 'sip:alice@example.com', { headers: { Event: 'presence', Expires: 600, 'Content-Type': PIDF }, body: dev }))).status).to.equal(200);
+          const text = (await both).body.toString();
+          expect(text).to.contain('back monday');
+          expect(text.indexOf('phone')).to.be.lessThan(text.indexOf('hard'));
+        } finally {
+          await alice.close();
+        }
+
+        const gone = watcher.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && !r.body.toString().includes('back monday'));
+        expect((await xcap(base, 'DELETE', path, { user: 'alice' })).status).to.equal(200);
+        await gone;
+        expect((await xcap(base, 'GET', path, { user: 'alice' })).status).to.equal(404);
+      } finally {
+        await watcher.close();
+      }
+    });
+  });
+});
