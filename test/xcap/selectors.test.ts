@@ -124,7 +124,7 @@ describe('xcap: URIs and node selectors (RFC 4825 §6)', () => {
     });
 
     it('insertion (§8.2.3): after the (n-1)th sibling of the name, or after the last element', () => {
-      const list = elementAt(tree(), (select('/resource-lists/list[1]') as { path: number[] }).path);
+      const list = elementAt(tree(), (select('/resource-lists/list[1]') as { path: readonly number[] }).path);
       const step = (s: string) => resolveSelector(parseNodeSelector(s), new Map(), RL).steps[0]!;
       const names = (at: number) => list.children.slice(0, at).filter((c) => c.kind === 'element').length;
       expect(names(insertionIndex(list.children, step('/entry[2]')))).to.equal(1);
@@ -144,7 +144,7 @@ describe('xcap: URIs and node selectors (RFC 4825 §6)', () => {
 
     it('an element fragment declares what it uses; a changed tree stays namespace-well-formed', () => {
       const root = tree();
-      const found = select('/resource-lists/list[1]/entry[2]') as { path: number[] };
+      const found = select('/resource-lists/list[1]/entry[2]') as { kind: 'found'; path: readonly number[] };
       expect(writeXml(elementAt(root, found.path), { declaration: false })).to.equal(`<entry xmlns="${RL}" xmlns:x="urn:example:ext" uri="sip:carol@example.com" x:tag="c"/>`);
       const noNs: XmlElement = { kind: 'element', ns: '', local: 'plain', prefix: '', attributes: [], children: [] };
       const changed = rebuild(root, found.path, (e) => ({ ...e, children: [noNs] }))!;
