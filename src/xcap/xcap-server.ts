@@ -221,7 +221,7 @@ export class XcapServer {
     if (method === 'DELETE') {
       if (!current) throw plain(404, 'no such document');
       if (!selector) {
-        await this.remove(usage, doc);
+        await this.remove(usage, doc, current.etag);
         return { status: 200 };
       }
       const root = this.parseStored(current);
@@ -233,7 +233,7 @@ export class XcapServer {
       if (type !== usage.mimeType) throw plain(415, `a ${usage.auid} document is ${usage.mimeType}`);
       const root = this.parseDocument(body!);
       await this.validate(usage, doc, root);
-      const etag = await this.store(usage, doc, body!, root);
+      const etag = await this.store(usage, doc, body!, root, current?.etag);
       return { status: current ? 200 : 201, etag };
     }
     if (!current) throw conflict({ kind: 'no-parent', phrase: 'the document does not exist', ancestor: this.ancestorUri(req, doc, undefined) });
@@ -243,12 +243,11 @@ export class XcapServer {
   }
 
   private async commit(usage: ApplicationUsage, doc: DocumentRef, current: Current, root: XmlElement, status: number): Promise<Answer> {
-    void current;
     if (depthOf(root) > this.options.maxDepth) throw conflict({ kind: 'constraint-failure', phrase: 'document nested too deeply' });
     await this.validate(usage, doc, root);
     const bytes = Buffer.from(writeXml(root), 'utf8');
     if (bytes.length > this.options.maxDocumentBytes) throw conflict({ kind: 'constraint-failure', phrase: 'document too large' });
-    const etag = await this.store(usage, doc, bytes, root);
+    const etag = await this.store(usage, doc, bytes, root, current.etag);
     return { status, etag };
   }
 
@@ -256,11 +255,17 @@ export class XcapServer {
     await usage.validate(root, doc);
   }
 
-  private async store(usage: ApplicationUsage, doc: DocumentRef, bytes: Buffer, root: XmlElement): Promise<string> {
+  /**
+   * Writes the document; `before` is the entity-tag it was read with (undefined: it did not
+   * exist). Stored documents are written compare-and-set on it, so two servers sharing the
+   * database serialise PUTs by entity-tag as one process does with its queue.
+   */
+  private async store(usage: ApplicationUsage, doc: DocumentRef, bytes: Buffer, root: XmlElement, before: string | undefined): Promise<string> {
     if (usage.source) await usage.source.write(doc, bytes, root);
     else {
       const etag = entityTag(bytes);
-      await this.repository().put({ auid: doc.auid, owner: doc.owner, path: doc.path, content: bytes.toString('utf8'), etag });
+      const done = await this.repository().putIf({ auid: doc.auid, owner: doc.owner, path: doc.path, content: bytes.toString('utf8'), etag }, before);
+      if (!done) throw plain(412, 'precondition failed: the document changed meanwhile');
     }
     await this.notify(usage, doc, bytes);
     // A view may store what it read differently (pres-rules): the tag is of what a GET gives now.
@@ -268,9 +273,9 @@ export class XcapServer {
     return now?.etag ?? entityTag(bytes);
   }
 
-  private async remove(usage: ApplicationUsage, doc: DocumentRef): Promise<void> {
+  private async remove(usage: ApplicationUsage, doc: DocumentRef, before: string): Promise<void> {
     if (usage.source) await usage.source.remove(doc);
-    else await this.repository().delete(doc.auid, doc.owner, doc.path);
+    else if (!(await this.repository().delete(doc.auid, doc.owner, doc.path, before))) throw plain(412, 'precondition failed: the document changed meanwhile');
     await this.notify(usage, doc, undefined);
   }
 

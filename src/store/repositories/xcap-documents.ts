@@ -37,9 +37,37 @@ export class XcapDocumentRepository {
     );
   }
 
-  /** True when it existed. */
-  async delete(auid: string, owner: string, path: string): Promise<boolean> {
-    const res = await this.db.query('DELETE FROM xcap_documents WHERE auid = $1 AND owner = $2 AND path = $3', [auid, owner, path]);
+  /**
+   * Compare-and-set: writes `doc` only when the stored entity-tag is still `expected`
+   * (undefined: only when there is no document yet). False when another writer came first,
+   * on this process or another server of a cluster sharing the database.
+   */
+  async putIf(doc: XcapDocumentRecord, expected: string | undefined): Promise<boolean> {
+    const res =
+      expected === undefined
+        ? await this.db.query(
+            `INSERT INTO xcap_documents (auid, owner, path, content, etag, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (auid, owner, path) DO NOTHING`,
+            [doc.auid, doc.owner, doc.path, doc.content, doc.etag, new Date()],
+          )
+        : await this.db.query('UPDATE xcap_documents SET content = $4, etag = $5, updated_at = $6 WHERE auid = $1 AND owner = $2 AND path = $3 AND etag = $7', [
+            doc.auid,
+            doc.owner,
+            doc.path,
+            doc.content,
+            doc.etag,
+            new Date(),
+            expected,
+          ]);
+    return res.rowCount > 0;
+  }
+
+  /** True when it existed (and, with `expected`, still had that entity-tag). */
+  async delete(auid: string, owner: string, path: string, expected?: string): Promise<boolean> {
+    const res =
+      expected === undefined
+        ? await this.db.query('DELETE FROM xcap_documents WHERE auid = $1 AND owner = $2 AND path = $3', [auid, owner, path])
+        : await this.db.query('DELETE FROM xcap_documents WHERE auid = $1 AND owner = $2 AND path = $3 AND etag = $4', [auid, owner, path, expected]);
     return res.rowCount > 0;
   }
 
