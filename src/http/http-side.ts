@@ -82,6 +82,10 @@ export class HttpSide {
           domain: () => server.config.sip.domain,
           ...(this.tokenDigest ? { adminTokenDigest: this.tokenDigest } : {}),
           wallClock: server.location.wallClock,
+          rootUri: () => {
+            const l = server.listeners.find((x) => x.protocol === 'ws');
+            return `http://${server.config.sip.domain}${l ? `:${l.port}` : ''}${xcap.root}`;
+          },
         })
       : undefined;
   }

@@ -325,7 +325,7 @@ export class PresenceService implements SipService {
    */
   accountDeleted(aor: string): number {
     const ended = this.endSubscriptionsOf(aor);
-    this.documents.setHardState(aor, undefined);
+    if (this.documents.hardState(aor)) this.setHardState(aor, undefined);
     this.compositor.removeAll(aor).catch((err: unknown) => this.log?.error({ err, aor }, 'publications of a deleted account not removed'));
     return ended;
   }

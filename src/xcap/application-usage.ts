@@ -50,6 +50,8 @@ export interface DocumentRef {
  */
 export interface DocumentSource {
   read(doc: DocumentRef): Promise<Buffer | undefined>;
+  /** The document paths `owner` may have in this usage (xcap-diff lists those that exist). */
+  paths?(owner: string): readonly string[];
   write(doc: DocumentRef, bytes: Buffer, root: XmlElement): Promise<void>;
   remove(doc: DocumentRef): Promise<boolean>;
 }

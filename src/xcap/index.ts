@@ -11,6 +11,7 @@ import { XcapServer } from './xcap-server.js';
 import { PIDF_MANIPULATION_AUID, pidfManipulationUsage } from './usages/pidf-manipulation.js';
 import { presRulesUsage } from './usages/pres-rules.js';
 import { xcapCapsUsage } from './usages/xcap-caps.js';
+import { XcapDiffPackage } from './xcap-diff-package.js';
 
 export { XcapServer } from './xcap-server.js';
 export type { ApplicationUsage, DocumentRef, DocumentSource } from './application-usage.js';
@@ -34,6 +35,8 @@ export interface XcapWiring {
   readonly domain: () => string;
   readonly adminTokenDigest?: Buffer;
   readonly wallClock: WallClock;
+  /** The absolute XCAP root URI (xcap-diff's `xcap-root`): the HTTP listener's. */
+  readonly rootUri: () => string;
   /** More application usages (resource-lists and rls-services plug in here). */
   readonly extraUsages?: readonly ApplicationUsage[];
 }
@@ -48,6 +51,8 @@ const MAX_HARD_STATES_LOADED = 1_000_000;
  */
 export class XcapSide {
   readonly server: XcapServer;
+  /** RFC 5875 xcap-diff, registered with the presence service's subscriptions. */
+  readonly diff: XcapDiffPackage;
   private repo: XcapDocumentRepository | undefined;
   private repoDb: Queryable | undefined;
 
@@ -85,7 +90,10 @@ export class XcapSide {
       maxDocumentBytes: wiring.settings.maxDocumentBytes,
       maxDepth: wiring.settings.maxDepth,
       logger: wiring.logger,
+      onChanged: (owner) => void this.diff.ownerChanged(owner),
     });
+    this.diff = new XcapDiffPackage({ documentsOf: (owner) => this.server.documentsOf(owner), xcapRoot: wiring.rootUri, logger: wiring.logger });
+    wiring.presence.subscriptions.register(this.diff);
   }
 
   /** The stored documents, on the store's database (undefined before it is open). */

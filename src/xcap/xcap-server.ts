@@ -43,7 +43,12 @@ export interface XcapServerOptions {
   /** Deepest element nesting of a document. */
   readonly maxDepth: number;
   readonly logger: Logger;
+  /** A document of a user's tree changed (written or deleted): xcap-diff tells its watchers. */
+  readonly onChanged?: (owner: string) => void;
 }
+
+/** Documents of one user listed for xcap-diff, at most. */
+const MAX_DOCUMENTS_LISTED = 1000;
 
 /** A document as the engine handles it: its bytes and entity-tag. */
 interface Current {
@@ -279,7 +284,30 @@ export class XcapServer {
     await this.notify(usage, doc, undefined);
   }
 
+  /** Every document of `owner` with its entity-tag, by selector relative to the root (`auid/users/xui/path`). */
+  async documentsOf(owner: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const sel = (auid: string, path: string) => `${auid}/users/${owner}/${path}`;
+    for (const u of this.usages.values()) {
+      const paths = u.source?.paths?.(owner) ?? [];
+      for (const path of paths) {
+        const doc: DocumentRef = { auid: u.auid, scope: 'users', owner, path };
+        const cur = await this.load(u, doc);
+        if (cur) out.set(sel(u.auid, path), cur.etag);
+      }
+    }
+    const repo = this.options.documents();
+    if (repo) {
+      for (const d of await repo.listByOwner(owner, MAX_DOCUMENTS_LISTED)) {
+        const u = this.usages.get(d.auid);
+        if (u && !u.source) out.set(sel(d.auid, d.path), d.etag);
+      }
+    }
+    return out;
+  }
+
   private async notify(usage: ApplicationUsage, doc: DocumentRef, bytes: Buffer | undefined): Promise<void> {
+    if (doc.scope === 'users') this.options.onChanged?.(doc.owner);
     try {
       await usage.changed?.(doc, bytes);
     } catch (err) {

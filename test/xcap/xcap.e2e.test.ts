@@ -272,4 +272,98 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
       }
     });
   });
+  describe('xcap-diff (RFC 5875) and concurrency', () => {
+    it('a user subscribed to xcap-diff hears which of its documents changed, with the entity-tags', async () => {
+      const ua = await TestUa.create({ port: srv.port, user: 'dave' });
+      try {
+        ua.autoAnswer('NOTIFY', 200);
+        const path = '/pidf-manipulation/users/sip:dave@example.com/index';
+        const hard = (note: string) => `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:dave@example.com"><tuple id="h"><status><basic>open</basic></status><note>${note}</note></tuple></presence>`;
+        const first = await xcap(base, 'PUT', path, { user: 'dave', body: hard('one'), type: PIDF });
+        const etag1 = first.headers.get('etag')!.replace(/"/g, '');
+        const callId = 'xcap-diff@test';
+        const initial = ua.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId);
+        const res = await ua.transact(ua.request('SUBSCRIBE', 'sip:dave@example.com', { callId, headers: { Event: 'xcap-diff', Expires: 600, Accept: 'application/xcap-diff+xml' } }));
+        expect(res.status).to.be.oneOf([200, 202]);
+        const n0 = await initial;
+        expect(n0.getHeader('content-type')).to.equal('application/xcap-diff+xml');
+        expect(n0.body.toString()).to.match(/<xcap-diff xmlns="urn:ietf:params:xml:ns:xcap-diff" xcap-root="http:\/\/example.com:\d+\/xcap-root">/);
+        expect(n0.body.toString()).to.contain(`<document sel="pidf-manipulation/users/sip:dave@example.com/index" new-etag="${etag1}"/>`);
+
+        const changed = ua.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes('previous-etag'));
+        const second = await xcap(base, 'PUT', path, { user: 'dave', body: hard('two'), type: PIDF });
+        const etag2 = second.headers.get('etag')!.replace(/"/g, '');
+        expect((await changed).body.toString()).to.contain(`<document sel="pidf-manipulation/users/sip:dave@example.com/index" previous-etag="${etag1}" new-etag="${etag2}"/>`);
+
+        const rules = ua.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes('pres-rules/users'));
+        await xcap(base, 'PUT', '/pres-rules/users/sip:dave@example.com/index', { user: 'dave', body: ruleset(rule('a', 'sip:alice@example.com', 'allow')), type: 'application/auth-policy+xml' });
+        const told = (await rules).body.toString();
+        // Both forms of the one rule set changed; the hard state did not.
+        expect(told).to.contain('sel="pres-rules/users/sip:dave@example.com/index" new-etag=');
+        expect(told).to.contain('sel="org.openmobilealliance.pres-rules/users/sip:dave@example.com/pres-rules" new-etag=');
+        expect(told).not.to.contain('pidf-manipulation');
+
+        const removed = ua.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes(`previous-etag="${etag2}"/>`));
+        await xcap(base, 'DELETE', path, { user: 'dave' });
+        await removed;
+
+        // Nobody else's tree: another user is refused.
+        const bob = await TestUa.create({ port: srv.port, user: 'bob' });
+        try {
+          const r = await bob.transact(bob.request('SUBSCRIBE', 'sip:dave@example.com', { callId: 'xcap-diff-bob@test', headers: { Event: 'xcap-diff', Expires: 600 } }));
+          expect(r.status).to.equal(403);
+        } finally {
+          await bob.close();
+        }
+      } finally {
+        await ua.close();
+      }
+    });
+
+    it('two PUTs racing on one entity-tag: one wins, the other gets 412', async () => {
+      const path = '/pidf-manipulation/users/sip:bob@example.com/index';
+      const doc = (n: number) => `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bob@example.com"><tuple id="t${n}"><status><basic>open</basic></status></tuple></presence>`;
+      const etag = (await xcap(base, 'PUT', path, { user: 'bob', body: doc(0), type: PIDF })).headers.get('etag')!;
+      const both = await Promise.all([1, 2].map((n) => xcap(base, 'PUT', path, { user: 'bob', body: doc(n), type: PIDF, headers: { 'If-Match': etag } })));
+      expect(both.map((r) => r.status).sort()).to.deep.equal([200, 412]);
+      await xcap(base, 'DELETE', path, { user: 'bob' });
+    });
+
+    it("a deleted account's documents and hard state go with it", async () => {
+      expect((await call(base, 'POST', '/api/users', { body: { username: 'erin', password: 'erin-pass' } })).status).to.equal(201);
+      const path = '/pidf-manipulation/users/sip:erin@example.com/index';
+      const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:erin@example.com"><tuple id="e"><status><basic>open</basic></status></tuple></presence>`;
+      expect((await xcap(base, 'PUT', path, { user: 'erin', body, type: PIDF })).status).to.equal(201);
+      expect(srv.server.presence.composedDocument('sip:erin@example.com').toString()).to.contain('<tuple id="e"');
+      expect((await call(base, 'DELETE', '/api/users/erin')).status).to.be.oneOf([200, 204]);
+      expect((await xcap(base, 'GET', path, { token: TOKEN })).status).to.equal(404);
+      expect(srv.server.presence.composedDocument('sip:erin@example.com').toString()).not.to.contain('<tuple');
+    });
+  });
+});
+
+describe('xcap: hard state across a restart', function () {
+  this.timeout(20000);
+
+  it('a stored pidf-manipulation document is composed again when the server starts on the same store', async () => {
+    const store = await openStore({ logger: pino({ level: 'silent' }) });
+    try {
+      let srv = await startTestServer({ admin: { token: TOKEN } }, { store });
+      const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"><tuple id="kept"><status><basic>open</basic></status></tuple></presence>`;
+      try {
+        expect((await call(httpBase(srv.server), 'POST', '/api/users', { body: { username: 'alice', password: 'alice-pass' } })).status).to.equal(201);
+        expect((await xcap(httpBase(srv.server), 'PUT', '/pidf-manipulation/users/sip:alice@example.com/index', { user: 'alice', body, type: PIDF })).status).to.equal(201);
+      } finally {
+        await srv.stop();
+      }
+      srv = await startTestServer({ admin: { token: TOKEN } }, { store });
+      try {
+        expect(srv.server.presence.composedDocument('sip:alice@example.com').toString()).to.contain('<tuple id="kept"');
+      } finally {
+        await srv.stop();
+      }
+    } finally {
+      await store.close();
+    }
+  });
 });

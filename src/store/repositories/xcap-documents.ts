@@ -28,6 +28,12 @@ export class XcapDocumentRepository {
     return res.rows;
   }
 
+  /** Every document of one owner, at most `limit`. */
+  async listByOwner(owner: string, limit: number): Promise<XcapDocumentRecord[]> {
+    const res = await this.db.query<XcapDocumentRecord>('SELECT auid, owner, path, content, etag FROM xcap_documents WHERE owner = $1 ORDER BY auid, path LIMIT $2', [owner, limit]);
+    return res.rows;
+  }
+
   async put(doc: XcapDocumentRecord): Promise<void> {
     await this.db.query(
       // The time is a parameter, not now(): the same SQL runs on SQLite.

@@ -284,6 +284,7 @@ export function presRulesUsage(options: { readonly oma: boolean; readonly rules:
   const current = async (owner: string): Promise<WatcherRule[]> =>
     (await backend().list(owner)).map((r) => ({ watcher: r.watcher, action: r.action, transformations: r.transformations }));
   const source: DocumentSource = {
+    paths: () => [options.oma ? 'pres-rules' : 'index'],
     async read(doc: DocumentRef) {
       const rules = await current(doc.owner);
       const stored = await options.documents()?.get(auid, doc.owner, doc.path);
