@@ -29,7 +29,7 @@ export interface HttpSideOptions {
 /**
  * The HTTP side of the server (DESIGN: http/), one request handler on the HTTP server the
  * WebSocket transport shares: the web client at `/`, the admin API under `/api/`, the
- * user's own `/api/me/`, Prometheus `/metrics`, `/healthz` and `/readyz`.
+ * user's own `/api/me/`, XCAP under `xcap.root`, Prometheus `/metrics`, `/healthz` and `/readyz`.
  */
 export class HttpSide {
   readonly metrics: ServerMetrics;

@@ -274,6 +274,9 @@ export class PresenceService implements SipService {
     );
   }
 
+  /** Told of every rule change, whoever made it (xcap-diff: the pres-rules document changed). */
+  readonly ruleListeners = new Set<(presentity: string) => void>();
+
   /**
    * The presentity's hard state (RFC 4827 pidf-manipulation) is `document` now (undefined:
    * none): composed with the devices' publications (PresenceDocuments.setHardState) and
@@ -375,6 +378,7 @@ export class PresenceService implements SipService {
    * subscription as it is. Returns how many changed.
    */
   async rulesChanged(presentity: string, watcher: string): Promise<number> {
+    for (const listener of this.ruleListeners) listener(presentity);
     const subs = this.ruled.flatMap((eventPackage) => this.subscriptions.list({ eventPackage, resource: presentity })).filter((s) => watcherKeys(s.watcher).includes(watcher));
     const rules = this.authorizer instanceof RulesPresenceAuthorizer ? this.authorizer : undefined;
     let changed = 0;
@@ -414,6 +418,7 @@ export class PresenceService implements SipService {
   private async record(presentity: string, watcher: string, decision: SubscriptionDecision): Promise<void> {
     try {
       await this.authorizer.recordDecision?.(watcher, presentity, decision);
+      for (const listener of this.ruleListeners) listener(presentity);
     } catch (err) {
       this.log?.error({ err, presentity, watcher, decision }, 'authorization decision not recorded');
     }

@@ -94,6 +94,10 @@ export class XcapSide {
     });
     this.diff = new XcapDiffPackage({ documentsOf: (owner) => this.server.documentsOf(owner), xcapRoot: wiring.rootUri, logger: wiring.logger });
     wiring.presence.subscriptions.register(this.diff);
+    // Rules changed elsewhere (CLI, admin API, web client, another server) change the pres-rules documents too.
+    wiring.presence.ruleListeners.add((presentity) => {
+      if (!this.server.writing.has(presentity)) void this.diff.ownerChanged(presentity);
+    });
   }
 
   /** The stored documents, on the store's database (undefined before it is open). */

@@ -97,6 +97,8 @@ export class XcapServer {
   private readonly usages = new Map<string, ApplicationUsage>();
   private readonly queue = new KeyedQueue(MAX_QUEUED_PER_DOCUMENT);
   private readonly root: string;
+  /** Owners whose documents a request is writing now (their rule changes are told once, after it). */
+  readonly writing = new Map<string, number>();
 
   constructor(private readonly options: XcapServerOptions) {
     this.root = options.root.replace(/\/+$/, '');
@@ -159,7 +161,19 @@ export class XcapServer {
     }
     const key = `${doc.auid}\0${doc.owner}\0${doc.path}`;
     const body = method === 'PUT' ? await this.readBody(req) : undefined;
-    const run = this.queue.run(key, () => this.perform(method, req, usage, doc, uri, selector, body));
+    const run = this.queue.run(key, async () => {
+      const writes = method === 'PUT' || method === 'DELETE';
+      if (writes) this.writing.set(doc.owner, (this.writing.get(doc.owner) ?? 0) + 1);
+      try {
+        return await this.perform(method, req, usage, doc, uri, selector, body);
+      } finally {
+        if (writes) {
+          const n = (this.writing.get(doc.owner) ?? 1) - 1;
+          if (n > 0) this.writing.set(doc.owner, n);
+          else this.writing.delete(doc.owner);
+        }
+      }
+    });
     if (!run) throw plain(503, 'too many requests for this document', [['Retry-After', '1']]);
     return run;
   }

@@ -303,6 +303,11 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
         expect(told).to.contain('sel="org.openmobilealliance.pres-rules/users/sip:dave@example.com/pres-rules" new-etag=');
         expect(told).not.to.contain('pidf-manipulation');
 
+        // A rule changed another way (the CLI's path): the pres-rules documents changed too.
+        const byApi = ua.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes('previous-etag') && r.body.toString().includes('pres-rules/users'));
+        expect((await call(base, 'PUT', '/api/users/dave/rules', { body: { watcher: 'carol', action: 'block' } })).status).to.equal(200);
+        expect((await byApi).body.toString()).to.match(/sel="pres-rules\/users\/sip:dave@example.com\/index" previous-etag="[^"]+" new-etag="[^"]+"/);
+
         const removed = ua.waitRequest((r) => r.method === 'NOTIFY' && r.callId === callId && r.body.toString().includes(`previous-etag="${etag2}"/>`));
         await xcap(base, 'DELETE', path, { user: 'dave' });
         await removed;
