@@ -10,7 +10,7 @@ import type { XmlElement } from '../presence/pidf/xml-tree.js';
 export interface ApplicationUsage {
   /** §5.1 Application Unique ID: the first path segment. */
   readonly auid: string;
-  /** §5.? the MIME type of its documents (a document GET answers with it, a PUT must carry it). */
+  /** §5 (MIME Type) the MIME type of its documents (a document GET answers with it, a PUT must carry it). */
   readonly mimeType: string;
   /** §5.2 Default document namespace: the namespace of unprefixed names in node selectors. */
   readonly defaultNamespace: string;
@@ -28,7 +28,7 @@ export interface ApplicationUsage {
   /** Where documents live; absent: stored as they are by the engine (the xcap_documents table). */
   readonly source?: DocumentSource;
   /**
-   * §5.? resource interdependencies / side effects: a document was stored (bytes) or
+   * §5.6 resource interdependencies, side effects: a document was stored (bytes) or
    * deleted (undefined). Called once per committed change, in order per document.
    */
   changed?(doc: DocumentRef, bytes: Buffer | undefined): void | Promise<void>;

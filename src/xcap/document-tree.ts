@@ -69,7 +69,7 @@ function selectAmong(children: readonly XmlNode[], step: ResolvedStep): number[]
   return byPos.filter((i) => attrMatches(children[i] as XmlElement, step));
 }
 
-/** Finds the one element `steps` select; more than one is "many" (RFC 4825 §8.1.?: 404 for a read). */
+/** Finds the one element `steps` select; more than one is "many" (RFC 4825 §8.3: 404 for a read). */
 export function locate(root: XmlElement, steps: readonly ResolvedStep[]): Location {
   let level: readonly XmlNode[] = [root];
   const path: number[] = [];

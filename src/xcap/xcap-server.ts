@@ -388,7 +388,7 @@ function mediaType(req: IncomingMessage): string {
   return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
-/** An attribute value as it would stand between double quotes (RFC 4825 §8.1.?). */
+/** An attribute value as it would stand between double quotes (RFC 4825 §7.9, §8.3). */
 function escapeAttValue(v: string): string {
   return v.replace(/[&<"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&quot;'));
 }
@@ -441,7 +441,7 @@ function stepTexts(uri: XcapUri): string[] {
   return out;
 }
 
-/** §8.2.? DELETE of an element or attribute; the idempotency check of §8.2.5 after. */
+/** §8.4 DELETE of an element or attribute, and its idempotency check. */
 function deleteNode(root: XmlElement, selector: ResolvedSelector, uri: XcapUri): XmlElement {
   void uri;
   const found = locate(root, selector.steps);
@@ -455,7 +455,7 @@ function deleteNode(root: XmlElement, selector: ResolvedSelector, uri: XcapUri):
   }
   if (found.path.length === 1) throw conflict({ kind: 'cannot-delete', phrase: 'the root element cannot be deleted (delete the document)' });
   const out = rebuild(root, found.path, () => undefined)!;
-  // §8.2.5: after the delete, the same URI must select nothing (else a retry would delete another).
+  // §8.4: after the delete, the same URI must select nothing (else a retry would delete another).
   if (locate(out, selector.steps).kind !== 'none') throw conflict({ kind: 'cannot-delete', phrase: 'the node selector would select another element after the delete' });
   return out;
 }

@@ -329,7 +329,7 @@ export function presRulesUsage(options: { readonly oma: boolean; readonly rules:
     defaultNamespace: PRES_RULES_NS,
     namespaces: options.oma ? [COMMON_POLICY_NS, PRES_RULES_NS, OMA_COMMON_POLICY_NS] : [COMMON_POLICY_NS, PRES_RULES_NS],
     writable: true,
-    // RFC 5025 §9.? names the document "index"; OMA clients (Blink) use "pres-rules". Both are the one rule set.
+    // RFC 5025's naming convention is the document "index"; OMA clients (Blink) use "pres-rules". Both are the one rule set.
     acceptsPath: (scope, path) => scope === 'users' && path.length === 1 && (path[0] === 'index' || path[0] === 'pres-rules'),
     validate: (root) => {
       rulesOfDocument(root);
