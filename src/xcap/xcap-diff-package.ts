@@ -91,5 +91,7 @@ export class XcapDiffPackage implements EventPackage {
 
   onRemoved(sub: Subscription): void {
     this.told.delete(sub);
+    // The last watcher of the user gone: its documents are no longer followed.
+    if (!this.host?.subscriptionsTo(this.name, sub.resource).some((s) => s !== sub)) this.owners.delete(sub.resource);
   }
 }

@@ -73,6 +73,8 @@ describe('xcap: pres-rules documents and the presence rules (RFC 5025, RFC 4745)
     expect(refusal(doc('<cp:rule id="a"><cp:conditions><cp:identity/></cp:conditions></cp:rule>'))).to.match(/^schema-validation-error/);
     expect(refusal(doc('<cp:other/>'))).to.match(/^schema-validation-error/);
     expect(refusal(`<ruleset xmlns="urn:other"/>`)).to.match(/^schema-validation-error: the root/);
+    const many = Array.from({ length: 1001 }, (_, i) => `<cp:one id="sip:u${i}@x.org"/>`).join('');
+    expect(refusal(doc(`<cp:rule id="a"><cp:conditions><cp:identity>${many}</cp:identity></cp:conditions></cp:rule>`))).to.match(/^constraint-failure: more than 1000 watchers/);
   });
 
   it('renders the rules in both forms so that they read back the same', () => {

@@ -31,6 +31,10 @@ export interface WatcherRule {
   readonly transformations: Transformations;
 }
 
+/** Bounds of one document: each watcher named is a stored rule and a re-decision of live subscriptions. */
+export const MAX_RULES_PER_DOCUMENT = 1000;
+export const MAX_WATCHERS_PER_DOCUMENT = 1000;
+
 const DOMAIN_RE = /^[A-Za-z0-9.-]{1,253}$/;
 const USER_RE = /^[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}$/;
 
@@ -100,7 +104,9 @@ export function rulesOfDocument(root: XmlElement): WatcherRule[] {
   const ids = new Set<string>();
   const byWatcher = new Map<string, WatcherRule>();
   const allExcepts: string[] = [];
-  elementChildren(root).forEach((rule, i) => {
+  const ruleElements = elementChildren(root);
+  if (ruleElements.length > MAX_RULES_PER_DOCUMENT) refuse('constraint-failure', `more than ${MAX_RULES_PER_DOCUMENT} rules`);
+  ruleElements.forEach((rule, i) => {
     if (rule.ns !== COMMON_POLICY_NS || rule.local !== 'rule') refuse('schema-validation-error', `<${rule.local}> is not allowed in <ruleset>`);
     const id = attributeValue(rule, 'id');
     if (id === undefined || !/^[A-Za-z_][A-Za-z0-9._-]*$/.test(id)) refuse('schema-validation-error', `rule ${i + 1} needs an id (xs:ID)`);
@@ -121,6 +127,7 @@ export function rulesOfDocument(root: XmlElement): WatcherRule[] {
       byWatcher.set(e.watcher, before ? combine(before, action, t) : { watcher: e.watcher, action, transformations: t });
     }
   });
+  if (byWatcher.size > MAX_WATCHERS_PER_DOCUMENT) refuse('constraint-failure', `more than ${MAX_WATCHERS_PER_DOCUMENT} watchers named`);
   for (const x of allExcepts) {
     if (!byWatcher.has(x)) refuse('constraint-failure', `<except> ${x} needs a rule of its own (our rules: the most specific one decides)`);
   }
@@ -325,8 +332,9 @@ export function presRulesUsage(options: { readonly oma: boolean; readonly rules:
   return {
     auid,
     mimeType: AUTH_POLICY_TYPE,
-    // RFC 5025 §9.3: unprefixed names in node selectors are pres-rules names.
-    defaultNamespace: PRES_RULES_NS,
+    // Unprefixed names in node selectors: pres-rules names for the IETF usage (RFC 5025),
+    // common-policy names for OMA's (as OMA clients write them).
+    defaultNamespace: options.oma ? COMMON_POLICY_NS : PRES_RULES_NS,
     namespaces: options.oma ? [COMMON_POLICY_NS, PRES_RULES_NS, OMA_COMMON_POLICY_NS] : [COMMON_POLICY_NS, PRES_RULES_NS],
     writable: true,
     // RFC 5025's naming convention is the document "index"; OMA clients (Blink) use "pres-rules". Both are the one rule set.
