@@ -137,7 +137,8 @@ export function selectorText(sel: NodeSelector): string {
   const steps = sel.steps.map((s) => {
     let t = s.name ? q(s.name) : '*';
     if (s.position !== undefined) t += `[${s.position}]`;
-    if (s.attr) t += `[@${q(s.attr.name)}="${s.attr.value}"]`;
+    // AttValue in whichever quote the value does not hold (it cannot hold both).
+    if (s.attr) t += s.attr.value.includes('"') ? `[@${q(s.attr.name)}='${s.attr.value}']` : `[@${q(s.attr.name)}="${s.attr.value}"]`;
     return t;
   });
   if (sel.terminal?.kind === 'attribute') steps.push(`@${q(sel.terminal.name)}`);

@@ -82,7 +82,7 @@ describe('xcap: URIs and node selectors (RFC 4825 §6)', () => {
 
   describe('parseNodeSelector', () => {
     it('reads every step form and the terminal selectors, and prints them back', () => {
-      for (const s of ['/a', '/*', '/a/b[2]', '/a/b[@c="d"]', "/a/b[3][@p:c='d e']", '/a/p:b/@c', '/a/@p:c', '/a/b/namespace::*']) {
+      for (const s of ['/a', '/*', '/a/b[2]', '/a/b[@c="d"]', `/a/b[@c='say "hi"']`, "/a/b[3][@p:c='d e']", '/a/p:b/@c', '/a/@p:c', '/a/b/namespace::*']) {
         const parsed = parseNodeSelector(s);
         expect(parseNodeSelector(selectorText(parsed)), s).to.deep.equal(parsed);
       }

@@ -1,4 +1,9 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
 import { authorization, parseChallenge } from '../auth/digest-client.js';
@@ -370,5 +375,59 @@ describe('xcap: hard state across a restart', function () {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('xcap: over HTTPS when TLS is configured', function () {
+  this.timeout(20000);
+  let dir: string;
+  let store: Store;
+  let srv: TestServer;
+
+  before(async function () {
+    dir = mkdtempSync(join(tmpdir(), 'xcap-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    } catch {
+      this.skip(); // no openssl to make a test certificate
+    }
+    store = await openStore({ logger: pino({ level: 'silent' }) });
+    srv = await startTestServer({ admin: { token: TOKEN }, tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, websocket: { wssPort: 0 } }, { store });
+    expect((await call(httpBase(srv.server), 'POST', '/api/users', { body: { username: 'alice', password: 'alice-pass' } })).status).to.equal(201);
+  });
+  after(async () => {
+    await srv?.stop();
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** One request on the TLS port (the test certificate is self-signed). */
+  function tls(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+    const port = srv.server.listeners.find((x) => x.protocol === 'wss')!.port;
+    return new Promise((resolve, reject) => {
+      const r = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+      });
+      r.on('error', reject);
+      r.end(body);
+    });
+  }
+
+  it('answers with digest on the TLS port, and names https ancestors', async () => {
+    const path = `${ROOT}/pidf-manipulation/users/sip:alice@example.com/index/~~/presence/tuple%5b@id=%22x%22%5d/status`;
+    const first = await tls('PUT', path);
+    expect(first.status).to.equal(401);
+    const challenge = parseChallenge(([] as string[]).concat(first.headers['www-authenticate'] ?? [])[0]!);
+    const put = await tls(
+      'PUT',
+      path,
+      { Authorization: authorization(challenge, { username: 'alice', password: 'alice-pass', method: 'PUT', uri: path }), 'Content-Type': 'application/xcap-el+xml' },
+      '<status><basic>open</basic></status>',
+    );
+    expect(put.status).to.equal(409);
+    // No document yet: the closest ancestor is the user's tree, on https.
+    expect(put.text).to.match(/<no-parent phrase="the document does not exist"><ancestor>https:\/\/127.0.0.1:\d+\/xcap-root\/pidf-manipulation\/users\/sip:alice@example.com<\/ancestor>/);
   });
 });
