@@ -65,7 +65,7 @@ export class XcapSide {
         : undefined;
     };
     const usages: ApplicationUsage[] = [];
-    usages.push(xcapCapsUsage(() => usages));
+    usages.push(xcapCapsUsage(() => this.server.applicationUsages));
     usages.push(presRulesUsage({ oma: false, rules, documents }));
     usages.push(presRulesUsage({ oma: true, rules, documents }));
     usages.push(
@@ -98,6 +98,15 @@ export class XcapSide {
     wiring.presence.ruleListeners.add((presentity) => {
       if (!this.server.writing.has(presentity)) void this.diff.ownerChanged(presentity);
     });
+  }
+
+  /**
+   * Serves one more application usage (resource-lists, rls-services: issue 17 plugs in here
+   * from the composition root, before start). Its documents are stored by the engine unless
+   * it brings a `source`; `changed` is where it tells the services (a list subscription's NOTIFY).
+   */
+  register(usage: ApplicationUsage): void {
+    this.server.register(usage);
   }
 
   /** The stored documents, on the store's database (undefined before it is open). */

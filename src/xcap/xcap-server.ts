@@ -105,6 +105,12 @@ export class XcapServer {
     for (const u of options.usages) this.usages.set(u.auid, u);
   }
 
+  /** Adds an application usage (resource-lists, rls-services...): served from now on, listed in xcap-caps. */
+  register(usage: ApplicationUsage): void {
+    if (this.usages.has(usage.auid)) throw new Error(`application usage ${usage.auid} registered twice`);
+    this.usages.set(usage.auid, usage);
+  }
+
   get applicationUsages(): readonly ApplicationUsage[] {
     return [...this.usages.values()];
   }

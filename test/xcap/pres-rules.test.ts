@@ -62,6 +62,13 @@ describe('xcap: pres-rules documents and the presence rules (RFC 5025, RFC 4745)
   it('a rule without conditions is everyone; no sub-handling is block; ids must be unique', () => {
     expect(rules(doc('<cp:rule id="a"/>'))).to.deep.equal([{ watcher: '*', action: 'block', transformations: NONE }]);
     expect(refusal(doc('<cp:rule id="a"/><cp:rule id="a"/>'))).to.match(/^uniqueness-failure/);
+    try {
+      rules(doc('<cp:rule id="a"/><cp:rule id="a-2"/><cp:rule id="a"/>'));
+      expect.fail('accepted');
+    } catch (e) {
+      // §11.2: the repeated field, and a value that would be unique.
+      expect((e as XcapConflict).condition).to.deep.equal({ kind: 'uniqueness-failure', field: '/cp:ruleset/cp:rule[3]/@id', altValues: ['a-3'] });
+    }
   });
 
   it('refuses what the rules cannot hold, naming it', () => {

@@ -5,6 +5,7 @@ import { attributeValue, elementChildren, textContent, type XmlElement } from '.
 import { escapeAttribute, escapeText } from '../../presence/pidf/xml-escape.js';
 import type { XcapDocumentRepository } from '../../store/repositories/xcap-documents.js';
 import type { ApplicationUsage, DocumentRef, DocumentSource } from '../application-usage.js';
+import { requireUnique } from '../uniqueness.js';
 import { XcapConflict } from '../xcap-error.js';
 import { readXml } from '../../presence/pidf/read-xml.js';
 
@@ -101,19 +102,16 @@ interface Entry {
  */
 export function rulesOfDocument(root: XmlElement): WatcherRule[] {
   if (root.ns !== COMMON_POLICY_NS || root.local !== 'ruleset') refuse('schema-validation-error', 'the root element must be <ruleset> of urn:ietf:params:xml:ns:common-policy');
-  const ids = new Set<string>();
   const byWatcher = new Map<string, WatcherRule>();
   const allExcepts: string[] = [];
   const ruleElements = elementChildren(root);
   if (ruleElements.length > MAX_RULES_PER_DOCUMENT) refuse('constraint-failure', `more than ${MAX_RULES_PER_DOCUMENT} rules`);
+  // RFC 4745 §7: rule ids are unique in the rule set.
+  requireUnique(ruleElements, (r) => attributeValue(r, 'id'), (i) => `/cp:ruleset/cp:rule[${i + 1}]/@id`);
   ruleElements.forEach((rule, i) => {
     if (rule.ns !== COMMON_POLICY_NS || rule.local !== 'rule') refuse('schema-validation-error', `<${rule.local}> is not allowed in <ruleset>`);
     const id = attributeValue(rule, 'id');
     if (id === undefined || !/^[A-Za-z_][A-Za-z0-9._-]*$/.test(id)) refuse('schema-validation-error', `rule ${i + 1} needs an id (xs:ID)`);
-    if (ids.has(id)) {
-      throw new XcapConflict({ kind: 'uniqueness-failure', field: `/cp:ruleset/cp:rule[${i + 1}]/@id`, altValues: [`${id}-${i + 1}`] });
-    }
-    ids.add(id);
     for (const c of elementChildren(rule)) {
       if (c.ns !== COMMON_POLICY_NS || !['conditions', 'actions', 'transformations'].includes(c.local)) refuse('schema-validation-error', `<${c.local}> is not allowed in <rule>`);
     }
