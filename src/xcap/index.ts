@@ -11,6 +11,7 @@ import { XcapServer } from './xcap-server.js';
 import { PIDF_MANIPULATION_AUID, pidfManipulationUsage } from './usages/pidf-manipulation.js';
 import { presRulesUsage } from './usages/pres-rules.js';
 import { xcapCapsUsage } from './usages/xcap-caps.js';
+import { XCAP_DIRECTORY_AUID, xcapDirectoryUsage } from './usages/xcap-directory.js';
 import { XcapDiffPackage } from './xcap-diff-package.js';
 
 export { XcapServer } from './xcap-server.js';
@@ -72,6 +73,14 @@ export class XcapSide {
       pidfManipulationUsage({
         maxDocumentBytes: wiring.settings.maxDocumentBytes,
         hardStateChanged: (owner, bytes) => wiring.presence.setHardState(owner, bytes),
+      }),
+    );
+    usages.push(
+      xcapDirectoryUsage({
+        documentsOf: (owner) => this.server.documentsOf(owner),
+        // Every usage with user documents, the directory itself and xcap-caps aside.
+        auids: () => this.server.applicationUsages.filter((u) => u.auid !== XCAP_DIRECTORY_AUID && u.auid !== 'xcap-caps').map((u) => u.auid),
+        rootUri: wiring.rootUri,
       }),
     );
     usages.push(...(wiring.extraUsages ?? []));

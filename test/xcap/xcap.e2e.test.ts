@@ -90,7 +90,7 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
     it('xcap-caps lists the auids and namespaces served, read-only', async () => {
       const r = await xcap(base, 'GET', '/xcap-caps/global/index', { user: 'alice' });
       expect(r.headers.get('content-type')).to.equal('application/xcap-caps+xml');
-      for (const auid of ['xcap-caps', 'pres-rules', 'org.openmobilealliance.pres-rules', 'pidf-manipulation']) expect(r.text).to.contain(`<auid>${auid}</auid>`);
+      for (const auid of ['xcap-caps', 'pres-rules', 'org.openmobilealliance.pres-rules', 'pidf-manipulation', 'org.openmobilealliance.xcap-directory']) expect(r.text).to.contain(`<auid>${auid}</auid>`);
       expect(r.text).to.contain(`<namespace>${CP}</namespace>`);
       expect((await xcap(base, 'PUT', '/xcap-caps/global/index', { token: TOKEN, body: r.text, type: 'application/xcap-caps+xml' })).status).to.equal(405);
     });
@@ -171,7 +171,7 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
       }
     });
 
-    it('edits one rule by element selector, keeping the rest (§8.2.3), and deletes it by selector', async () => {
+    it('edits one rule by element selector, keeping the rest (§8.2), and deletes it by selector', async () => {
       const path = '/pres-rules/users/sip:bob@example.com/index';
       expect((await xcap(base, 'PUT', path, { user: 'bob', body: ruleset(rule('a', 'sip:alice@example.com', 'allow')), type: 'application/auth-policy+xml' })).status).to.equal(201);
       const sel = `${path}/~~/cp:ruleset/cp:rule%5b@id=%22b%22%5d?xmlns(cp=${CP})`;
@@ -328,6 +328,20 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
       } finally {
         await ua.close();
       }
+    });
+
+    it('xcap-directory lists the user\'s documents with their entity-tags', async () => {
+      const path = '/pidf-manipulation/users/sip:carol@example.com/index';
+      const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@example.com"><tuple id="d"><status><basic>open</basic></status></tuple></presence>`;
+      const put = await xcap(base, 'PUT', path, { user: 'carol', body, type: PIDF });
+      const dir = await xcap(base, 'GET', '/org.openmobilealliance.xcap-directory/users/sip:carol@example.com/directory.xml', { user: 'carol' });
+      expect(dir.status).to.equal(200);
+      expect(dir.headers.get('content-type')).to.equal('application/vnd.oma.xcap-directory+xml');
+      expect(dir.text).to.match(new RegExp(`<entry uri="http://example.com:\\d+/xcap-root/pidf-manipulation/users/sip:carol@example.com/index" etag="${put.headers.get('etag')!.replace(/"/g, '')}"/>`));
+      expect(dir.text).to.contain('<folder auid="pres-rules">');
+      expect((await xcap(base, 'GET', '/org.openmobilealliance.xcap-directory/users/sip:carol@example.com/directory.xml', { user: 'dave' })).status).to.equal(403);
+      expect((await xcap(base, 'PUT', '/org.openmobilealliance.xcap-directory/users/sip:carol@example.com/directory.xml', { user: 'carol', body: dir.text, type: 'application/vnd.oma.xcap-directory+xml' })).status).to.equal(405);
+      await xcap(base, 'DELETE', path, { user: 'carol' });
     });
 
     it('two PUTs racing on one entity-tag: one wins, the other gets 412', async () => {
