@@ -250,7 +250,7 @@ export class XcapServer {
         return { status: 200 };
       }
       const root = this.parseStored(current);
-      return this.commit(usage, doc, current, deleteNode(root, selector, uri), 200);
+      return this.commit(usage, doc, current, deleteNode(root, selector), 200);
     }
     // PUT
     if (!selector) {
@@ -364,10 +364,11 @@ export class XcapServer {
       if (!a) throw plain(404, 'no such attribute');
       return { status: 200, body: escapeAttValue(a.value), contentType: XCAP_ATT_TYPE, etag: current.etag };
     }
-    // §6.3 namespace selector: the element, empty, with the namespace bindings in scope on it.
-    const decls = Object.entries(parsed.rootDeclarations).map(([p, uri]) => ` ${p ? `xmlns:${p}` : 'xmlns'}="${escapeAttValue(uri)}"`);
-    const ancestors = ancestorsOf(parsed.root, found.path);
-    void ancestors;
+    // §6.3 namespace selector: the element, empty, with the namespace bindings in scope on it
+    // (the root's declarations, and the prefixes the elements down to it were written with).
+    const scope = new Map(Object.entries(parsed.rootDeclarations));
+    for (const e of ancestorsOf(parsed.root, found.path)) if (e.ns !== '' && !scope.has(e.prefix)) scope.set(e.prefix, e.ns);
+    const decls = [...scope].map(([p, uri]) => ` ${p ? `xmlns:${p}` : 'xmlns'}="${escapeAttValue(uri)}"`);
     const name = el.prefix ? `${el.prefix}:${el.local}` : el.local;
     return { status: 200, body: `<${name}${decls.join('')}/>`, contentType: XCAP_NS_TYPE, etag: current.etag };
   }
@@ -448,8 +449,7 @@ function stepTexts(uri: XcapUri): string[] {
 }
 
 /** §8.4 DELETE of an element or attribute, and its idempotency check. */
-function deleteNode(root: XmlElement, selector: ResolvedSelector, uri: XcapUri): XmlElement {
-  void uri;
+function deleteNode(root: XmlElement, selector: ResolvedSelector): XmlElement {
   const found = locate(root, selector.steps);
   if (found.kind !== 'found') throw plain(404, found.kind === 'many' ? 'the node selector selects more than one element' : 'no such element');
   const t = selector.terminal;

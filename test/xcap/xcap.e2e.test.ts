@@ -277,7 +277,7 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
       }
     });
   });
-  describe('xcap-diff (RFC 5875) and concurrency', () => {
+  describe('xcap-diff (RFC 5875), xcap-directory, attributes, races, account deletion', () => {
     it('a user subscribed to xcap-diff hears which of its documents changed, with the entity-tags', async () => {
       const ua = await TestUa.create({ port: srv.port, user: 'dave' });
       try {
@@ -328,6 +328,35 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
       } finally {
         await ua.close();
       }
+    });
+
+    it('attributes and namespace bindings by selector (§6.3, §7.7-7.10), HEAD, and validation after every edit', async () => {
+      const path = '/pidf-manipulation/users/sip:bob@example.com/index';
+      const body = `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:bob@example.com"><tuple id="a"><status><basic>open</basic></status></tuple><dm:person id="p"/></presence>`;
+      expect((await xcap(base, 'PUT', path, { user: 'bob', body, type: PIDF })).status).to.equal(201);
+      const ns = await xcap(base, 'GET', `${path}/~~/presence/dm:person/namespace::*?xmlns(dm=urn:ietf:params:xml:ns:pidf:data-model)`, { user: 'bob' });
+      expect(ns.status).to.equal(200);
+      expect(ns.headers.get('content-type')).to.equal('application/xcap-ns+xml');
+      expect(ns.text).to.match(/^<dm:person /).and.to.contain('xmlns="urn:ietf:params:xml:ns:pidf"').and.to.contain('xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"');
+      const att = (v: string) => ({ user: 'bob', body: v, type: 'application/xcap-att+xml' });
+      expect((await xcap(base, 'PUT', `${path}/~~/presence/@entity`, att('pres:bob@example.com'))).status).to.equal(200);
+      expect((await xcap(base, 'GET', `${path}/~~/presence/@entity`, { user: 'bob' })).text).to.equal('pres:bob@example.com');
+      // The selector's own test would no longer hold after the change.
+      const moved = await xcap(base, 'PUT', `${path}/~~/presence/tuple%5b@id=%22a%22%5d/@id`, att('b'));
+      expect(moved.status).to.equal(409);
+      expect(moved.text).to.contain('<cannot-insert');
+      expect((await xcap(base, 'PUT', `${path}/~~/presence/@entity`, att('a<b'))).text).to.contain('<not-xml-att-value');
+      // A tuple without its id is no PIDF: the edit is refused and the document stays.
+      const invalid = await xcap(base, 'DELETE', `${path}/~~/presence/tuple%5b1%5d/@id`, { user: 'bob' });
+      expect(invalid.status).to.equal(409);
+      expect(invalid.text).to.contain('<schema-validation-error');
+      expect((await xcap(base, 'PUT', `${path}/~~/presence/tuple%5b1%5d`, { user: 'bob', body: '<tuple id="a"/>', type: 'text/xml' })).status).to.equal(415);
+      const head = await xcap(base, 'HEAD', path, { user: 'bob' });
+      expect([head.status, head.text, head.headers.get('content-type')]).to.deep.equal([200, '', PIDF]);
+      expect(head.headers.get('etag')).to.match(/^"/);
+      expect((await xcap(base, 'GET', `${path}/~~/presence/tuple%5b1%5d`, { user: 'bob' })).text).to.equal('<tuple xmlns="urn:ietf:params:xml:ns:pidf" id="a"><status><basic>open</basic></status></tuple>');
+      expect((await xcap(base, 'POST', path, { user: 'bob', body: 'x', type: PIDF })).status).to.equal(405);
+      await xcap(base, 'DELETE', path, { user: 'bob' });
     });
 
     it('xcap-directory lists the user\'s documents with their entity-tags', async () => {
