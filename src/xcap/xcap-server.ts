@@ -261,9 +261,9 @@ export class XcapServer {
       const etag = await this.store(usage, doc, body!, root, current?.etag);
       return { status: current ? 200 : 201, etag };
     }
-    if (!current) throw conflict({ kind: 'no-parent', phrase: 'the document does not exist', ancestor: this.ancestorUri(req, doc, undefined) });
+    if (!current) throw conflict({ kind: 'no-parent', phrase: 'the document does not exist', ancestor: this.ancestorUri(req, doc) });
     const root = this.parseStored(current);
-    const changed = putNode(root, selector, body!, mediaType(req), uri, this.options, (steps) => this.ancestorUri(req, doc, steps, uri));
+    const changed = putNode(root, selector, body!, mediaType(req), uri, this.options, (steps) => this.ancestorUri(req, doc, steps));
     return this.commit(usage, doc, current, changed.root, changed.created ? 201 : 200);
   }
 
@@ -373,14 +373,19 @@ export class XcapServer {
     return { status: 200, body: `<${name}${decls.join('')}/>`, contentType: XCAP_NS_TYPE, etag: current.etag };
   }
 
-  /** §11.2 <ancestor>: the HTTP URI of the closest existing ancestor. */
-  private ancestorUri(req: IncomingMessage, doc: DocumentRef, stepsText: readonly string[] | undefined, uri?: XcapUri): string {
-    const host = req.headers.host ?? 'localhost';
+  /**
+   * §11.2 <ancestor>: the HTTP URI of the closest existing ancestor: the user's tree when the
+   * document does not exist (`steps` undefined), else the document with the steps that exist.
+   */
+  private ancestorUri(req: IncomingMessage, doc: DocumentRef, steps?: readonly string[]): string {
+    const host = (req.headers.host ?? 'localhost').slice(0, 255);
     const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
     const base = `${scheme}://${host}${this.root}/${doc.auid}/${doc.scope === 'users' ? `users/${doc.owner}` : 'global'}`;
-    if (!uri || stepsText === undefined) return base;
+    if (steps === undefined) return base;
     const docUri = `${base}/${doc.path}`;
-    return stepsText.length === 0 ? docUri : `${docUri}/~~/${stepsText.join('/')}`;
+    // The selector's characters that may not stand in a URI are percent-encoded (§6).
+    const encoded = steps.join('/').replace(/["[\] <>%]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    return steps.length === 0 ? docUri : `${docUri}/~~/${encoded}`;
   }
 }
 

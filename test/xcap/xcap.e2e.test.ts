@@ -248,6 +248,8 @@ describe('xcap: end to end over HTTP with digest and SIP', function () {
         const np = await xcap(base, 'PUT', `${path}/~~/presence/tuple%5b@id=%22nope%22%5d/status/basic`, { user: 'alice', body: '<basic>open</basic>', type: 'application/xcap-el+xml' });
         expect(np.status).to.equal(409);
         expect(np.text).to.match(/<no-parent><ancestor>http:\/\/[^<]+\/xcap-root\/pidf-manipulation\/users\/sip:alice@example.com\/index\/~~\/presence<\/ancestor><\/no-parent>/);
+        const deeper = await xcap(base, 'PUT', `${path}/~~/presence/tuple%5b@id=%22hard%22%5d/x/basic`, { user: 'alice', body: '<basic>open</basic>', type: 'application/xcap-el+xml' });
+        expect(deeper.text).to.match(/<ancestor>http:\/\/[^<]+\/index\/~~\/presence\/tuple%5b@id=%22hard%22%5d<\/ancestor>/);
         const cd = await xcap(base, 'DELETE', `${path}/~~/presence`, { user: 'alice' });
         expect(cd.status).to.equal(409);
         expect(cd.text).to.contain('<cannot-delete');
