@@ -9,7 +9,8 @@ import type { ApplicationUsage } from './application-usage.js';
 import { XcapAuthenticator } from './xcap-auth.js';
 import { XcapServer } from './xcap-server.js';
 import { PIDF_MANIPULATION_AUID, pidfManipulationUsage } from './usages/pidf-manipulation.js';
-import { presRulesUsage } from './usages/pres-rules.js';
+import { presRulesUsage, type PresRulesUsage } from './usages/pres-rules.js';
+import { attributeValue, elementChildren } from '../presence/pidf/xml-tree.js';
 import { xcapCapsUsage } from './usages/xcap-caps.js';
 import { XCAP_DIRECTORY_AUID, xcapDirectoryUsage } from './usages/xcap-directory.js';
 import { XcapDiffPackage } from './xcap-diff-package.js';
@@ -42,6 +43,10 @@ export interface XcapWiring {
   readonly extraUsages?: readonly ApplicationUsage[];
 }
 
+/** RFC 4826 §3: resource lists (the usage itself comes with issue 17's lists work). */
+export const RESOURCE_LISTS_AUID = 'resource-lists';
+export const RESOURCE_LISTS_NS = 'urn:ietf:params:xml:ns:resource-lists';
+
 /** Hard-state documents loaded at start, at most. */
 const MAX_HARD_STATES_LOADED = 1_000_000;
 
@@ -52,6 +57,7 @@ const MAX_HARD_STATES_LOADED = 1_000_000;
  */
 export class XcapSide {
   readonly server: XcapServer;
+  private readonly presRules: readonly PresRulesUsage[];
   /** RFC 5875 xcap-diff, registered with the presence service's subscriptions. */
   readonly diff: XcapDiffPackage;
   private repo: XcapDocumentRepository | undefined;
@@ -67,8 +73,17 @@ export class XcapSide {
     };
     const usages: ApplicationUsage[] = [];
     usages.push(xcapCapsUsage(() => this.server.applicationUsages));
-    usages.push(presRulesUsage({ oma: false, rules, documents }));
-    usages.push(presRulesUsage({ oma: true, rules, documents }));
+    // OMA external lists: the `<entry uri>`s of a resource list of the user's own (RFC 4826 §3).
+    const resolveList = async (owner: string, anc: string): Promise<string[] | undefined> => {
+      const list = await this.server.elementAt(owner, anc);
+      if (!list || list.ns !== RESOURCE_LISTS_NS || list.local !== 'list') return undefined;
+      return elementChildren(list)
+        .filter((e) => e.ns === RESOURCE_LISTS_NS && e.local === 'entry')
+        .map((e) => attributeValue(e, 'uri'))
+        .filter((u): u is string => u !== undefined);
+    };
+    this.presRules = [presRulesUsage({ oma: false, rules, documents, resolveList }), presRulesUsage({ oma: true, rules, documents, resolveList })];
+    usages.push(...this.presRules);
     usages.push(
       pidfManipulationUsage({
         maxDocumentBytes: wiring.settings.maxDocumentBytes,
@@ -99,7 +114,11 @@ export class XcapSide {
       maxDocumentBytes: wiring.settings.maxDocumentBytes,
       maxDepth: wiring.settings.maxDepth,
       logger: wiring.logger,
-      onChanged: (owner) => void this.diff.ownerChanged(owner),
+      onChanged: async (owner, auid) => {
+        // A resource list changed: rules that refer to it (OMA external lists) follow, before the answer.
+        if (auid === RESOURCE_LISTS_AUID) for (const u of this.presRules) await u.listsChanged(owner);
+        await this.diff.ownerChanged(owner);
+      },
     });
     this.diff = new XcapDiffPackage({ documentsOf: (owner) => this.server.documentsOf(owner), xcapRoot: wiring.rootUri, logger: wiring.logger });
     wiring.presence.subscriptions.register(this.diff);

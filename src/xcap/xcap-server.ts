@@ -44,7 +44,7 @@ export interface XcapServerOptions {
   readonly maxDepth: number;
   readonly logger: Logger;
   /** A document of a user's tree changed (written or deleted): xcap-diff tells its watchers. */
-  readonly onChanged?: (owner: string) => void;
+  readonly onChanged?: (owner: string, auid: string) => void | Promise<void>;
 }
 
 /** Documents of one user listed for xcap-diff, at most. */
@@ -304,6 +304,40 @@ export class XcapServer {
     await this.notify(usage, doc, undefined);
   }
 
+  /**
+   * The element an absolute or root-relative XCAP URI names in `owner`'s own tree (another
+   * document referring to it: an OMA external list), undefined when it names nothing there.
+   */
+  async elementAt(owner: string, reference: string): Promise<XmlElement | undefined> {
+    let url: URL;
+    try {
+      url = new URL(reference, 'http://localhost');
+    } catch {
+      return undefined;
+    }
+    if (!this.owns(url.pathname)) return undefined;
+    let uri: XcapUri;
+    try {
+      uri = parseXcapUri(url.pathname.slice(this.root.length), url.search.replace(/^\?/, ''));
+    } catch {
+      return undefined;
+    }
+    const usage = this.usages.get(uri.auid);
+    if (!usage || uri.scope !== 'users' || canonicalXui(uri.xui!, this.options.domain()) !== owner || !uri.node || uri.node.terminal) return undefined;
+    let selector: ResolvedSelector;
+    try {
+      selector = resolveSelector(uri.node, uri.bindings, usage.defaultNamespace);
+    } catch {
+      return undefined;
+    }
+    const current = await this.load(usage, { auid: uri.auid, scope: 'users', owner, path: uri.documentPath.join('/') });
+    if (!current) return undefined;
+    const parsed = readXml(current.bytes, { maxBytes: Math.max(this.options.maxDocumentBytes, current.bytes.length), maxDepth: this.options.maxDepth });
+    if (!parsed.ok) return undefined;
+    const found = locate(parsed.root, selector.steps);
+    return found.kind === 'found' ? elementAt(parsed.root, found.path) : undefined;
+  }
+
   /** Every document of `owner` with its entity-tag, by selector relative to the root (`auid/users/xui/path`). */
   async documentsOf(owner: string): Promise<Map<string, string>> {
     const out = new Map<string, string>();
@@ -327,12 +361,16 @@ export class XcapServer {
   }
 
   private async notify(usage: ApplicationUsage, doc: DocumentRef, bytes: Buffer | undefined): Promise<void> {
-    if (doc.scope === 'users') this.options.onChanged?.(doc.owner);
+    // Stored already: the change stands; what fails to follow from it is logged.
     try {
       await usage.changed?.(doc, bytes);
     } catch (err) {
-      // Stored already: the change stands; what follows from it is logged.
       this.options.logger.error({ err, auid: doc.auid, owner: doc.owner, path: doc.path }, 'xcap: change not applied everywhere');
+    }
+    try {
+      if (doc.scope === 'users') await this.options.onChanged?.(doc.owner, doc.auid);
+    } catch (err) {
+      this.options.logger.error({ err, auid: doc.auid, owner: doc.owner, path: doc.path }, 'xcap: documents depending on the change not updated');
     }
   }
 

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
+import type { ApplicationUsage } from '../../src/xcap/application-usage.js';
+import { XcapConflict } from '../../src/xcap/xcap-error.js';
 import { authorization, parseChallenge } from '../auth/digest-client.js';
 import { call, httpBase, TOKEN } from '../http/http-support.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -474,5 +476,71 @@ describe('xcap: over HTTPS when TLS is configured', function () {
     expect(put.status).to.equal(409);
     // No document yet: the closest ancestor is the user's tree, on https.
     expect(put.text).to.match(/<no-parent phrase="the document does not exist"><ancestor>https:\/\/127.0.0.1:\d+\/xcap-root\/pidf-manipulation\/users\/sip:alice@example.com<\/ancestor>/);
+  });
+});
+
+describe('xcap: a usage plugged in (resource-lists as issue 17 will bring it) and OMA external lists', function () {
+  this.timeout(20000);
+  const RL = 'urn:ietf:params:xml:ns:resource-lists';
+  const OCP = 'urn:oma:xml:xdm:common-policy';
+  let store: Store;
+  let srv: TestServer;
+  let base: string;
+
+  before(async () => {
+    store = await openStore({ logger: pino({ level: 'silent' }) });
+    srv = await startTestServer({ admin: { token: TOKEN } }, { store });
+    base = httpBase(srv.server);
+    expect((await call(base, 'POST', '/api/users', { body: { username: 'alice', password: 'alice-pass' } })).status).to.equal(201);
+    // The smallest resource-lists usage: stored by the engine, root element checked.
+    const resourceLists: ApplicationUsage = {
+      auid: 'resource-lists',
+      mimeType: 'application/resource-lists+xml',
+      defaultNamespace: RL,
+      namespaces: [RL],
+      writable: true,
+      acceptsPath: (scope, path) => scope === 'users' && path.length === 1 && path[0] === 'index',
+      validate: (root) => {
+        if (root.ns !== RL || root.local !== 'resource-lists') throw new XcapConflict({ kind: 'schema-validation-error', phrase: 'not resource-lists' });
+      },
+    };
+    srv.server.httpSide.xcap!.register(resourceLists);
+  });
+  after(async () => {
+    await srv.stop();
+    await store.close();
+  });
+
+  it('OMA rules on an external list follow the list: its members are watchers, and a list edit changes the rules', async () => {
+    const caps = await xcap(base, 'GET', '/xcap-caps/global/index', { user: 'alice' });
+    expect(caps.text).to.contain('<auid>resource-lists</auid>');
+    const lists = `<?xml version="1.0" encoding="UTF-8"?>\n<resource-lists xmlns="${RL}"><list name="oma_grantedcontacts"><entry uri="sip:bob@example.com"/></list><list name="oma_blockedcontacts"><entry uri="sip:mallory@example.org"/></list></resource-lists>`;
+    expect((await xcap(base, 'PUT', '/resource-lists/users/sip:alice@example.com/index', { user: 'alice', body: lists, type: 'application/resource-lists+xml' })).status).to.equal(201);
+    const anc = (name: string) => `${base}/xcap-root/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list%5b@name=%22${name}%22%5d`;
+    const rules = `<?xml version="1.0" encoding="UTF-8"?>\n<cp:ruleset xmlns:cp="${CP}" xmlns:pr="${PR}" xmlns:ocp="${OCP}">` +
+      `<cp:rule id="wp_prs_grantedcontacts"><cp:conditions><ocp:external-list><ocp:entry anc="${anc('oma_grantedcontacts')}"/></ocp:external-list></cp:conditions><cp:actions><pr:sub-handling>allow</pr:sub-handling></cp:actions><cp:transformations><pr:provide-services><pr:all-services/></pr:provide-services><pr:provide-persons><pr:all-persons/></pr:provide-persons><pr:provide-devices><pr:all-devices/></pr:provide-devices><pr:provide-all-attributes/></cp:transformations></cp:rule>` +
+      `<cp:rule id="wp_prs_blockedcontacts"><cp:conditions><ocp:external-list><ocp:entry anc="${anc('oma_blockedcontacts')}"/></ocp:external-list></cp:conditions><cp:actions><pr:sub-handling>block</pr:sub-handling></cp:actions></cp:rule>` +
+      `<cp:rule id="wp_prs_unlisted"><cp:conditions><ocp:other-identity/></cp:conditions><cp:actions><pr:sub-handling>confirm</pr:sub-handling></cp:actions></cp:rule></cp:ruleset>`;
+    const path = '/org.openmobilealliance.pres-rules/users/sip:alice@example.com/pres-rules';
+    expect((await xcap(base, 'PUT', path, { user: 'alice', body: rules, type: 'application/auth-policy+xml' })).status).to.equal(201);
+    const listed = async () => ((await call(base, 'GET', '/api/users/alice/rules')).json as Array<{ watcher: string; action: string }>).map((r) => `${r.watcher} ${r.action}`);
+    expect(await listed()).to.deep.equal(['* confirm', 'sip:bob@example.com allow', 'sip:mallory@example.org block']);
+    // The client's document comes back as it was, external lists and all.
+    expect((await xcap(base, 'GET', path, { user: 'alice' })).text).to.equal(rules);
+
+    // carol joins the granted list by an element PUT on the resource list: she is allowed at once.
+    const carol = `/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list%5b@name=%22oma_grantedcontacts%22%5d/entry%5b@uri=%22sip:carol@example.com%22%5d`;
+    expect((await xcap(base, 'PUT', carol, { user: 'alice', body: '<entry uri="sip:carol@example.com"/>', type: 'application/xcap-el+xml' })).status).to.equal(201);
+    expect(await listed()).to.include('sip:carol@example.com allow');
+    expect((await xcap(base, 'GET', path, { user: 'alice' })).text).to.equal(rules);
+    // bob leaves it: his rule goes.
+    expect((await xcap(base, 'DELETE', `/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list%5b@name=%22oma_grantedcontacts%22%5d/entry%5b@uri=%22sip:bob@example.com%22%5d`, { user: 'alice' })).status).to.equal(200);
+    expect(await listed()).not.to.include('sip:bob@example.com allow');
+
+    // A list that is not the user's, or not there, is refused.
+    const other = rules.replace(anc('oma_blockedcontacts'), anc('nope'));
+    const refused = await xcap(base, 'PUT', path, { user: 'alice', body: other, type: 'application/auth-policy+xml' });
+    expect(refused.status).to.equal(409);
+    expect(refused.text).to.contain('<constraint-failure phrase="external list');
   });
 });

@@ -97,10 +97,13 @@ interface Entry {
  * - a watcher in several rules gets the RFC 4745 §10.2 combination: the most permissive
  *   sub-handling, and whatever any of them provides.
  *
- * Conditions we cannot evaluate (sphere, validity, external lists, anonymous requests)
- * are refused with constraint-failure rather than stored and ignored.
+ * - OMA's `<external-list>` is every entry of the resource lists it names (resolved by the
+ *   caller: `externalAnchors`, then the members passed in `lists`).
+ *
+ * Conditions we cannot evaluate (sphere, validity, anonymous requests) are refused with
+ * constraint-failure rather than stored and ignored.
  */
-export function rulesOfDocument(root: XmlElement): WatcherRule[] {
+export function rulesOfDocument(root: XmlElement, lists: ReadonlyMap<string, readonly string[]> = NO_LISTS): WatcherRule[] {
   if (root.ns !== COMMON_POLICY_NS || root.local !== 'ruleset') refuse('schema-validation-error', 'the root element must be <ruleset> of urn:ietf:params:xml:ns:common-policy');
   const byWatcher = new Map<string, WatcherRule>();
   const allExcepts: string[] = [];
@@ -116,7 +119,7 @@ export function rulesOfDocument(root: XmlElement): WatcherRule[] {
       if (c.ns !== COMMON_POLICY_NS || !['conditions', 'actions', 'transformations'].includes(c.local)) refuse('schema-validation-error', `<${c.local}> is not allowed in <rule>`);
     }
     const [conditions] = cpChildren(rule, 'conditions');
-    const entries = conditions ? conditionEntries(conditions) : [{ watcher: ANY_WATCHER, excepts: [] }];
+    const entries = conditions ? conditionEntries(conditions, lists) : [{ watcher: ANY_WATCHER, excepts: [] }];
     const action = actionOf(cpChildren(rule, 'actions')[0]);
     const t = transformationsOf(cpChildren(rule, 'transformations')[0], action);
     for (const e of entries) {
@@ -132,13 +135,22 @@ export function rulesOfDocument(root: XmlElement): WatcherRule[] {
   return [...byWatcher.values()].sort((a, b) => (a.watcher < b.watcher ? -1 : a.watcher > b.watcher ? 1 : 0));
 }
 
-function conditionEntries(conditions: XmlElement): Entry[] {
+function conditionEntries(conditions: XmlElement, lists: ReadonlyMap<string, readonly string[]>): Entry[] {
   const children = elementChildren(conditions);
   if (children.length === 0) return [{ watcher: ANY_WATCHER, excepts: [] }];
   const out: Entry[] = [];
   for (const c of children) {
     if (c.ns === OMA_COMMON_POLICY_NS && c.local === 'other-identity') {
       out.push({ watcher: ANY_WATCHER, excepts: [] });
+      continue;
+    }
+    if (c.ns === OMA_COMMON_POLICY_NS && c.local === 'external-list') {
+      // OMA: every entry of each referenced resource list (resolved before, see externalAnchors).
+      for (const anc of anchorsOf(c)) {
+        const members = lists.get(anc);
+        if (!members) refuse('constraint-failure', `external list ${anc.slice(0, 200)} is not a resource list of this user`);
+        for (const m of members) out.push({ watcher: canonicalWatcher(m), excepts: [] });
+      }
       continue;
     }
     if (c.ns !== COMMON_POLICY_NS || c.local !== 'identity') {
@@ -169,6 +181,33 @@ function conditionEntries(conditions: XmlElement): Entry[] {
   }
   return out;
 }
+
+const NO_LISTS: ReadonlyMap<string, readonly string[]> = new Map();
+
+function anchorsOf(externalList: XmlElement): string[] {
+  const out: string[] = [];
+  for (const e of elementChildren(externalList)) {
+    if (e.ns !== OMA_COMMON_POLICY_NS || e.local !== 'entry') refuse('schema-validation-error', `<${e.local}> is not allowed in <external-list>`);
+    const anc = attributeValue(e, 'anc');
+    if (anc === undefined || anc.length === 0) refuse('schema-validation-error', '<entry> of <external-list> needs an anc');
+    out.push(anc);
+  }
+  return out;
+}
+
+/** The resource list URIs (OMA `<external-list><entry anc>`) a rule set refers to, to resolve before reading it. */
+export function externalAnchors(root: XmlElement): string[] {
+  const out = new Set<string>();
+  for (const rule of elementChildren(root)) {
+    for (const conditions of cpChildren(rule, 'conditions')) {
+      for (const c of elementChildren(conditions)) if (c.ns === OMA_COMMON_POLICY_NS && c.local === 'external-list') for (const a of anchorsOf(c)) out.add(a);
+    }
+  }
+  return [...out];
+}
+
+/** External lists a rule set may refer to, at most. */
+const MAX_EXTERNAL_LISTS = 32;
 
 function actionOf(actions: XmlElement | undefined): RuleAction {
   if (!actions) return 'block';
@@ -279,12 +318,44 @@ function full(hideNotes: boolean, hideDevices: boolean): string {
  * through the same operations as the CLI, admin API and /api/me, so live subscriptions
  * follow at once (pending watchers activated or refused, transformations applied).
  */
-export function presRulesUsage(options: { readonly oma: boolean; readonly rules: () => RuleBackend | undefined; readonly documents: () => XcapDocumentRepository | undefined }): ApplicationUsage {
+export interface PresRulesUsage extends ApplicationUsage {
+  /** A resource list of `owner` changed: rules whose external lists refer to it are applied again. */
+  listsChanged(owner: string): Promise<void>;
+}
+
+export function presRulesUsage(options: {
+  readonly oma: boolean;
+  readonly rules: () => RuleBackend | undefined;
+  readonly documents: () => XcapDocumentRepository | undefined;
+  /** The entry URIs of the resource list `anc` names, when it is a list of `owner`'s (OMA external-list). */
+  readonly resolveList?: (owner: string, anc: string) => Promise<readonly string[] | undefined>;
+}): PresRulesUsage {
   const auid = options.oma ? OMA_PRES_RULES_AUID : PRES_RULES_AUID;
   const backend = (): RuleBackend => {
     const b = options.rules();
     if (!b) throw new XcapConflict({ kind: 'constraint-failure', phrase: 'rules are not available: the store is not open' });
     return b;
+  };
+  /** The document's rules, its external lists resolved first. */
+  const rulesOf = async (owner: string, root: XmlElement): Promise<WatcherRule[]> => {
+    const anchors = externalAnchors(root);
+    if (anchors.length > MAX_EXTERNAL_LISTS) refuse('constraint-failure', `more than ${MAX_EXTERNAL_LISTS} external lists`);
+    const lists = new Map<string, readonly string[]>();
+    for (const anc of anchors) {
+      const members = await options.resolveList?.(owner, anc);
+      if (members) lists.set(anc, members);
+    }
+    return rulesOfDocument(root, lists);
+  };
+  const apply = async (owner: string, wanted: readonly WatcherRule[]): Promise<void> => {
+    const have = await current(owner);
+    const b = backend();
+    for (const r of wanted) {
+      const old = have.find((h) => h.watcher === r.watcher);
+      if (old && sameRules([old], [r])) continue;
+      await b.set({ presentity: owner, watcher: r.watcher, action: r.action, transformations: r.transformations });
+    }
+    for (const h of have) if (!wanted.some((r) => r.watcher === h.watcher)) await b.delete(owner, h.watcher);
   };
   const current = async (owner: string): Promise<WatcherRule[]> =>
     (await backend().list(owner)).map((r) => ({ watcher: r.watcher, action: r.action, transformations: r.transformations }));
@@ -297,7 +368,7 @@ export function presRulesUsage(options: { readonly oma: boolean; readonly rules:
         const parsed = readXml(stored.content, { maxBytes: 1 << 24, maxDepth: 64 });
         if (parsed.ok) {
           try {
-            if (sameRules(rulesOfDocument(parsed.root), rules)) return Buffer.from(stored.content, 'utf8');
+            if (sameRules(await rulesOf(doc.owner, parsed.root), rules)) return Buffer.from(stored.content, 'utf8');
           } catch {
             // a stored copy that no longer reads: rendered from the rules below
           }
@@ -308,15 +379,7 @@ export function presRulesUsage(options: { readonly oma: boolean; readonly rules:
       return Buffer.from(renderRules(rules, options.oma), 'utf8');
     },
     async write(doc, bytes, root) {
-      const wanted = rulesOfDocument(root);
-      const have = await current(doc.owner);
-      const b = backend();
-      for (const r of wanted) {
-        const old = have.find((h) => h.watcher === r.watcher);
-        if (old && sameRules([old], [r])) continue;
-        await b.set({ presentity: doc.owner, watcher: r.watcher, action: r.action, transformations: r.transformations });
-      }
-      for (const h of have) if (!wanted.some((r) => r.watcher === h.watcher)) await b.delete(doc.owner, h.watcher);
+      await apply(doc.owner, await rulesOf(doc.owner, root));
       await options.documents()?.put({ auid, owner: doc.owner, path: doc.path, content: bytes.toString('utf8'), etag: '' });
     },
     async remove(doc) {
@@ -337,10 +400,25 @@ export function presRulesUsage(options: { readonly oma: boolean; readonly rules:
     writable: true,
     // RFC 5025's naming convention is the document "index"; OMA clients (Blink) use "pres-rules". Both are the one rule set.
     acceptsPath: (scope, path) => scope === 'users' && path.length === 1 && (path[0] === 'index' || path[0] === 'pres-rules'),
-    validate: (root) => {
-      rulesOfDocument(root);
+    validate: async (root, doc) => {
+      await rulesOf(doc.owner, root);
     },
     source,
+    async listsChanged(owner) {
+      // The client's own document, when it refers to lists: its rules follow the lists' members.
+      for (const path of ['index', 'pres-rules']) {
+        const stored = await options.documents()?.get(auid, owner, path);
+        if (!stored) continue;
+        const parsed = readXml(stored.content, { maxBytes: 1 << 24, maxDepth: 64 });
+        if (!parsed.ok || externalAnchors(parsed.root).length === 0) continue;
+        try {
+          await apply(owner, await rulesOf(owner, parsed.root));
+        } catch (err) {
+          // A list gone from under the rules: they stay as they were; a GET shows them rendered.
+          if (!(err instanceof XcapConflict)) throw err;
+        }
+      }
+    },
   };
 }
 
