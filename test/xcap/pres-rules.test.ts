@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { readXml } from '../../src/presence/pidf/read-xml.js';
-import { renderRules, rulesOfDocument, type WatcherRule } from '../../src/xcap/usages/pres-rules.js';
+import { externalAnchors, renderRules, rulesOfDocument, type WatcherRule } from '../../src/xcap/usages/pres-rules.js';
 import { XcapConflict } from '../../src/xcap/xcap-error.js';
 
 const CP = 'urn:ietf:params:xml:ns:common-policy';
@@ -52,6 +52,18 @@ describe('xcap: pres-rules documents and the presence rules (RFC 5025, RFC 4745)
     expect(t('')).to.deep.equal({ hideNotes: true, hideDevices: true, basicOnly: true });
   });
 
+  it('an OMA external list is the members of the resource list it names, resolved by the caller', () => {
+    const anc = 'http://x/xcap-root/resource-lists/users/sip:a@x.org/index/~~/resource-lists/list%5b@name=%22g%22%5d';
+    const xml = doc(`<cp:rule id="g"><cp:conditions><ocp:external-list><ocp:entry anc="${anc}"/></ocp:external-list></cp:conditions><cp:actions><pr:sub-handling>polite-block</pr:sub-handling></cp:actions></cp:rule><cp:rule id="e"><cp:conditions><ocp:external-list/></cp:conditions></cp:rule>`);
+    const r = readXml(xml);
+    if (!r.ok) throw new Error(r.reason);
+    expect(externalAnchors(r.root)).to.deep.equal([anc]);
+    expect(rulesOfDocument(r.root, new Map([[anc, ['sip:b@x.org', 'sips:C@X.org']]]))).to.deep.equal([
+      { watcher: 'sip:C@x.org', action: 'polite-block', transformations: NONE },
+      { watcher: 'sip:b@x.org', action: 'polite-block', transformations: NONE },
+    ]);
+  });
+
   it('combines a watcher named by several rules as RFC 4745 §10.2 does: most permissive action, union of what is shown', () => {
     const one = (id: string, action: string, tr: string) =>
       `<cp:rule id="${id}"><cp:conditions><cp:identity><cp:one id="sip:b@x.org"/></cp:identity></cp:conditions><cp:actions><pr:sub-handling>${action}</pr:sub-handling></cp:actions><cp:transformations>${tr}</cp:transformations></cp:rule>`;
@@ -73,7 +85,8 @@ describe('xcap: pres-rules documents and the presence rules (RFC 5025, RFC 4745)
 
   it('refuses what the rules cannot hold, naming it', () => {
     expect(refusal(doc('<cp:rule id="a"><cp:conditions><cp:validity><cp:from>2020-01-01T00:00:00Z</cp:from></cp:validity></cp:conditions></cp:rule>'))).to.match(/^constraint-failure: condition <validity>/);
-    expect(refusal(doc('<cp:rule id="a"><cp:conditions><ocp:external-list/></cp:conditions></cp:rule>'))).to.match(/^constraint-failure/);
+    expect(refusal(doc('<cp:rule id="a"><cp:conditions><ocp:external-list><ocp:entry anc="http://x/xcap-root/resource-lists/users/sip:a@x.org/index/~~/resource-lists/list"/></ocp:external-list></cp:conditions></cp:rule>'))).to.match(/^constraint-failure: external list/);
+    expect(refusal(doc('<cp:rule id="a"><cp:conditions><ocp:external-list><ocp:entry/></ocp:external-list></cp:conditions></cp:rule>'))).to.match(/^schema-validation-error/);
     expect(refusal(doc('<cp:rule id="a"><cp:conditions><cp:identity><cp:many><cp:except id="sip:z@x.org"/></cp:many></cp:identity></cp:conditions></cp:rule>'))).to.match(/^constraint-failure: <except> sip:z@x.org needs a rule/);
     expect(refusal(doc('<cp:rule id="a"><cp:conditions><cp:identity><cp:one id="tel:+123"/></cp:identity></cp:conditions></cp:rule>'))).to.match(/^constraint-failure: identity/);
     expect(refusal(doc('<cp:rule id="a"><cp:actions><pr:sub-handling>maybe</pr:sub-handling></cp:actions></cp:rule>'))).to.match(/^schema-validation-error/);
