@@ -4,7 +4,7 @@ import { XcapDocumentRepository } from '../../src/store/repositories/xcap-docume
 import { TARGETS, type TestDb } from '../store/helpers.js';
 
 for (const target of TARGETS) {
-  describe(`xcap: stored documents on ${target.name} (schemas/sql/004)`, function () {
+  describe(`xcap: stored documents on ${target.name} (schemas/sql/005)`, function () {
     this.timeout(30_000);
     let t: TestDb;
     let repo: XcapDocumentRepository;

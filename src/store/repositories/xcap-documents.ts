@@ -9,7 +9,7 @@ export interface XcapDocumentRecord {
   readonly etag: string;
 }
 
-/** Stored XCAP documents (schemas/sql/004): durable, committed when a call resolves. */
+/** Stored XCAP documents (schemas/sql/005): durable, committed when a call resolves. */
 export class XcapDocumentRepository {
   constructor(private readonly db: Queryable) {}
 

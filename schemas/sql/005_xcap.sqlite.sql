@@ -1,4 +1,4 @@
--- XCAP documents (RFC 4825); the twin of 004_xcap.postgres.sql (timestamptz is integer ms).
+-- XCAP documents (RFC 4825); the twin of 005_xcap.postgres.sql (timestamptz is integer ms).
 CREATE TABLE xcap_documents (
   auid        text NOT NULL,
   owner       text NOT NULL,
