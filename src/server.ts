@@ -351,6 +351,8 @@ export class SimplePresenceServer {
       ...(secret ? { secret } : {}),
       ...(this.cluster ? { news: this.clusterNews(this.cluster) } : {}),
     });
+    // XCAP hard state (pidf-manipulation) into the composed documents before anybody is notified.
+    await this.httpSide.started();
     // Restored watchers of presentities with transforming rules see the transformed document from the first NOTIFY.
     if (saved) await this.security.authorizer.warm(saved.subscriptions.filter((s) => s.eventPackage === 'presence').map((s) => ({ watcher: s.watcher, presentity: s.resource })));
     const listeners = await this.transport.start();

@@ -75,6 +75,8 @@ export interface Config {
   http: { host: string; port: number };
   /** The HTTP admin API: off while `token` is null (ADMIN_TOKEN sets it). */
   admin: { token: string | null };
+  /** XCAP (RFC 4825) on the HTTP port under `root` (src/xcap/). */
+  xcap: { enabled: boolean; root: string; maxDocumentBytes: number; maxDepth: number };
   /** SIP over WebSocket (RFC 7118): ws on the http port, wss on wssPort when tls.cert/key are set. */
   websocket: { allowedOrigins: string[]; wssPort: number | null; pingIntervalMs: number };
   /** Overload control (core/overload-control.ts): past capacity, 503 with Retry-After at once rather than late answers. */

@@ -7,6 +7,7 @@ import { exportToFile } from '../store/transfer.js';
 import { computeHa1s } from '../auth/ha1.js';
 import { AccountExistsError, type AccountRepository } from '../store/repositories/accounts.js';
 import type { AccountRecord } from '../store/records.js';
+import { XcapDocumentRepository } from '../store/repositories/xcap-documents.js';
 import { ANY_WATCHER } from '../presence/rules/rule-matching.js';
 import type { PresenceRuleStore } from '../presence/rules/rule-store.js';
 import { NO_TRANSFORMATIONS, RULE_ACTIONS, type RuleAction, type Transformations } from '../presence/rules/rule-types.js';
@@ -191,6 +192,8 @@ export class StoreAdminOperations implements AdminOperations {
     if (!(await this.options.accounts.delete(this.domain, user))) throw new AdminError('not-found', `no user ${user}`);
     const aor = this.aor(user);
     await this.options.rules.deleteUser(aor);
+    // Its XCAP documents (pres-rules copies, hard state) go too.
+    if (this.options.database) await new XcapDocumentRepository(this.options.database).deleteOwner(aor);
     // Deleted means gone now, not when its registrations and subscriptions run out.
     const ended = (await this.options.effects?.accountDeleted?.(aor)) ?? 0;
     this.options.logger?.info({ user, ended }, 'account deleted');

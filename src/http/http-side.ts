@@ -12,6 +12,7 @@ import { registerRoomAdminRoutes } from './rooms-api.js';
 import { ServerMetrics } from './metrics.js';
 import { HttpError, Router, send, sendError } from './router.js';
 import { defaultWebRoot, StaticFiles } from './static-files.js';
+import { XcapSide } from '../xcap/index.js';
 
 export interface HttpSideOptions {
   readonly logger: Logger;
@@ -30,7 +31,7 @@ export interface HttpSideOptions {
 /**
  * The HTTP side of the server (DESIGN: http/), one request handler on the HTTP server the
  * WebSocket transport shares: the web client at `/`, the admin API under `/api/`, the
- * user's own `/api/me/`, Prometheus `/metrics`, `/healthz` and `/readyz`.
+ * user's own `/api/me/`, XCAP under `xcap.root`, Prometheus `/metrics`, `/healthz` and `/readyz`.
  */
 export class HttpSide {
   readonly metrics: ServerMetrics;
@@ -40,6 +41,8 @@ export class HttpSide {
   private readonly log: Logger;
   private readonly tokenDigest: Buffer | undefined;
   private stopping = false;
+  /** XCAP (RFC 4825) under xcap.root, when xcap.enabled. */
+  readonly xcap: XcapSide | undefined;
 
   constructor(private readonly server: SimplePresenceServer, options: HttpSideOptions) {
     this.log = options.logger;
@@ -69,6 +72,31 @@ export class HttpSide {
     registerRoomAdminRoutes(this.admin, server.rooms, (text) => resolveAddress(text, server.domains));
 
     this.files = new StaticFiles(options.webRoot ?? defaultWebRoot());
+
+    const xcap = server.config.xcap;
+    this.xcap = xcap?.enabled
+      ? new XcapSide({
+          settings: xcap,
+          logger: this.log.child({ layer: 'xcap' }),
+          database: () => server.store?.db,
+          account: async (username) => server.store?.accounts.get(server.config.sip.domain, username),
+          operations,
+          presence: server.presence,
+          realm: options.realm ?? (() => server.config.sip.domain),
+          domain: () => server.config.sip.domain,
+          ...(this.tokenDigest ? { adminTokenDigest: this.tokenDigest } : {}),
+          wallClock: server.location.wallClock,
+          rootUri: () => {
+            const l = server.listeners.find((x) => x.protocol === 'ws');
+            return `http://${server.config.sip.domain}${l ? `:${l.port}` : ''}${xcap.root}`;
+          },
+        })
+      : undefined;
+  }
+
+  /** The store is open: what the HTTP side keeps in it is loaded (XCAP hard state). */
+  async started(): Promise<void> {
+    await this.xcap?.start();
   }
 
   /** /readyz answers 503 from now on (a graceful stop has begun). */
@@ -94,6 +122,10 @@ export class HttpSide {
       return;
     }
     res.on('finish', () => this.log.debug({ method: req.method, path: url.pathname, status: res.statusCode }, 'http request'));
+    if (this.xcap?.server.owns(url.pathname)) {
+      await this.xcap.server.handle(req, res, url);
+      return;
+    }
     if (await this.open.handle(req, res, url)) return;
     if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {
       const refusal = this.authorizeAdmin(req);

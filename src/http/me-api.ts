@@ -26,9 +26,8 @@ export interface MeApiOptions {
 const LIMITS = { windowMs: 60_000, threshold: 10, blockMs: 60_000, maxKeys: 10_000 };
 
 /**
- * The user's own endpoints, /api/me/...: a web client approves or blocks its watchers here,
- * since SIP has no standard way to change presence rules (RFC 5025 rules travel by XCAP,
- * which we do not serve). The client proves who it is with HTTP Basic carrying its SIP
+ * The user's own endpoints, /api/me/...: a web client approves or blocks its watchers here
+ * (XCAP clients change the same rules through pres-rules documents, src/xcap/). The client proves who it is with HTTP Basic carrying its SIP
  * user name and password (RFC 7617), checked against the account's stored HA1, so the
  * password itself is never stored; use it over HTTPS (or loopback) only.
  */

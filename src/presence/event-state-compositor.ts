@@ -298,6 +298,11 @@ export class EventStateCompositor {
     return removed;
   }
 
+  /** The presentity's hard state (RFC 4827) changed: composed again, its watchers notified. */
+  hardStateChanged(presentity: string): void {
+    this.recompose(presentity, [PIDF_CONTENT_TYPE]);
+  }
+
   /** The presentity's state is about to be shown to a watcher here (a cluster store fetches and follows it). */
   follow(presentity: string): Promise<void> | undefined {
     return this.publications.follow?.(presentity);

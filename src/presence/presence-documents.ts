@@ -31,6 +31,8 @@ export class PresenceDocuments {
   private readonly stale = new Set<string>();
   private readonly neutrals = new Map<string, Buffer>();
   private readonly maxComposedBytes: number;
+  /** RFC 4827 hard state (the user's pidf-manipulation document), by presentity. */
+  private readonly hard = new Map<string, PresenceDocument>();
 
   /**
    * `limits` bound a published document; `maxComposedBytes` the composed one (a NOTIFY must
@@ -81,7 +83,7 @@ export class PresenceDocuments {
   recompose(presentity: string, publications: readonly Publication[]): boolean {
     this.stale.delete(presentity);
     const before = this.composed.get(presentity);
-    if (publications.length === 0) {
+    if (publications.length === 0 && !this.hard.has(presentity)) {
       if (!before) return false;
       this.composed.delete(presentity);
       return !before.bytes.equals(this.neutral(presentity));
@@ -90,7 +92,7 @@ export class PresenceDocuments {
     let bytes = this.compose(presentity, live);
     // Too large to go out in a NOTIFY: the oldest publications are left out until it fits
     // (newest wins, as in composition), rather than every watcher's NOTIFY failing.
-    while (bytes.length > this.maxComposedBytes && live.length > 1) {
+    while (bytes.length > this.maxComposedBytes && live.length > (this.hard.has(presentity) ? 0 : 1)) {
       live = live.slice(1);
       bytes = this.compose(presentity, live);
     }
@@ -105,7 +107,7 @@ export class PresenceDocuments {
    * Without a publication source (or with no publication left) it is composed at once.
    */
   invalidate(presentity: string, publications: readonly Publication[]): void {
-    if (this.publicationsOf && publications.length > 0) this.stale.add(presentity);
+    if (this.publicationsOf && (publications.length > 0 || this.hard.has(presentity))) this.stale.add(presentity);
     else this.recompose(presentity, publications);
   }
 
@@ -113,8 +115,27 @@ export class PresenceDocuments {
     if (this.stale.has(presentity)) this.recompose(presentity, this.publicationsOf!(presentity));
   }
 
+  /**
+   * Sets (or clears) the presentity's hard state, RFC 4827. Composition policy: the hard
+   * state is one more publication, older than any device's, so under "newest wins" a
+   * device's tuple or person of the same id, and its person, prevail; the hard state's other
+   * tuples, devices and notes stay, and with no device publishing it is the whole document.
+   * The caller recomposes (the compositor, which notifies watchers).
+   */
+  setHardState(presentity: string, document: PresenceDocument | undefined): void {
+    if (document) this.hard.set(presentity, document);
+    else this.hard.delete(presentity);
+  }
+
+  hardState(presentity: string): PresenceDocument | undefined {
+    return this.hard.get(presentity);
+  }
+
   private compose(presentity: string, publications: readonly Publication[]): Buffer {
     const composable = [];
+    const hard = this.hard.get(presentity);
+    // Older than every publication: a device's word wins where they meet.
+    if (hard) composable.push({ document: hard, publishedAt: Number.MIN_SAFE_INTEGER });
     for (const p of publications) {
       const document = this.documentOf(p);
       if (document) composable.push({ document, publishedAt: p.publishedAtMs });

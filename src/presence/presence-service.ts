@@ -274,6 +274,24 @@ export class PresenceService implements SipService {
     );
   }
 
+  /** Told of every rule change, whoever made it (xcap-diff: the pres-rules document changed). */
+  readonly ruleListeners = new Set<(presentity: string) => void>();
+
+  /**
+   * The presentity's hard state (RFC 4827 pidf-manipulation) is `document` now (undefined:
+   * none): composed with the devices' publications (PresenceDocuments.setHardState) and
+   * NOTIFYed to its watchers when the composed document changes. False when it does not parse.
+   */
+  setHardState(presentity: string, document: Buffer | undefined): boolean {
+    if (document) {
+      const r = this.documents.parse(document);
+      if (!r.ok) return false;
+      this.documents.setHardState(presentity, r.document);
+    } else this.documents.setHardState(presentity, undefined);
+    this.compositor.hardStateChanged(presentity);
+    return true;
+  }
+
   /** The composed document a full-view watcher of `presentity` gets now. */
   composedDocument(presentity: string): Buffer {
     return this.documents.full(presentity);
@@ -310,6 +328,7 @@ export class PresenceService implements SipService {
    */
   accountDeleted(aor: string): number {
     const ended = this.endSubscriptionsOf(aor);
+    if (this.documents.hardState(aor)) this.setHardState(aor, undefined);
     this.compositor.removeAll(aor).catch((err: unknown) => this.log?.error({ err, aor }, 'publications of a deleted account not removed'));
     return ended;
   }
@@ -359,6 +378,7 @@ export class PresenceService implements SipService {
    * subscription as it is. Returns how many changed.
    */
   async rulesChanged(presentity: string, watcher: string): Promise<number> {
+    for (const listener of this.ruleListeners) listener(presentity);
     const subs = this.ruled.flatMap((eventPackage) => this.subscriptions.list({ eventPackage, resource: presentity })).filter((s) => watcherKeys(s.watcher).includes(watcher));
     const rules = this.authorizer instanceof RulesPresenceAuthorizer ? this.authorizer : undefined;
     let changed = 0;
@@ -398,6 +418,7 @@ export class PresenceService implements SipService {
   private async record(presentity: string, watcher: string, decision: SubscriptionDecision): Promise<void> {
     try {
       await this.authorizer.recordDecision?.(watcher, presentity, decision);
+      for (const listener of this.ruleListeners) listener(presentity);
     } catch (err) {
       this.log?.error({ err, presentity, watcher, decision }, 'authorization decision not recorded');
     }

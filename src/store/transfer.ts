@@ -45,6 +45,8 @@ export const TRANSFER_TABLES: readonly TransferTable[] = [
     key: ['presentity', 'watcher'],
     columns: [text('presentity'), text('watcher'), text('action'), bool('hide_notes'), bool('hide_devices'), bool('basic_only'), ts('updated_at')],
   },
+  // XCAP documents (schemas/sql/005): pres-rules copies, pidf-manipulation hard state.
+  { table: 'xcap_documents', key: ['auid', 'owner', 'path'], columns: [text('auid'), text('owner'), text('path'), text('content'), text('etag'), ts('updated_at')] },
   {
     table: 'stored_messages',
     // Exported in id order, without the id: the importing database numbers them anew, in the same order.

@@ -18,6 +18,12 @@ import { parseHostPort, parseUri } from '../../src/sip/uri.js';
 import { StreamFramer, type StreamEvent } from '../../src/transport/stream-framer.js';
 import { parseSubscriptionState } from '../../src/ua/client-subscription.js';
 import { parseChallenge } from '../../src/ua/digest-client.js';
+import { readXml } from '../../src/presence/pidf/read-xml.js';
+import { locate, resolveSelector } from '../../src/xcap/document-tree.js';
+import { parseNodeSelector, SelectorError, selectorText } from '../../src/xcap/node-selector.js';
+import { renderRules, rulesOfDocument } from '../../src/xcap/usages/pres-rules.js';
+import { XcapConflict } from '../../src/xcap/xcap-error.js';
+import { parseXcapUri, XcapUriError } from '../../src/xcap/xcap-uri.js';
 import { FuzzFinding, type FuzzTarget } from './engine.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -274,4 +280,67 @@ export const resourceLists: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo];
+/** A document the selectors are evaluated on: names, positions and attributes to meet. */
+const XCAP_TREE = readXml(
+  '<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:a@example.com">' +
+    '<tuple id="a"><status><basic>open</basic></status></tuple><tuple id="x/y"><status><basic>closed</basic></status><note>n</note></tuple><dm:person id="p"/></presence>',
+);
+
+/** XCAP URIs under the root (RFC 4825 §6) with node selectors, as the HTTP side reads them. */
+export const xcapUri: FuzzTarget = {
+  name: 'xcap-uri',
+  maxLength: 4096,
+  dictionary: ['/', '~~', '/~~/', '%5b', '%5d', '%22', '[', ']', '"', "'", '@', '=', '*', ':', '::', 'namespace::*', 'users', 'global', 'sip:', '@example.com', '%2f', '%25', '%', '?', 'xmlns(', ')', 'p=urn:x', 'index', '[1]', '[@id="a"]', 'tuple', 'presence', '..', '.'],
+  seeds: () => seedsOf('xcap-uri'),
+  run(input) {
+    const text = input.toString('latin1');
+    const q = text.indexOf('?');
+    let uri;
+    try {
+      uri = parseXcapUri(q >= 0 ? text.slice(0, q) : text, q >= 0 ? text.slice(q + 1) : '');
+    } catch (e) {
+      if (e instanceof XcapUriError) return;
+      throw new FuzzFinding(`parseXcapUri threw ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    }
+    if (uri.documentPath.some((s) => s === '..' || s === '.' || s === '')) throw new FuzzFinding('a dot or empty segment got through');
+    if (!uri.node) return;
+    // Printed and read again, a selector is the same selector.
+    const again = parseNodeSelector(selectorText(uri.node));
+    if (JSON.stringify(again) !== JSON.stringify(uri.node)) throw new FuzzFinding(`selector ${selectorText(uri.node)} reads back different`);
+    let resolved;
+    try {
+      resolved = resolveSelector(uri.node, new Map([...uri.bindings, ['dm', 'urn:ietf:params:xml:ns:pidf:data-model']]), 'urn:ietf:params:xml:ns:pidf');
+    } catch (e) {
+      if (e instanceof SelectorError) return;
+      throw new FuzzFinding(`resolveSelector threw ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    }
+    if (XCAP_TREE.ok) locate(XCAP_TREE.root, resolved.steps);
+  },
+};
+
+/** pres-rules documents (RFC 5025, 4745) as an XCAP PUT brings them: read into rules, rendered, read back the same. */
+export const presRules: FuzzTarget = {
+  name: 'pres-rules',
+  maxLength: 16384,
+  dictionary: [...XML_DICTIONARY, '<cp:rule id="', '<cp:conditions>', '<cp:identity>', '<cp:one id="sip:a@example.com"/>', '<cp:many domain="example.org">', '<cp:except id="', '<ocp:other-identity/>', '<pr:sub-handling>', 'allow', 'block', 'polite-block', 'confirm', '<pr:provide-devices>', '<pr:provide-note>', '<pr:provide-all-attributes/>', '</cp:rule>'],
+  seeds: () => seedsOf('pres-rules'),
+  run(input) {
+    const r = readXml(input);
+    if (!r.ok) return;
+    let rules;
+    try {
+      rules = rulesOfDocument(r.root);
+    } catch (e) {
+      if (e instanceof XcapConflict) return;
+      throw new FuzzFinding(`rulesOfDocument threw ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    }
+    for (const oma of [false, true]) {
+      const back = readXml(renderRules(rules, oma));
+      if (!back.ok) throw new FuzzFinding(`a rendered rule set does not parse: ${back.reason}`);
+      const again = rulesOfDocument(back.root);
+      if (JSON.stringify(again) !== JSON.stringify(rules)) throw new FuzzFinding(`rules rendered (oma=${oma}) read back different`);
+    }
+  },
+};
+
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, xcapUri, presRules];

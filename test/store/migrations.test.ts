@@ -123,6 +123,18 @@ for (const target of TARGETS) {
       expect((await t.db.query<{ id: number }>('SELECT id FROM extra')).rows).to.deep.equal([{ id: 1 }]);
     });
 
+    it('accepts gaps in the numbers, and applies a lower number that arrives after a higher one (branches merged in any order)', async () => {
+      writeFileSync(join(dir, '005_later.sql'), 'CREATE TABLE later (id integer PRIMARY KEY);\n');
+      expect((await migrate(t.db, { dir })).map((m) => m.version)).to.deep.equal([5]);
+      writeFileSync(join(dir, '004_merged.sql'), 'CREATE TABLE merged (id integer PRIMARY KEY);\n');
+      const s = await migrationStatus(t.db, { dir });
+      expect(s.pending.map((m) => m.version)).to.deep.equal([4]);
+      expect(s.unknown).to.deep.equal([]);
+      expect((await migrate(t.db, { dir })).map((m) => m.version)).to.deep.equal([4]);
+      expect(await tableExists(t.db, 'merged')).to.equal(true);
+      expect((await migrationStatus(t.db, { dir })).applied.map((a) => a.version)).to.deep.equal([1, 2, 4, 5]);
+    });
+
     it('rolls back a failing migration entirely and records nothing', async () => {
       writeFileSync(join(dir, '003_broken.sql'), 'CREATE TABLE broken (id integer);\nSELECT * FROM no_such_table;\n');
       let failed: unknown;

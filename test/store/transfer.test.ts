@@ -20,6 +20,7 @@ import { SubscriptionRepository } from '../../src/store/repositories/subscriptio
 import { createSoftStateWriter } from '../../src/store/soft-state.js';
 import { SQLITE_FILE, openSqlite } from '../../src/store/sqlite-driver.js';
 import { TransferError, exportToFile, importStore } from '../../src/store/transfer.js';
+import { XcapDocumentRepository } from '../../src/store/repositories/xcap-documents.js';
 import type { Database } from '../../src/store/database.js';
 import { EPOCH, publication, registration, storedMessage, subscription } from './fixtures.js';
 import { TARGETS, rowCount, silentLogger, type TestDb } from './helpers.js';
@@ -39,6 +40,9 @@ async function fill(db: Database): Promise<void> {
     action: 'polite-block',
     transformations: { hideNotes: true, hideDevices: false, basicOnly: true },
   });
+  const xcap = new XcapDocumentRepository(db);
+  await xcap.put({ auid: 'pidf-manipulation', owner: 'sip:alice@example.com', path: 'index', content: '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"/>', etag: '"e1"' });
+  await xcap.put({ auid: 'pres-rules', owner: 'sip:bob@example.com', path: 'index', content: '<ruleset xmlns="urn:ietf:params:xml:ns:common-policy"/>\n', etag: '"e2"' });
   const messages = new StoredMessageRepository(db);
   for (let i = 0; i < 3; i++) await messages.insert(storedMessage(i));
   const rooms = new RoomRepository(db);
@@ -63,6 +67,7 @@ async function contents(db: Database): Promise<unknown> {
     rules: [...(await new PresenceRuleStore(db).listFor('sip:alice@example.com')), ...(await new PresenceRuleStore(db).listFor('sip:bob@example.com'))],
     messages: await new StoredMessageRepository(db).listFor('sip:bob@example.com', EPOCH),
     rooms: await new RoomRepository(db).loadAll(10),
+    xcap: [...(await new XcapDocumentRepository(db).listByAuid('pidf-manipulation', 10)), ...(await new XcapDocumentRepository(db).listByAuid('pres-rules', 10))],
     publications: await new PublicationRepository(db, wb.queue('publication')).loadLive(EPOCH),
     subscriptions: await new SubscriptionRepository(db, wb.queue('subscription')).loadLive(EPOCH),
     registrations: await new RegistrationRepository(db, wb.queue('registration')).loadLive(EPOCH),
@@ -91,13 +96,13 @@ describe('store: db export and import', function () {
           a = await from.open();
           await migrate(a.db);
           await fill(a.db);
-          expect(await exportToFile(a.db, file)).to.equal(2 + 2 + 3 + 1 + 2 + 1 + 3 + 5 + 1100 + 12);
+          expect(await exportToFile(a.db, file)).to.equal(2 + 2 + 2 + 3 + 1 + 2 + 1 + 3 + 5 + 1100 + 12);
           const lines = readFileSync(file, 'utf8').trim().split('\n');
           expect(JSON.parse(lines[0]!)).to.include({ format: 'simple-presence-export', version: 1 });
-          expect(JSON.parse(lines.at(-1)!)).to.deep.equal({ end: true, rows: 1131 });
+          expect(JSON.parse(lines.at(-1)!)).to.deep.equal({ end: true, rows: 1133 });
           b = await to.open();
           await migrate(b.db);
-          expect(await importStore(b.db, file)).to.equal(1131);
+          expect(await importStore(b.db, file)).to.equal(1133);
           expect(await contents(b.db)).to.deep.equal(await contents(a.db));
           // A new stored message after the import gets a fresh id (the sequence moved on).
           await new StoredMessageRepository(b.db).insert(storedMessage(9));
@@ -128,7 +133,7 @@ describe('store: db export and import', function () {
       writeFileSync(cut, `${lines.slice(0, -1).join('\n')}\n`);
       expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/without its end line/);
       writeFileSync(cut, `${lines.slice(0, -2).join('\n')}\n${lines.at(-1)}\n`);
-      expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/says 1131 rows, the file has 1130/);
+      expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/says 1133 rows, the file has 1132/);
       writeFileSync(cut, '{"hello":1}\n');
       expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/not a simple-presence-export/);
       expect(await rowCount(dst, 'subscriptions')).to.equal(0);
