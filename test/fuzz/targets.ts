@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDigestCredentials, parseDigestParams } from '../../src/auth/digest-header.js';
+import { flattenEntries, parseResourceLists, serializeResourceLists } from '../../src/lists/resource-lists.js';
 import { buildDialogInfo, parseDialogInfo, serializeDialog } from '../../src/presence/dialog-info/dialog-info-document.js';
 import { parseMessageSummary, serializeMessageSummary } from '../../src/presence/message-summary/message-summary-document.js';
 import { parsePidf } from '../../src/presence/pidf/parse-pidf.js';
@@ -222,4 +223,32 @@ export const messageSummary: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary];
+const LIST_DICTIONARY = [
+  ...XML_DICTIONARY.slice(0, 19),
+  'urn:ietf:params:xml:ns:resource-lists', 'urn:ietf:params:xml:ns:copycontrol', 'xmlns:cp="', '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">', '</resource-lists>',
+  '<list>', '<list name="', '</list>', '<entry uri="sip:a@example.com"/>', '<entry uri="', '</entry>', '<entry-ref ref="', '<external anchor="http://x/"/>',
+  '<display-name>', '</display-name>', 'xml:lang="en"', ' cp:copyControl="bcc"', ' cp:anonymize="true"', ';transport=tcp',
+];
+
+/** Resource lists (RFC 4826 §3, RFC 5364) as SUBSCRIBE (RFC 5367) and MESSAGE (RFC 5365) bodies bring them. */
+export const resourceLists: FuzzTarget = {
+  name: 'resource-lists',
+  maxLength: 16384,
+  dictionary: LIST_DICTIONARY,
+  seeds: () => seedsOf('resource-lists'),
+  run(input) {
+    const r = parseResourceLists(input, { maxMembers: 200 });
+    if (!r.ok) {
+      if (r.reason.includes('unreadable document')) throw new FuzzFinding('an internal error in the resource-lists reader (answered as unreadable document)');
+      return;
+    }
+    const flat = flattenEntries(r.document);
+    // What we accepted and store is written again: it must read back the same.
+    const again = parseResourceLists(serializeResourceLists(r.document), { maxMembers: 200 });
+    if (!again.ok) throw new FuzzFinding(`a resource list we accepted, written again, is refused: ${again.reason}`);
+    if (JSON.stringify(again.document) !== JSON.stringify(r.document)) throw new FuzzFinding('a resource list written again reads back different');
+    if (flat.entries.length > 200) throw new FuzzFinding('more entries than the member bound');
+  },
+};
+
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists];
