@@ -247,6 +247,8 @@ export class SimplePresenceServer {
         subscriptionRemoved: (id) => this.presenceSink.subscriptionRemoved(id),
       },
       logger: this.log.child({ service: 'presence' }),
+      // RFC 5367 list bodies: the inflated size is capped like the body itself.
+      lists: { maxListBytes: config.limits.maxBodySize['application/resource-lists+xml'] ?? config.limits.maxBodySize['*'] ?? 256 * 1024 },
     });
     this.core.register(this.presence);
     for (const s of options.services ?? []) this.core.register(s);

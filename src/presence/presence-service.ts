@@ -27,6 +27,8 @@ import type { PublicationRecord } from './publication.js';
 import type { SubscriptionRecord, TerminationReason } from './subscription.js';
 import { SubscriptionManager, type SubscriptionFilter } from './subscriptions.js';
 import { WatcherInfoPackage } from './winfo/winfo-package.js';
+import { EVENTLIST, RECIPIENT_LIST_SUBSCRIBE, ResourceListServer, type StoredListSource } from '../lists/resource-list-server.js';
+import { DEFAULT_MAX_LIST_BYTES } from '../lists/resource-lists.js';
 
 export type PresenceSettings = Config['presence'];
 
@@ -59,6 +61,8 @@ export interface PresenceServiceOptions {
   readonly publishedPackages?: readonly (EventPackage & PublishedPackage)[];
   readonly wallClock?: WallClock;
   readonly logger?: Logger;
+  /** Resource lists (RFC 4662 RLS): users' stored lists, and the largest list body (inflated). */
+  readonly lists?: { readonly stored?: StoredListSource; readonly maxListBytes?: number };
 }
 
 /** What the admin API shows of a presentity. */
@@ -105,6 +109,8 @@ export interface SubscriptionInfo {
 export class PresenceService implements SipService {
   readonly name = 'presence';
   readonly methods = ['PUBLISH', 'SUBSCRIBE', 'NOTIFY'] as const;
+  /** RFC 4662 §5.1 and RFC 5367 §3 option tags (list subscriptions). */
+  readonly supported = [EVENTLIST, RECIPIENT_LIST_SUBSCRIBE] as const;
   /** Bodies we take in requests (PUBLISH). */
   readonly accept: readonly string[];
   readonly documents: PresenceDocuments;
@@ -114,6 +120,8 @@ export class PresenceService implements SipService {
   readonly watcherInfo: WatcherInfoPackage;
   /** RFC 4235 busy lamp. */
   readonly dialog: DialogPackage;
+  /** RFC 4662 resource list server: list subscriptions (RFC 5367 bodies, stored lists). */
+  readonly lists: ResourceListServer;
   /** Packages whose watchers the presentity's rules decide (approve, block, polite-block). */
   private readonly ruled: readonly string[];
   /** The event package of each body type PUBLISH takes. */
@@ -166,6 +174,20 @@ export class PresenceService implements SipService {
       maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY),
     });
     this.ruled = [this.presence.name, this.dialog.name];
+    const contactFor = (flow: Flow): string => contactUri(flow, options.hostFor?.(flow) ?? localHost(flow, options.domains.primary));
+    this.lists = new ResourceListServer({
+      domains: options.domains,
+      timers: options.timers,
+      wallClock,
+      settings: { ...s, rlsUser: s.rlsUser ?? 'rls', maxListMembers: s.maxListMembers ?? 1000 },
+      maxListBytes: options.lists?.maxListBytes ?? DEFAULT_MAX_LIST_BYTES,
+      transactions: options.transactions,
+      contactFor,
+      authorizer: subscribeAuthorizer,
+      memberDocument: (w, p, view) => this.presence.viewDocument(w, p, view),
+      ...(options.lists?.stored ? { stored: options.lists.stored } : {}),
+      logger: options.logger,
+    });
     const published = [this.dialog, ...(options.publishedPackages ?? [])];
     this.accept = [PIDF_CONTENT_TYPE, ...published.map((p) => p.contentType)];
     this.publishedByType = new Map([[PIDF_CONTENT_TYPE, this.presence.name], ...published.map((p): [string, string] => [p.contentType, p.name])]);
@@ -186,8 +208,14 @@ export class PresenceService implements SipService {
       documents: this.documents,
       sink,
       users: options.users,
-      onStateChanged: (presentity) => this.presence.stateChanged(presentity),
-      watched: (presentity) => this.subscriptions.hasSubscriptionsTo(this.presence.name, presentity) || stateful.some((p) => this.subscriptions.hasSubscriptionsTo(p, presentity)),
+      onStateChanged: (presentity) => {
+        this.presence.stateChanged(presentity);
+        this.lists.memberChanged(presentity);
+      },
+      watched: (presentity) =>
+        this.subscriptions.hasSubscriptionsTo(this.presence.name, presentity) ||
+        this.lists.watches(presentity) ||
+        stateful.some((p) => this.subscriptions.hasSubscriptionsTo(p, presentity)),
       published,
       logger: options.logger,
     });
@@ -210,10 +238,16 @@ export class PresenceService implements SipService {
           ctx.reply(403, 'From Is Not The Authenticated User');
           return;
         }
-        return this.subscriptions.handleSubscribe(ctx);
+        return this.subscribe(ctx);
       default:
         ctx.reply(481, 'Subscription Does Not Exist');
     }
+  }
+
+  /** A list subscription (RFC 4662) goes to the RLS, any other to the event packages. */
+  private async subscribe(ctx: RequestContext): Promise<void> {
+    if (await this.lists.handle(ctx)) return;
+    return this.subscriptions.handleSubscribe(ctx);
   }
 
   // ---- persistence ------------------------------------------------------------------
@@ -233,6 +267,7 @@ export class PresenceService implements SipService {
   close(): Promise<void> {
     this.compositor.close();
     this.subscriptions.close();
+    this.lists.close();
     return this.documents.close();
   }
 
@@ -319,6 +354,7 @@ export class PresenceService implements SipService {
     let ended = 0;
     for (const s of this.subscriptions.list({ resource: aor })) if (this.subscriptions.terminate(s, 'noresource')) ended++;
     for (const s of this.subscriptions.list({ watcher: aor })) if (this.subscriptions.terminate(s, 'rejected')) ended++;
+    for (const s of this.lists.subscriptions.list({ watcher: aor })) if (this.lists.subscriptions.terminate(s, 'rejected')) ended++;
     return ended;
   }
 
@@ -330,25 +366,29 @@ export class PresenceService implements SipService {
   deactivateAll(): number {
     let ended = 0;
     for (const s of this.subscriptions.list()) if (this.subscriptions.terminate(s, 'deactivated')) ended++;
+    for (const s of this.lists.subscriptions.list()) if (this.lists.subscriptions.terminate(s, 'deactivated')) ended++;
     return ended;
   }
 
   /** The owner approves a watcher: its pending (or polite-blocked) presence subscriptions become active. */
   async approve(presentity: string, watcher: string): Promise<number> {
     await this.record(presentity, watcher, 'allow');
-    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.approve(s)).length;
+    const lists = await this.lists.rulesChanged(presentity, watcher);
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.approve(s)).length + lists;
   }
 
   /** The owner blocks a watcher (RFC 6665 reason=rejected): its subscriptions end. */
   async reject(presentity: string, watcher: string): Promise<number> {
     await this.record(presentity, watcher, 'block');
-    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.reject(s)).length;
+    const lists = await this.lists.rulesChanged(presentity, watcher);
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.reject(s)).length + lists;
   }
 
   /** RFC 5025 polite-block: the watcher stays subscribed and sees a neutral state. */
   async politeBlock(presentity: string, watcher: string): Promise<number> {
     await this.record(presentity, watcher, 'polite-block');
-    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.politeBlock(s)).length;
+    const lists = await this.lists.rulesChanged(presentity, watcher);
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.politeBlock(s)).length + lists;
   }
 
   /**
@@ -361,7 +401,7 @@ export class PresenceService implements SipService {
   async rulesChanged(presentity: string, watcher: string): Promise<number> {
     const subs = this.ruled.flatMap((eventPackage) => this.subscriptions.list({ eventPackage, resource: presentity })).filter((s) => watcherKeys(s.watcher).includes(watcher));
     const rules = this.authorizer instanceof RulesPresenceAuthorizer ? this.authorizer : undefined;
-    let changed = 0;
+    let changed = await this.lists.rulesChanged(presentity, watcher);
     for (const s of subs) {
       const before = rules?.transformationsFor(s.watcher, presentity);
       // The rules authorizer remembers the transformations it decided (read below).
@@ -385,7 +425,7 @@ export class PresenceService implements SipService {
   dialogWatcher(req: SipRequest): string | undefined {
     if (req.method !== 'SUBSCRIBE') return undefined;
     try {
-      return this.subscriptions.dialogSubscription(req)?.watcher;
+      return (this.subscriptions.dialogSubscription(req) ?? this.lists.subscriptions.dialogSubscription(req))?.watcher;
     } catch {
       return undefined; // headers that do not parse: the service answers 400
     }
