@@ -1,0 +1,201 @@
+import { expect } from 'chai';
+import { deflateSync } from 'node:zlib';
+import { parseListNotify, type ListNotify } from '../../src/lists/list-notify.js';
+import type { SipRequest, SipResponse } from '../../src/sip/message.js';
+import { TestUa, type UaProtocol } from '../support/test-ua.js';
+import { basics, Bench, isNotify, pidf, publishReq } from './presence-support.js';
+
+/**
+ * The resource list server (RFC 4662) over real sockets: request-contained lists as Linphone
+ * sends them (RFC 5367), full then partial state, members' rules, refresh with and without a
+ * body, and the refusals (421, 413, 400, 415).
+ */
+
+const RLS = 'sip:rls@example.com';
+
+function listBody(uris: readonly string[]): string {
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">\n<list>\n' +
+    uris.map((u) => `<entry uri="${u}"/>\n`).join('') +
+    '</list>\n</resource-lists>\n'
+  );
+}
+
+function read(n: SipRequest): ListNotify {
+  const r = parseListNotify(n.getHeader('content-type') ?? '', n.body);
+  if (!r.ok) throw new Error(`not a list NOTIFY: ${r.reason}`);
+  return r.notify;
+}
+
+/** Each resource of an RLMI document as `uri state[;reason]`, and its PIDF basic when it has a part. */
+function summary(n: ListNotify): string[] {
+  return n.rlmi.resources.map((r) => {
+    const i = r.instances[0]!;
+    const part = i.cid !== undefined ? n.parts.get(i.cid) : undefined;
+    const basic = part ? ` ${basics(part.body).join(',') || 'none'}` : '';
+    return `${r.uri} ${i.state}${i.reason ? `;${i.reason}` : ''}${basic}`;
+  });
+}
+
+interface ListWatch {
+  ua: TestUa;
+  callId: string;
+  fromTag: string;
+  toTag: string;
+  cseq: number;
+  res: SipResponse;
+  first: SipRequest;
+}
+
+interface SubscribeOpts {
+  body?: string | Buffer;
+  headers?: Record<string, string | number>;
+  uri?: string;
+}
+
+function listSubscribe(ua: TestUa, opts: SubscribeOpts, callId: string, fromTag: string, cseq = 1): SipRequest {
+  const headers: Record<string, string | number> = {
+    Event: 'presence',
+    Expires: 600,
+    Accept: 'multipart/related, application/rlmi+xml, application/pidf+xml',
+    Supported: 'eventlist',
+    Require: 'recipient-list-subscribe',
+    'Content-Disposition': 'recipient-list',
+    'Content-Type': 'application/resource-lists+xml',
+    ...opts.headers,
+  };
+  return ua.request('SUBSCRIBE', opts.uri ?? RLS, { callId, fromTag, cseq, headers, body: opts.body });
+}
+
+async function watchList(ua: TestUa, opts: SubscribeOpts): Promise<ListWatch> {
+  ua.autoAnswer('NOTIFY', 200);
+  const callId = `l-${Math.random().toString(36).slice(2)}@test`;
+  const fromTag = `ft${Math.random().toString(36).slice(2)}`;
+  const first = ua.waitRequest(isNotify(callId));
+  const res = await ua.transact(listSubscribe(ua, opts, callId, fromTag));
+  expect(res.status, `${res.status} ${res.reason}`).to.equal(200);
+  return { ua, callId, fromTag, toTag: res.to.tag!, cseq: 1, res, first: await first };
+}
+
+function refresh(w: ListWatch, body?: string): SipRequest {
+  w.cseq++;
+  const headers: Record<string, string | number> = { Event: 'presence', Expires: 600, Supported: 'eventlist' };
+  if (body !== undefined) Object.assign(headers, { 'Content-Type': 'application/resource-lists+xml', 'Content-Disposition': 'recipient-list' });
+  return w.ua.request('SUBSCRIBE', w.res.contacts[0]!.uri.raw, { callId: w.callId, fromTag: w.fromTag, toTag: w.toTag, to: `<${RLS}>`, cseq: w.cseq, headers, body });
+}
+
+describe('e2e: resource lists (RFC 4662 RLS, RFC 5367 request-contained lists)', function () {
+  this.timeout(15000);
+
+  for (const protocol of ['udp', 'tcp'] as UaProtocol[]) {
+    describe(`open policy, over ${protocol.toUpperCase()}`, () => {
+      const b = Bench.perSuite();
+
+      it('answers 200, then a full-state NOTIFY (RLMI version 0 + PIDF parts), then partial state with only what changed', async () => {
+        const [alice, bob, carol] = [b.user('alice'), b.user('bob'), b.user('carol')];
+        const bobAor = `sip:${bob}@example.com`;
+        const carolAor = `sip:${carol}@example.com`;
+        const pua = await b.ua(bob);
+        expect((await pua.transact(publishReq(pua, bobAor, { body: pidf(bobAor, 'open'), expires: 600 }))).status).to.equal(200);
+        const ua = await b.ua(alice, protocol);
+        const w = await watchList(ua, { body: listBody([bobAor, carolAor, 'sip:dave@elsewhere.example']) });
+        expect(w.first.getHeader('content-type')).to.match(/^multipart\/related;type="application\/rlmi\+xml";start="<[^>]+>";boundary=/);
+        expect(w.first.getHeader('require')).to.equal('eventlist');
+        expect(w.first.getHeader('subscription-state')).to.match(/^active;expires=/);
+        const full = read(w.first);
+        expect(full.rlmi).to.include({ uri: RLS, version: 0, fullState: true });
+        expect(summary(full)).to.deep.equal([`${bobAor} active open`, `${carolAor} active none`, 'sip:dave@elsewhere.example terminated;noresource']);
+
+        // Carol comes online: one partial NOTIFY, version 1, carrying Carol only.
+        const next = ua.waitRequest(isNotify(w.callId));
+        const cpua = await b.ua(carol);
+        expect((await cpua.transact(publishReq(cpua, carolAor, { body: pidf(carolAor, 'open'), expires: 600 }))).status).to.equal(200);
+        const partial = read(await next);
+        expect(partial.rlmi).to.include({ version: 1, fullState: false });
+        expect(summary(partial)).to.deep.equal([`${carolAor} active open`]);
+      });
+
+      it('a refresh without a body keeps the list (full state again); with a body replaces it', async () => {
+        const [alice, bob, carol] = [b.user('alice'), b.user('bob'), b.user('carol')];
+        const bobAor = `sip:${bob}@example.com`;
+        const carolAor = `sip:${carol}@example.com`;
+        const ua = await b.ua(alice, protocol);
+        const w = await watchList(ua, { body: listBody([bobAor]) });
+        expect(summary(read(w.first))).to.deep.equal([`${bobAor} active none`]);
+
+        let next = ua.waitRequest(isNotify(w.callId));
+        expect((await ua.transact(refresh(w))).status).to.equal(200);
+        const kept = read(await next);
+        expect(kept.rlmi).to.include({ version: 1, fullState: true });
+        expect(summary(kept)).to.deep.equal([`${bobAor} active none`]);
+
+        next = ua.waitRequest(isNotify(w.callId));
+        expect((await ua.transact(refresh(w, listBody([carolAor])))).status).to.equal(200);
+        const replaced = read(await next);
+        expect(replaced.rlmi).to.include({ version: 2, fullState: true });
+        expect(summary(replaced)).to.deep.equal([`${carolAor} active none`]);
+      });
+    });
+  }
+
+  describe('refusals', () => {
+    const b = Bench.perSuite({ presence: { maxListMembers: 5 } });
+    const status = (r: SipResponse): string => `${r.status} ${r.reason}`;
+
+    it('421 with Require: eventlist when the subscriber does not support it (RFC 4662 §5.1)', async () => {
+      const ua = await b.ua(b.user('alice'));
+      const res = await ua.transact(listSubscribe(ua, { body: listBody(['sip:bob@example.com']), headers: { Supported: 'timer' } }, 'c1@test', 'f1'));
+      expect(status(res)).to.equal('421 Extension Required');
+      expect(res.getHeader('require')).to.equal('eventlist');
+    });
+
+    it('400, 413 and 415 for bad, oversized, bomb-like and mistyped lists; 420 for another Require', async () => {
+      const ua = await b.ua(b.user('alice'));
+      const six = listBody(Array.from({ length: 6 }, (_, i) => `sip:u${i}@example.com`));
+      const bomb = deflateSync(Buffer.from(`<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list>${' '.repeat(8 * 1024 * 1024)}</list></resource-lists>`));
+      expect(bomb.length).to.be.below(65536);
+      const cases: Array<[string, SubscribeOpts, string]> = [
+        ['not XML', { body: '<resource-lists' }, '400 Bad resource list: not well-formed XML'],
+        ['no body', {}, '400 Missing Resource List'],
+        ['too many', { body: six }, '413 Too Many List Members'],
+        ['bomb', { body: bomb, headers: { 'Content-Encoding': 'deflate' } }, '413 Resource List Too Large'],
+        ['not deflate', { body: 'plain', headers: { 'Content-Encoding': 'deflate' } }, '400 Bad deflate body'],
+        ['gzip', { body: listBody([]), headers: { 'Content-Encoding': 'gzip' } }, '415 Unsupported Content-Encoding'],
+        ['type', { body: listBody([]), headers: { 'Content-Type': 'text/plain' } }, '415 Unsupported Media Type'],
+        ['require', { body: listBody([]), headers: { Require: 'recipient-list-subscribe, foo' } }, '420 Bad Extension'],
+      ];
+      let n = 0;
+      for (const [what, opts, expected] of cases) expect(status(await ua.transact(listSubscribe(ua, opts, `c${++n}@test`, `f${n}`))), what).to.equal(expected);
+    });
+
+    it('takes a deflated list (Content-Encoding: deflate, as Linphone sends it)', async () => {
+      const ua = await b.ua(b.user('alice'));
+      const w = await watchList(ua, { body: deflateSync(Buffer.from(listBody(['sip:bob@example.com']))), headers: { 'Content-Encoding': 'deflate', 'Accept-Encoding': 'deflate' } });
+      expect(summary(read(w.first))).to.deep.equal(['sip:bob@example.com active none']);
+    });
+  });
+
+  describe('members follow their own rules (confirm policy)', () => {
+    const b = Bench.perSuite({ presence: { defaultPolicy: 'confirm' } });
+
+    it('a member pending approval shows pending without a document, then active when approved; refused: terminated;rejected', async () => {
+      const [alice, bob, carol] = [b.user('alice'), b.user('bob'), b.user('carol')];
+      const aliceAor = `sip:${alice}@example.com`;
+      const bobAor = `sip:${bob}@example.com`;
+      const carolAor = `sip:${carol}@example.com`;
+      const ua = await b.ua(alice);
+      const w = await watchList(ua, { body: listBody([bobAor, carolAor]) });
+      const first = read(w.first);
+      expect(summary(first)).to.deep.equal([`${bobAor} pending`, `${carolAor} pending`]);
+      expect(first.parts.size).to.equal(0);
+
+      let next = ua.waitRequest(isNotify(w.callId));
+      await b.srv.server.presence.approve(bobAor, aliceAor);
+      expect(summary(read(await next))).to.deep.equal([`${bobAor} active none`]);
+
+      next = ua.waitRequest(isNotify(w.callId));
+      await b.srv.server.presence.reject(carolAor, aliceAor);
+      expect(summary(read(await next))).to.deep.equal([`${carolAor} terminated;rejected`]);
+    });
+  });
+});
