@@ -1,4 +1,4 @@
-import { inflateRawSync, inflateSync } from 'node:zlib';
+import { deflateSync, inflateRawSync, inflateSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { LocalDomains } from '../core/local-domains.js';
 import type { RequestContext } from '../core/services.js';
@@ -106,6 +106,10 @@ class ListState {
     readonly uri: string,
     public name: string | undefined,
     public members: Member[],
+    /** The subscriber takes deflated NOTIFY bodies (Accept-Encoding: deflate). */
+    readonly deflate: boolean,
+    /** Content-IDs written without angle brackets (liblinphone, see buildMultipartRelated). */
+    readonly bareContentIds: boolean,
   ) {}
 }
 
@@ -115,6 +119,8 @@ interface Resolved {
   readonly name?: string;
   readonly owner?: string;
   readonly members: Member[];
+  readonly deflate: boolean;
+  readonly bareContentIds: boolean;
 }
 
 /** Why a list body was refused: the status and reason phrase. */
@@ -226,7 +232,7 @@ export class ResourceListServer {
         ctx.reply(read.status, read.reason);
         return true;
       }
-      resolved = { uri: resource, members: await this.members(watcher, read.entries) };
+      resolved = { uri: resource, members: await this.members(watcher, read.entries), ...quirksOf(req) };
     } else {
       const list = await this.options.stored?.listAt(resource);
       if (!list) return false;
@@ -234,7 +240,7 @@ export class ResourceListServer {
         ctx.reply(403, 'Not Your List');
         return true;
       }
-      resolved = { uri: resource, name: list.displayName ?? list.name, owner: list.owner, members: await this.members(watcher, list.entries) };
+      resolved = { uri: resource, name: list.displayName ?? list.name, owner: list.owner, members: await this.members(watcher, list.entries), ...quirksOf(req) };
     }
     // RFC 4662 §5.1: a list subscription from a subscriber without eventlist support.
     const supported = req.getHeaders('supported').flatMap(splitList).map((t) => t.toLowerCase());
@@ -359,9 +365,11 @@ export class ResourceListServer {
     if (full) for (const id of [...state.told.keys()]) if (!state.members.some((m) => m.instanceId === id)) state.told.delete(id);
     const rlmi = buildRlmi({ uri: state.uri, version: state.version++, fullState: full, ...(state.name !== undefined ? { name: state.name } : {}), resources });
     state.fullPending = false;
-    const multipart = buildMultipartRelated([{ contentId: `${randomToken(8)}@${domain}`, contentType: `${RLMI_TYPE};charset="UTF-8"`, body: rlmi }, ...parts], RLMI_TYPE);
+    const multipart = buildMultipartRelated([{ contentId: `${randomToken(8)}@${domain}`, contentType: `${RLMI_TYPE};charset="UTF-8"`, body: rlmi }, ...parts], RLMI_TYPE, state.bareContentIds);
     // RFC 4662 §5.2: list NOTIFYs carry Require: eventlist.
-    return { contentType: multipart.contentType, body: multipart.body, headers: [['Require', EVENTLIST]] };
+    if (!state.deflate) return { contentType: multipart.contentType, body: multipart.body, headers: [['Require', EVENTLIST]] };
+    // RFC 3261 §20.12: a Content-Encoding the subscriber said it accepts.
+    return { contentType: multipart.contentType, body: deflateSync(multipart.body), headers: [['Require', EVENTLIST], ['Content-Encoding', 'deflate']] };
   }
 
   private listPackage(): EventPackage {
@@ -376,7 +384,7 @@ export class ResourceListServer {
         if (event !== 'subscribe') return;
         const resolved = this.arriving.get(`${sub.dialog.callId}\u0000${sub.dialog.remoteTag}`);
         if (!resolved || this.states.has(sub)) return;
-        const state = new ListState(resolved.uri, resolved.name, resolved.members);
+        const state = new ListState(resolved.uri, resolved.name, resolved.members, resolved.deflate, resolved.bareContentIds);
         this.states.set(sub, state);
         if (sub.live) this.index(sub, state);
       },
@@ -402,6 +410,12 @@ export class ResourceListServer {
   close(): void {
     this.subscriptions.close();
   }
+}
+
+/** What the subscriber takes: deflated bodies (RFC 3261 §20.2 Accept-Encoding), bare Content-IDs (liblinphone). */
+function quirksOf(req: SipRequest): { deflate: boolean; bareContentIds: boolean } {
+  const encodings = req.getHeaders('accept-encoding').flatMap(splitList).map((t) => t.split(';')[0]!.trim().toLowerCase());
+  return { deflate: encodings.includes('deflate'), bareContentIds: /linphone|belle-sip/i.test(req.getHeader('user-agent') ?? '') };
 }
 
 function arrivalKey(req: SipRequest): string {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { deflateSync } from 'node:zlib';
+import { deflateSync, inflateSync } from 'node:zlib';
 import { parseListNotify, type ListNotify } from '../../src/lists/list-notify.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
@@ -168,10 +168,28 @@ describe('e2e: resource lists (RFC 4662 RLS, RFC 5367 request-contained lists)',
       for (const [what, opts, expected] of cases) expect(status(await ua.transact(listSubscribe(ua, opts, `c${++n}@test`, `f${n}`))), what).to.equal(expected);
     });
 
-    it('takes a deflated list (Content-Encoding: deflate, as Linphone sends it)', async () => {
+    it('takes a deflated list and deflates its NOTIFYs (Content-Encoding, Accept-Encoding: deflate, as Linphone sends them)', async () => {
       const ua = await b.ua(b.user('alice'));
-      const w = await watchList(ua, { body: deflateSync(Buffer.from(listBody(['sip:bob@example.com']))), headers: { 'Content-Encoding': 'deflate', 'Accept-Encoding': 'deflate' } });
-      expect(summary(read(w.first))).to.deep.equal(['sip:bob@example.com active none']);
+      const w = await watchList(ua, {
+        body: deflateSync(Buffer.from(listBody(['sip:bob@example.com']))),
+        headers: { 'Content-Encoding': 'deflate', 'Accept-Encoding': 'deflate', 'User-Agent': 'LinphoneAndroid/5.2.5 (belle-sip/5.2.0)' },
+      });
+      expect(w.first.getHeader('content-encoding')).to.equal('deflate');
+      const body = inflateSync(w.first.body);
+      const r = parseListNotify(w.first.getHeader('content-type')!, body);
+      if (!r.ok) expect.fail(r.reason);
+      expect(summary(r.notify)).to.deep.equal(['sip:bob@example.com active none']);
+      // liblinphone matches the raw Content-Id header against the RLMI cid: written bare for it.
+      const cid = r.notify.rlmi.resources[0]!.instances[0]!.cid!;
+      expect(body.toString()).to.include(`Content-ID: ${cid}\r\n`);
+    });
+
+    it('writes Content-IDs in angle brackets (RFC 2392) for other subscribers, without deflate unless asked', async () => {
+      const ua = await b.ua(b.user('alice'));
+      const w = await watchList(ua, { body: listBody(['sip:bob@example.com']) });
+      expect(w.first.getHeader('content-encoding')).to.equal(undefined);
+      const cid = read(w.first).rlmi.resources[0]!.instances[0]!.cid!;
+      expect(w.first.body.toString()).to.include(`Content-ID: <${cid}>\r\n`);
     });
   });
 
