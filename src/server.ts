@@ -38,6 +38,7 @@ import type { LocationStore } from './registrar/location-store.js';
 import { timersWallClock } from './registrar/wall-clock.js';
 import { watcherOf, type RemoteWatcher } from './presence/winfo/remote-watchers.js';
 import type { AccountNews } from './auth/security.js';
+import { RepositoryListSource } from './lists/stored-lists.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -248,7 +249,10 @@ export class SimplePresenceServer {
       },
       logger: this.log.child({ service: 'presence' }),
       // RFC 5367 list bodies: the inflated size is capped like the body itself.
-      lists: { maxListBytes: config.limits.maxBodySize['application/resource-lists+xml'] ?? config.limits.maxBodySize['*'] ?? 256 * 1024 },
+      lists: {
+        stored: new RepositoryListSource(() => this.store?.resourceLists, this.domains),
+        maxListBytes: config.limits.maxBodySize['application/resource-lists+xml'] ?? config.limits.maxBodySize['*'] ?? 256 * 1024,
+      },
     });
     this.core.register(this.presence);
     for (const s of options.services ?? []) this.core.register(s);

@@ -202,7 +202,7 @@ export class ResourceListServer {
         }
         const state = this.states.get(sub);
         if (state) {
-          const members = await this.members(sub.watcher, read.entries);
+          const members = await this.members(sub.watcher, read.entries, state.members);
           this.unindex(sub, state);
           state.members = members;
           state.fullPending = true;
@@ -282,12 +282,42 @@ export class ResourceListServer {
     return { entries: flattenEntries(parsed.document, this.options.settings.maxListMembers).entries };
   }
 
-  /** Members with each decided for `watcher` by the presentity's own rules. */
-  private async members(watcher: string, entries: readonly FlatEntry[]): Promise<Member[]> {
+  /**
+   * A stored list changed or went: its live subscriptions get the new full state (RFC 4662
+   * §5.2: members added and removed), or end with reason=noresource when it is gone.
+   */
+  async storedListChanged(uri: string): Promise<number> {
+    const subs = this.subscriptions.list({ eventPackage: 'presence', resource: uri });
+    if (subs.length === 0) return 0;
+    const list = await this.options.stored?.listAt(uri);
+    let changed = 0;
+    for (const sub of subs) {
+      const state = this.states.get(sub);
+      if (!state || !sub.live) continue;
+      if (!list) {
+        if (this.subscriptions.terminate(sub, 'noresource')) changed++;
+        continue;
+      }
+      const members = await this.members(sub.watcher, list.entries, state.members);
+      if (!sub.live) continue;
+      this.unindex(sub, state);
+      state.members = members;
+      state.name = list.displayName ?? list.name;
+      state.fullPending = true;
+      this.index(sub, state);
+      this.subscriptions.notify(sub);
+      changed++;
+    }
+    return changed;
+  }
+
+  /** Members with each decided for `watcher` by the presentity's own rules; `previous` keeps its instance ids. */
+  private async members(watcher: string, entries: readonly FlatEntry[], previous: readonly Member[] = []): Promise<Member[]> {
+    const ids = new Map(previous.map((m) => [m.uri, m.instanceId]));
     const members = entries.map((e): Member => {
       const uri = tryParseUri(e.uri);
       const presentity = uri ? presentityOf(uri, this.options.domains) : undefined;
-      return { uri: e.uri, ...(e.displayName !== undefined ? { name: e.displayName } : {}), ...(presentity !== undefined ? { presentity } : {}), instanceId: randomToken(6) };
+      return { uri: e.uri, ...(e.displayName !== undefined ? { name: e.displayName } : {}), ...(presentity !== undefined ? { presentity } : {}), instanceId: ids.get(e.uri) ?? randomToken(6) };
     });
     await Promise.all(
       members.map(async (m) => {

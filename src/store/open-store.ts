@@ -5,6 +5,7 @@ import { openPg } from './pg-driver.js';
 import { openSqlite } from './sqlite-driver.js';
 import { AccountRepository } from './repositories/accounts.js';
 import { PresenceRuleRepository } from './repositories/presence-rules.js';
+import { ResourceListRepository } from './repositories/resource-lists.js';
 import { PublicationRepository } from './repositories/publications.js';
 import { RegistrationRepository } from './repositories/registrations.js';
 import { StoredMessageRepository } from './repositories/stored-messages.js';
@@ -48,6 +49,8 @@ export interface Store {
   readonly migrated: readonly Migration[];
   readonly accounts: AccountRepository;
   readonly presenceRules: PresenceRuleRepository;
+  /** Users' resource lists (RFC 4826), served by the RLS. */
+  readonly resourceLists: ResourceListRepository;
   readonly storedMessages: StoredMessageRepository;
   readonly publications: PublicationRepository;
   readonly subscriptions: SubscriptionRepository;
@@ -77,6 +80,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     migrated,
     accounts: new AccountRepository(db),
     presenceRules: new PresenceRuleRepository(db),
+    resourceLists: new ResourceListRepository(db),
     storedMessages: new StoredMessageRepository(db),
     publications: new PublicationRepository(db, softState.queue('publication')),
     subscriptions: new SubscriptionRepository(db, softState.queue('subscription')),

@@ -45,6 +45,7 @@ export const TRANSFER_TABLES: readonly TransferTable[] = [
     key: ['presentity', 'watcher'],
     columns: [text('presentity'), text('watcher'), text('action'), bool('hide_notes'), bool('hide_devices'), bool('basic_only'), ts('updated_at')],
   },
+  { table: 'resource_lists', key: ['owner', 'name'], columns: [text('owner'), text('name'), text('display_name'), text('document'), ts('updated_at')] },
   {
     table: 'stored_messages',
     // Exported in id order, without the id: the importing database numbers them anew, in the same order.
