@@ -40,6 +40,13 @@ export const EVENTLIST = 'eventlist';
 export const RECIPIENT_LIST_SUBSCRIBE = 'recipient-list-subscribe';
 const MULTIPART_RELATED = 'multipart/related';
 
+/** Bytes of a list NOTIFY besides its resources: the RLMI root, the parts' delimiters (estimates, on the safe side). */
+const RLMI_OVERHEAD = 512;
+/** An RLMI <resource> with one <instance>, besides its URI and name. */
+const RESOURCE_OVERHEAD = 160;
+/** A body part's delimiter and headers, besides its body. */
+const PART_OVERHEAD = 160;
+
 /** A list the server keeps for a user (RFC 4826 resource-lists, served as rls-services). */
 export interface StoredList {
   /** The address of record of the user the list belongs to; only they may subscribe to it. */
@@ -67,6 +74,11 @@ export interface ResourceListServerOptions {
   };
   /** Largest resource-lists body, after inflating (limits.maxBodySize of the type). */
   readonly maxListBytes: number;
+  /**
+   * Largest list NOTIFY body (before deflate): the transport's message size less room for
+   * headers. A list whose state does not fit goes out in several NOTIFYs.
+   */
+  readonly maxNotifyBodyBytes: number;
   readonly transactions: RequestSender;
   readonly contactFor: (flow: Flow) => string;
   readonly authorizer: PresenceAuthorizer;
@@ -375,10 +387,20 @@ export class ResourceListServer {
     const domain = this.options.domains.primary;
     const parts: BodyPart[] = [];
     const resources: RlmiResource[] = [];
+    // What fits one NOTIFY: the rest is left untold, and the next NOTIFY (partial) carries it.
+    let room = this.options.maxNotifyBodyBytes - RLMI_OVERHEAD;
+    let deferred = 0;
+    if (full) state.told.clear();
     for (const m of state.members) {
       const now = this.memberState(sub.watcher, m);
       const before = state.told.get(m.instanceId);
       if (!full && before && sameTold(before, now)) continue;
+      const cost = RESOURCE_OVERHEAD + Buffer.byteLength(m.uri) + Buffer.byteLength(m.name ?? '') + (now.body ? PART_OVERHEAD + now.body.length : 0);
+      if (cost > room && resources.length > 0) {
+        deferred++;
+        continue;
+      }
+      room -= cost;
       state.told.set(m.instanceId, now);
       let cid: string | undefined;
       if (now.body) {
@@ -391,8 +413,14 @@ export class ResourceListServer {
         instances: [{ id: m.instanceId, state: now.state, ...(now.reason ? { reason: now.reason } : {}), ...(cid ? { cid } : {}) }],
       });
     }
-    // Members dropped from the list are forgotten (the full state after the change says so).
-    if (full) for (const id of [...state.told.keys()]) if (!state.members.some((m) => m.instanceId === id)) state.told.delete(id);
+    if (deferred > 0 && sub.live) {
+      // A list larger than one NOTIFY (RFC 4662 leaves the split to the RLS): the rest follows
+      // in partial NOTIFYs, each after the previous one is answered.
+      this.log?.debug({ subscription: sub.id, sent: resources.length, deferred }, 'list NOTIFY split');
+      queueMicrotask(() => {
+        if (sub.live) this.subscriptions.notify(sub);
+      });
+    }
     const rlmi = buildRlmi({ uri: state.uri, version: state.version++, fullState: full, ...(state.name !== undefined ? { name: state.name } : {}), resources });
     state.fullPending = false;
     const multipart = buildMultipartRelated([{ contentId: `${randomToken(8)}@${domain}`, contentType: `${RLMI_TYPE};charset="UTF-8"`, body: rlmi }, ...parts], RLMI_TYPE, state.bareContentIds);

@@ -181,6 +181,7 @@ export class PresenceService implements SipService {
       wallClock,
       settings: { ...s, rlsUser: s.rlsUser ?? 'rls', maxListMembers: s.maxListMembers ?? 1000 },
       maxListBytes: options.lists?.maxListBytes ?? DEFAULT_MAX_LIST_BYTES,
+      maxNotifyBodyBytes: options.maxNotifyBodyBytes ?? 61_440,
       transactions: options.transactions,
       contactFor,
       authorizer: subscribeAuthorizer,

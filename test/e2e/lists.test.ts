@@ -193,6 +193,28 @@ describe('e2e: resource lists (RFC 4662 RLS, RFC 5367 request-contained lists)',
     });
   });
 
+  describe('a list larger than one NOTIFY (limits.maxMessageSize 8192)', () => {
+    const b = Bench.perSuite({ limits: { maxMessageSize: 8192 } });
+
+    it('sends what fits in a full-state NOTIFY, then the rest in partial NOTIFYs, versions one after another', async () => {
+      const uris = Array.from({ length: 40 }, (_, i) => `sip:member${i}@example.com`);
+      const ua = await b.ua(b.user('alice'), 'tcp');
+      const seen = ua.requests;
+      const w = await watchList(ua, { body: listBody(uris) });
+      // The first NOTIFY went to watchList's waiter; the others stay in the UA's mailbox.
+      const all = (): SipRequest[] => [w.first, ...seen.filter((r) => isNotify(w.callId)(r) && r !== w.first)];
+      const end = Date.now() + 5000;
+      const told = (): string[] => all().flatMap((n) => read(n).rlmi.resources.map((r) => r.uri));
+      while (told().length < uris.length && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      const notifies = all().map(read);
+      expect(notifies.length).to.be.above(1);
+      expect(notifies.map((n) => n.rlmi.version)).to.deep.equal(notifies.map((_, i) => i));
+      expect(notifies.map((n) => n.rlmi.fullState)).to.deep.equal([true, ...notifies.slice(1).map(() => false)]);
+      expect([...told()].sort()).to.deep.equal([...uris].sort());
+      for (const n of all()) expect(n.toBuffer().length).to.be.at.most(8192);
+    });
+  });
+
   describe('members follow their own rules (confirm policy)', () => {
     const b = Bench.perSuite({ presence: { defaultPolicy: 'confirm' } });
 
