@@ -7,7 +7,8 @@ import type { EventPackage, NotifyBody, SubscribeAttempt, SubscriptionDecision, 
 import { PIDF_CONTENT_TYPE } from '../presence/presence-documents.js';
 import { presentityOf, watcherOf } from '../presence/presentity.js';
 import { watcherKeys } from '../presence/rules/rule-matching.js';
-import type { Subscription, SubscriptionView } from '../presence/subscription.js';
+import type { Subscription, SubscriptionView, WatcherEvent } from '../presence/subscription.js';
+import type { RemoteWatcher } from '../presence/winfo/remote-watchers.js';
 import { SubscriptionManager, type SubscriptionSettings } from '../presence/subscriptions.js';
 import { splitList } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
@@ -143,6 +144,8 @@ export class ResourceListServer {
   private readonly states = new WeakMap<Subscription, ListState>();
   /** Member presentity → list subscriptions showing it. */
   private readonly byMember = new Map<string, Set<Subscription>>();
+  /** Who hears of list watchers' changes (watcher information of the members, RFC 3857). */
+  private readonly watcherListeners: Array<(resource: string, watcher: RemoteWatcher) => void> = [];
   /** New SUBSCRIBEs between `handle` and the manager's 'subscribe' event, by dialog id. */
   private readonly arriving = new Map<string, Resolved>();
   private readonly log?: Logger;
@@ -159,6 +162,55 @@ export class ResourceListServer {
       logger: options.logger,
     });
     this.subscriptions.register(this.listPackage());
+  }
+
+  /**
+   * The list subscriptions watching `presentity`, as watchers of it (RFC 3857): its owner's
+   * watcher information lists them like direct ones, so a pending list watcher can be approved.
+   */
+  watchersOf(presentity: string): RemoteWatcher[] {
+    const out: RemoteWatcher[] = [];
+    for (const sub of this.byMember.get(presentity) ?? []) {
+      const state = this.states.get(sub);
+      if (!state) continue;
+      for (const m of state.members) if (m.presentity === presentity) out.push(this.watcherOf(sub, m, eventOfDecision(m.decision)));
+    }
+    return out;
+  }
+
+  /** Where list watchers' changes go (the watcher information package). */
+  listenWatchers(listener: (resource: string, watcher: RemoteWatcher) => void): void {
+    this.watcherListeners.push(listener);
+  }
+
+  private watcherOf(sub: Subscription, m: Member, event: WatcherEvent, ended = false): RemoteWatcher {
+    const told = this.memberState(sub.watcher, m).state;
+    return {
+      // RFC 3858 §4: unique per (back-end) subscription.
+      id: `${sub.id}.${m.instanceId}`,
+      uri: sub.watcherUri,
+      ...(sub.watcherDisplayName !== undefined ? { displayName: sub.watcherDisplayName } : {}),
+      status: ended ? 'terminated' : told,
+      event,
+      createdAtMs: sub.createdAtMs,
+      expiresAtMs: sub.expiresAtMs,
+    };
+  }
+
+  /** Tells the watcher information of each member's presentity what happened to its list watcher. */
+  private tellWatchers(sub: Subscription, members: readonly Member[], event: WatcherEvent | undefined, ended = false): void {
+    if (this.watcherListeners.length === 0) return;
+    for (const m of members) {
+      if (m.presentity === undefined) continue;
+      const w = this.watcherOf(sub, m, event ?? eventOfDecision(m.decision), ended);
+      for (const l of this.watcherListeners) {
+        try {
+          l(m.presentity, w);
+        } catch (err) {
+          this.log?.error({ err }, 'list watcher listener failed');
+        }
+      }
+    }
   }
 
   /** Members shown by some list subscription: their state must be composed (the compositor asks). */
@@ -183,11 +235,15 @@ export class ResourceListServer {
     for (const sub of subs) {
       const state = this.states.get(sub);
       if (!state) continue;
+      const changedMembers: Member[] = [];
       for (const m of state.members) {
         if (m.presentity !== presentity) continue;
+        const before = m.decision;
         m.decision = await this.options.authorizer.decideSubscription(sub.watcher, presentity);
+        if (before !== m.decision) changedMembers.push(m);
       }
       if (sub.live) {
+        this.tellWatchers(sub, changedMembers, undefined);
         this.subscriptions.notify(sub);
         changed++;
       }
@@ -215,6 +271,7 @@ export class ResourceListServer {
         const state = this.states.get(sub);
         if (state) {
           const members = await this.members(sub.watcher, read.entries, state.members);
+          this.tellMembership(sub, state.members, members);
           this.unindex(sub, state);
           state.members = members;
           state.fullPending = true;
@@ -312,6 +369,7 @@ export class ResourceListServer {
       }
       const members = await this.members(sub.watcher, list.entries, state.members);
       if (!sub.live) continue;
+      this.tellMembership(sub, state.members, members);
       this.unindex(sub, state);
       state.members = members;
       state.name = list.displayName ?? list.name;
@@ -343,6 +401,15 @@ export class ResourceListServer {
       }),
     );
     return members;
+  }
+
+  /** Members gone from a list end their watcher entries; new ones start theirs. */
+  private tellMembership(sub: Subscription, before: readonly Member[], after: readonly Member[]): void {
+    const ids = (ms: readonly Member[]): Set<string> => new Set(ms.map((m) => m.instanceId));
+    const was = ids(before);
+    const is = ids(after);
+    this.tellWatchers(sub, before.filter((m) => !is.has(m.instanceId)), 'timeout', true);
+    this.tellWatchers(sub, after.filter((m) => !was.has(m.instanceId)), 'subscribe');
   }
 
   private index(sub: Subscription, state: ListState): void {
@@ -444,7 +511,10 @@ export class ResourceListServer {
         if (!resolved || this.states.has(sub)) return;
         const state = new ListState(resolved.uri, resolved.name, resolved.members, resolved.deflate, resolved.bareContentIds);
         this.states.set(sub, state);
-        if (sub.live) this.index(sub, state);
+        if (sub.live) {
+          this.index(sub, state);
+          this.tellWatchers(sub, state.members, 'subscribe');
+        }
       },
       onRefresh: (sub) => {
         // RFC 4662 §5.2: the NOTIFY answering a refresh carries full state.
@@ -453,7 +523,9 @@ export class ResourceListServer {
       },
       onRemoved: (sub) => {
         const state = this.states.get(sub);
-        if (state) this.unindex(sub, state);
+        if (!state) return;
+        this.unindex(sub, state);
+        this.tellWatchers(sub, state.members, sub.reason === 'rejected' || sub.reason === 'noresource' ? sub.reason : sub.reason === 'deactivated' ? 'deactivated' : 'timeout', true);
       },
     };
   }
@@ -474,6 +546,11 @@ export class ResourceListServer {
 function quirksOf(req: SipRequest): { deflate: boolean; bareContentIds: boolean } {
   const encodings = req.getHeaders('accept-encoding').flatMap(splitList).map((t) => t.split(';')[0]!.trim().toLowerCase());
   return { deflate: encodings.includes('deflate'), bareContentIds: /linphone|belle-sip/i.test(req.getHeader('user-agent') ?? '') };
+}
+
+/** RFC 3857 §3.3: the watcher event a member's decision reads as. */
+function eventOfDecision(d: SubscriptionDecision | undefined): WatcherEvent {
+  return d === 'block' ? 'rejected' : d === 'allow' || d === 'polite-block' ? 'approved' : 'subscribe';
 }
 
 function arrivalKey(req: SipRequest): string {

@@ -166,7 +166,8 @@ export class PresenceService implements SipService {
       authorizer instanceof RulesPresenceAuthorizer
         ? new TransformingPresencePackage(this.documents, subscribeAuthorizer, (w, p) => authorizer.transformationsFor(w, p))
         : new PresencePackage(this.documents, subscribeAuthorizer);
-    this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name, undefined, options.remoteWatchers);
+    // Watchers of other nodes (a cluster) and list subscriptions' members (RFC 4662) are listed too.
+    this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name, undefined, withListWatchers(options.remoteWatchers, () => this.lists));
     // RFC 4235 §3.6: a user's dialogs are shown under the same rules as its presence.
     this.dialog = new DialogPackage({
       authorize: (a) => subscribeAuthorizer.decideSubscription(a.watcher, a.resource),
@@ -454,6 +455,23 @@ function followingAuthorizer(inner: PresenceAuthorizer, follow: (presentity: str
     authorizePublish: (ctx, presentity) => inner.authorizePublish(ctx, presentity),
     decideSubscription: async (watcher, presentity) => (await Promise.all([inner.decideSubscription(watcher, presentity), follow(presentity)]))[0],
     ...(inner.recordDecision ? { recordDecision: (w: string, p: string, d: SubscriptionDecision) => inner.recordDecision!(w, p, d) } : {}),
+  };
+}
+
+/**
+ * Watcher information's other watchers: those of other nodes (when clustered) and the list
+ * subscriptions showing a presentity (RFC 4662 back-end subscriptions are watchers too).
+ */
+function withListWatchers(remote: RemoteWatchers | undefined, lists: () => ResourceListServer): RemoteWatchers {
+  return {
+    tell: (resource, watcher) => remote?.tell(resource, watcher),
+    of: (resource) => [...(remote?.of(resource) ?? []), ...lists().watchersOf(resource)],
+    follow: (resource) => remote?.follow(resource) ?? Promise.resolve(),
+    listen: (listener) => {
+      remote?.listen(listener);
+      // Registered once the RLS exists (it is made after this package).
+      queueMicrotask(() => lists().listenWatchers(listener));
+    },
   };
 }
 

@@ -3,7 +3,8 @@ import { deflateSync, inflateSync } from 'node:zlib';
 import { parseListNotify, type ListNotify } from '../../src/lists/list-notify.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
-import { basics, Bench, isNotify, pidf, publishReq } from './presence-support.js';
+import { parseWatcherInfo } from '../../src/presence/winfo/watcherinfo-document.js';
+import { basics, Bench, isNotify, pidf, publishReq, watch } from './presence-support.js';
 
 /**
  * The resource list server (RFC 4662) over real sockets: request-contained lists as Linphone
@@ -236,6 +237,29 @@ describe('e2e: resource lists (RFC 4662 RLS, RFC 5367 request-contained lists)',
       next = ua.waitRequest(isNotify(w.callId));
       await b.srv.server.presence.reject(carolAor, aliceAor);
       expect(summary(read(await next))).to.deep.equal([`${carolAor} terminated;rejected`]);
+    });
+
+    it("the member's owner sees the list watcher in its watcher information (RFC 3857) and approves it there", async () => {
+      const [alice, bob] = [b.user('alice'), b.user('bob')];
+      const aliceAor = `sip:${alice}@example.com`;
+      const bobAor = `sip:${bob}@example.com`;
+      const bobUa = await b.ua(bob);
+      const winfo = await watch(bobUa, bobAor, { event: 'presence.winfo' });
+      const ua = await b.ua(alice);
+      const told = bobUa.waitRequest(isNotify(winfo.callId));
+      const w = await watchList(ua, { body: listBody([bobAor]) });
+      expect(summary(read(w.first))).to.deep.equal([`${bobAor} pending`]);
+      const pending = parseWatcherInfo((await told).body);
+      if (!pending.ok) expect.fail(pending.reason);
+      expect(pending.document.watcherLists[0]!.watchers.map((x) => `${x.uri} ${x.status} ${x.event}`)).to.deep.equal([`${aliceAor} pending subscribe`]);
+
+      const approvedWinfo = bobUa.waitRequest(isNotify(winfo.callId));
+      const approvedList = ua.waitRequest(isNotify(w.callId));
+      await b.srv.server.presence.approve(bobAor, aliceAor);
+      expect(summary(read(await approvedList))).to.deep.equal([`${bobAor} active none`]);
+      const approved = parseWatcherInfo((await approvedWinfo).body);
+      if (!approved.ok) expect.fail(approved.reason);
+      expect(approved.document.watcherLists[0]!.watchers.map((x) => `${x.uri} ${x.status} ${x.event}`)).to.deep.equal([`${aliceAor} active approved`]);
     });
   });
 });
