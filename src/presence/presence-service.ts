@@ -316,8 +316,9 @@ export class PresenceService implements SipService {
     return this.documents.full(presentity);
   }
 
+  /** Subscriptions held here, list subscriptions (RFC 4662, resource: the list URI) among them. */
   listSubscriptions(filter: SubscriptionFilter = {}): SubscriptionInfo[] {
-    return this.subscriptions.list(filter).map((s) => ({
+    return [...this.subscriptions.list(filter), ...this.lists.subscriptions.list(filter)].map((s) => ({
       id: s.id,
       eventPackage: s.eventPackage,
       resource: s.resource,
@@ -335,7 +336,9 @@ export class PresenceService implements SipService {
   /** Ends one subscription with a final NOTIFY; false when there is no such live subscription. */
   terminateSubscription(id: string, reason: TerminationReason = 'deactivated'): boolean {
     const sub = this.subscriptions.get(id);
-    return sub ? this.subscriptions.terminate(sub, reason) : false;
+    if (sub) return this.subscriptions.terminate(sub, reason);
+    const list = this.lists.subscriptions.get(id);
+    return list ? this.lists.subscriptions.terminate(list, reason) : false;
   }
 
   /**
