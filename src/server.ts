@@ -251,6 +251,12 @@ export class SimplePresenceServer {
       // RFC 5367 list bodies: the inflated size is capped like the body itself.
       lists: {
         stored: new RepositoryListSource(() => this.store?.resourceLists, this.domains),
+        // The lists SUBSCRIBEs brought, kept so their subscriptions go on after a restart (not in a cluster).
+        saved: {
+          set: async (l) => (this.cluster ? undefined : this.store?.listSubscriptions.set(l)),
+          delete: async (id) => (this.cluster ? undefined : this.store?.listSubscriptions.delete(id)),
+          all: async () => (this.store && !this.cluster ? this.store.listSubscriptions.all() : []),
+        },
         maxListBytes: config.limits.maxBodySize['application/resource-lists+xml'] ?? config.limits.maxBodySize['*'] ?? 256 * 1024,
       },
     });

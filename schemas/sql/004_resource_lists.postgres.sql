@@ -10,3 +10,12 @@ CREATE TABLE resource_lists (
   updated_at    timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (owner, name)
 );
+
+-- The list of each live list subscription whose list came in its SUBSCRIBE (RFC 5367), so it
+-- goes on after a restart; the subscription itself is a row of subscriptions (soft state).
+CREATE TABLE list_subscriptions (
+  id              text PRIMARY KEY,
+  document        text NOT NULL,
+  deflate         boolean NOT NULL DEFAULT false,
+  bare_content_ids boolean NOT NULL DEFAULT false
+);

@@ -10,6 +10,8 @@ import { watcherKeys } from '../presence/rules/rule-matching.js';
 import type { Subscription, SubscriptionView, WatcherEvent } from '../presence/subscription.js';
 import type { RemoteWatcher } from '../presence/winfo/remote-watchers.js';
 import { SubscriptionManager, type SubscriptionSettings } from '../presence/subscriptions.js';
+import type { PresenceStateSink } from '../presence/presence-state-sink.js';
+import type { SubscriptionRecord } from '../presence/subscription.js';
 import { splitList } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
 import { randomToken } from '../sip/response.js';
@@ -18,7 +20,7 @@ import type { RequestSender } from '../transaction/request-sender.js';
 import type { Flow } from '../transport/types.js';
 import type { Timers, WallClock } from '../util/timers.js';
 import { buildMultipartRelated, type BodyPart } from './multipart.js';
-import { flattenEntries, parseResourceLists, RESOURCE_LISTS_TYPE, type FlatEntry } from './resource-lists.js';
+import { flattenEntries, parseResourceLists, RESOURCE_LISTS_TYPE, serializeResourceLists, type FlatEntry } from './resource-lists.js';
 import { buildRlmi, RLMI_TYPE, type InstanceReason, type InstanceState, type RlmiResource } from './rlmi-document.js';
 
 /**
@@ -86,7 +88,27 @@ export interface ResourceListServerOptions {
   /** The presence document `watcher` is shown of `presentity` in `view` (the presence package's). */
   readonly memberDocument: (watcher: string, presentity: string, view: SubscriptionView) => Buffer;
   readonly stored?: StoredListSource;
+  /** Where list subscriptions' soft state goes (the store's write-behind queue), as for any subscription. */
+  readonly sink?: PresenceStateSink;
+  /** Where the lists that came in SUBSCRIBEs are kept, so their subscriptions go on after a restart. */
+  readonly saved?: SavedLists;
   readonly logger?: Logger;
+}
+
+/** A list subscription's own list (RFC 5367), as kept across restarts. */
+export interface SavedList {
+  readonly id: string;
+  /** An RFC 4826 resource-lists document. */
+  readonly document: string;
+  readonly deflate: boolean;
+  readonly bareContentIds: boolean;
+}
+
+/** The store's list_subscriptions table, structurally (the lists layer needs no store import). */
+export interface SavedLists {
+  set(list: SavedList): Promise<void>;
+  delete(id: string): Promise<void>;
+  all(): Promise<SavedList[]>;
 }
 
 /** One member of a list subscription: a resource and the virtual back-end subscription to it. */
@@ -109,8 +131,6 @@ interface Told {
 
 /** The list behind one list subscription. */
 class ListState {
-  /** RFC 4662 §5.3: 0 for the first NOTIFY, one more for each. */
-  version = 0;
   /** The next NOTIFY carries every resource (first, refresh, list changed). */
   fullPending = true;
   readonly told = new Map<string, Told>();
@@ -123,6 +143,8 @@ class ListState {
     readonly deflate: boolean,
     /** Content-IDs written without angle brackets (liblinphone, see buildMultipartRelated). */
     readonly bareContentIds: boolean,
+    /** The list came in the SUBSCRIBE (RFC 5367), not from the store. */
+    readonly contained: boolean,
   ) {}
 }
 
@@ -134,6 +156,8 @@ interface Resolved {
   readonly members: Member[];
   readonly deflate: boolean;
   readonly bareContentIds: boolean;
+  /** The list's entries when they came in the SUBSCRIBE (kept for a restart). */
+  readonly contained?: readonly FlatEntry[];
 }
 
 /** Why a list body was refused: the status and reason phrase. */
@@ -159,6 +183,7 @@ export class ResourceListServer {
       settings: options.settings,
       transactions: options.transactions,
       contactFor: options.contactFor,
+      ...(options.sink ? { sink: options.sink } : {}),
       logger: options.logger,
     });
     this.subscriptions.register(this.listPackage());
@@ -276,6 +301,7 @@ export class ResourceListServer {
           state.members = members;
           state.fullPending = true;
           this.index(sub, state);
+          this.save(sub, state, read.entries);
         }
       }
       await this.subscriptions.handleSubscribe(ctx);
@@ -301,7 +327,7 @@ export class ResourceListServer {
         ctx.reply(read.status, read.reason);
         return true;
       }
-      resolved = { uri: resource, members: await this.members(watcher, read.entries), ...quirksOf(req) };
+      resolved = { uri: resource, members: await this.members(watcher, read.entries), contained: read.entries, ...quirksOf(req) };
     } else {
       const list = await this.options.stored?.listAt(resource);
       if (!list) return false;
@@ -488,7 +514,8 @@ export class ResourceListServer {
         if (sub.live) this.subscriptions.notify(sub);
       });
     }
-    const rlmi = buildRlmi({ uri: state.uri, version: state.version++, fullState: full, ...(state.name !== undefined ? { name: state.name } : {}), resources });
+    // RFC 4662 §5.3: 0 first, one more a NOTIFY; kept in the subscription's record, so it goes on after a restart.
+    const rlmi = buildRlmi({ uri: state.uri, version: sub.documentVersion++, fullState: full, ...(state.name !== undefined ? { name: state.name } : {}), resources });
     state.fullPending = false;
     const multipart = buildMultipartRelated([{ contentId: `${randomToken(8)}@${domain}`, contentType: `${RLMI_TYPE};charset="UTF-8"`, body: rlmi }, ...parts], RLMI_TYPE, state.bareContentIds);
     // RFC 4662 §5.2: list NOTIFYs carry Require: eventlist.
@@ -509,11 +536,12 @@ export class ResourceListServer {
         if (event !== 'subscribe') return;
         const resolved = this.arriving.get(`${sub.dialog.callId}\u0000${sub.dialog.remoteTag}`);
         if (!resolved || this.states.has(sub)) return;
-        const state = new ListState(resolved.uri, resolved.name, resolved.members, resolved.deflate, resolved.bareContentIds);
+        const state = new ListState(resolved.uri, resolved.name, resolved.members, resolved.deflate, resolved.bareContentIds, resolved.contained !== undefined);
         this.states.set(sub, state);
         if (sub.live) {
           this.index(sub, state);
           this.tellWatchers(sub, state.members, 'subscribe');
+          if (resolved.contained) this.save(sub, state, resolved.contained);
         }
       },
       onRefresh: (sub) => {
@@ -525,9 +553,66 @@ export class ResourceListServer {
         const state = this.states.get(sub);
         if (!state) return;
         this.unindex(sub, state);
+        if (state.contained) this.options.saved?.delete(sub.id).catch((err: unknown) => this.log?.warn({ err, subscription: sub.id }, 'list of an ended subscription not deleted'));
         this.tellWatchers(sub, state.members, sub.reason === 'rejected' || sub.reason === 'noresource' ? sub.reason : sub.reason === 'deactivated' ? 'deactivated' : 'timeout', true);
       },
     };
+  }
+
+  /** Keeps a request-contained list for a restart (not waited for: soft state). */
+  private save(sub: Subscription, state: ListState, entries: readonly FlatEntry[]): void {
+    const saved = this.options.saved;
+    if (!saved || !state.contained) return;
+    const document = serializeResourceLists({ lists: [{ kind: 'list', members: entries.map((e) => ({ kind: 'entry' as const, uri: e.uri, ...(e.displayName !== undefined ? { displayName: { text: e.displayName } } : {}) })) }] }).toString('utf8');
+    saved.set({ id: sub.id, document, deflate: state.deflate, bareContentIds: state.bareContentIds }).catch((err: unknown) => this.log?.warn({ err, subscription: sub.id }, 'list of a subscription not saved'));
+  }
+
+  /**
+   * Puts list subscriptions back after a restart (records of `subscriptions` whose body type
+   * is multipart/related): each gets its list again (the one its SUBSCRIBE carried, or the
+   * stored one now), its members decided again, and a full-state NOTIFY whose RLMI version
+   * goes on from the last one sent. One whose list is gone ends with reason=noresource.
+   */
+  async restore(records: readonly SubscriptionRecord[]): Promise<number> {
+    if (records.length === 0) return 0;
+    // The dialogs first, at once: a refresh that comes while the lists are read finds its subscription.
+    this.subscriptions.restore(records, { notify: false });
+    let lists: SavedList[] = [];
+    try {
+      lists = (await this.options.saved?.all()) ?? [];
+    } catch (err) {
+      this.log?.error({ err }, 'saved lists not read');
+    }
+    const saved = new Map(lists.map((l) => [l.id, l]));
+    let restored = 0;
+    for (const r of records) {
+      const kept = saved.get(r.id);
+      let entries: readonly FlatEntry[] | undefined;
+      let name: string | undefined;
+      if (kept) {
+        const parsed = parseResourceLists(kept.document, { maxMembers: Number.MAX_SAFE_INTEGER, duplicates: 'drop' });
+        if (parsed.ok) entries = flattenEntries(parsed.document).entries;
+      } else {
+        const list = await this.options.stored?.listAt(r.resource).catch(() => undefined);
+        if (list && list.owner === r.watcher) {
+          entries = list.entries;
+          name = list.displayName ?? list.name;
+        }
+      }
+      const sub = this.subscriptions.get(r.id);
+      if (!sub || !sub.live) continue;
+      if (!entries) {
+        this.subscriptions.terminate(sub, 'noresource');
+        continue;
+      }
+      const state = new ListState(r.resource, name, await this.members(r.watcher, entries), kept?.deflate ?? false, kept?.bareContentIds ?? false, kept !== undefined);
+      if (!sub.live) continue;
+      this.states.set(sub, state);
+      this.index(sub, state);
+      this.subscriptions.notify(sub);
+      restored++;
+    }
+    return restored;
   }
 
   /** Members of list subscriptions (admin, metrics, tests). */

@@ -27,7 +27,7 @@ import type { PublicationRecord } from './publication.js';
 import type { SubscriptionRecord, TerminationReason } from './subscription.js';
 import { SubscriptionManager, type SubscriptionFilter } from './subscriptions.js';
 import { WatcherInfoPackage } from './winfo/winfo-package.js';
-import { EVENTLIST, RECIPIENT_LIST_SUBSCRIBE, ResourceListServer, type StoredListSource } from '../lists/resource-list-server.js';
+import { EVENTLIST, RECIPIENT_LIST_SUBSCRIBE, ResourceListServer, type SavedLists, type StoredListSource } from '../lists/resource-list-server.js';
 import { DEFAULT_MAX_LIST_BYTES } from '../lists/resource-lists.js';
 
 export type PresenceSettings = Config['presence'];
@@ -62,7 +62,7 @@ export interface PresenceServiceOptions {
   readonly wallClock?: WallClock;
   readonly logger?: Logger;
   /** Resource lists (RFC 4662 RLS): users' stored lists, and the largest list body (inflated). */
-  readonly lists?: { readonly stored?: StoredListSource; readonly maxListBytes?: number };
+  readonly lists?: { readonly stored?: StoredListSource; readonly saved?: SavedLists; readonly maxListBytes?: number };
 }
 
 /** What the admin API shows of a presentity. */
@@ -188,6 +188,8 @@ export class PresenceService implements SipService {
       authorizer: subscribeAuthorizer,
       memberDocument: (w, p, view) => this.presence.viewDocument(w, p, view),
       ...(options.lists?.stored ? { stored: options.lists.stored } : {}),
+      ...(options.lists?.saved ? { saved: options.lists.saved } : {}),
+      sink,
       logger: options.logger,
     });
     const published = [this.dialog, ...(options.publishedPackages ?? [])];
@@ -259,11 +261,28 @@ export class PresenceService implements SipService {
    * composed state). Records past their expiry are dropped and reported removed.
    */
   restore(publications: readonly PublicationRecord[], subscriptions: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): { publications: number; subscriptions: number } {
+    // List subscriptions (RFC 4662) are the ones whose NOTIFYs are multipart/related.
+    const isList = (r: SubscriptionRecord): boolean => r.eventPackage === this.presence.name && r.contentType.toLowerCase().startsWith('multipart/related');
+    const direct = subscriptions.filter((r) => !isList(r));
+    const lists = subscriptions.filter(isList);
+    this.listsRestored = this.lists.restore(lists).then(
+      (n) => {
+        if (n > 0) this.log?.info({ lists: n }, 'list subscriptions restored');
+        return n;
+      },
+      (err: unknown) => {
+        this.log?.error({ err }, 'list subscriptions not restored');
+        return 0;
+      },
+    );
     return {
       publications: this.compositor.restore(publications),
-      subscriptions: this.subscriptions.restore(subscriptions, options),
+      subscriptions: this.subscriptions.restore(direct, options) + lists.length,
     };
   }
+
+  /** Resolves when the list subscriptions `restore` put back have their lists again (how many). */
+  listsRestored: Promise<number> = Promise.resolve(0);
 
   /** Stops timers at once; resolves when the reader thread has ended too. */
   close(): Promise<void> {

@@ -68,6 +68,7 @@ export const TRANSFER_TABLES: readonly TransferTable[] = [
   { table: 'publications', key: PUBLICATIONS_TABLE.keyColumns, columns: PUBLICATIONS_TABLE.columns },
   { table: 'subscriptions', key: SUBSCRIPTIONS_TABLE.keyColumns, columns: SUBSCRIPTIONS_TABLE.columns },
   { table: 'registrations', key: REGISTRATIONS_TABLE.keyColumns, columns: REGISTRATIONS_TABLE.columns },
+  { table: 'list_subscriptions', key: ['id'], columns: [text('id'), text('document'), bool('deflate'), bool('bare_content_ids')] },
 ];
 
 export class TransferError extends Error {

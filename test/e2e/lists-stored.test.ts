@@ -168,6 +168,59 @@ describe('e2e: stored resource lists (sip:<user>+<name>@<domain>)', function () 
   });
 });
 
+describe('e2e: list subscriptions survive a restart (same store, same port)', function () {
+  this.timeout(20000);
+
+  it('a list in the SUBSCRIBE and a stored list: after the restart a full-state NOTIFY in the same dialog, the RLMI version going on; refreshes work', async () => {
+    const store = await openStore({ logger: pino({ level: 'silent' }) });
+    let srv = await startTestServer({ admin: { token: TOKEN }, store: { flushWindowMs: 10 } }, { store });
+    const port = srv.port;
+    const ua = await TestUa.create({ port, user: 'lena', domain: 'example.com' });
+    try {
+      ua.autoAnswer('NOTIFY', 200);
+      await call(httpBase(srv.server), 'PUT', '/api/users/lena/lists/presence', { body: { entries: [{ uri: 'max' }] } });
+      const body = '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list><entry uri="sip:nina@example.com"/></list></resource-lists>';
+      const contained = { callId: 'restart-contained@test', uri: 'sip:rls@example.com', headers: { Require: 'recipient-list-subscribe', 'Content-Disposition': 'recipient-list', 'Content-Type': 'application/resource-lists+xml' }, body };
+      const stored = { callId: 'restart-stored@test', uri: 'sip:lena+presence@example.com', headers: {}, body: undefined };
+      const dialogs: Array<{ callId: string; uri: string; toTag: string; target: string; version: number }> = [];
+      for (const s of [contained, stored]) {
+        const first = ua.waitRequest(isNotify(s.callId));
+        const req = ua.request('SUBSCRIBE', s.uri, { callId: s.callId, fromTag: `f${s.callId.split("@")[0]}`, cseq: 1, headers: { Event: 'presence', Expires: 600, Supported: 'eventlist', ...s.headers }, body: s.body });
+        const res = await ua.transact(req);
+        expect(res.status).to.equal(200);
+        const n = read(await first);
+        expect(n.rlmi.version).to.equal(0);
+        dialogs.push({ callId: s.callId, uri: s.uri, toTag: res.to.tag!, target: res.contacts[0]!.uri.raw, version: 0 });
+      }
+      // Let the write-behind queue take the subscriptions (and their CSeqs) to the store.
+      await srv.server.presence.listsRestored;
+      await new Promise((r) => setTimeout(r, 100));
+      await srv.stop();
+
+      const after = dialogs.map((d) => ua.waitRequest(isNotify(d.callId), 8000));
+      srv = await startTestServer({ admin: { token: TOKEN }, sip: { port }, store: { flushWindowMs: 10 } }, { store });
+      expect(await srv.server.presence.listsRestored).to.equal(2);
+      const [c, s] = (await Promise.all(after)).map(read);
+      expect(c!.rlmi).to.include({ uri: 'sip:rls@example.com', version: 1, fullState: true });
+      expect(members(c!)).to.deep.equal(['sip:nina@example.com active']);
+      expect(s!.rlmi).to.include({ uri: 'sip:lena+presence@example.com', version: 1, fullState: true });
+      expect(members(s!)).to.deep.equal(['sip:max@example.com active']);
+
+      // The dialogs go on: a refresh is answered 200 and gets full state, version 2.
+      for (const d of dialogs) {
+        const next = ua.waitRequest(isNotify(d.callId));
+        const refresh = ua.request('SUBSCRIBE', d.target, { callId: d.callId, fromTag: `f${d.callId.split("@")[0]}`, toTag: d.toTag, to: `<${d.uri}>`, cseq: 2, headers: { Event: 'presence', Expires: 600, Supported: 'eventlist' } });
+        expect((await ua.transact(refresh)).status).to.equal(200);
+        expect(read(await next).rlmi).to.include({ version: 2, fullState: true });
+      }
+    } finally {
+      await ua.close();
+      await srv.stop();
+      await store.close();
+    }
+  });
+});
+
 describe('cli: simple-presence lists (on the store when no server runs)', function () {
   this.timeout(30_000);
 

@@ -65,3 +65,48 @@ export class ResourceListRepository {
     return res.rowCount;
   }
 }
+
+/** The list a list subscription was made with (RFC 5367: it came in the SUBSCRIBE). */
+export interface ListSubscriptionRecord {
+  /** The subscription's id (a row of subscriptions). */
+  readonly id: string;
+  /** An RFC 4826 resource-lists document. */
+  readonly document: string;
+  /** The subscriber takes deflated NOTIFY bodies. */
+  readonly deflate: boolean;
+  /** Content-IDs are written without angle brackets (liblinphone). */
+  readonly bareContentIds: boolean;
+}
+
+interface ListSubscriptionRow {
+  id: string;
+  document: string;
+  deflate: boolean | number;
+  bare_content_ids: boolean | number;
+}
+
+/**
+ * The lists of live list subscriptions (schemas/sql/004): written when one is made or its
+ * list replaced, deleted when it ends. Not waited for: a change lost in a crash costs the
+ * subscriber a new SUBSCRIBE, as for any soft state.
+ */
+export class ListSubscriptionRepository {
+  constructor(private readonly db: Database) {}
+
+  async set(r: ListSubscriptionRecord): Promise<void> {
+    await this.db.query(
+      `INSERT INTO list_subscriptions (id, document, deflate, bare_content_ids) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document, deflate = EXCLUDED.deflate, bare_content_ids = EXCLUDED.bare_content_ids`,
+      [r.id, r.document, r.deflate, r.bareContentIds],
+    );
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.db.query('DELETE FROM list_subscriptions WHERE id = $1', [id]);
+  }
+
+  async all(): Promise<ListSubscriptionRecord[]> {
+    const res = await this.db.query<ListSubscriptionRow>('SELECT id, document, deflate, bare_content_ids FROM list_subscriptions');
+    return res.rows.map((r) => ({ id: r.id, document: r.document, deflate: r.deflate === true || r.deflate === 1, bareContentIds: r.bare_content_ids === true || r.bare_content_ids === 1 }));
+  }
+}
