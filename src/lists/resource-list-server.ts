@@ -652,7 +652,7 @@ function sameTold(a: Told, b: Told): boolean {
  * Inflates a deflate body (zlib, RFC 1950; raw RFC 1951 from sloppy peers) without ever
  * holding more than `max` bytes of output: a decompression bomb stops at the cap.
  */
-function inflateCapped(body: Buffer, max: number): Buffer | 'too-large' | undefined {
+export function inflateCapped(body: Buffer, max: number): Buffer | 'too-large' | undefined {
   for (const inflate of [inflateSync, inflateRawSync]) {
     try {
       return inflate(body, { maxOutputLength: max });
