@@ -4,7 +4,7 @@ import { parseListNotify, type ListNotify } from '../../src/lists/list-notify.js
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { parseWatcherInfo } from '../../src/presence/winfo/watcherinfo-document.js';
-import { basics, Bench, isNotify, pidf, publishReq, watch } from './presence-support.js';
+import { advance, basics, Bench, drivenPerTest, isNotify, pidf, publishReq, watch } from './presence-support.js';
 
 /**
  * The resource list server (RFC 4662) over real sockets: request-contained lists as Linphone
@@ -191,6 +191,37 @@ describe('e2e: resource lists (RFC 4662 RLS, RFC 5367 request-contained lists)',
       expect(w.first.getHeader('content-encoding')).to.equal(undefined);
       const cid = read(w.first).rlmi.resources[0]!.instances[0]!.cid!;
       expect(w.first.body.toString()).to.include(`Content-ID: <${cid}>\r\n`);
+    });
+  });
+
+  describe('on a driven clock', () => {
+    const driven = drivenPerTest();
+
+    it("a member's publication expiring is a partial NOTIFY; the list subscription itself expiring ends with timeout", async () => {
+      const { b, srv, timers } = await driven.start();
+      const bobAor = 'sip:bob@example.com';
+      const pua = await b.ua('bob');
+      expect((await pua.transact(publishReq(pua, bobAor, { body: pidf(bobAor, 'open'), expires: 60 }))).status).to.equal(200);
+      const ua = await b.ua('alice');
+      ua.autoAnswer('NOTIFY', 200);
+      const callId = 'driven-list@test';
+      const first = ua.waitRequest(isNotify(callId));
+      const res = await ua.transact(listSubscribe(ua, { body: listBody([bobAor]), headers: { Expires: 120 } }, callId, 'fdriven'));
+      expect(res.status).to.equal(200);
+      expect(summary(read(await first))).to.deep.equal([`${bobAor} active open`]);
+
+      const expired = ua.waitRequest(isNotify(callId));
+      await advance(srv, timers, 61_000);
+      const partial = read(await expired);
+      expect(partial.rlmi).to.include({ version: 1, fullState: false });
+      expect(summary(partial)).to.deep.equal([`${bobAor} active none`]);
+
+      const ended = ua.waitRequest(isNotify(callId));
+      await advance(srv, timers, 60_000);
+      const last = await ended;
+      expect(last.getHeader('subscription-state')).to.equal('terminated;reason=timeout');
+      expect(read(last).rlmi).to.include({ version: 2, fullState: true });
+      expect(srv.server.presence.lists.subscriptions.size).to.equal(0);
     });
   });
 
