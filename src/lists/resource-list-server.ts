@@ -277,6 +277,20 @@ export class ResourceListServer {
   }
 
   /**
+   * Whether a SUBSCRIBE may be for a list, cheaply and synchronously, so that every other
+   * SUBSCRIBE goes to the presence service without waiting: a list subscription's dialog, a
+   * list in the body (RFC 5367), the RLS address, or a URI of the stored-list form <user>+<name>.
+   */
+  claims(req: SipRequest): boolean {
+    if (req.method !== 'SUBSCRIBE' || req.event?.package !== 'presence') return false;
+    if (req.to.tag !== undefined) return this.subscriptions.dialogSubscription(req) !== undefined;
+    const user = req.uri.user;
+    if (user !== undefined && (user.toLowerCase() === this.options.settings.rlsUser.toLowerCase() || user.lastIndexOf('+') > 0)) return true;
+    if (req.getHeader('content-disposition') !== undefined) return true;
+    return req.getHeaders('require').some((v) => v.toLowerCase().includes(RECIPIENT_LIST_SUBSCRIBE));
+  }
+
+  /**
    * Takes a SUBSCRIBE when it is for a list (a list subscription's dialog, a request-contained
    * list, the RLS address, or a stored list's URI); false leaves it to the presence service.
    */

@@ -249,9 +249,9 @@ export class PresenceService implements SipService {
   }
 
   /** A list subscription (RFC 4662) goes to the RLS, any other to the event packages. */
-  private async subscribe(ctx: RequestContext): Promise<void> {
-    if (await this.lists.handle(ctx)) return;
-    return this.subscriptions.handleSubscribe(ctx);
+  private subscribe(ctx: RequestContext): Promise<void> {
+    if (!this.lists.claims(ctx.request)) return this.subscriptions.handleSubscribe(ctx);
+    return this.lists.handle(ctx).then((taken) => (taken ? undefined : this.subscriptions.handleSubscribe(ctx)));
   }
 
   // ---- persistence ------------------------------------------------------------------
