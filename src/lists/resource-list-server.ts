@@ -552,7 +552,9 @@ export class ResourceListServer {
         if (!resolved || this.states.has(sub)) return;
         const state = new ListState(resolved.uri, resolved.name, resolved.members, resolved.deflate, resolved.bareContentIds, resolved.contained !== undefined);
         this.states.set(sub, state);
-        if (sub.live) {
+        // A fetch (Expires: 0, RFC 6665 §4.4.3) is one NOTIFY and gone: nothing to follow or keep.
+        const fetch = this.subscriptions.get(sub.id) !== sub;
+        if (sub.live && !fetch) {
           this.index(sub, state);
           this.tellWatchers(sub, state.members, 'subscribe');
           if (resolved.contained) this.save(sub, state, resolved.contained);
