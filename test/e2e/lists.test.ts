@@ -207,6 +207,33 @@ describe('e2e: resource lists (RFC 4662 RLS, RFC 5367 request-contained lists)',
   describe('on a driven clock', () => {
     const driven = drivenPerTest();
 
+    it('changes of several members within presence.notifyMinIntervalMs go out coalesced in one partial NOTIFY', async () => {
+      const { b, srv, timers } = await driven.start({ presence: { notifyMinIntervalMs: 5000 } });
+      const [bobAor, carolAor, daveAor] = ['bob', 'carol', 'dave'].map((u) => `sip:${u}@example.com`);
+      const ua = await b.ua('alice');
+      ua.autoAnswer('NOTIFY', 200);
+      const callId = 'coalesce-list@test';
+      const first = ua.waitRequest(isNotify(callId));
+      expect((await ua.transact(listSubscribe(ua, { body: listBody([bobAor, carolAor, daveAor]) }, callId, 'fcoalesce'))).status).to.equal(200);
+      expect(read(await first).rlmi.version).to.equal(0);
+      // Bob's change waits out the interval after the first NOTIFY, then goes alone.
+      const bobNotify = ua.waitRequest(isNotify(callId));
+      const bob = await b.ua('bob');
+      expect((await bob.transact(publishReq(bob, bobAor!, { body: pidf(bobAor!, 'open'), expires: 600 }))).status).to.equal(200);
+      await advance(srv, timers, 5000);
+      const afterBob = read(await bobNotify);
+      expect(summary(afterBob)).to.deep.equal([`${bobAor} active open`]);
+      const next = ua.waitRequest(isNotify(callId));
+      for (const [who, aor] of [['carol', carolAor], ['dave', daveAor]] as const) {
+        const pua = await b.ua(who);
+        expect((await pua.transact(publishReq(pua, aor, { body: pidf(aor, 'open'), expires: 600 }))).status).to.equal(200);
+      }
+      await advance(srv, timers, 5000);
+      const both = read(await next);
+      expect(both.rlmi).to.include({ version: afterBob.rlmi.version + 1, fullState: false });
+      expect(summary(both)).to.deep.equal([`${carolAor} active open`, `${daveAor} active open`]);
+    });
+
     it("a member's publication expiring is a partial NOTIFY; the list subscription itself expiring ends with timeout", async () => {
       const { b, srv, timers } = await driven.start();
       const bobAor = 'sip:bob@example.com';
