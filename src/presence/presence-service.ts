@@ -32,6 +32,9 @@ import { DEFAULT_MAX_LIST_BYTES } from '../lists/resource-lists.js';
 
 export type PresenceSettings = Config['presence'];
 
+/** List subscriptions one watcher may hold (a client has one a friend list; Linphone and Blink one in all). */
+export const MAX_LIST_SUBSCRIPTIONS_PER_WATCHER = 32;
+
 export interface PresenceServiceOptions {
   readonly domains: LocalDomains;
   readonly timers: Timers;
@@ -180,7 +183,8 @@ export class PresenceService implements SipService {
       domains: options.domains,
       timers: options.timers,
       wallClock,
-      settings: { ...s, rlsUser: s.rlsUser ?? 'rls', maxListMembers: s.maxListMembers ?? 1000 },
+      // A list subscription holds up to maxListMembers back-end ones: a watcher gets a few, not maxSubscriptionsPerWatcher.
+      settings: { ...s, maxSubscriptionsPerWatcher: Math.min(s.maxSubscriptionsPerWatcher, MAX_LIST_SUBSCRIPTIONS_PER_WATCHER), rlsUser: s.rlsUser ?? 'rls', maxListMembers: s.maxListMembers ?? 1000 },
       maxListBytes: options.lists?.maxListBytes ?? DEFAULT_MAX_LIST_BYTES,
       maxNotifyBodyBytes: options.maxNotifyBodyBytes ?? 61_440,
       transactions: options.transactions,

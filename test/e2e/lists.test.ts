@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { parseListNotify, type ListNotify } from '../../src/lists/list-notify.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
+import { startTestServer } from '../support/test-server.js';
 import { TestUa, type UaProtocol } from '../support/test-ua.js';
 import { parseWatcherInfo } from '../../src/presence/winfo/watcherinfo-document.js';
 import { advance, basics, Bench, drivenPerTest, isNotify, pidf, publishReq, watch } from './presence-support.js';
@@ -177,6 +178,19 @@ describe('e2e: resource lists (RFC 4662 RLS, RFC 5367 request-contained lists)',
       ];
       let n = 0;
       for (const [what, opts, expected] of cases) expect(status(await ua.transact(listSubscribe(ua, opts, `c${++n}@test`, `f${n}`))), what).to.equal(expected);
+    });
+
+    it('403 Too Many Subscriptions past the list subscriptions a watcher may hold (presence.maxSubscriptionsPerWatcher, at most 32)', async () => {
+      const other = await startTestServer({ presence: { maxSubscriptionsPerWatcher: 1 } });
+      const ua = await TestUa.create({ port: other.port, user: 'alice', domain: 'example.com' });
+      try {
+        ua.autoAnswer('NOTIFY', 200);
+        expect(status(await ua.transact(listSubscribe(ua, { body: listBody(['sip:bob@example.com']) }, 'm1@test', 'fm1')))).to.equal('200 OK');
+        expect(status(await ua.transact(listSubscribe(ua, { body: listBody(['sip:bob@example.com']) }, 'm2@test', 'fm2')))).to.equal('403 Too Many Subscriptions');
+      } finally {
+        await ua.close();
+        await other.stop();
+      }
     });
 
     it('takes a deflated list and deflates its NOTIFYs (Content-Encoding, Accept-Encoding: deflate, as Linphone sends them)', async () => {
