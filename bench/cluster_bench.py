@@ -18,6 +18,13 @@ import os, shutil, signal, subprocess, sys, tempfile, time, urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+
+def server_node_flags():
+    """The V8 options the server runs with in production (config/node-flags, as bin/simple-presence
+    and npm start give them), then BENCH_NODE_FLAGS (later options win)."""
+    with open(os.path.join(ROOT, "config", "node-flags")) as f:
+        return f.read().split() + os.environ.get("BENCH_NODE_FLAGS", "").split()
 HOST = "127.0.0.1"
 
 
@@ -86,7 +93,7 @@ class ClusterServer:
             env = dict(os.environ, SIP_HOST=HOST, SIP_PORT=str(port), HTTP_PORT=str(self.free_port()), SIP_TLS_PORT=str(self.free_port()),
                        AUTH_REQUIRED="false", LOG_LEVEL="warn", NATS_URL=f"nats://{HOST}:{nats_port}", DATABASE_URL=db,
                        NODE_NAME=f"bench{i + 1}", DATA_DIR=tempfile.mkdtemp(dir=self.workdir, prefix="data-"), WORKERS=str(self.workers))
-            cmd = ["node", *os.environ.get("BENCH_NODE_FLAGS", "").split(), os.path.join(ROOT, "dist", "src", "cli", "main.js"), "serve",
+            cmd = ["node", *server_node_flags(), os.path.join(ROOT, "dist", "src", "cli", "main.js"), "serve",
                    "--config", os.path.join(HERE, "server-config.json")]
             self.procs.append(subprocess.Popen([c for c in cmd if c], cwd=ROOT, env=env, stdout=self.logf, stderr=subprocess.STDOUT))
         for port in self.ports:

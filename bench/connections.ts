@@ -290,7 +290,8 @@ async function startServer(dir: string, o: Required<Omit<ConnectionsOptions, 'lo
   // schema at the same moment were seen to leave one waiting for good.
   else execFileSync(process.execPath, [...entry, 'db', 'migrate'], { cwd: ROOT, env, stdio: 'ignore' });
   // BENCH_NODE_FLAGS (as for run-bench.py): e.g. --heapsnapshot-signal=SIGUSR1 to see what a connection holds.
-  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // The V8 options of production (config/node-flags, as bin/simple-presence gives them), then BENCH_NODE_FLAGS.
+  const flags = `${readFileSync(join(ROOT, 'config', 'node-flags'), 'utf8')} ${process.env.BENCH_NODE_FLAGS ?? ''}`.split(/\s+/).filter(Boolean);
   const proc = spawn(process.execPath, ['--expose-gc', `--import=${gc}`, ...flags, ...entry, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const killServer = (): void => void proc.kill('SIGTERM');
   leftovers.add(killServer);
@@ -362,6 +363,15 @@ async function heapFigures(httpPort: number): Promise<{ heapUsedKb?: number; hea
       const m = new RegExp(`^${name} (\\S+)`, 'm').exec(text);
       return m ? Math.round(Number(m[1]) / 1024) : undefined;
     };
+    // Where the heap V8 took lies (new, old, large objects...): size / used, MB.
+    const spaces = [...text.matchAll(/^nodejs_heap_space_size_(total|used)_bytes\{space="(\w+)"\} (\S+)/gm)];
+    const bySpace = new Map<string, { total: number; used: number }>();
+    for (const [, kind, space, v] of spaces) {
+      const e = bySpace.get(space!) ?? { total: 0, used: 0 };
+      e[kind as 'total' | 'used'] = Number(v) / 1048576;
+      bySpace.set(space!, e);
+    }
+    if (bySpace.size > 0) console.log(`# heap spaces (MB taken / used): ${[...bySpace].filter(([, e]) => e.total >= 1).map(([n, e]) => `${n} ${e.total.toFixed(1)}/${e.used.toFixed(1)}`).join(', ')}`);
     return { heapUsedKb: read('nodejs_heap_size_used_bytes'), heapTotalKb: read('nodejs_heap_size_total_bytes'), externalKb: read('nodejs_external_memory_bytes') };
   } catch {
     return {};

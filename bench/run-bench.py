@@ -311,7 +311,7 @@ class OurServer:
         entry = ([os.path.join(HERE, "serve-memory.mjs")] if self.store == "off"
                  else [os.path.join(ROOT, "dist", "src", "cli", "main.js"), "serve"])
         cmd = ["node", "--expose-gc", f"--import={pathlib.Path(HERE, 'gc-on-signal.mjs').as_uri()}",
-               *os.environ.get("BENCH_NODE_FLAGS", "").split(), *entry, "--config", os.path.join(HERE, "server-config.json")]
+               *cluster_bench.server_node_flags(), *entry, "--config", os.path.join(HERE, "server-config.json")]
         self.logf = open(os.path.join(self.workdir, "server.log"), "a")
         self.t0 = time.time()
         self.proc = subprocess.Popen([c for c in cmd if c], cwd=ROOT, env=env, stdout=self.logf, stderr=subprocess.STDOUT)

@@ -8,6 +8,9 @@ import { LocalDomains } from './core/local-domains.js';
 import { OverloadControl } from './core/overload-control.js';
 import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
+import { RoomService } from './messaging/rooms/room-service.js';
+import { UriListService } from './messaging/uri-list/uri-list-service.js';
+import { ConferencePackage } from './presence/conference/conference-package.js';
 import { PresenceService } from './presence/presence-service.js';
 import { MessageSummaryPackage } from './presence/message-summary/message-summary-package.js';
 import { RegPackage } from './presence/reg/reg-package.js';
@@ -92,6 +95,10 @@ export class SimplePresenceServer {
   readonly cluster: ClusterNode | undefined;
   readonly registrar: RegistrarService;
   readonly messaging: MessagingService;
+  /** Chat rooms (issue 22), reached through the messaging service. */
+  readonly rooms: RoomService;
+  /** The MESSAGE URI-list service (RFC 5365). */
+  readonly uriList: UriListService;
   /** PUBLISH, SUBSCRIBE/NOTIFY: presence and watcher information (RFC 3903, 3856, 3857). */
   readonly presence: PresenceService;
   /** The HTTP server on http.host:http.port: SIP over WebSocket (RFC 7118) and the HTTP side share it. */
@@ -209,6 +216,41 @@ export class SimplePresenceServer {
     this.registrar.onRegistered((aor) => this.messaging.registered(aor));
     this.core.register(this.registrar);
     this.core.register(this.messaging);
+    const domain = config.sip.domain.toLowerCase();
+    this.rooms = new RoomService({
+      domains: this.domains,
+      deliver: (m, o) => this.messaging.deliver(m, o),
+      settings: { ...config.messaging.rooms, offlineTtlSeconds: config.messaging.offlineTtlSeconds },
+      wallClock: timersWallClock(this.timers),
+      // A room may not take the name of an account (whether or not authentication is on), nor,
+      // since without accounts anyone may use any name, of an address with a registration.
+      isUser: async (aor) => {
+        if ((await this.location.lookup(aor)).length > 0) return true;
+        const m = /^sip:([^@]+)@(.+)$/.exec(aor);
+        if (!this.store || !m || m[2] !== domain) return false;
+        let user: string;
+        try {
+          user = decodeURIComponent(m[1]!);
+        } catch {
+          return false;
+        }
+        return (await this.store.accounts.get(domain, user)) !== undefined;
+      },
+      reserved: (aor) => aor === this.uriList.uri,
+      logger: this.log.child({ service: 'rooms' }),
+    });
+    this.messaging.addTarget(this.rooms);
+    // RFC 5365: one MESSAGE to sip:uri-list@<domain> for many recipients.
+    this.uriList = new UriListService({
+      domains: this.domains,
+      users: this.security.users,
+      deliver: (m, o) => this.messaging.deliver(m, o),
+      settings: { ...config.messaging.uriList, offlineTtlSeconds: config.messaging.offlineTtlSeconds },
+      wallClock: timersWallClock(this.timers),
+    });
+    this.messaging.addTarget(this.uriList);
+    // Event: conference (RFC 4575): a room's members, followed through the room service's changes.
+    const conference = new ConferencePackage(this.rooms, this.log.child({ service: 'presence' }));
     // Message waiting (RFC 3842): our stored pager messages, read back from the offline store.
     const messageSummary = new MessageSummaryPackage({
       storedCount: async (aor) => (await this.messaging.storedMessages(aor)).count,
@@ -221,7 +263,7 @@ export class SimplePresenceServer {
     this.location.onBindingEvent?.((e) => reg.bindingEvent(e));
     this.presence = new PresenceService({
       publishedPackages: [messageSummary],
-      packages: [reg],
+      packages: [reg, conference],
       domains: this.domains,
       timers: this.timers,
       transactions: this.transactions,
@@ -261,6 +303,11 @@ export class SimplePresenceServer {
       },
     });
     this.core.register(this.presence);
+    this.rooms.onChange((uri, ended) => {
+      // RFC 6665 §4.1.3: a room that ended is a resource gone (reason=noresource).
+      if (ended) this.presence.endSubscriptionsOf(uri);
+      else conference.roomChanged(uri);
+    });
     for (const s of options.services ?? []) this.core.register(s);
     // A node's load, as the cluster shows it: requests a second.
     if (this.cluster) this.core.observe({ requestReceived: () => void this.requestMark.count++, responseSent: () => {} });
@@ -296,6 +343,9 @@ export class SimplePresenceServer {
 
   async start(): Promise<readonly ListenerInfo[]> {
     const saved = await this.openStore();
+    // Rooms are the store's (not cluster-aware yet: docs/messaging.md).
+    if (this.store) await this.rooms.useStore(this.store.rooms);
+    if (this.cluster && this.rooms.size > 0) this.log.warn({ rooms: this.rooms.size }, 'chat rooms are not cluster-aware yet: each node keeps its own view of them (docs/messaging.md)');
     // A cluster shares publications and bindings through NATS (nothing to load back), and
     // stored messages, accounts and rules through PostgreSQL.
     const secret = this.cluster ? await this.cluster.connect() : undefined;

@@ -14,7 +14,7 @@ import { WatcherUserAgent } from '../ua/watcher-user-agent.js';
 import { STATE_EVENTS, type StateEvent } from '../ua/event-state.js';
 
 /** The client roles as commands: `simple-presence publish | watch | message | listen`. */
-export const CLIENT_COMMANDS = ['publish', 'watch', 'message', 'listen'] as const;
+export const CLIENT_COMMANDS = ['publish', 'watch', 'message', 'listen', 'room'] as const;
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
 export function isClientCommand(c: string | undefined): c is ClientCommand {
@@ -31,6 +31,9 @@ export const CLIENT_USAGE = `Client commands (talk to a running server over SIP)
                                                                         (of carol herself when no one is named)
   simple-presence message --user alice bob "hi"                          send one instant message
   simple-presence listen --user bob                                      register and print incoming messages
+  simple-presence room create|join|leave|members|destroy --user alice ROOM [--persistent]
+  simple-presence room say|topic|ban|unban --user alice ROOM TEXT|USER   chat rooms (docs/messaging.md): the room's
+                                                                        #commands sent as MESSAGEs to sip:ROOM@domain
 Common options:
   --server HOST[:PORT]   the server (default 127.0.0.1 and sip.port of the config)
   --transport udp|tcp|tls (default udp)
@@ -85,7 +88,9 @@ export async function runClientCommand(command: ClientCommand, args: string[], i
       ? { status: { type: 'string' }, note: { type: 'string' }, activity: { type: 'string', multiple: true }, pidf: { type: 'string' } }
       : command === 'watch'
         ? { watchers: { type: 'boolean' }, event: { type: 'string' }, list: { type: 'string' } }
-        : {};
+        : command === 'room'
+          ? { persistent: { type: 'boolean' } }
+          : {};
     const { values, positionals } = parseArgs({ args, options: { ...COMMON, ...extra }, allowPositionals: true, strict: true });
     const v = values as Record<string, string | boolean | string[] | undefined>;
     ua = await openAgent(v, io);
@@ -96,6 +101,8 @@ export async function runClientCommand(command: ClientCommand, args: string[], i
         return await listen(ua, v, io);
       case 'publish':
         return await publish(ua, v, io);
+      case 'room':
+        return await room(ua, positionals, v.persistent === true, io);
       default:
         if (typeof v.event === 'string' && v.event !== 'presence') return await watchEvent(ua, v.event, positionals, io);
         return await watch(ua, positionals, v.watchers === true, io, typeof v.list === 'string' ? v.list : undefined);
@@ -200,6 +207,48 @@ async function message(ua: UserAgent, positionals: string[], io: CommandIo): Pro
   const res = await firstAnswer(ua, io, new Pager(ua).send(to, words.join(' ')));
   io.out(res.stored ? `accepted for later delivery: ${ua.resolveTarget(to)} is offline (${res.status} ${res.reason})` : `delivered to ${ua.resolveTarget(to)} (${res.status} ${res.reason})`);
   return 0;
+}
+
+/** Room commands that answer with a line of text from the room (a MESSAGE to us). */
+const ROOM_ANSWERS = new Set(['members', 'topic']);
+/** How long `room members` waits for the room's answer. */
+const ROOM_ANSWER_MS = 5000;
+
+/**
+ * `room VERB ROOM [ARG]`: the room's #commands (the way a phone sends them) or a message
+ * to it. Commands whose answer is text (members, a topic asked for) register for a moment
+ * so that the room's answer reaches us, print it, and unregister.
+ */
+async function room(ua: UserAgent, positionals: string[], persistent: boolean, io: CommandIo): Promise<number> {
+  const [verb, name, ...words] = positionals;
+  const verbs = ['create', 'join', 'leave', 'members', 'destroy', 'say', 'topic', 'ban', 'unban'];
+  if (!verb || !verbs.includes(verb) || !name) throw new UsageError(`usage: simple-presence room ${verbs.join('|')} --user ME ROOM [TEXT]`);
+  if ((verb === 'say' || verb === 'ban' || verb === 'unban') && words.length === 0) throw new UsageError(`usage: simple-presence room ${verb} --user ME ROOM ${verb === 'say' ? 'TEXT' : 'USER'}`);
+  const target = ua.resolveTarget(name);
+  const pager = new Pager(ua);
+  const text = verb === 'say' ? words.join(' ') : `#${verb}${verb === 'create' && persistent ? ' persistent' : ''}${words.length > 0 ? ` ${words.join(' ')}` : ''}`;
+  const wantsAnswer = ROOM_ANSWERS.has(verb) && words.length === 0;
+  let reg: Registration | undefined;
+  try {
+    let answer: Promise<string> | undefined;
+    if (wantsAnswer) {
+      reg = new Registration(ua, { expires: 60 });
+      await firstAnswer(ua, io, reg.register());
+      answer = new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no answer from ${target} within ${ROOM_ANSWER_MS / 1000} s`)), ROOM_ANSWER_MS);
+        pager.on('message', (m) => {
+          if (m.from !== target) return;
+          clearTimeout(timer);
+          resolve(m.text);
+        });
+      });
+    }
+    const res = await firstAnswer(ua, io, pager.send(target, text));
+    io.out(answer ? await answer : `${target}: ${res.status} ${res.reason}`);
+    return 0;
+  } finally {
+    await reg?.unregister().catch(() => undefined);
+  }
 }
 
 async function listen(ua: UserAgent, v: Record<string, string | boolean | string[] | undefined>, io: CommandIo): Promise<number> {

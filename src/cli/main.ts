@@ -119,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
     case 'watch':
     case 'message':
     case 'listen':
+    case 'room':
       return isClientCommand(command) ? clientCommand(command, rest) : 2;
     case 'version':
     case '--version':

@@ -66,7 +66,16 @@ export interface Config {
     parseThread?: boolean;
   };
   registrar: { minExpires: number; maxExpires: number; defaultExpires: number; maxContactsPerAor: number };
-  messaging: { maxUdpMessageSize: number; offlineMaxMessages: number; offlineMaxBytes: number; offlineTtlSeconds: number };
+  messaging: {
+    maxUdpMessageSize: number;
+    offlineMaxMessages: number;
+    offlineMaxBytes: number;
+    offlineTtlSeconds: number;
+    /** Chat rooms (issue 22): messages kept per room, members per room, rooms a user may own. */
+    rooms: { historySize: number; maxMembers: number; maxRoomsPerUser: number; maxRooms: number; maxMessagesPerMinute: number };
+    /** The MESSAGE URI-list service (RFC 5365) at sip:<user>@<domain>. */
+    uriList: { user: string; maxRecipients: number };
+  };
   http: { host: string; port: number };
   /** The HTTP admin API: off while `token` is null (ADMIN_TOKEN sets it). */
   admin: { token: string | null };

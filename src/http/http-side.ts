@@ -7,6 +7,8 @@ import { registerAccountRoutes } from './accounts-api.js';
 import { registerStateRoutes } from './admin-api.js';
 import { registerHealthRoutes } from './health.js';
 import { registerMeRoutes } from './me-api.js';
+import { resolveAddress } from './addresses.js';
+import { registerRoomAdminRoutes } from './rooms-api.js';
 import { ServerMetrics } from './metrics.js';
 import { HttpError, Router, send, sendError } from './router.js';
 import { defaultWebRoot, StaticFiles } from './static-files.js';
@@ -58,11 +60,13 @@ export class HttpSide {
       realm: options.realm ?? (() => server.config.sip.domain),
       operations,
       wallClock: server.location.wallClock,
+      rooms: { service: () => server.rooms, aorOf: (username) => resolveAddress(username, server.domains) },
     });
 
     this.admin = new Router({ logger: this.log });
     registerStateRoutes(this.admin, server);
     registerAccountRoutes(this.admin, operations);
+    registerRoomAdminRoutes(this.admin, server.rooms, (text) => resolveAddress(text, server.domains));
 
     this.files = new StaticFiles(options.webRoot ?? defaultWebRoot());
   }

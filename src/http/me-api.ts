@@ -6,6 +6,8 @@ import type { AdminOperations } from '../control/operations.js';
 import type { AccountRecord } from '../store/records.js';
 import type { WallClock } from '../util/timers.js';
 import { operation, setList, setRule, type ListSetBody, type RuleSetBody } from './accounts-api.js';
+import type { RoomService } from '../messaging/rooms/room-service.js';
+import { registerMeRoomRoutes } from './rooms-api.js';
 import { HttpError, type RouteContext, type Router } from './router.js';
 
 /** What the user endpoints need: the account of a name, the realm its HA1 is in, the operations. */
@@ -16,6 +18,8 @@ export interface MeApiOptions {
   readonly realm: () => string;
   readonly operations: () => AdminOperations | undefined;
   readonly wallClock: WallClock;
+  /** Chat rooms (/api/me/rooms) and the AoR a user name has in them. */
+  readonly rooms?: { readonly service: () => RoomService | undefined; readonly aorOf: (username: string) => string };
 }
 
 /** Failed logins per client address: 10 a minute, then a minute's block (429). */
@@ -81,6 +85,8 @@ export function registerMeRoutes(router: Router, options: MeApiOptions): void {
     const { affected } = await operation(() => ops().deleteList(user, ctx.params.name!));
     return { json: { deleted: true, affected } };
   });
+  const rooms = options.rooms;
+  if (rooms) registerMeRoomRoutes(router, rooms.service, async (ctx) => rooms.aorOf(await authenticate(ctx)));
 }
 
 /** RFC 7617 §2: `Basic base64(user-id ":" password)`. */

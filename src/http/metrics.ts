@@ -115,6 +115,23 @@ export class ServerMetrics {
         for (const s of [...server.presence.subscriptions.list(), ...server.presence.lists.subscriptions.list()]) this.inc({ event: s.eventPackage, state: s.status });
       },
     });
+    // Issue 22: each copy a room or the URI-list service sent, by how it ended.
+    lazyCounter(registers, `${P}room_copies_total`, 'Copies of room messages sent to members, by outcome (delivered, stored, refused, dropped, full)', () => server.rooms.outcomes, 'outcome');
+    lazyCounter(
+      registers,
+      `${P}uri_list_copies_total`,
+      'Copies of RFC 5365 multiple-recipient MESSAGEs, by outcome (delivered, stored, refused, dropped, full, not-found, not-ours)',
+      () => server.uriList.outcomes,
+      'outcome',
+    );
+    new Gauge({
+      name: `${P}rooms`,
+      help: 'Chat rooms (issue 22)',
+      registers,
+      collect() {
+        this.set(server.rooms.size);
+      },
+    });
     new Gauge({
       name: `${P}registrations`,
       help: 'Contact bindings in the location service (RFC 3261 §10)',

@@ -18,7 +18,7 @@ import { Forker, isKnownUndelivered, isUnanswered, type BranchResult } from './f
 import { KeyedQueue } from '../util/keyed-queue.js';
 import { InMemoryOfflineMessageStore } from './memory-offline-store.js';
 import { ObservedOfflineStore } from './observed-offline-store.js';
-import { OfflineDelivery } from './offline-delivery.js';
+import { deliveryRequest, OfflineDelivery } from './offline-delivery.js';
 import type { OfflineMessageStore, OfflineUsage, StoredMessage } from './offline-message-store.js';
 import { chooseBest } from './response-choice.js';
 import type { BindingRelay } from './binding-relay.js';
@@ -53,6 +53,25 @@ export interface MessagingServiceOptions {
   readonly wallClock?: WallClock;
   readonly logger?: Logger;
 }
+
+/**
+ * Another service behind addresses of our domain that are not users (chat rooms, the
+ * URI-list service): asked first for each MESSAGE to our domain.
+ */
+export interface MessageTarget {
+  /** Option tags only this target serves (RFC 5365 recipient-list-message): 420 elsewhere. */
+  readonly supported?: readonly string[];
+  /** True when `aor` (the canonical Request-URI) is this target's to handle. */
+  claims(aor: string, request: SipRequest): boolean | Promise<boolean>;
+  handle(ctx: RequestContext, aor: string): Promise<void>;
+}
+
+/**
+ * How a MESSAGE the server sends of its own (a room's copy to a member) ended: a contact
+ * answered 2xx; stored for later; refused by every contact that answered; not stored
+ * because it is transient (a typing indication) or the recipient's offline limits are full.
+ */
+export type DeliveryOutcome = 'delivered' | 'stored' | 'refused' | 'dropped' | 'full';
 
 /** Headers that travel end to end with a stored message (the rest are hop-by-hop or rebuilt). */
 const CARRIED_HEADERS = new Set([
@@ -97,6 +116,7 @@ export class MessagingService implements SipService {
   private readonly quota = new KeyedQueue(MAX_QUEUED_STORES_PER_USER);
   private purgeTimer?: TimerHandle;
   private closed = false;
+  private readonly targets: MessageTarget[] = [];
 
   constructor(options: MessagingServiceOptions) {
     this.location = options.location;
@@ -158,6 +178,43 @@ export class MessagingService implements SipService {
         }
       }
     });
+  }
+
+  /** Option tags of the targets (the core's Supported and its Require check). */
+  get supported(): string[] {
+    return this.targets.flatMap((t) => t.supported ?? []);
+  }
+
+  /** Adds a service for addresses of our domain that are not users (rooms, URI lists). */
+  addTarget(target: MessageTarget): void {
+    this.targets.push(target);
+  }
+
+  /**
+   * Sends a MESSAGE the server composed (From, To, Call-ID of its own) to every reachable
+   * contact of `m.recipient`, as stored messages are delivered; with none reachable it is
+   * stored within the recipient's limits, unless `transient` (RFC 3994 typing states, notices).
+   */
+  async deliver(m: StoredMessage, options: { readonly transient: boolean; readonly log?: Logger }): Promise<DeliveryOutcome> {
+    const log = options.log ?? this.log;
+    const bindings = await this.location.lookup(m.recipient);
+    let stored: Promise<boolean> | undefined;
+    if (bindings.length > 0) {
+      const results = await this.forker.fork(deliveryRequest(m), bindings, undefined, () => {
+        void stored?.then((ok) => {
+          if (ok) return this.delivery.withdraw(m.recipient, m.id, log);
+        });
+      });
+      if (results.some((r) => r.status >= 200 && r.status < 300)) return 'delivered';
+      if (!results.every((r) => isKnownUndelivered(r) || isUnanswered(r))) return 'refused';
+    }
+    if (options.transient || this.settings.offlineMaxMessages === 0) return 'dropped';
+    const queued = this.quota.run(m.recipient, () => this.addWithinLimits(m));
+    stored = queued;
+    const ok = queued ? await queued : false;
+    if (!ok) return 'full';
+    if ((await this.location.lookup(m.recipient)).length > 0) this.delivery.trigger(m.recipient);
+    return 'stored';
   }
 
   /** Hook for the registrar: the user registered, so stored messages may go now. */
@@ -225,6 +282,17 @@ export class MessagingService implements SipService {
       return;
     }
     const aor = canonicalAor(ruri, this.domains);
+    // Rooms and the URI-list service live at addresses of our domain that no user has.
+    if (aor !== undefined) {
+      for (const t of this.targets) if (await t.claims(aor, req)) return t.handle(ctx, aor);
+    }
+    // RFC 3261 §8.2.2.3: an extension only a target serves is not supported for a user.
+    const targetTags = new Set(this.supported.map((t) => t.toLowerCase()));
+    const unsupported = req.getHeaders('require').filter((t) => targetTags.has(t.toLowerCase()));
+    if (unsupported.length > 0) {
+      ctx.reply(420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
+      return;
+    }
     if (aor === undefined || !(await this.users.exists(aor))) {
       ctx.reply(404, 'Not Found');
       return;
@@ -331,14 +399,7 @@ export class MessagingService implements SipService {
       receivedAt,
       expiresAt: receivedAt + this.settings.offlineTtlSeconds * 1000,
     };
-    const queued = this.quota.run(aor, async () => {
-      const usage = await this.store.usage(aor, now);
-      if (usage.count + 1 > this.settings.offlineMaxMessages || usage.bytes + message.body.length > this.settings.offlineMaxBytes) {
-        return false;
-      }
-      await this.store.add(message);
-      return true;
-    });
+    const queued = this.quota.run(aor, () => this.addWithinLimits(message, now));
     if (!queued) {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
       return undefined;
@@ -355,6 +416,16 @@ export class MessagingService implements SipService {
     // The user may have registered while we stored; its delivery run could have missed this one.
     if ((await this.location.lookup(aor)).length > 0) this.delivery.trigger(aor);
     return message.id;
+  }
+
+  /** Stores `message` unless its recipient's limits would be passed; true when stored. */
+  private async addWithinLimits(message: StoredMessage, now = this.wallClock.nowMs()): Promise<boolean> {
+    const usage = await this.store.usage(message.recipient, now);
+    if (usage.count + 1 > this.settings.offlineMaxMessages || usage.bytes + message.body.length > this.settings.offlineMaxBytes) {
+      return false;
+    }
+    await this.store.add(message);
+    return true;
   }
 
   private schedulePurge(): void {

@@ -64,10 +64,19 @@ const CANONICAL: Record<string, string> = {
   'www-authenticate': 'WWW-Authenticate',
 };
 
+/** Keys of the names seen as they were written ("Call-ID", "call-id", "i"): one lookup, no new string. */
+const KEYS = new Map<string, string>();
+/** Bound on KEYS: names come from the network, and past the usual ones each is lowered anew. */
+const MAX_KEYS = 512;
+
 /** Lower-case long name of a header as it appeared on the wire. */
 export function headerKey(name: string): string {
+  const known = KEYS.get(name);
+  if (known !== undefined) return known;
   const lower = name.toLowerCase();
-  return (lower.length === 1 && COMPACT[lower]) || lower;
+  const key = (lower.length === 1 && COMPACT[lower]) || lower;
+  if (KEYS.size < MAX_KEYS) KEYS.set(name, key);
+  return key;
 }
 
 /** Wire form for a header key; `original` is used for headers we do not know. */

@@ -1,6 +1,6 @@
 import { SipParseError } from './errors.js';
 import { trimLws } from './lws.js';
-import { parseAddrSpecUri, parseHostPort, type SipUri } from './uri.js';
+import { NO_PARAMS, parseAddrSpecUri, parseHostPort, type SipUri } from './uri.js';
 
 /** RFC 3261 §20.42 Via. */
 export interface Via {
@@ -63,10 +63,12 @@ export function splitList(value: string): string[] {
 }
 
 /** Header parameters after a value: `;tag=x;expires=60`. Quoted values keep their quotes removed. */
-export function parseHeaderParams(text: string, what: string): Map<string, string | null> {
-  const params = new Map<string, string | null>();
+export function parseHeaderParams(text: string, what: string): ReadonlyMap<string, string | null> {
   let i = 0;
   const n = text.length;
+  while (i < n && (text[i] === ' ' || text[i] === '\t')) i++;
+  if (i === n) return NO_PARAMS;
+  const params = new Map<string, string | null>();
   while (i < n) {
     while (i < n && (text[i] === ' ' || text[i] === '\t')) i++;
     if (i >= n) break;
@@ -238,7 +240,7 @@ export function parseMediaType(text: string): MediaType {
   const type = trimLws(main.slice(0, slash));
   const subtype = trimLws(main.slice(slash + 1));
   if (!TOKEN_RE.test(type) || !TOKEN_RE.test(subtype)) throw new SipParseError('Bad Content-Type');
-  const params = semi >= 0 ? parseHeaderParams(text.slice(semi), 'Content-Type') : new Map<string, string | null>();
+  const params = semi >= 0 ? parseHeaderParams(text.slice(semi), 'Content-Type') : NO_PARAMS;
   return { type, subtype, essence: `${type}/${subtype}`, params };
 }
 
@@ -253,7 +255,7 @@ export function parseEvent(text: string): EventHeader {
   const semi = text.indexOf(';');
   const pkg = trimLws(semi >= 0 ? text.slice(0, semi) : text).toLowerCase();
   if (!TOKEN_RE.test(pkg)) throw new SipParseError('Bad Event');
-  const params = semi >= 0 ? parseHeaderParams(text.slice(semi), 'Event') : new Map<string, string | null>();
+  const params = semi >= 0 ? parseHeaderParams(text.slice(semi), 'Event') : NO_PARAMS;
   const id = params.get('id');
   return { package: pkg, id: id ?? undefined, params };
 }

@@ -19,6 +19,34 @@ export type ContactValue = { readonly star: true } | { readonly star: false; rea
 
 const EMPTY = Buffer.alloc(0);
 
+/** A slot not parsed yet (undefined is a parsed value: the header is absent). */
+const UNSET: unique symbol = Symbol('unset');
+
+/**
+ * The structured headers of a message, parsed on first use: one slot a header, so a message
+ * costs one small object here rather than a Map and its table (garbage on every message).
+ */
+class ParsedHeaders {
+  'via': unknown = UNSET;
+  'call-id': unknown = UNSET;
+  'cseq': unknown = UNSET;
+  'from': unknown = UNSET;
+  'to': unknown = UNSET;
+  'contact': unknown = UNSET;
+  'record-route': unknown = UNSET;
+  'route': unknown = UNSET;
+  'expires': unknown = UNSET;
+  'event': unknown = UNSET;
+  'content-type': unknown = UNSET;
+  'max-forwards': unknown = UNSET;
+}
+type ParsedKey = keyof ParsedHeaders;
+
+function isParsedKey(key: string): key is ParsedKey {
+  return Object.hasOwn(PARSED_KEYS, key);
+}
+const PARSED_KEYS = new ParsedHeaders();
+
 /**
  * A SIP message with headers kept as text and parsed on first use (DESIGN: parse only
  * what routing needs). Accessors of structured headers throw SipParseError when that
@@ -27,7 +55,7 @@ const EMPTY = Buffer.alloc(0);
 export abstract class SipMessage {
   headers: HeaderField[];
   body: Buffer;
-  private cache = new Map<string, unknown>();
+  private parsed?: ParsedHeaders;
 
   constructor(headers: HeaderField[] = [], body: Buffer = EMPTY) {
     this.headers = headers;
@@ -78,14 +106,14 @@ export abstract class SipMessage {
       if (idx >= 0) this.headers.splice(idx, 0, field);
       else this.headers.push(field);
     }
-    this.cache.delete(key);
+    this.forget(key);
     return this;
   }
 
   addHeader(name: string, value: string | number): this {
     const key = headerKey(name);
     this.headers.push({ key, name: canonicalHeaderName(key, name), value: String(value) });
-    this.cache.delete(key);
+    this.forget(key);
     return this;
   }
 
@@ -96,7 +124,7 @@ export abstract class SipMessage {
     const field = { key, name: canonicalHeaderName(key, name), value };
     if (idx >= 0) this.headers.splice(idx, 0, field);
     else this.headers.splice(0, 0, field);
-    this.cache.delete(key);
+    this.forget(key);
     return this;
   }
 
@@ -112,15 +140,22 @@ export abstract class SipMessage {
     const values = splitList(this.headers[idx]!.value);
     if (values.length <= 1) this.headers.splice(idx, 1);
     else this.headers[idx] = { ...this.headers[idx]!, value: values.slice(1).join(', ') };
-    this.cache.delete(key);
+    this.forget(key);
     return this;
   }
 
-  protected cached<T>(key: string, compute: () => T): T {
-    if (this.cache.has(key)) return this.cache.get(key) as T;
+  protected cached<T>(key: ParsedKey, compute: () => T): T {
+    const parsed = (this.parsed ??= new ParsedHeaders());
+    const held = parsed[key];
+    if (held !== UNSET) return held as T;
     const v = compute();
-    this.cache.set(key, v);
+    parsed[key] = v;
     return v;
+  }
+
+  /** A header changed: its parsed value is read again on next use. */
+  private forget(key: string): void {
+    if (this.parsed && isParsedKey(key)) this.parsed[key] = UNSET;
   }
 
   protected single(key: string, what: string): string {

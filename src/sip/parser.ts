@@ -39,6 +39,8 @@ export interface MessageHead {
 /**
  * Splits the head of a message into its start line and header fields: folded lines
  * joined (RFC 3261 §7.3.1), names and values stripped of SP/HTAB only. Never throws.
+ * Lines end at LF, a CR before it dropped. Read in place (no array of lines): this runs for
+ * every message, and what it allocates is garbage a moment later.
  */
 export function readHead(buf: Buffer): MessageHead {
   // RFC 3261 §7.5: CRLFs before the start line are ignored.
@@ -48,30 +50,56 @@ export function readHead(buf: Buffer): MessageHead {
   const headEnd = end ? end.headEnd : buf.length;
   const bodyStart = end ? end.bodyStart : buf.length;
   const head = buf.toString('utf8', start, headEnd);
-  const lines = head.split(/\r?\n/);
-  const startLine = lines[0] ?? '';
+  const n = head.length;
 
+  let lineEnd = lineEndAt(head, 0);
+  const startLine = head.slice(0, contentEnd(head, lineEnd));
   const headers: HeaderField[] = [];
   let headerError: SipParseError | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    let line = lines[i]!;
+  let pos = lineEnd + 1;
+  while (pos <= n && lineEnd < n) {
+    lineEnd = lineEndAt(head, pos);
+    let line: string | undefined;
+    let to = contentEnd(head, lineEnd);
     // RFC 3261 §7.3.1: a line starting with whitespace continues the previous header.
-    while (i + 1 < lines.length && isContinuation(lines[i + 1]!)) {
-      line += ' ' + trimLws(lines[++i]!);
+    while (lineEnd < n && isContinuation(head, lineEnd + 1)) {
+      line ??= head.slice(pos, to);
+      const next = lineEndAt(head, lineEnd + 1);
+      line += ' ' + trimLws(head.slice(lineEnd + 1, contentEnd(head, next)));
+      lineEnd = next;
     }
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? trimLws(line.slice(0, colon)) : '';
-    if (colon <= 0 || !TOKEN_RE.test(name)) {
+    const text = line ?? head;
+    const from = line === undefined ? pos : 0;
+    if (line !== undefined) to = line.length;
+    pos = lineEnd + 1;
+    const colon = text.indexOf(':', from);
+    if (colon <= from || colon >= to) {
       headerError ??= new SipParseError('Bad header line');
       continue;
     }
-    headers.push({ key: headerKey(name), name, value: trimLws(line.slice(colon + 1)) });
+    const name = trimLws(text.slice(from, colon));
+    if (!TOKEN_RE.test(name)) {
+      headerError ??= new SipParseError('Bad header line');
+      continue;
+    }
+    headers.push({ key: headerKey(name), name, value: trimLws(text.slice(colon + 1, to)) });
   }
   return { startLine, headers, headerError, bodyStart };
 }
 
-function isContinuation(line: string): boolean {
-  const c = line.charCodeAt(0);
+/** Index of the LF ending the line that starts at `from`, or the text's length. */
+function lineEndAt(text: string, from: number): number {
+  const lf = text.indexOf('\n', from);
+  return lf < 0 ? text.length : lf;
+}
+
+/** Where a line's content ends: before the CR of its CRLF. */
+function contentEnd(text: string, lineEnd: number): number {
+  return lineEnd > 0 && text.charCodeAt(lineEnd - 1) === 0x0d ? lineEnd - 1 : lineEnd;
+}
+
+function isContinuation(text: string, at: number): boolean {
+  const c = text.charCodeAt(at);
   return c === 0x20 || c === 0x09;
 }
 

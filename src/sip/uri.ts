@@ -1,6 +1,12 @@
 import { SipParseError } from './errors.js';
 import { trimLws } from './lws.js';
 
+/**
+ * The parameters of a value that has none, one map shared by all (most URIs and headers have
+ * none: a Map each would be garbage on every message). Never written to.
+ */
+export const NO_PARAMS: ReadonlyMap<string, string | null> = new Map<string, string | null>();
+
 /** Schemes parsed in full: the Request-URI must be one of these (RFC 3261 §8.2.2.1). */
 export type UriScheme = 'sip' | 'sips' | 'tel';
 
@@ -48,8 +54,19 @@ const PARAM_RE = /^(?:[A-Za-z0-9\-_.!~*'()[\]/:&+$]|%[0-9A-Fa-f]{2})+$/;
 
 export function isValidHost(host: string): boolean {
   if (IPV6_RE.test(host)) return host.includes(':');
-  if (IPV4_RE.test(host)) return host.split('.').every((o) => Number(o) <= 255);
+  if (IPV4_RE.test(host)) return octetsInRange(host);
   return HOSTNAME_RE.test(host) && host.length <= 255;
+}
+
+/** Every octet of a dotted quad (IPV4_RE matched) at most 255, read in place. */
+function octetsInRange(quad: string): boolean {
+  let octet = 0;
+  for (let i = 0; i < quad.length; i++) {
+    const c = quad.charCodeAt(i);
+    if (c === 0x2e) octet = 0;
+    else if ((octet = octet * 10 + (c - 0x30)) > 255) return false;
+  }
+  return true;
 }
 
 function decodeEscapes(s: string): string {
@@ -101,9 +118,9 @@ export function parseHostPort(text: string): { host: string; port?: number } | u
 }
 
 /** Parses `;name=value;flag` parameter text (leading `;` optional) into a map with lower-cased names. */
-export function parseParams(text: string, check: RegExp = PARAM_RE): Map<string, string | null> | undefined {
+export function parseParams(text: string, check: RegExp = PARAM_RE): ReadonlyMap<string, string | null> | undefined {
+  if (text.length === 0) return NO_PARAMS;
   const params = new Map<string, string | null>();
-  if (text.length === 0) return params;
   const parts = text.split(';');
   for (let i = 0; i < parts.length; i++) {
     const part = trimLws(parts[i]!);
@@ -121,7 +138,7 @@ export function parseParams(text: string, check: RegExp = PARAM_RE): Map<string,
 }
 
 /** URI parameters of a sip/sips URI: `escaped` is allowed in names and values (RFC 3261 §25.1 pname, pvalue). */
-function parseSipParams(text: string): Map<string, string | null> | undefined {
+function parseSipParams(text: string): ReadonlyMap<string, string | null> | undefined {
   if (!text.includes('%')) return parseParams(text);
   const escaped = parseParams(text);
   if (!escaped) return undefined;
@@ -168,7 +185,7 @@ export function parseUri(raw: string): SipUri {
   }
   const semi = hostpart.indexOf(';');
   const hostPortText = semi >= 0 ? hostpart.slice(0, semi) : hostpart;
-  const params = semi >= 0 ? parseSipParams(hostpart.slice(semi + 1)) : new Map<string, string | null>();
+  const params = semi >= 0 ? parseSipParams(hostpart.slice(semi + 1)) : NO_PARAMS;
   if (!params) throw new SipParseError('Bad URI parameters');
   const hp = parseHostPort(hostPortText);
   if (!hp) throw new SipParseError('Bad URI host');
@@ -194,7 +211,7 @@ function parseTelUri(raw: string, rest: string): SipUri {
   const number = semi >= 0 ? rest.slice(0, semi) : rest;
   // RFC 3966 §3: global numbers start with '+', local ones need phone-context
   if (!/^\+?[0-9A-Fa-f*#\-.()]+$/.test(number)) throw new SipParseError('Bad tel URI');
-  const params = semi >= 0 ? parseParams(rest.slice(semi + 1), /^[^;=\s]+$/) : new Map<string, string | null>();
+  const params = semi >= 0 ? parseParams(rest.slice(semi + 1), /^[^;=\s]+$/) : NO_PARAMS;
   if (!params) throw new SipParseError('Bad tel URI');
   return { scheme: 'tel', user: number.replace(/[-.()]/g, ''), host: '', params, raw };
 }
@@ -210,7 +227,7 @@ export function parseAddrSpecUri(raw: string): SipUri {
   const scheme = raw.slice(0, colon).toLowerCase();
   if (scheme === 'sip' || scheme === 'sips' || scheme === 'tel') return parseUri(raw);
   if (!isAbsoluteUri(raw, colon)) throw new SipParseError('Bad URI');
-  return { scheme, user: raw.slice(colon + 1), host: '', params: new Map<string, string | null>(), raw };
+  return { scheme, user: raw.slice(colon + 1), host: '', params: NO_PARAMS, raw };
 }
 
 /** Tries parseUri; undefined when it fails. */

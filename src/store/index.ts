@@ -46,3 +46,4 @@ export { PUBLICATIONS_TABLE, PublicationRepository } from './repositories/public
 export { SUBSCRIPTIONS_TABLE, SubscriptionRepository } from './repositories/subscriptions.js';
 export { REGISTRATIONS_TABLE, RegistrationRepository } from './repositories/registrations.js';
 export { StoredMessageExistsError, StoredMessageRepository } from './repositories/stored-messages.js';
+export { RoomRepository, type LoadedRoom, type RoomBanRecord, type RoomHistoryRecord, type RoomMemberRecord, type RoomRecord } from './repositories/rooms.js';

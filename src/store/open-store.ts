@@ -8,6 +8,7 @@ import { PresenceRuleRepository } from './repositories/presence-rules.js';
 import { ListSubscriptionRepository, ResourceListRepository } from './repositories/resource-lists.js';
 import { PublicationRepository } from './repositories/publications.js';
 import { RegistrationRepository } from './repositories/registrations.js';
+import { RoomRepository } from './repositories/rooms.js';
 import { StoredMessageRepository } from './repositories/stored-messages.js';
 import { SubscriptionRepository } from './repositories/subscriptions.js';
 import { createSoftStateWriter, type SoftStateKinds } from './soft-state.js';
@@ -57,6 +58,8 @@ export interface Store {
   readonly publications: PublicationRepository;
   readonly subscriptions: SubscriptionRepository;
   readonly registrations: RegistrationRepository;
+  /** Chat rooms (issue 22). */
+  readonly rooms: RoomRepository;
   readonly softState: WriteBehind<SoftStateKinds>;
   /** Flushes the soft state, then closes the database. */
   close(): Promise<void>;
@@ -88,6 +91,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     publications: new PublicationRepository(db, softState.queue('publication')),
     subscriptions: new SubscriptionRepository(db, softState.queue('subscription')),
     registrations: new RegistrationRepository(db, softState.queue('registration')),
+    rooms: new RoomRepository(db),
     softState,
     close: async () => {
       try {

@@ -37,7 +37,7 @@ const text = (name: string): ColumnSpec => ({ name, type: 'text' });
 const ts = (name: string): ColumnSpec => ({ name, type: 'timestamptz' });
 const bool = (name: string): ColumnSpec => ({ name, type: 'boolean' });
 
-/** Every table, in the order they are written (no foreign keys between them; durable first). */
+/** Every table, in the order they are written (durable first; a table before those whose foreign keys name it). */
 export const TRANSFER_TABLES: readonly TransferTable[] = [
   { table: 'accounts', key: ['domain', 'username'], columns: [text('domain'), text('username'), text('display_name'), text('ha1_md5'), text('ha1_sha256'), ts('created_at')] },
   {
@@ -64,6 +64,20 @@ export const TRANSFER_TABLES: readonly TransferTable[] = [
       ts('received_at'),
       ts('expires_at'),
     ],
+  },
+  // Chat rooms (issue 22): a room before its members, bans and history (PostgreSQL's foreign keys).
+  {
+    table: 'rooms',
+    key: ['uri'],
+    columns: [text('uri'), text('owner'), text('topic'), bool('persistent'), bool('members_only'), ts('created_at')],
+  },
+  { table: 'room_members', key: ['room', 'member'], columns: [text('room'), text('member'), bool('cpim'), ts('joined_at')] },
+  { table: 'room_bans', key: ['room', 'member'], columns: [text('room'), text('member'), text('banned_by'), ts('banned_at')] },
+  {
+    table: 'room_history',
+    // In id order, without the id, as stored_messages.
+    key: ['id'],
+    columns: [text('room'), text('sender'), text('content_type'), { name: 'body', type: 'bytea' }, ts('received_at')],
   },
   { table: 'publications', key: PUBLICATIONS_TABLE.keyColumns, columns: PUBLICATIONS_TABLE.columns },
   { table: 'subscriptions', key: SUBSCRIPTIONS_TABLE.keyColumns, columns: SUBSCRIPTIONS_TABLE.columns },

@@ -115,7 +115,7 @@ export function parseSubscriptionState(value: string | undefined): SubscriptionS
   const semi = value.indexOf(';');
   const state = (semi < 0 ? value : value.slice(0, semi)).trim().toLowerCase();
   if (state !== 'active' && state !== 'pending' && state !== 'terminated') return undefined;
-  let params: Map<string, string | null>;
+  let params: ReadonlyMap<string, string | null>;
   try {
     params = semi < 0 ? new Map() : parseHeaderParams(value.slice(semi), 'Subscription-State');
   } catch {

@@ -109,7 +109,7 @@ describe('e2e: dialog event package (RFC 4235)', function () {
       expect(pres.status).to.equal(200);
       expect((await pua.transact(publishReq(pua, aor, { event: 'dialog', etag: pres.getHeader('sip-etag')!, expires: 600 }))).status).to.equal(412);
       // SUBSCRIBE answers list every package in Allow-Events.
-      const unknown = await pua.transact(pua.request('SUBSCRIBE', aor, { headers: { Event: 'conference', Expires: 600 } }));
+      const unknown = await pua.transact(pua.request('SUBSCRIBE', aor, { headers: { Event: 'ua-profile', Expires: 600 } }));
       expect(unknown.getHeader('allow-events')).to.contain('dialog').and.to.contain('dialog.winfo');
     });
 

@@ -80,7 +80,7 @@ describe('e2e: presence, RFC details over real sockets', function () {
       for (const [what, req, expected] of cases) expect(statusLine(await pua.transact(req)), what).to.equal(expected);
       const bob = await b.ua(b.user('bob'));
       const sub = (headers: Record<string, string | number>, toTag?: string) => bob.transact(bob.request('SUBSCRIBE', aor, { headers, ...(toTag ? { toTag } : {}) }));
-      expect(statusLine(await sub({ Event: 'conference' }))).to.equal('489 Bad Event');
+      expect(statusLine(await sub({ Event: 'ua-profile' }))).to.equal('489 Bad Event');
       expect(statusLine(await sub({ Event: 'presence', Accept: 'application/xpidf+xml' }))).to.equal('406 Not Acceptable');
       expect(statusLine(await sub({ Event: 'presence', Expires: 30 }))).to.equal('423 Interval Too Brief');
       expect(statusLine(await sub({ Event: 'presence' }, 'no-such-dialog'))).to.equal('481 Subscription Does Not Exist');

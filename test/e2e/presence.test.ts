@@ -133,7 +133,7 @@ describe('e2e: presence over real sockets (RFC 3903, 3856, 6665, 3857)', functio
       const noEvent = await sub({ Expires: 600 });
       expect(noEvent.status).to.equal(489);
       expect(noEvent.getHeader('allow-events')).to.contain('presence').and.to.contain('presence.winfo');
-      expect((await sub({ Event: 'conference' })).status).to.equal(489);
+      expect((await sub({ Event: 'ua-profile' })).status).to.equal(489);
       // Another user's mailbox is not bob's to watch.
       expect((await sub({ Event: 'message-summary' })).status).to.equal(403);
       const na = await sub({ Event: 'presence', Accept: 'text/html' });

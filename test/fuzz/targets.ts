@@ -7,6 +7,7 @@ import { buildMultipartRelated } from '../../src/lists/multipart.js';
 import { flattenEntries, parseResourceLists, serializeResourceLists } from '../../src/lists/resource-lists.js';
 import { buildRlmi, parseRlmi } from '../../src/lists/rlmi-document.js';
 import { buildDialogInfo, parseDialogInfo, serializeDialog } from '../../src/presence/dialog-info/dialog-info-document.js';
+import { buildConferenceInfo, deletedUser, parseConferenceInfo, serializeUser, type ConferenceUser } from '../../src/presence/conference/conference-info-document.js';
 import { parseMessageSummary, serializeMessageSummary } from '../../src/presence/message-summary/message-summary-document.js';
 import { parsePidf } from '../../src/presence/pidf/parse-pidf.js';
 import { serializePidf } from '../../src/presence/pidf/serialize-pidf.js';
@@ -226,6 +227,28 @@ export const messageSummary: FuzzTarget = {
   },
 };
 
+export const conferenceInfo: FuzzTarget = {
+  name: 'conference-info',
+  maxLength: 16384,
+  dictionary: XML_DICTIONARY,
+  seeds: () => seedsOf('conference-info'),
+  run(input) {
+    const r = parseConferenceInfo(input);
+    if (!r.ok) {
+      if (r.reason.includes('unreadable document')) throw new FuzzFinding('an internal error in the conference-info reader (answered as unreadable document)');
+      return;
+    }
+    // Written again as a room's watchers get it, it must read back the same (a deleted user is its entity alone).
+    const d = r.document;
+    const written = d.users.map((u) => (u.state === 'deleted' ? deletedUser(u.entity) : serializeUser({ ...u, state: u.state })));
+    const again = parseConferenceInfo(buildConferenceInfo(d.entity, d.version, d.state, d.subject ?? '', written));
+    if (!again.ok) throw new FuzzFinding(`a conference-info document we accepted, written again, is refused: ${again.reason}`);
+    const norm = (users: readonly ConferenceUser[]): string => JSON.stringify(users.map((u) => (u.state === 'deleted' ? { entity: u.entity, state: u.state } : u)));
+    if (norm(again.document.users) !== norm(d.users)) throw new FuzzFinding('a conference-info document written again reads back different users');
+    if ((again.document.subject ?? '') !== (d.subject ?? '') || again.document.entity !== d.entity) throw new FuzzFinding('a conference-info document written again reads back a different room');
+  },
+};
+
 const LIST_DICTIONARY = [
   ...XML_DICTIONARY.slice(0, 19),
   'urn:ietf:params:xml:ns:resource-lists', 'urn:ietf:params:xml:ns:copycontrol', 'xmlns:cp="', '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">', '</resource-lists>',
@@ -294,4 +317,4 @@ export const listNotify: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, rlmi, listNotify];
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify];

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/config/config.js';
@@ -12,6 +12,20 @@ import { until } from '../support/wait.js';
  * serve` from any directory. Done here exactly so, in a temporary prefix, with the built dist/
  * that `npm install` made (npm pack would otherwise build it again).
  */
+/** The V8 options the server runs with (config/node-flags). */
+function nodeFlags(): string[] {
+  return readFileSync(join(packageRoot(), 'config', 'node-flags'), 'utf8').split(/\s+/).filter(Boolean);
+}
+
+describe('install: npm start runs the server with the V8 options of config/node-flags', () => {
+  it('the start script carries them as the launcher does', () => {
+    const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const flags = nodeFlags();
+    expect(flags).to.not.be.empty;
+    for (const flag of flags) expect(pkg.scripts.start!.split(/\s+/)).to.include(flag);
+  });
+});
+
 describe('install: the packed package installs globally and runs from any directory', function () {
   this.timeout(300_000);
   let dir: string;
@@ -51,6 +65,9 @@ describe('install: the packed package installs globally and runs from any direct
       expect(out).to.contain('simple-presence listening');
       // The launcher exec'd the package's own Node.js 24, not the system's.
       expect(readlinkSync(`/proc/${server.pid}/exe`)).to.contain(join('simple-presence', 'node_modules'));
+      // ...with the V8 options of config/node-flags (the young generation's bound).
+      const argv = readFileSync(`/proc/${server.pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of nodeFlags()) expect(argv).to.include(flag);
       const listening = JSON.parse(out.split('\n').find((l) => l.includes('simple-presence listening'))!) as { listeners: string[] };
       const http = Number(listening.listeners.find((l) => l.startsWith('ws:'))!.split(':').pop());
       // The web client and the schemas are found inside the package.

@@ -15,6 +15,7 @@ import { PresenceRuleRepository } from '../../src/store/repositories/presence-ru
 import { PublicationRepository } from '../../src/store/repositories/publications.js';
 import { RegistrationRepository } from '../../src/store/repositories/registrations.js';
 import { StoredMessageRepository } from '../../src/store/repositories/stored-messages.js';
+import { RoomRepository } from '../../src/store/repositories/rooms.js';
 import { SubscriptionRepository } from '../../src/store/repositories/subscriptions.js';
 import { createSoftStateWriter } from '../../src/store/soft-state.js';
 import { SQLITE_FILE, openSqlite } from '../../src/store/sqlite-driver.js';
@@ -40,6 +41,12 @@ async function fill(db: Database): Promise<void> {
   });
   const messages = new StoredMessageRepository(db);
   for (let i = 0; i < 3; i++) await messages.insert(storedMessage(i));
+  const rooms = new RoomRepository(db);
+  await rooms.insertRoom({ uri: 'sip:lobby@example.com', owner: 'sip:alice@example.com', topic: 'café', persistent: true, membersOnly: false, createdAt: EPOCH });
+  await rooms.upsertMember('sip:lobby@example.com', { member: 'sip:alice@example.com', cpim: true, joinedAt: EPOCH + 1 });
+  await rooms.upsertMember('sip:lobby@example.com', { member: 'sip:bob@example.com', cpim: false, joinedAt: EPOCH + 2 });
+  await rooms.insertBan('sip:lobby@example.com', { member: 'sip:eve@example.com', bannedBy: 'sip:alice@example.com', bannedAt: EPOCH + 3 });
+  for (let i = 0; i < 3; i++) await rooms.appendHistory('sip:lobby@example.com', { sender: 'sip:bob@example.com', contentType: 'text/plain', body: Buffer.from([0, 255, i]), receivedAt: EPOCH + 10 + i }, 10);
   const wb = createSoftStateWriter(db, { schedule: () => () => undefined });
   // More than a page of the export (1000) and of an import statement (100).
   for (let i = 0; i < 1100; i++) wb.put('subscription', `sub-${i}`, subscription(i));
@@ -55,6 +62,7 @@ async function contents(db: Database): Promise<unknown> {
     accounts: (await new AccountRepository(db).list()).map((a) => ({ ...a, createdAtMs: typeof a.createdAtMs })),
     rules: [...(await new PresenceRuleStore(db).listFor('sip:alice@example.com')), ...(await new PresenceRuleStore(db).listFor('sip:bob@example.com'))],
     messages: await new StoredMessageRepository(db).listFor('sip:bob@example.com', EPOCH),
+    rooms: await new RoomRepository(db).loadAll(10),
     publications: await new PublicationRepository(db, wb.queue('publication')).loadLive(EPOCH),
     subscriptions: await new SubscriptionRepository(db, wb.queue('subscription')).loadLive(EPOCH),
     registrations: await new RegistrationRepository(db, wb.queue('registration')).loadLive(EPOCH),
@@ -83,13 +91,13 @@ describe('store: db export and import', function () {
           a = await from.open();
           await migrate(a.db);
           await fill(a.db);
-          expect(await exportToFile(a.db, file)).to.equal(2 + 2 + 3 + 5 + 1100 + 12);
+          expect(await exportToFile(a.db, file)).to.equal(2 + 2 + 3 + 1 + 2 + 1 + 3 + 5 + 1100 + 12);
           const lines = readFileSync(file, 'utf8').trim().split('\n');
           expect(JSON.parse(lines[0]!)).to.include({ format: 'simple-presence-export', version: 1 });
-          expect(JSON.parse(lines.at(-1)!)).to.deep.equal({ end: true, rows: 1124 });
+          expect(JSON.parse(lines.at(-1)!)).to.deep.equal({ end: true, rows: 1131 });
           b = await to.open();
           await migrate(b.db);
-          expect(await importStore(b.db, file)).to.equal(1124);
+          expect(await importStore(b.db, file)).to.equal(1131);
           expect(await contents(b.db)).to.deep.equal(await contents(a.db));
           // A new stored message after the import gets a fresh id (the sequence moved on).
           await new StoredMessageRepository(b.db).insert(storedMessage(9));
@@ -120,7 +128,7 @@ describe('store: db export and import', function () {
       writeFileSync(cut, `${lines.slice(0, -1).join('\n')}\n`);
       expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/without its end line/);
       writeFileSync(cut, `${lines.slice(0, -2).join('\n')}\n${lines.at(-1)}\n`);
-      expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/says 1124 rows, the file has 1123/);
+      expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/says 1131 rows, the file has 1130/);
       writeFileSync(cut, '{"hello":1}\n');
       expect(((await importStore(dst, cut).catch((e: unknown) => e)) as Error).message).to.match(/not a simple-presence-export/);
       expect(await rowCount(dst, 'subscriptions')).to.equal(0);

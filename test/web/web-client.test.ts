@@ -282,4 +282,31 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
     const subs = (await call(base, 'GET', '/api/subscriptions?watcher=alice&event=presence')).json as Array<{ presentity: string; state: string }>;
     expect(subs.map((s) => `${s.presentity} ${s.state}`)).to.deep.equal(['sip:alice+presence@example.com active']);
   });
+  it('rooms (issue 22): carol and bob join a room from the page, chat in it with nick prefixes, see the members, and leave', async () => {
+    const carol = await login('carol', 'carol-secret');
+    await carol.fill('#join-room-input', 'lobby');
+    await carol.click('#join-room button');
+    const lobby = 'li.room[data-room="sip:lobby@example.com"]';
+    await carol.waitForSelector(lobby);
+    await expectText(carol, '#chat-title', '#lobby');
+    await bob.fill('#join-room-input', 'lobby');
+    await bob.click('#join-room button');
+    await bob.waitForSelector(lobby);
+    await expectText(bob, '#chat-status', 'members: carol, bob');
+    // Carol hears of bob (a notice from the room), and her member list follows.
+    await expectText(carol, '#messages', '*** bob joined');
+    await expectText(carol, '#chat-status', 'members: carol, bob');
+    await carol.fill('#compose-text', 'welcome to the lobby');
+    await carol.click('#compose button');
+    await carol.waitForSelector('#messages li.me[data-delivery="delivered"]');
+    await expectText(bob, '#messages', 'carol: welcome to the lobby');
+    await bob.fill('#compose-text', 'thanks');
+    await bob.click('#compose button');
+    await expectText(carol, '#messages', 'bob: thanks');
+    await screenshot(carol, 'carol-in-lobby');
+    expect(srv.server.rooms.get('sip:lobby@example.com')!.members).to.deep.equal(['sip:carol@example.com', 'sip:bob@example.com']);
+    await bob.click(`${lobby} button.remove`);
+    await bob.waitForSelector(lobby, { state: 'detached' });
+    expect(srv.server.rooms.get('sip:lobby@example.com')!.members).to.deep.equal(['sip:carol@example.com']);
+  });
 });

@@ -1,6 +1,7 @@
 import { BuddyStore, toAor } from './buddies.js';
 import { ComposingSender } from './is-composing.js';
 import { BUDDY_LIST, MyLists } from './my-lists.js';
+import { MyRooms, type RoomView } from './my-rooms.js';
 import { MyRules } from './my-rules.js';
 import type { BuddyPresence, MyStatus } from './pidf.js';
 import { SipSession } from './sip-session.js';
@@ -24,6 +25,13 @@ interface Buddy {
   composing: boolean;
   composingTimer?: ReturnType<typeof setTimeout>;
   sender?: ComposingSender;
+}
+
+/** A chat room the user is in: its last view from the server and the conversation. */
+interface Room {
+  view: RoomView;
+  lines: ChatLine[];
+  unread: number;
 }
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -67,6 +75,8 @@ class App {
   private lists?: MyLists;
   /** Who is on the buddy list (others appear for a conversation only). */
   private readonly listed = new Set<string>();
+  private myRooms?: MyRooms;
+  private readonly rooms = new Map<string, Room>();
   private domain = 'localhost';
   private readonly buddies = new Map<string, Buddy>();
   private readonly watchers = new WatcherList();
@@ -101,7 +111,11 @@ class App {
       void this.send();
     });
     $<HTMLInputElement>('compose-text').addEventListener('input', () => {
-      if (this.current && $<HTMLInputElement>('compose-text').value) this.buddy(this.current).sender?.typed();
+      if (this.current && !this.rooms.has(this.current) && $<HTMLInputElement>('compose-text').value) this.buddy(this.current).sender?.typed();
+    });
+    $<HTMLFormElement>('join-room').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.joinRoom($<HTMLInputElement>('join-room-input').value.trim());
     });
   }
 
@@ -151,6 +165,7 @@ class App {
     this.session = session;
     this.rules = new MyRules(user, password);
     this.lists = new MyLists(user, password);
+    this.myRooms = new MyRooms(user, password);
     $('me').textContent = shortName(session.aor);
     $('login').hidden = true;
     $('app').hidden = false;
@@ -160,7 +175,86 @@ class App {
     // One subscription for the whole list: the server holds it, so it is the same on every device.
     session.watchList(session.aor.replace(/^(sips?:[^@]+)@/, `$1+${BUDDY_LIST}@`));
     this.renderBuddies();
+    await this.refreshRooms();
     await this.publish();
+  }
+
+  // ---- rooms (docs/messaging.md#rooms) ----------------------------------------------
+
+  /** The rooms the user is in, as the server has them. */
+  private async refreshRooms(): Promise<void> {
+    if (!this.myRooms) return;
+    try {
+      const views = await this.myRooms.list();
+      const now = new Set(views.map((v) => v.uri));
+      for (const uri of [...this.rooms.keys()]) if (!now.has(uri)) this.rooms.delete(uri);
+      for (const v of views) {
+        const r = this.rooms.get(v.uri);
+        if (r) r.view = v;
+        else this.rooms.set(v.uri, { view: v, lines: [], unread: 0 });
+      }
+      $('room-error').textContent = '';
+    } catch (err) {
+      $('room-error').textContent = `rooms: ${(err as Error).message}`;
+    }
+    this.renderRooms();
+    if (this.current && this.rooms.has(this.current)) this.renderChatHeader();
+  }
+
+  private async joinRoom(name: string): Promise<void> {
+    if (!name || !this.myRooms) return;
+    try {
+      const view = await this.myRooms.join(name);
+      $<HTMLInputElement>('join-room-input').value = '';
+      if (!this.rooms.has(view.uri)) this.rooms.set(view.uri, { view, lines: [], unread: 0 });
+      else this.rooms.get(view.uri)!.view = view;
+      $('room-error').textContent = '';
+      this.renderRooms();
+      this.open(view.uri);
+    } catch (err) {
+      $('room-error').textContent = `not joined: ${(err as Error).message}`;
+    }
+  }
+
+  private async leaveRoom(uri: string): Promise<void> {
+    if (!this.myRooms) return;
+    try {
+      await this.myRooms.leave(shortName(uri).split('@')[0]!);
+    } catch (err) {
+      $('room-error').textContent = `not left: ${(err as Error).message}`;
+      return;
+    }
+    this.rooms.delete(uri);
+    if (this.current === uri) this.current = undefined;
+    this.renderRooms();
+    this.renderChat();
+  }
+
+  private renderRooms(): void {
+    const list = $('room-list');
+    list.replaceChildren();
+    const all = [...this.rooms.values()].sort((a, b) => a.view.uri.localeCompare(b.view.uri));
+    for (const r of all) {
+      const li = el('li', { className: `buddy room${this.current === r.view.uri ? ' selected' : ''}` });
+      li.dataset.room = r.view.uri;
+      const main = el(
+        'button',
+        { className: 'buddy-open', title: `Chat in ${shortName(r.view.uri)}` },
+        el('span', { className: 'buddy-name', text: `#${shortName(r.view.uri).split('@')[0]!}` }),
+        el('span', { className: 'buddy-status', text: `${r.view.members.length} member${r.view.members.length === 1 ? '' : 's'}` }),
+        el('span', { className: 'buddy-note', text: r.view.topic }),
+      );
+      if (r.unread > 0) main.append(el('span', { className: 'badge', text: String(r.unread) }));
+      main.addEventListener('click', () => {
+        this.open(r.view.uri);
+        void this.refreshRooms();
+      });
+      const leave = el('button', { className: 'remove', text: '×', title: `Leave ${shortName(r.view.uri)}` });
+      leave.addEventListener('click', () => void this.leaveRoom(r.view.uri));
+      li.append(main, leave);
+      list.append(li);
+    }
+    $('room-empty').hidden = all.length > 0;
   }
 
   private async logout(): Promise<void> {
@@ -276,7 +370,7 @@ class App {
     if (!this.buddies.has(aor)) return;
     this.buddy(aor).presence = p;
     this.renderBuddies();
-    if (this.current === aor) this.renderChatHeader();
+    if (this.current === aor || (this.current && this.rooms.get(this.current)?.view.members.includes(aor))) this.renderChatHeader();
   }
 
   private onSubscriptionState(aor: string, s: 'pending' | 'active' | 'terminated', reason?: string): void {
@@ -290,6 +384,17 @@ class App {
   }
 
   private onMessage(from: string, text: string): void {
+    const room = this.rooms.get(from);
+    if (room) {
+      // The room's copy names the sender as a `nick: ` prefix (or is the room's own notice).
+      room.lines.push({ from: 'them', text, at: new Date() });
+      if (this.current !== from) room.unread++;
+      this.renderRooms();
+      if (this.current === from) this.renderChat();
+      // Joins and leaves change the member list.
+      if (text.startsWith('*** ')) void this.refreshRooms();
+      return;
+    }
     const b = this.buddy(from);
     if (!this.listed.has(from) && b.subscription === 'new') {
       // A message from someone not on the list: show the conversation, do not subscribe.
@@ -304,6 +409,8 @@ class App {
   }
 
   private onComposing(from: string, state: 'active' | 'idle', refreshS: number): void {
+    // A room relays its members' typing without saying who: not shown.
+    if (this.rooms.has(from)) return;
     const b = this.buddy(from);
     this.setComposing(b, state === 'active', refreshS);
     if (!this.current) this.renderBuddies();
@@ -322,6 +429,23 @@ class App {
     const input = $<HTMLInputElement>('compose-text');
     const text = input.value.trim();
     if (!text || !this.current || !this.session) return;
+    const room = this.rooms.get(this.current);
+    if (room) {
+      input.value = '';
+      const line: ChatLine = { from: 'me', text, at: new Date(), delivery: 'sending' };
+      room.lines.push(line);
+      this.renderChat();
+      try {
+        // RFC 3428 §7: the room answers 202 once it took the message for its members.
+        await this.session.sendMessage(room.view.uri, text);
+        line.delivery = 'delivered';
+      } catch (err) {
+        line.delivery = 'failed';
+        line.failure = (err as Error).message;
+      }
+      if (this.current === room.view.uri) this.renderChat();
+      return;
+    }
     const b = this.buddy(this.current);
     input.value = '';
     b.sender?.stop(false);
@@ -339,8 +463,11 @@ class App {
 
   private open(aor: string): void {
     this.current = aor;
-    this.buddy(aor).unread = 0;
+    const room = this.rooms.get(aor);
+    if (room) room.unread = 0;
+    else this.buddy(aor).unread = 0;
     this.renderBuddies();
+    this.renderRooms();
     this.renderChat();
     $<HTMLInputElement>('compose-text').focus();
   }
@@ -411,6 +538,20 @@ class App {
 
   private renderChatHeader(): void {
     if (!this.current) return;
+    const room = this.rooms.get(this.current);
+    if (room) {
+      $('chat-title').textContent = `#${shortName(room.view.uri).split('@')[0]!}`;
+      // A member who is also a buddy is shown with the presence we watch anyway.
+      const members = room.view.members
+        .map((m) => {
+          const name = shortName(m).split('@')[0]!;
+          const b = this.buddies.get(m);
+          return b && b.subscription === 'active' ? `${name} (${statusOf(b).label})` : name;
+        })
+        .join(', ');
+      $('chat-status').textContent = [room.view.topic, `members: ${members}`].filter(Boolean).join(' — ');
+      return;
+    }
     const b = this.buddy(this.current);
     $('chat-title').textContent = shortName(b.aor);
     $('chat-status').textContent = [statusOf(b).label, b.presence.note].filter(Boolean).join(' — ');
@@ -422,15 +563,17 @@ class App {
     $('chat-pane').hidden = empty;
     if (!this.current) return;
     this.renderChatHeader();
-    const b = this.buddy(this.current);
+    const room = this.rooms.get(this.current);
+    const b = room ? undefined : this.buddy(this.current);
+    const lines = room ? room.lines : b!.lines;
     const list = $('messages');
     list.replaceChildren(
-      ...b.lines.map((l) => {
+      ...lines.map((l) => {
         const li = el('li', { className: `line ${l.from}` }, el('span', { className: 'text', text: l.text }), el('time', { text: l.at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) }));
         if (l.delivery) {
           li.dataset.delivery = l.delivery;
           // RFC 3428 §7: 202 means the server took it for later, not that it arrived.
-          const note = l.delivery === 'stored' ? `will be delivered when ${shortName(b.aor)} is online` : l.delivery === 'failed' ? `not delivered: ${l.failure ?? ''}` : '';
+          const note = l.delivery === 'stored' && b ? `will be delivered when ${shortName(b.aor)} is online` : l.delivery === 'failed' ? `not delivered: ${l.failure ?? ''}` : '';
           if (note) li.append(el('span', { className: 'delivery', text: note }));
         }
         return li;
@@ -442,7 +585,7 @@ class App {
 
   private renderTyping(): void {
     const t = $('typing');
-    const b = this.current ? this.buddy(this.current) : undefined;
+    const b = this.current && !this.rooms.has(this.current) ? this.buddy(this.current) : undefined;
     t.textContent = b?.composing ? `${shortName(b.aor)} is typing…` : '';
     t.hidden = !b?.composing;
   }
