@@ -41,6 +41,7 @@ import type { LocationStore } from './registrar/location-store.js';
 import { timersWallClock } from './registrar/wall-clock.js';
 import { watcherOf, type RemoteWatcher } from './presence/winfo/remote-watchers.js';
 import type { AccountNews } from './auth/security.js';
+import { RepositoryListSource } from './lists/stored-lists.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -289,6 +290,17 @@ export class SimplePresenceServer {
         subscriptionRemoved: (id) => this.presenceSink.subscriptionRemoved(id),
       },
       logger: this.log.child({ service: 'presence' }),
+      // RFC 5367 list bodies: the inflated size is capped like the body itself.
+      lists: {
+        stored: new RepositoryListSource(() => this.store?.resourceLists, this.domains),
+        // The lists SUBSCRIBEs brought, kept so their subscriptions go on after a restart (not in a cluster).
+        saved: {
+          set: async (l) => (this.cluster ? undefined : this.store?.listSubscriptions.set(l)),
+          delete: async (id) => (this.cluster ? undefined : this.store?.listSubscriptions.delete(id)),
+          all: async () => (this.store && !this.cluster ? this.store.listSubscriptions.all() : []),
+        },
+        maxListBytes: config.limits.maxBodySize['application/resource-lists+xml'] ?? config.limits.maxBodySize['*'] ?? 256 * 1024,
+      },
     });
     this.core.register(this.presence);
     this.rooms.onChange((uri, ended) => {

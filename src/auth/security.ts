@@ -136,7 +136,10 @@ export class ServerSecurity {
         domain: this.config.sip.domain,
         realm: this.realm,
         database: options.store.db,
+        lists: options.store.resourceLists,
+        maxListMembers: this.config.presence.maxListMembers ?? 1000,
         effects: {
+          listChanged: (uri) => options.presence.lists.storedListChanged(uri),
           rulesChanged: async (p, w) => (await Promise.all([options.news?.rulesChanged(p, w), options.presence.rulesChanged(p, w)]))[1],
           accountDeleted: async (aor) => (await Promise.all([options.news?.accountChanged(aor, true), endAccount(aor, options.presence, options.location)]))[1],
           ...(options.news ? { accountChanged: (aor: string) => options.news!.accountChanged(aor, false) } : {}),

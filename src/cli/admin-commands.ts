@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../config/config.js';
 import { ControlClient, NoServerError } from '../control/control-client.js';
 import { CONTROL_SOCKET } from '../control/control-protocol.js';
 import { AdminError, StoreAdminOperations, type AdminOperations, type RuleInfo, type UserInfo } from '../control/operations.js';
+import type { StoredListEntry, StoredListInfo } from '../lists/stored-lists.js';
 import { PresenceRuleStore } from '../presence/rules/rule-store.js';
 import { RULE_ACTIONS, type RuleAction } from '../presence/rules/rule-types.js';
 import { dataDirHolder, openStore } from '../store/index.js';
@@ -19,6 +20,10 @@ export const ADMIN_USAGE = `  simple-presence user add USER [--password P] [--di
                                                                     USER's rule about WATCHER (bob, bob@host, *@host, *)
   simple-presence rules list USER                                   USER's rules
   simple-presence rules del USER WATCHER                            delete a rule
+  simple-presence lists show USER [NAME]                            USER's buddy lists (served at sip:USER+NAME@domain)
+  simple-presence lists set USER NAME [URI...] [--display-name N]   create or replace a list (Blink's is NAME=presence)
+  simple-presence lists add|remove USER NAME URI...                 add or remove members (bob, bob@host, sip:bob@host)
+  simple-presence lists del USER NAME                               delete a list
   (all take --config FILE; they go through the running server's control socket in
    store.dataDir, or open the store themselves when no server runs; a server still starting
    is waited for, --wait SECONDS, default 10)`;
@@ -37,8 +42,8 @@ export const PROCESS_IO: AdminIo = {
   readPassword: (prompt) => readPassword(prompt),
 };
 
-/** `simple-presence user ...` and `simple-presence rules ...`: exit code. */
-export async function adminCommand(kind: 'user' | 'rules', args: string[], io: AdminIo = PROCESS_IO): Promise<number> {
+/** `simple-presence user ...`, `simple-presence rules ...` and `simple-presence lists ...`: exit code. */
+export async function adminCommand(kind: 'user' | 'rules' | 'lists', args: string[], io: AdminIo = PROCESS_IO): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -101,6 +106,12 @@ export async function adminCommand(kind: 'user' | 'rules', args: string[], io: A
         };
         break;
     }
+  } else if (kind === 'lists') {
+    run = listsCommand(sub, rest, values['display-name'], io);
+    if (run === undefined && (sub === 'show' || sub === 'set' || sub === 'add' || sub === 'remove' || sub === 'del')) {
+      io.err(`simple-presence lists ${sub}: expected ${sub === 'show' ? 'USER [NAME]' : sub === 'set' ? 'USER NAME [URI...]' : sub === 'del' ? 'USER NAME' : 'USER NAME URI...'}\n${ADMIN_USAGE}`);
+      return 2;
+    }
   } else {
     if (sub !== undefined && (RULE_ACTIONS as readonly string[]).includes(sub)) {
       if (!need(2, 'USER WATCHER')) return 2;
@@ -143,6 +154,58 @@ export async function adminCommand(kind: 'user' | 'rules', args: string[], io: A
   }
 }
 
+/** What `simple-presence lists SUB ...` does, or undefined for a wrong count of arguments or an unknown SUB. */
+function listsCommand(sub: string | undefined, rest: readonly string[], displayName: string | undefined, io: AdminIo): ((ops: AdminOperations) => Promise<void>) | undefined {
+  const [user, name, ...uris] = rest;
+  const changed = (affected: number): string => (affected > 0 ? `  (${affected} list subscription${affected === 1 ? '' : 's'} notified)` : '');
+  switch (sub) {
+    case 'show':
+      if (user === undefined || rest.length > 2) return undefined;
+      return async (ops) => {
+        const lists = (await ops.listLists(user)).filter((l) => name === undefined || l.name === name);
+        if (name !== undefined && lists.length === 0) throw new AdminError('not-found', `no list ${name} of ${user}`);
+        for (const l of lists) for (const line of listLines(l)) io.out(line);
+      };
+    case 'set':
+      if (user === undefined || name === undefined) return undefined;
+      return async (ops) => {
+        const { list, affected } = await ops.setList({ owner: user, name, ...(displayName !== undefined ? { displayName } : {}), entries: uris.map((uri) => ({ uri })) });
+        io.out(`${list.uri}: ${list.entries.length} member${list.entries.length === 1 ? '' : 's'}${changed(affected)}`);
+      };
+    case 'add':
+    case 'remove':
+      if (user === undefined || name === undefined || uris.length === 0) return undefined;
+      return async (ops) => {
+        const current = (await ops.listLists(user)).find((l) => l.name === name);
+        if (!current && sub === 'remove') throw new AdminError('not-found', `no list ${name} of ${user}`);
+        let entries: StoredListEntry[] = [...(current?.entries ?? [])];
+        if (sub === 'add') entries.push(...uris.map((uri) => ({ uri })));
+        else {
+          // The operations name members canonically; compare what they would store.
+          const gone = new Set(uris.map((u) => u.replace(/^sips?:/i, '')));
+          entries = entries.filter((e) => {
+            const bare = e.uri.replace(/^sips?:/i, '');
+            return !gone.has(bare) && !gone.has(bare.split('@')[0]!);
+          });
+        }
+        const { list, affected } = await ops.setList({ owner: user, name, ...((displayName ?? current?.displayName) !== undefined ? { displayName: (displayName ?? current?.displayName)! } : {}), entries });
+        io.out(`${list.uri}: ${list.entries.length} member${list.entries.length === 1 ? '' : 's'}${changed(affected)}`);
+      };
+    case 'del':
+      if (user === undefined || name === undefined || uris.length > 0) return undefined;
+      return async (ops) => {
+        const { affected } = await ops.deleteList(user, name);
+        io.out(`list deleted${changed(affected)}`);
+      };
+    default:
+      return undefined;
+  }
+}
+
+function listLines(l: StoredListInfo): string[] {
+  return [`${l.uri}${l.displayName !== undefined ? ` "${l.displayName}"` : ''}`, ...l.entries.map((e) => `  ${e.uri}${e.displayName !== undefined ? ` "${e.displayName}"` : ''}`)];
+}
+
 /**
  * The running server's operations through its control socket, so a change takes effect at
  * once; the store itself when no server runs (the embedded store is one process's at a time).
@@ -174,6 +237,8 @@ export async function withOperations(
         accounts: store.accounts,
         rules: new PresenceRuleStore(store.db),
         database: store.db,
+        lists: store.resourceLists,
+        maxListMembers: config.presence?.maxListMembers ?? 1000,
         domain: config.sip.domain,
         realm: config.auth?.realm ?? config.sip.domain,
         logger: log,

@@ -24,6 +24,8 @@ export function isClientCommand(c: string | undefined): c is ClientCommand {
 export const CLIENT_USAGE = `Client commands (talk to a running server over SIP):
   simple-presence publish --user alice [--status away] [--note TEXT]   publish presence until stopped
   simple-presence watch --user carol bob [dave ...] [--watchers]        a live table of their presence
+  simple-presence watch --user carol --list presence                     one list subscription (RFC 4662) to sip:carol+presence@domain
+  simple-presence watch --user carol --list rls bob dave                 the list in the SUBSCRIBE (RFC 5367) to sip:rls@domain
   simple-presence watch --user carol --event dialog|message-summary|reg [bob ...]
                                                                         busy lamp, message waiting or registrations
                                                                         (of carol herself when no one is named)
@@ -85,7 +87,7 @@ export async function runClientCommand(command: ClientCommand, args: string[], i
     const extra: ParseArgsConfig['options'] = command === 'publish'
       ? { status: { type: 'string' }, note: { type: 'string' }, activity: { type: 'string', multiple: true }, pidf: { type: 'string' } }
       : command === 'watch'
-        ? { watchers: { type: 'boolean' }, event: { type: 'string' } }
+        ? { watchers: { type: 'boolean' }, event: { type: 'string' }, list: { type: 'string' } }
         : command === 'room'
           ? { persistent: { type: 'boolean' } }
           : {};
@@ -103,7 +105,7 @@ export async function runClientCommand(command: ClientCommand, args: string[], i
         return await room(ua, positionals, v.persistent === true, io);
       default:
         if (typeof v.event === 'string' && v.event !== 'presence') return await watchEvent(ua, v.event, positionals, io);
-        return await watch(ua, positionals, v.watchers === true, io);
+        return await watch(ua, positionals, v.watchers === true, io, typeof v.list === 'string' ? v.list : undefined);
     }
   } catch (err) {
     if (err instanceof StoppedError) return 130;
@@ -284,8 +286,8 @@ interface Row {
   since: Date;
 }
 
-async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: CommandIo): Promise<number> {
-  if (targets.length === 0 && !watchers) throw new UsageError('usage: simple-presence watch --user ME WHO [WHO ...] [--watchers]');
+async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: CommandIo, list?: string): Promise<number> {
+  if (targets.length === 0 && !watchers && list === undefined) throw new UsageError('usage: simple-presence watch --user ME WHO [WHO ...] [--watchers] [--list NAME|RLS]');
   const wua = new WatcherUserAgent(ua);
   const rows = new Map<string, Row>();
   let closing = false;
@@ -323,7 +325,11 @@ async function watch(ua: UserAgent, targets: string[], watchers: boolean, io: Co
   // One refused target (unknown user, blocked) does not stop the others; a wrong password or
   // an absent server stops the command, since every other target would fail the same way.
   let watching = 0;
-  const all = [...targets.map((t) => () => wua.watch(t)), ...(watchers ? [() => wua.watchWatchers()] : [])];
+  // --list: one list subscription, stored (no WHO) or carried in the SUBSCRIBE (the WHOs) to the RLS.
+  const all =
+    list !== undefined
+      ? [() => wua.watchList(list, targets.length > 0 ? targets : undefined), ...(watchers ? [() => wua.watchWatchers()] : [])]
+      : [...targets.map((t) => () => wua.watch(t)), ...(watchers ? [() => wua.watchWatchers()] : [])];
   for (const start of all) {
     try {
       await firstAnswer(ua, io, start());

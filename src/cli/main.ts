@@ -111,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
       return dbCommand(rest);
     case 'user':
     case 'rules':
+    case 'lists':
       return adminCommand(command, rest);
     case 'status':
       return statusCommand(rest);

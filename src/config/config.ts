@@ -58,6 +58,10 @@ export interface Config {
     maxPublicationsPerPresentity: number;
     maxSubscriptionsPerWatcher: number;
     maxDocumentBytes: number;
+    /** User part of the resource list server's address for request-contained lists (RFC 5367): sip:<rlsUser>@<domain>. */
+    rlsUser?: string;
+    /** Most members (entries and nested lists) of one resource list (RFC 4662); a larger list is refused with 413. */
+    maxListMembers?: number;
     /** PIDF documents of PUBLISHes parsed on a worker thread (another core), not the SIP thread. */
     parseThread?: boolean;
   };

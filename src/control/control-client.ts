@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { MAX_CONTROL_LINE, type ControlOp, type ControlRequest, type ControlResponse } from './control-protocol.js';
-import { AdminError, type AdminErrorCode, type AdminOperations, type RuleInfo, type RuleInput, type UserInfo } from './operations.js';
+import { AdminError, type AdminErrorCode, type AdminOperations, type ListInput, type RuleInfo, type RuleInput, type UserInfo } from './operations.js';
+import type { StoredListInfo } from '../lists/stored-lists.js';
 
 /** No server listens on the control socket (the CLI then opens the store itself). */
 export class NoServerError extends Error {
@@ -78,6 +79,18 @@ export class ControlClient implements AdminOperations {
 
   exportTo(file: string): Promise<{ file: string; rows: number }> {
     return this.call('db.export', { file }) as Promise<{ file: string; rows: number }>;
+  }
+
+  listLists(owner: string): Promise<StoredListInfo[]> {
+    return this.call('lists.list', { owner }) as Promise<StoredListInfo[]>;
+  }
+
+  setList(input: ListInput): Promise<{ list: StoredListInfo; affected: number }> {
+    return this.call('lists.set', { ...input }) as Promise<{ list: StoredListInfo; affected: number }>;
+  }
+
+  deleteList(owner: string, name: string): Promise<{ affected: number }> {
+    return this.call('lists.del', { owner, name }) as Promise<{ affected: number }>;
   }
 
   private call(op: ControlOp, args: Record<string, unknown>): Promise<unknown> {

@@ -1,5 +1,6 @@
 import { AdminError, type AdminOperations } from './operations.js';
 import { RULE_ACTIONS, type RuleAction, type Transformations } from '../presence/rules/rule-types.js';
+import type { StoredListEntry } from '../lists/stored-lists.js';
 
 /**
  * The local control channel (a unix socket in the data directory, like kamcmd's for
@@ -11,7 +12,7 @@ export const CONTROL_SOCKET = 'control.sock';
 /** A request line longer than this closes the connection. */
 export const MAX_CONTROL_LINE = 64 * 1024;
 
-export type ControlOp = 'users.list' | 'users.add' | 'users.passwd' | 'users.del' | 'rules.list' | 'rules.set' | 'rules.del' | 'db.backup' | 'db.export';
+export type ControlOp = 'users.list' | 'users.add' | 'users.passwd' | 'users.del' | 'rules.list' | 'rules.set' | 'rules.del' | 'db.backup' | 'db.export' | 'lists.list' | 'lists.set' | 'lists.del';
 
 export interface ControlRequest {
   readonly id: number;
@@ -49,6 +50,16 @@ function transformations(v: unknown): Partial<Transformations> {
   return out;
 }
 
+function listEntries(v: unknown): StoredListEntry[] {
+  if (!Array.isArray(v)) throw new AdminError('invalid', '"entries" must be a list');
+  return v.map((e: unknown) => {
+    if (typeof e !== 'object' || e === null) throw new AdminError('invalid', 'an entry must be an object');
+    const o = e as Record<string, unknown>;
+    const displayName = optStr(o, 'displayName');
+    return { uri: str(o, 'uri'), ...(displayName !== undefined ? { displayName } : {}) };
+  });
+}
+
 /** Runs one control request on the operations (the same calls the HTTP API makes). */
 export async function runControlOp(ops: AdminOperations, op: string, args: Record<string, unknown>): Promise<unknown> {
   switch (op) {
@@ -79,6 +90,14 @@ export async function runControlOp(ops: AdminOperations, op: string, args: Recor
       return ops.backup(str(args, 'file'));
     case 'db.export':
       return ops.exportTo(str(args, 'file'));
+    case 'lists.list':
+      return ops.listLists(str(args, 'owner'));
+    case 'lists.set': {
+      const displayName = optStr(args, 'displayName');
+      return ops.setList({ owner: str(args, 'owner'), name: str(args, 'name'), ...(displayName !== undefined ? { displayName } : {}), entries: listEntries(args.entries) });
+    }
+    case 'lists.del':
+      return ops.deleteList(str(args, 'owner'), str(args, 'name'));
     default:
       throw new AdminError('invalid', `unknown operation "${op}"`);
   }

@@ -11,6 +11,9 @@ import { XcapDocumentRepository } from '../store/repositories/xcap-documents.js'
 import { ANY_WATCHER } from '../presence/rules/rule-matching.js';
 import type { PresenceRuleStore } from '../presence/rules/rule-store.js';
 import { NO_TRANSFORMATIONS, RULE_ACTIONS, type RuleAction, type Transformations } from '../presence/rules/rule-types.js';
+import type { ResourceListRepository } from '../store/repositories/resource-lists.js';
+import { entryKey } from '../lists/resource-lists.js';
+import { LIST_NAME_RE, listDocument, listInfo, listUri, type StoredListEntry, type StoredListInfo } from '../lists/stored-lists.js';
 
 /**
  * The administrative operations, one module for every front end: the CLI (through the
@@ -42,6 +45,19 @@ export interface AdminOperations {
   backup(file: string): Promise<{ readonly file: string; readonly bytes: number }>;
   /** Writes the whole store as JSON lines to `file` (absolute; must not exist): src/store/transfer.ts. */
   exportTo(file: string): Promise<{ readonly file: string; readonly rows: number }>;
+  /** A user's stored resource lists (RFC 4826), each with the URI it is served at. */
+  listLists(owner: string): Promise<StoredListInfo[]>;
+  /** Creates or replaces a list; live subscriptions to it get its new full state (`affected` of them). */
+  setList(input: ListInput): Promise<{ readonly list: StoredListInfo; readonly affected: number }>;
+  /** AdminError 'not-found' when there was no such list. Its live subscriptions end (noresource), unless it is `presence`. */
+  deleteList(owner: string, name: string): Promise<{ readonly affected: number }>;
+}
+
+export interface ListInput {
+  readonly owner: string;
+  readonly name: string;
+  readonly displayName?: string;
+  readonly entries: readonly StoredListEntry[];
 }
 
 export interface UserInfo {
@@ -93,6 +109,8 @@ export interface RuleEffects {
   accountDeleted?(aor: string): Promise<number> | number;
   /** An account was added or its password changed (a cluster tells the other servers' caches). */
   accountChanged?(aor: string): void | Promise<void>;
+  /** A stored list changed or went (its list URI): live list subscriptions follow; how many. */
+  listChanged?(uri: string): Promise<number> | number;
 }
 
 export interface StoreAdminOptions {
@@ -106,6 +124,10 @@ export interface StoreAdminOptions {
   readonly logger?: Logger;
   /** The store's database (db backup, db export). */
   readonly database?: Database;
+  /** Users' stored lists; list operations are 'unavailable' without. */
+  readonly lists?: ResourceListRepository;
+  /** presence.maxListMembers: most entries of a stored list. */
+  readonly maxListMembers?: number;
 }
 
 /** A file the server writes for the CLI: named absolutely (the CLI's working directory is not the server's). */
@@ -194,6 +216,7 @@ export class StoreAdminOperations implements AdminOperations {
     await this.options.rules.deleteUser(aor);
     // Its XCAP documents (pres-rules copies, hard state) go too.
     if (this.options.database) await new XcapDocumentRepository(this.options.database).deleteOwner(aor);
+    await this.options.lists?.deleteOwner(aor);
     // Deleted means gone now, not when its registrations and subscriptions run out.
     const ended = (await this.options.effects?.accountDeleted?.(aor)) ?? 0;
     this.options.logger?.info({ user, ended }, 'account deleted');
@@ -229,6 +252,77 @@ export class StoreAdminOperations implements AdminOperations {
     const affected = await this.apply(p, w);
     this.options.logger?.info({ presentity: p, watcher: w, affected }, 'presence rule deleted');
     return { affected };
+  }
+
+  async listLists(owner: string): Promise<StoredListInfo[]> {
+    return (await this.listRepository().listFor(this.presentity(owner))).map(listInfo);
+  }
+
+  async setList(input: ListInput): Promise<{ list: StoredListInfo; affected: number }> {
+    const owner = this.presentity(input.owner);
+    const name = listName(input.name);
+    if (input.displayName !== undefined && (typeof input.displayName !== 'string' || input.displayName.length > MAX_DISPLAY_NAME || /[\r\n\0]/.test(input.displayName))) {
+      throw new AdminError('invalid', 'display name too long or with line breaks');
+    }
+    if (!Array.isArray(input.entries)) throw new AdminError('invalid', 'entries must be a list');
+    const max = this.options.maxListMembers ?? 1000;
+    if (input.entries.length > max) throw new AdminError('invalid', `more than ${max} entries (presence.maxListMembers)`);
+    const seen = new Set<string>();
+    const entries: StoredListEntry[] = [];
+    for (const e of input.entries) {
+      const uri = this.entryUri(e?.uri);
+      const dn = e?.displayName;
+      if (dn !== undefined && (typeof dn !== 'string' || dn.length > MAX_DISPLAY_NAME || /[\r\n\0]/.test(dn))) throw new AdminError('invalid', `bad display name for ${uri}`);
+      // RFC 4826 §3.4.1: one entry a URI; a repeated one is dropped.
+      const key = entryKey(uri);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      entries.push({ uri, ...(dn !== undefined && dn !== '' ? { displayName: dn } : {}) });
+    }
+    const displayName = input.displayName !== undefined && input.displayName !== '' ? input.displayName : undefined;
+    await this.listRepository().set({ owner, name, ...(displayName !== undefined ? { displayName } : {}), document: listDocument(name, entries, displayName) });
+    const uri = listUri(owner, name);
+    const affected = await this.listApplied(uri);
+    this.options.logger?.info({ owner, list: name, entries: entries.length, affected }, 'resource list set');
+    return { list: { owner, name, uri, ...(displayName !== undefined ? { displayName } : {}), entries }, affected };
+  }
+
+  async deleteList(owner: string, name: string): Promise<{ affected: number }> {
+    const o = this.presentity(owner);
+    const n = listName(name);
+    if (!(await this.listRepository().delete(o, n))) throw new AdminError('not-found', `no list ${n} of ${o}`);
+    const affected = await this.listApplied(listUri(o, n));
+    this.options.logger?.info({ owner: o, list: n, affected }, 'resource list deleted');
+    return { affected };
+  }
+
+  private listRepository(): ResourceListRepository {
+    if (!this.options.lists) throw new AdminError('unavailable', 'stored lists need the store');
+    return this.options.lists;
+  }
+
+  private async listApplied(uri: string): Promise<number> {
+    try {
+      return (await this.options.effects?.listChanged?.(uri)) ?? 0;
+    } catch (err) {
+      // The list is stored: the next list SUBSCRIBE gets it even when live state could not follow.
+      this.options.logger?.error({ err, uri }, 'live list subscriptions not updated');
+      return 0;
+    }
+  }
+
+  /** A list entry: a SIP URI of anyone (bob, bob@example.org or sip:bob@example.org), or a tel URI. */
+  private entryUri(value: unknown): string {
+    const v = typeof value === 'string' ? value.trim() : '';
+    if (/^tel:\+?[0-9A-Fa-f*#().-]{1,32}$/i.test(v)) return v;
+    if (v.length > 320 || /[\s<>"]/.test(v)) throw new AdminError('invalid', `bad entry "${String(value).slice(0, 64)}"`);
+    const bare = v.replace(/^sips?:/i, '');
+    const at = bare.indexOf('@');
+    if (at < 0) return this.aor(this.username(bare));
+    const user = bare.slice(0, at);
+    const host = bare.slice(at + 1).toLowerCase();
+    if (!USERNAME_RE.test(user) || !DOMAIN_RE.test(host)) throw new AdminError('invalid', `bad entry "${v.slice(0, 64)}"`);
+    return `sip:${user}@${host}`;
   }
 
   private async apply(presentity: string, watcher: string): Promise<number> {
@@ -280,6 +374,11 @@ export class StoreAdminOperations implements AdminOperations {
     if (!USERNAME_RE.test(user) || !DOMAIN_RE.test(host)) throw new AdminError('invalid', `bad watcher "${name}"`);
     return `sip:${user}@${host}`;
   }
+}
+
+function listName(name: unknown): string {
+  if (typeof name !== 'string' || !LIST_NAME_RE.test(name)) throw new AdminError('invalid', 'list name: 1 to 64 letters, digits and . _ ~ -');
+  return name;
 }
 
 function checkPassword(password: unknown): asserts password is string {

@@ -82,6 +82,25 @@ export function registerAccountRoutes(router: Router, operations: () => AdminOpe
     const { affected } = await operation(() => ops().deleteRule(ctx.params.user!, ctx.params.watcher!));
     return { json: { deleted: true, affected } };
   });
+
+  router.get('/api/users/:user/lists', async (ctx) => ({ json: await operation(() => ops().listLists(ctx.params.user!)) }));
+  router.put('/api/users/:user/lists/:name', async (ctx) => setList(ops(), ctx.params.user!, ctx.params.name!, await ctx.body<ListSetBody>('list-set')));
+  router.delete('/api/users/:user/lists/:name', async (ctx) => {
+    const { affected } = await operation(() => ops().deleteList(ctx.params.user!, ctx.params.name!));
+    return { json: { deleted: true, affected } };
+  });
+}
+
+/** The body of a list PUT (schemas/http/list-set.schema.json). */
+export interface ListSetBody {
+  readonly displayName?: string;
+  readonly entries: ReadonlyArray<{ readonly uri: string; readonly displayName?: string }>;
+}
+
+/** Creates or replaces one stored list; the answer says how many live list subscriptions got its new state. */
+export async function setList(ops: AdminOperations, owner: string, name: string, body: ListSetBody): Promise<RouteResult> {
+  const { list, affected } = await operation(() => ops.setList({ owner, name, ...(body.displayName !== undefined ? { displayName: body.displayName } : {}), entries: body.entries }));
+  return { json: { list, affected } };
 }
 
 /** Creates or replaces one rule; the answer says how many live subscriptions changed. */

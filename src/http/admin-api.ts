@@ -54,7 +54,8 @@ export function registerStateRoutes(router: Router, server: SimplePresenceServer
 
   router.get('/api/status', () => {
     const subscriptions: Record<string, number> = {};
-    for (const s of server.presence.subscriptions.list()) subscriptions[s.status] = (subscriptions[s.status] ?? 0) + 1;
+    // List subscriptions (RFC 4662) count as the subscriptions they are.
+    for (const s of [...server.presence.subscriptions.list(), ...server.presence.lists.subscriptions.list()]) subscriptions[s.status] = (subscriptions[s.status] ?? 0) + 1;
     const store = server.store;
     return {
       json: {

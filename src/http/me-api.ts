@@ -5,7 +5,7 @@ import { FailureTracker } from '../auth/failure-tracker.js';
 import type { AdminOperations } from '../control/operations.js';
 import type { AccountRecord } from '../store/records.js';
 import type { WallClock } from '../util/timers.js';
-import { operation, setRule, type RuleSetBody } from './accounts-api.js';
+import { operation, setList, setRule, type ListSetBody, type RuleSetBody } from './accounts-api.js';
 import type { RoomService } from '../messaging/rooms/room-service.js';
 import { registerMeRoomRoutes } from './rooms-api.js';
 import { HttpError, type RouteContext, type Router } from './router.js';
@@ -68,6 +68,20 @@ export function registerMeRoutes(router: Router, options: MeApiOptions): void {
   router.delete('/api/me/rules/:watcher', async (ctx) => {
     const user = await authenticate(ctx);
     const { affected } = await operation(() => ops().deleteRule(user, ctx.params.watcher!));
+    return { json: { deleted: true, affected } };
+  });
+  // The user's own buddy lists (RFC 4826), each served at sip:<user>+<name>@<domain>.
+  router.get('/api/me/lists', async (ctx) => {
+    const user = await authenticate(ctx);
+    return { json: await operation(() => ops().listLists(user)) };
+  });
+  router.put('/api/me/lists/:name', async (ctx) => {
+    const user = await authenticate(ctx);
+    return setList(ops(), user, ctx.params.name!, await ctx.body<ListSetBody>('list-set'));
+  });
+  router.delete('/api/me/lists/:name', async (ctx) => {
+    const user = await authenticate(ctx);
+    const { affected } = await operation(() => ops().deleteList(user, ctx.params.name!));
     return { json: { deleted: true, affected } };
   });
   const rooms = options.rooms;

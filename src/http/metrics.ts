@@ -111,7 +111,8 @@ export class ServerMetrics {
       collect() {
         this.reset();
         for (const event of server.presence.eventPackages) for (const state of SUBSCRIPTION_STATES) this.set({ event, state }, 0);
-        for (const s of server.presence.subscriptions.list()) this.inc({ event: s.eventPackage, state: s.status });
+        // List subscriptions (RFC 4662) are presence subscriptions too.
+        for (const s of [...server.presence.subscriptions.list(), ...server.presence.lists.subscriptions.list()]) this.inc({ event: s.eventPackage, state: s.status });
       },
     });
     // Issue 22: each copy a room or the URI-list service sent, by how it ended.

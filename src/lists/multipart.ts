@@ -21,15 +21,20 @@ export interface MultipartBody {
   readonly body: Buffer;
 }
 
-/** Builds a multipart/related body whose root (`start`) is the first part, of type `rootType`. */
-export function buildMultipartRelated(parts: readonly BodyPart[], rootType: string): MultipartBody {
+/**
+ * Builds a multipart/related body whose root (`start`) is the first part, of type `rootType`.
+ * `bareContentIds` writes Content-ID values without their angle brackets (RFC 2392 wants
+ * them): liblinphone compares the header's raw value with the RLMI `cid`, and Flexisip, the
+ * RLS it is made with, writes them bare.
+ */
+export function buildMultipartRelated(parts: readonly BodyPart[], rootType: string, bareContentIds = false): MultipartBody {
   let boundary = randomToken(16);
   // RFC 2046 §5.1.1: the boundary must not occur in the encapsulated parts.
   while (parts.some((p) => p.body.includes(boundary))) boundary = randomToken(20);
   const chunks: Buffer[] = [];
   for (const p of parts) {
     chunks.push(
-      Buffer.from(`--${boundary}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <${p.contentId}>\r\nContent-Type: ${p.contentType}\r\n\r\n`, 'utf8'),
+      Buffer.from(`--${boundary}\r\nContent-Transfer-Encoding: binary\r\nContent-ID: ${bareContentIds ? p.contentId : `<${p.contentId}>`}\r\nContent-Type: ${p.contentType}\r\n\r\n`, 'utf8'),
       p.body,
       Buffer.from('\r\n', 'latin1'),
     );

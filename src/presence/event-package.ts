@@ -18,6 +18,8 @@ export interface NotifyBody {
   readonly contentType: string;
   /** Shared bytes: never written to. */
   readonly body: Buffer;
+  /** More headers of the NOTIFY (RFC 4662 §5.2 Require: eventlist, Content-Encoding...). */
+  readonly headers?: ReadonlyArray<readonly [string, string]>;
 }
 
 /** Something that happened to a subscription, as watcher information tells it (RFC 3857 §3.3). */

@@ -163,6 +163,7 @@ export class Notifier {
       headers: [
         ['Event', sub.eventHeader],
         ['Subscription-State', sub.stateHeader(this.wallClock.nowMs())],
+        ...(body?.headers ?? []),
       ],
       body: body?.body,
       contentType: body?.contentType,

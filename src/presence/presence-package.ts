@@ -1,7 +1,7 @@
 import type { PresenceAuthorizer } from './authorizer.js';
 import type { EventPackage, NotifyBody, PackageHost, SubscribeAttempt, SubscriptionDecision } from './event-package.js';
 import { PIDF_CONTENT_TYPE, type PresenceDocuments } from './presence-documents.js';
-import type { Subscription } from './subscription.js';
+import type { Subscription, SubscriptionView } from './subscription.js';
 
 /**
  * The presence event package (RFC 3856): NOTIFY bodies are the presentity's composed PIDF
@@ -30,8 +30,12 @@ export class PresencePackage implements EventPackage {
     // A final NOTIFY carries the state only when the subscription simply ran out (fetch,
     // unsubscribe, expiry: RFC 6665 §4.4.3); after a rejection or deactivation it says nothing.
     if (sub.status === 'terminated' && sub.reason !== 'timeout') return undefined;
-    const body = sub.view === 'polite-block' ? this.documents.neutral(sub.resource) : this.documents.full(sub.resource);
-    return { contentType: PIDF_CONTENT_TYPE, body };
+    return { contentType: PIDF_CONTENT_TYPE, body: this.viewDocument(sub.watcher, sub.resource, sub.view) };
+  }
+
+  /** The document `watcher` is shown of `presentity` in `view` (the RLS asks it for list members too). */
+  viewDocument(_watcher: string, presentity: string, view: SubscriptionView): Buffer {
+    return view === 'polite-block' ? this.documents.neutral(presentity) : this.documents.full(presentity);
   }
 
   /** The presentity's composed document changed: every active watcher hears of it. */

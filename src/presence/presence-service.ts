@@ -27,8 +27,13 @@ import type { PublicationRecord } from './publication.js';
 import type { SubscriptionRecord, TerminationReason } from './subscription.js';
 import { SubscriptionManager, type SubscriptionFilter } from './subscriptions.js';
 import { WatcherInfoPackage } from './winfo/winfo-package.js';
+import { EVENTLIST, RECIPIENT_LIST_SUBSCRIBE, ResourceListServer, type SavedLists, type StoredListSource } from '../lists/resource-list-server.js';
+import { DEFAULT_MAX_LIST_BYTES } from '../lists/resource-lists.js';
 
 export type PresenceSettings = Config['presence'];
+
+/** List subscriptions one watcher may hold (a client has one a friend list; Linphone and Blink one in all). */
+export const MAX_LIST_SUBSCRIPTIONS_PER_WATCHER = 32;
 
 export interface PresenceServiceOptions {
   readonly domains: LocalDomains;
@@ -59,6 +64,8 @@ export interface PresenceServiceOptions {
   readonly publishedPackages?: readonly (EventPackage & PublishedPackage)[];
   readonly wallClock?: WallClock;
   readonly logger?: Logger;
+  /** Resource lists (RFC 4662 RLS): users' stored lists, and the largest list body (inflated). */
+  readonly lists?: { readonly stored?: StoredListSource; readonly saved?: SavedLists; readonly maxListBytes?: number };
 }
 
 /** What the admin API shows of a presentity. */
@@ -105,6 +112,8 @@ export interface SubscriptionInfo {
 export class PresenceService implements SipService {
   readonly name = 'presence';
   readonly methods = ['PUBLISH', 'SUBSCRIBE', 'NOTIFY'] as const;
+  /** RFC 4662 §5.1 and RFC 5367 §3 option tags (list subscriptions). */
+  readonly supported = [EVENTLIST, RECIPIENT_LIST_SUBSCRIBE] as const;
   /** Bodies we take in requests (PUBLISH). */
   readonly accept: readonly string[];
   readonly documents: PresenceDocuments;
@@ -114,6 +123,8 @@ export class PresenceService implements SipService {
   readonly watcherInfo: WatcherInfoPackage;
   /** RFC 4235 busy lamp. */
   readonly dialog: DialogPackage;
+  /** RFC 4662 resource list server: list subscriptions (RFC 5367 bodies, stored lists). */
+  readonly lists: ResourceListServer;
   /** Packages whose watchers the presentity's rules decide (approve, block, polite-block). */
   private readonly ruled: readonly string[];
   /** The event package of each body type PUBLISH takes. */
@@ -158,7 +169,8 @@ export class PresenceService implements SipService {
       authorizer instanceof RulesPresenceAuthorizer
         ? new TransformingPresencePackage(this.documents, subscribeAuthorizer, (w, p) => authorizer.transformationsFor(w, p))
         : new PresencePackage(this.documents, subscribeAuthorizer);
-    this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name, undefined, options.remoteWatchers);
+    // Watchers of other nodes (a cluster) and list subscriptions' members (RFC 4662) are listed too.
+    this.watcherInfo = new WatcherInfoPackage(wallClock, this.presence.name, undefined, withListWatchers(options.remoteWatchers, () => this.lists));
     // RFC 4235 §3.6: a user's dialogs are shown under the same rules as its presence.
     this.dialog = new DialogPackage({
       authorize: (a) => subscribeAuthorizer.decideSubscription(a.watcher, a.resource),
@@ -166,6 +178,24 @@ export class PresenceService implements SipService {
       maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY),
     });
     this.ruled = [this.presence.name, this.dialog.name];
+    const contactFor = (flow: Flow): string => contactUri(flow, options.hostFor?.(flow) ?? localHost(flow, options.domains.primary));
+    this.lists = new ResourceListServer({
+      domains: options.domains,
+      timers: options.timers,
+      wallClock,
+      // A list subscription holds up to maxListMembers back-end ones: a watcher gets a few, not maxSubscriptionsPerWatcher.
+      settings: { ...s, maxSubscriptionsPerWatcher: Math.min(s.maxSubscriptionsPerWatcher, MAX_LIST_SUBSCRIPTIONS_PER_WATCHER), rlsUser: s.rlsUser ?? 'rls', maxListMembers: s.maxListMembers ?? 1000 },
+      maxListBytes: options.lists?.maxListBytes ?? DEFAULT_MAX_LIST_BYTES,
+      maxNotifyBodyBytes: options.maxNotifyBodyBytes ?? 61_440,
+      transactions: options.transactions,
+      contactFor,
+      authorizer: subscribeAuthorizer,
+      memberDocument: (w, p, view) => this.presence.viewDocument(w, p, view),
+      ...(options.lists?.stored ? { stored: options.lists.stored } : {}),
+      ...(options.lists?.saved ? { saved: options.lists.saved } : {}),
+      sink,
+      logger: options.logger,
+    });
     const published = [this.dialog, ...(options.publishedPackages ?? [])];
     this.accept = [PIDF_CONTENT_TYPE, ...published.map((p) => p.contentType)];
     this.publishedByType = new Map([[PIDF_CONTENT_TYPE, this.presence.name], ...published.map((p): [string, string] => [p.contentType, p.name])]);
@@ -186,8 +216,14 @@ export class PresenceService implements SipService {
       documents: this.documents,
       sink,
       users: options.users,
-      onStateChanged: (presentity) => this.presence.stateChanged(presentity),
-      watched: (presentity) => this.subscriptions.hasSubscriptionsTo(this.presence.name, presentity) || stateful.some((p) => this.subscriptions.hasSubscriptionsTo(p, presentity)),
+      onStateChanged: (presentity) => {
+        this.presence.stateChanged(presentity);
+        this.lists.memberChanged(presentity);
+      },
+      watched: (presentity) =>
+        this.subscriptions.hasSubscriptionsTo(this.presence.name, presentity) ||
+        this.lists.watches(presentity) ||
+        stateful.some((p) => this.subscriptions.hasSubscriptionsTo(p, presentity)),
       published,
       logger: options.logger,
     });
@@ -210,10 +246,16 @@ export class PresenceService implements SipService {
           ctx.reply(403, 'From Is Not The Authenticated User');
           return;
         }
-        return this.subscriptions.handleSubscribe(ctx);
+        return this.subscribe(ctx);
       default:
         ctx.reply(481, 'Subscription Does Not Exist');
     }
+  }
+
+  /** A list subscription (RFC 4662) goes to the RLS, any other to the event packages. */
+  private subscribe(ctx: RequestContext): Promise<void> {
+    if (!this.lists.claims(ctx.request)) return this.subscriptions.handleSubscribe(ctx);
+    return this.lists.handle(ctx).then((taken) => (taken ? undefined : this.subscriptions.handleSubscribe(ctx)));
   }
 
   // ---- persistence ------------------------------------------------------------------
@@ -223,16 +265,34 @@ export class PresenceService implements SipService {
    * composed state). Records past their expiry are dropped and reported removed.
    */
   restore(publications: readonly PublicationRecord[], subscriptions: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): { publications: number; subscriptions: number } {
+    // List subscriptions (RFC 4662) are the ones whose NOTIFYs are multipart/related.
+    const isList = (r: SubscriptionRecord): boolean => r.eventPackage === this.presence.name && r.contentType.toLowerCase().startsWith('multipart/related');
+    const direct = subscriptions.filter((r) => !isList(r));
+    const lists = subscriptions.filter(isList);
+    this.listsRestored = this.lists.restore(lists).then(
+      (n) => {
+        if (n > 0) this.log?.info({ lists: n }, 'list subscriptions restored');
+        return n;
+      },
+      (err: unknown) => {
+        this.log?.error({ err }, 'list subscriptions not restored');
+        return 0;
+      },
+    );
     return {
       publications: this.compositor.restore(publications),
-      subscriptions: this.subscriptions.restore(subscriptions, options),
+      subscriptions: this.subscriptions.restore(direct, options) + lists.length,
     };
   }
+
+  /** Resolves when the list subscriptions `restore` put back have their lists again (how many). */
+  listsRestored: Promise<number> = Promise.resolve(0);
 
   /** Stops timers at once; resolves when the reader thread has ended too. */
   close(): Promise<void> {
     this.compositor.close();
     this.subscriptions.close();
+    this.lists.close();
     return this.documents.close();
   }
 
@@ -297,8 +357,9 @@ export class PresenceService implements SipService {
     return this.documents.full(presentity);
   }
 
+  /** Subscriptions held here, list subscriptions (RFC 4662, resource: the list URI) among them. */
   listSubscriptions(filter: SubscriptionFilter = {}): SubscriptionInfo[] {
-    return this.subscriptions.list(filter).map((s) => ({
+    return [...this.subscriptions.list(filter), ...this.lists.subscriptions.list(filter)].map((s) => ({
       id: s.id,
       eventPackage: s.eventPackage,
       resource: s.resource,
@@ -316,7 +377,9 @@ export class PresenceService implements SipService {
   /** Ends one subscription with a final NOTIFY; false when there is no such live subscription. */
   terminateSubscription(id: string, reason: TerminationReason = 'deactivated'): boolean {
     const sub = this.subscriptions.get(id);
-    return sub ? this.subscriptions.terminate(sub, reason) : false;
+    if (sub) return this.subscriptions.terminate(sub, reason);
+    const list = this.lists.subscriptions.get(id);
+    return list ? this.lists.subscriptions.terminate(list, reason) : false;
   }
 
   /**
@@ -338,6 +401,7 @@ export class PresenceService implements SipService {
     let ended = 0;
     for (const s of this.subscriptions.list({ resource: aor })) if (this.subscriptions.terminate(s, 'noresource')) ended++;
     for (const s of this.subscriptions.list({ watcher: aor })) if (this.subscriptions.terminate(s, 'rejected')) ended++;
+    for (const s of this.lists.subscriptions.list({ watcher: aor })) if (this.lists.subscriptions.terminate(s, 'rejected')) ended++;
     return ended;
   }
 
@@ -349,25 +413,29 @@ export class PresenceService implements SipService {
   deactivateAll(): number {
     let ended = 0;
     for (const s of this.subscriptions.list()) if (this.subscriptions.terminate(s, 'deactivated')) ended++;
+    for (const s of this.lists.subscriptions.list()) if (this.lists.subscriptions.terminate(s, 'deactivated')) ended++;
     return ended;
   }
 
   /** The owner approves a watcher: its pending (or polite-blocked) presence subscriptions become active. */
   async approve(presentity: string, watcher: string): Promise<number> {
     await this.record(presentity, watcher, 'allow');
-    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.approve(s)).length;
+    const lists = await this.lists.rulesChanged(presentity, watcher);
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.approve(s)).length + lists;
   }
 
   /** The owner blocks a watcher (RFC 6665 reason=rejected): its subscriptions end. */
   async reject(presentity: string, watcher: string): Promise<number> {
     await this.record(presentity, watcher, 'block');
-    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.reject(s)).length;
+    const lists = await this.lists.rulesChanged(presentity, watcher);
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.reject(s)).length + lists;
   }
 
   /** RFC 5025 polite-block: the watcher stays subscribed and sees a neutral state. */
   async politeBlock(presentity: string, watcher: string): Promise<number> {
     await this.record(presentity, watcher, 'polite-block');
-    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.politeBlock(s)).length;
+    const lists = await this.lists.rulesChanged(presentity, watcher);
+    return this.watcherSubscriptions(presentity, watcher).filter((s) => this.subscriptions.politeBlock(s)).length + lists;
   }
 
   /**
@@ -381,7 +449,7 @@ export class PresenceService implements SipService {
     for (const listener of this.ruleListeners) listener(presentity);
     const subs = this.ruled.flatMap((eventPackage) => this.subscriptions.list({ eventPackage, resource: presentity })).filter((s) => watcherKeys(s.watcher).includes(watcher));
     const rules = this.authorizer instanceof RulesPresenceAuthorizer ? this.authorizer : undefined;
-    let changed = 0;
+    let changed = await this.lists.rulesChanged(presentity, watcher);
     for (const s of subs) {
       const before = rules?.transformationsFor(s.watcher, presentity);
       // The rules authorizer remembers the transformations it decided (read below).
@@ -405,7 +473,7 @@ export class PresenceService implements SipService {
   dialogWatcher(req: SipRequest): string | undefined {
     if (req.method !== 'SUBSCRIBE') return undefined;
     try {
-      return this.subscriptions.dialogSubscription(req)?.watcher;
+      return (this.subscriptions.dialogSubscription(req) ?? this.lists.subscriptions.dialogSubscription(req))?.watcher;
     } catch {
       return undefined; // headers that do not parse: the service answers 400
     }
@@ -434,6 +502,23 @@ function followingAuthorizer(inner: PresenceAuthorizer, follow: (presentity: str
     authorizePublish: (ctx, presentity) => inner.authorizePublish(ctx, presentity),
     decideSubscription: async (watcher, presentity) => (await Promise.all([inner.decideSubscription(watcher, presentity), follow(presentity)]))[0],
     ...(inner.recordDecision ? { recordDecision: (w: string, p: string, d: SubscriptionDecision) => inner.recordDecision!(w, p, d) } : {}),
+  };
+}
+
+/**
+ * Watcher information's other watchers: those of other nodes (when clustered) and the list
+ * subscriptions showing a presentity (RFC 4662 back-end subscriptions are watchers too).
+ */
+function withListWatchers(remote: RemoteWatchers | undefined, lists: () => ResourceListServer): RemoteWatchers {
+  return {
+    tell: (resource, watcher) => remote?.tell(resource, watcher),
+    of: (resource) => [...(remote?.of(resource) ?? []), ...lists().watchersOf(resource)],
+    follow: (resource) => remote?.follow(resource) ?? Promise.resolve(),
+    listen: (listener) => {
+      remote?.listen(listener);
+      // Registered once the RLS exists (it is made after this package).
+      queueMicrotask(() => lists().listenWatchers(listener));
+    },
   };
 }
 

@@ -41,6 +41,7 @@ export {
   type PasswordHashes,
 } from './repositories/accounts.js';
 export { PresenceRuleRepository } from './repositories/presence-rules.js';
+export { ListSubscriptionRepository, ResourceListRepository, type ListSubscriptionRecord, type ResourceListRecord } from './repositories/resource-lists.js';
 export { PUBLICATIONS_TABLE, PublicationRepository } from './repositories/publications.js';
 export { SUBSCRIPTIONS_TABLE, SubscriptionRepository } from './repositories/subscriptions.js';
 export { REGISTRATIONS_TABLE, RegistrationRepository } from './repositories/registrations.js';

@@ -5,6 +5,7 @@ import { openPg } from './pg-driver.js';
 import { openSqlite } from './sqlite-driver.js';
 import { AccountRepository } from './repositories/accounts.js';
 import { PresenceRuleRepository } from './repositories/presence-rules.js';
+import { ListSubscriptionRepository, ResourceListRepository } from './repositories/resource-lists.js';
 import { PublicationRepository } from './repositories/publications.js';
 import { RegistrationRepository } from './repositories/registrations.js';
 import { RoomRepository } from './repositories/rooms.js';
@@ -49,6 +50,10 @@ export interface Store {
   readonly migrated: readonly Migration[];
   readonly accounts: AccountRepository;
   readonly presenceRules: PresenceRuleRepository;
+  /** Users' resource lists (RFC 4826), served by the RLS. */
+  readonly resourceLists: ResourceListRepository;
+  /** The lists of live list subscriptions made with a list in the SUBSCRIBE (RFC 5367). */
+  readonly listSubscriptions: ListSubscriptionRepository;
   readonly storedMessages: StoredMessageRepository;
   readonly publications: PublicationRepository;
   readonly subscriptions: SubscriptionRepository;
@@ -80,6 +85,8 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     migrated,
     accounts: new AccountRepository(db),
     presenceRules: new PresenceRuleRepository(db),
+    resourceLists: new ResourceListRepository(db),
+    listSubscriptions: new ListSubscriptionRepository(db),
     storedMessages: new StoredMessageRepository(db),
     publications: new PublicationRepository(db, softState.queue('publication')),
     subscriptions: new SubscriptionRepository(db, softState.queue('subscription')),

@@ -45,6 +45,7 @@ export const TRANSFER_TABLES: readonly TransferTable[] = [
     key: ['presentity', 'watcher'],
     columns: [text('presentity'), text('watcher'), text('action'), bool('hide_notes'), bool('hide_devices'), bool('basic_only'), ts('updated_at')],
   },
+  { table: 'resource_lists', key: ['owner', 'name'], columns: [text('owner'), text('name'), text('display_name'), text('document'), ts('updated_at')] },
   // XCAP documents (schemas/sql/005): pres-rules copies, pidf-manipulation hard state.
   { table: 'xcap_documents', key: ['auid', 'owner', 'path'], columns: [text('auid'), text('owner'), text('path'), text('content'), text('etag'), ts('updated_at')] },
   {
@@ -83,6 +84,7 @@ export const TRANSFER_TABLES: readonly TransferTable[] = [
   { table: 'publications', key: PUBLICATIONS_TABLE.keyColumns, columns: PUBLICATIONS_TABLE.columns },
   { table: 'subscriptions', key: SUBSCRIPTIONS_TABLE.keyColumns, columns: SUBSCRIPTIONS_TABLE.columns },
   { table: 'registrations', key: REGISTRATIONS_TABLE.keyColumns, columns: REGISTRATIONS_TABLE.columns },
+  { table: 'list_subscriptions', key: ['id'], columns: [text('id'), text('document'), bool('deflate'), bool('bare_content_ids')] },
 ];
 
 export class TransferError extends Error {

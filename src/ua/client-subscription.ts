@@ -1,3 +1,7 @@
+import { inflateSync } from 'node:zlib';
+import { parseListNotify } from '../lists/list-notify.js';
+import { RESOURCE_LISTS_TYPE, serializeResourceLists } from '../lists/resource-lists.js';
+import type { InstanceState } from '../lists/rlmi-document.js';
 import { parsePidf } from '../presence/pidf/parse-pidf.js';
 import type { PresenceDocument } from '../presence/pidf/presence-document.js';
 import { summarizePresence, type PresenceSummary } from '../presence/pidf/summarize.js';
@@ -41,7 +45,31 @@ export interface PresenceUpdate {
   readonly receivedAt: Date;
 }
 
+/** One resource of a list subscription (RFC 4662 §5.3) as the last NOTIFY told it. */
+export interface ListResourceUpdate {
+  readonly uri: string;
+  readonly name?: string;
+  /** The RLS's back-end subscription to it. */
+  readonly state: InstanceState;
+  readonly reason?: string;
+  readonly document?: PresenceDocument;
+  readonly summary?: PresenceSummary;
+}
+
+/** One list NOTIFY (RFC 4662): its RLMI version and state, and the resources it carried. */
+export interface ListUpdate {
+  /** The list's URI. */
+  readonly list: string;
+  readonly version: number;
+  /** True: every resource of the list; false: only those that changed. */
+  readonly fullState: boolean;
+  readonly resources: readonly ListResourceUpdate[];
+  readonly receivedAt: Date;
+}
+
 export type ClientSubscriptionEvents = {
+  /** A list NOTIFY (RFC 4662); its active resources also come as `presence` events. */
+  list: (update: ListUpdate) => void;
   /** The status changed (pending → active, → terminated). */
   status: (status: SubscriptionStatus, reason?: string) => void;
   presence: (update: PresenceUpdate) => void;
@@ -61,7 +89,16 @@ export interface ClientSubscriptionOptions {
   readonly expires?: number;
   /** Seconds to wait before re-subscribing when the server gave no retry-after (default 30). */
   readonly retrySeconds?: number;
+  /**
+   * A list subscription (RFC 4662): to a list the server stores (no entries), or with the
+   * list in the SUBSCRIBE (RFC 5367: `entries`, to the RLS address).
+   */
+  readonly list?: { readonly entries?: readonly string[] };
 }
+
+/** Largest list NOTIFY body we inflate (a deflate bomb stops there). */
+const MAX_LIST_BODY = 4 * 1024 * 1024;
+const LIST_ACCEPT = 'multipart/related, application/rlmi+xml, application/pidf+xml';
 
 const ACCEPT: Record<WatchedEvent, string> = {
   presence: 'application/pidf+xml',
@@ -244,6 +281,10 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
       this.emit('state', { target: this.target, event: this.event, status, body: req.body, summary: summarizeEventState(this.event, req.body), receivedAt: new Date() });
       return;
     }
+    if ((req.getHeader('content-type') ?? '').trim().toLowerCase().startsWith('multipart/related')) {
+      this.readListBody(req);
+      return;
+    }
     let document: PresenceDocument | undefined;
     if (req.body.length > 0) {
       const parsed = parsePidf(req.body);
@@ -258,6 +299,44 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
     };
     this.last = update;
     this.emit('presence', update);
+  }
+
+  /** RFC 4662 §5.2: an RLMI document and the PIDF parts it names. */
+  private readListBody(req: SipRequest): void {
+    let body = req.body;
+    if ((req.getHeader('content-encoding') ?? '').trim().toLowerCase() === 'deflate') {
+      try {
+        body = inflateSync(body, { maxOutputLength: MAX_LIST_BODY });
+      } catch {
+        this.ua.log.debug({ callId: req.callId }, 'list NOTIFY body does not inflate');
+        return;
+      }
+    }
+    const parsed = parseListNotify(req.getHeader('content-type') ?? '', body);
+    if (!parsed.ok) {
+      this.ua.log.debug({ callId: req.callId, reason: parsed.reason }, 'unreadable list NOTIFY body');
+      return;
+    }
+    const receivedAt = new Date();
+    const resources = parsed.notify.rlmi.resources.map((r): ListResourceUpdate => {
+      const i = r.instances[0];
+      const part = i?.cid !== undefined ? parsed.notify.parts.get(i.cid) : undefined;
+      const pidf = part ? parsePidf(part.body) : undefined;
+      const document = pidf?.ok ? pidf.document : undefined;
+      return {
+        uri: r.uri,
+        ...(r.name !== undefined ? { name: r.name } : {}),
+        state: i?.state ?? 'pending',
+        ...(i?.reason !== undefined ? { reason: i.reason } : {}),
+        ...(document ? { document, summary: summarizePresence(document) } : {}),
+      };
+    });
+    const rlmi = parsed.notify.rlmi;
+    this.emit('list', { list: rlmi.uri, version: rlmi.version, fullState: rlmi.fullState, resources, receivedAt });
+    for (const r of resources) {
+      const update: PresenceUpdate = { presentity: r.uri, status: r.state, ...(r.document ? { document: r.document, summary: r.summary! } : {}), receivedAt };
+      this.emit('presence', update);
+    }
   }
 
   private async refresh(): Promise<void> {
@@ -294,7 +373,8 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
       callId: this.callId,
       cseq: this.localSeq++,
       contact: true,
-      headers: [['Event', this.event], ['Accept', ACCEPT[this.event]], ['Expires', expires]],
+      headers: [['Event', this.event], ['Accept', this.options.list ? LIST_ACCEPT : ACCEPT[this.event]], ['Expires', expires], ...this.listHeaders()],
+      ...this.listBody(),
     });
     const { request, response } = await this.ua.send(req);
     // Digest retries raised the CSeq: the dialog's next request goes above it (§12.2.1.1).
@@ -307,6 +387,23 @@ export class ClientSubscription extends TypedEmitter<ClientSubscriptionEvents> {
       }
     }
     return response;
+  }
+
+  /** RFC 4662 §5.1 Supported: eventlist; RFC 5367 §3 Require on the list-carrying SUBSCRIBE. */
+  private listHeaders(): Array<[string, string]> {
+    const list = this.options.list;
+    if (!list) return [];
+    const headers: Array<[string, string]> = [['Supported', 'eventlist'], ['Accept-Encoding', 'deflate']];
+    if (list.entries && this.remoteTag === undefined) headers.push(['Require', 'recipient-list-subscribe'], ['Content-Disposition', 'recipient-list']);
+    return headers;
+  }
+
+  /** RFC 5367: the list goes in the SUBSCRIBE that creates the subscription; refreshes keep it. */
+  private listBody(): { body?: Buffer; contentType?: string } {
+    const entries = this.options.list?.entries;
+    if (!entries || this.remoteTag !== undefined) return {};
+    const body = serializeResourceLists({ lists: [{ kind: 'list', members: entries.map((uri) => ({ kind: 'entry', uri })) }] });
+    return { body, contentType: RESOURCE_LISTS_TYPE };
   }
 
   private accepted(res: SipResponse): void {

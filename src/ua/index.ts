@@ -15,6 +15,8 @@ export {
   parseSubscriptionState,
   resubscribePolicy,
   type ClientSubscriptionEvents,
+  type ListResourceUpdate,
+  type ListUpdate,
   type PresenceUpdate,
   type SubscriptionStatus,
   type SubscriptionStateHeader,

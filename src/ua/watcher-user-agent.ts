@@ -1,6 +1,6 @@
 import type { WatcherInfoDocument } from '../presence/winfo/watcherinfo-document.js';
 import type { SipRequest } from '../sip/message.js';
-import { ClientSubscription, type PresenceUpdate, type SubscriptionStatus, type WatchedEvent } from './client-subscription.js';
+import { ClientSubscription, type ListUpdate, type PresenceUpdate, type SubscriptionStatus, type WatchedEvent } from './client-subscription.js';
 import { TypedEmitter } from './emitter.js';
 import type { EventStateUpdate, StateEvent } from './event-state.js';
 import { flowRecoveryDelayMs } from './refresh.js';
@@ -17,8 +17,10 @@ export interface WatcherUserAgentOptions {
 }
 
 export type WatcherUserAgentEvents = {
-  /** A NOTIFY for one of the watched presentities. */
+  /** A NOTIFY for one of the watched presentities (each resource of a list NOTIFY too). */
   presence: (update: PresenceUpdate) => void;
+  /** A list NOTIFY (RFC 4662): the RLMI version, full or partial state, and its resources. */
+  list: (update: ListUpdate) => void;
   /** presence.winfo: who watches us, and in what state (RFC 3857). */
   watchers: (doc: WatcherInfoDocument) => void;
   /** dialog, message-summary or reg: a NOTIFY's body and its summary line. */
@@ -60,6 +62,17 @@ export class WatcherUserAgent extends TypedEmitter<WatcherUserAgentEvents> {
     return this.start(this.ua.resolveTarget(target), 'presence');
   }
 
+  /**
+   * Subscribes to a list (RFC 4662): one subscription, one NOTIFY stream for every member.
+   * Without `entries`, `target` is a list the server keeps (`sip:carol+presence@example.com`,
+   * or `presence` for our own); with them, the list goes in the SUBSCRIBE (RFC 5367) to
+   * `target`, the RLS address (`rls` for sip:rls@<our domain>).
+   */
+  watchList(target: string, entries?: readonly string[]): Promise<ClientSubscription> {
+    const uri = entries === undefined && !target.includes('@') && !target.includes(':') ? this.ua.aor.replace(/^(sips?:[^@]+)@/, `$1+${target}@`) : this.ua.resolveTarget(target);
+    return this.start(uri, 'presence', entries === undefined ? {} : { entries: entries.map((e) => this.ua.resolveTarget(e)) });
+  }
+
   /** Subscribes to our own watcher information (RFC 3857): pending watchers to authorize. */
   watchWatchers(): Promise<ClientSubscription> {
     return this.start(this.ua.aor, 'presence.winfo');
@@ -74,9 +87,10 @@ export class WatcherUserAgent extends TypedEmitter<WatcherUserAgentEvents> {
     return this.start(target === undefined ? this.ua.aor : this.ua.resolveTarget(target), event);
   }
 
-  private async start(target: string, event: WatchedEvent): Promise<ClientSubscription> {
-    const sub = new ClientSubscription(this.ua, target, { event, expires: this.options.expires, retrySeconds: this.options.retrySeconds }, this.dialogs);
+  private async start(target: string, event: WatchedEvent, list?: { entries?: readonly string[] }): Promise<ClientSubscription> {
+    const sub = new ClientSubscription(this.ua, target, { event, expires: this.options.expires, retrySeconds: this.options.retrySeconds, ...(list ? { list } : {}) }, this.dialogs);
     sub.on('presence', (u) => this.emit('presence', u));
+    sub.on('list', (u) => this.emit('list', u));
     sub.on('watchers', (d) => this.emit('watchers', d));
     sub.on('state', (u) => this.emit('state', u));
     sub.on('status', (s, r) => this.emit('status', target, s, r));

@@ -2,7 +2,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDigestCredentials, parseDigestParams } from '../../src/auth/digest-header.js';
+import { parseListNotify } from '../../src/lists/list-notify.js';
+import { buildMultipartRelated } from '../../src/lists/multipart.js';
 import { flattenEntries, parseResourceLists, serializeResourceLists } from '../../src/lists/resource-lists.js';
+import { buildRlmi, parseRlmi } from '../../src/lists/rlmi-document.js';
 import { buildDialogInfo, parseDialogInfo, serializeDialog } from '../../src/presence/dialog-info/dialog-info-document.js';
 import { buildConferenceInfo, deletedUser, parseConferenceInfo, serializeUser, type ConferenceUser } from '../../src/presence/conference/conference-info-document.js';
 import { parseMessageSummary, serializeMessageSummary } from '../../src/presence/message-summary/message-summary-document.js';
@@ -343,4 +346,44 @@ export const presRules: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, xcapUri, presRules];
+/** RLMI (RFC 4662 §5.3) as the watcher side reads it: accepted documents write and read back the same. */
+export const rlmi: FuzzTarget = {
+  name: 'rlmi',
+  maxLength: 16384,
+  dictionary: [
+    ...XML_DICTIONARY.slice(0, 19),
+    'urn:ietf:params:xml:ns:rlmi', '<list xmlns="urn:ietf:params:xml:ns:rlmi" uri="sip:l@example.com" version="0" fullState="true">', '</list>', '<resource uri="', '</resource>',
+    '<instance id="', ' state="active"', ' state="pending"', ' state="terminated" reason="rejected"', ' cid="', '/>', '<name>', '</name>',
+  ],
+  seeds: () => seedsOf('rlmi'),
+  run(input) {
+    const r = parseRlmi(input);
+    if (!r.ok) {
+      if (r.reason.includes('unreadable document')) throw new FuzzFinding('an internal error in the RLMI reader (answered as unreadable document)');
+      return;
+    }
+    const again = parseRlmi(buildRlmi(r.list));
+    if (!again.ok) throw new FuzzFinding(`an RLMI document we accepted, written again, is refused: ${again.reason}`);
+    if (JSON.stringify(again.list) !== JSON.stringify(r.list)) throw new FuzzFinding('an RLMI document written again reads back different');
+  },
+};
+
+/** A list NOTIFY body (RFC 4662 §5.2, multipart/related RFC 2387) as the watcher side reads it. */
+export const listNotify: FuzzTarget = {
+  name: 'list-notify',
+  maxLength: 16384,
+  dictionary: ['--b', '--b--', '\r\n', '\r\n\r\n', 'Content-ID: <', '>', 'Content-Type: application/rlmi+xml', 'Content-Type: application/pidf+xml', 'Content-Transfer-Encoding: binary', ...XML_DICTIONARY.slice(0, 8)],
+  seeds: () => seedsOf('list-notify'),
+  run(input) {
+    const type = 'multipart/related;type="application/rlmi+xml";start="<r@x>";boundary="b"';
+    const r = parseListNotify(type, input, 64);
+    if (!r.ok) return;
+    // What we read, written again by our builder, reads back the same list.
+    const rebuilt = buildMultipartRelated([{ contentId: 'r@x', contentType: 'application/rlmi+xml', body: buildRlmi(r.notify.rlmi) }, ...[...r.notify.parts].map(([contentId, p]) => ({ contentId, ...p }))], 'application/rlmi+xml');
+    const again = parseListNotify(rebuilt.contentType, rebuilt.body, 64);
+    if (!again.ok) throw new FuzzFinding(`a list NOTIFY we read, written again, is refused: ${again.reason}`);
+    if (again.notify.parts.size !== r.notify.parts.size) throw new FuzzFinding('a list NOTIFY written again has other parts');
+  },
+};
+
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify, xcapUri, presRules];

@@ -3,6 +3,7 @@ import { migrate } from '../../src/store/migrations.js';
 import { AccountExistsError, AccountRepository } from '../../src/store/repositories/accounts.js';
 import { PresenceRuleRepository } from '../../src/store/repositories/presence-rules.js';
 import { PublicationRepository } from '../../src/store/repositories/publications.js';
+import { ResourceListRepository } from '../../src/store/repositories/resource-lists.js';
 import { RegistrationRepository } from '../../src/store/repositories/registrations.js';
 import { StoredMessageExistsError, StoredMessageRepository } from '../../src/store/repositories/stored-messages.js';
 import { SubscriptionRepository } from '../../src/store/repositories/subscriptions.js';
@@ -97,6 +98,28 @@ for (const target of TARGETS) {
         expect(await rules.delete('sip:alice@example.com', '*@spam.example')).to.equal(false);
         expect(await rules.listFor('sip:alice@example.com')).to.have.length(1);
         expect(await rules.listFor('sip:nobody@example.com')).to.deep.equal([]);
+      });
+    });
+
+    describe('resource lists (schemas/sql/004)', () => {
+      it('sets, replaces, gets, lists and deletes; refuses a name the list URI could not carry', async () => {
+        const lists = new ResourceListRepository(t.db);
+        await lists.set({ owner: 'sip:alice@example.com', name: 'presence', document: '<resource-lists/>' });
+        await lists.set({ owner: 'sip:alice@example.com', name: 'work', displayName: 'Work', document: '<a/>' });
+        await lists.set({ owner: 'sip:alice@example.com', name: 'work', displayName: 'Office', document: '<b/>' });
+        await lists.set({ owner: 'sip:bob@example.com', name: 'presence', document: '<c/>' });
+        const mine = await lists.listFor('sip:alice@example.com');
+        expect(mine.map((l) => [l.name, l.displayName, l.document])).to.deep.equal([['presence', undefined, '<resource-lists/>'], ['work', 'Office', '<b/>']]);
+        expect(mine[0]!.updatedAtMs).to.be.a('number');
+        expect((await lists.get('sip:bob@example.com', 'presence'))?.document).to.equal('<c/>');
+        expect(await lists.get('sip:bob@example.com', 'work')).to.equal(undefined);
+        let refused = false;
+        await lists.set({ owner: 'sip:alice@example.com', name: 'bad name', document: '<d/>' }).catch(() => (refused = true));
+        expect(refused).to.equal(true);
+        expect(await lists.delete('sip:alice@example.com', 'work')).to.equal(true);
+        expect(await lists.delete('sip:alice@example.com', 'work')).to.equal(false);
+        expect(await lists.deleteOwner('sip:alice@example.com')).to.equal(1);
+        expect(await lists.listFor('sip:alice@example.com')).to.deep.equal([]);
       });
     });
 

@@ -8,6 +8,7 @@ import { PresenceUserAgent } from '../../src/ua/presence-user-agent.js';
 import { Registration } from '../../src/ua/registration.js';
 import { UserAgent } from '../../src/ua/user-agent.js';
 import { WatcherUserAgent } from '../../src/ua/watcher-user-agent.js';
+import type { ListUpdate } from '../../src/ua/client-subscription.js';
 import { freePort } from '../support/server-process.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import type { LocationService } from '../../src/registrar/location-service.js';
@@ -113,6 +114,35 @@ describe('cli: publish, watch, message, listen', function () {
     r.stop();
     expect(await r.done).to.equal(0);
     await pua.close();
+  });
+
+  it('watch --list: one list subscription (RFC 4662), the list in the SUBSCRIBE (RFC 5367), a line per member change', async () => {
+    const [a, b] = [name('mia'), name('ned')];
+    const r = run('watch', [...common, '--user', name('olga'), '--list', 'rls', a, b]);
+    await r.waitOut(new RegExp(`${a}@example\\.com  unknown`));
+    await r.waitOut(new RegExp(`${b}@example\\.com  unknown`));
+    const pua = new PresenceUserAgent(await agent(b));
+    await pua.publish({ basic: 'open', note: 'here' });
+    await r.waitOut(new RegExp(`${b}@example\\.com  open  "here"`));
+    // One subscription at the server for the whole list, ended by Ctrl-C.
+    expect(srv.server.presence.lists.subscriptions.size).to.equal(1);
+    r.stop();
+    expect(await r.done).to.equal(0);
+    await pua.close();
+    expect(srv.server.presence.lists.subscriptions.size).to.equal(0);
+  });
+
+  it('WatcherUserAgent.watchList: the stored <user>+presence list, full then partial state as list events', async () => {
+    const me = name('pia');
+    const watcher = new WatcherUserAgent(await agent(me));
+    const lists: ListUpdate[] = [];
+    watcher.on('list', (u) => lists.push(u));
+    const sub = await watcher.watchList('presence');
+    expect(sub.target).to.equal(`sip:${me}+presence@example.com`);
+    const end = Date.now() + 3000;
+    while (lists.length === 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
+    expect(lists[0]).to.deep.include({ list: `sip:${me}+presence@example.com`, version: 0, fullState: true, resources: [] });
+    await watcher.close();
   });
 
   it('watch on a terminal: one table (who, status, since, note) redrawn in place', async () => {

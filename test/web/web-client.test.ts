@@ -206,8 +206,23 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
     await alice.click('li.buddy[data-aor="sip:carol@example.com"] .remove');
   });
 
+  it('the buddy list is on the server: one list subscription (RFC 4662), the same list in another browser', async () => {
+    // Alice's buddies are her stored list sip:alice+presence@example.com, not this browser's.
+    const mine = await call(base, 'GET', '/api/me/lists', { token: null, headers: { Authorization: `Basic ${Buffer.from('alice:alice-secret').toString('base64')}` } });
+    expect(mine.json).to.deep.equal([{ owner: 'sip:alice@example.com', name: 'presence', uri: 'sip:alice+presence@example.com', entries: [{ uri: 'sip:bob@example.com' }] }]);
+    expect(await alice.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('simple-presence:buddies:')))).to.deep.equal([]);
+    // One subscription for the list, none to Bob himself.
+    const subs = (await call(base, 'GET', '/api/subscriptions?watcher=alice&event=presence')).json as Array<{ presentity: string; state: string }>;
+    expect(subs.map((s) => `${s.presentity} ${s.state}`)).to.deep.equal(['sip:alice+presence@example.com active']);
+    // Alice on a second device sees Bob, with his status, without adding him there.
+    const other = await login('alice', 'alice-secret');
+    await other.waitForSelector('li.buddy[data-aor="sip:bob@example.com"][data-status="available"]');
+    await screenshot(other, 'alice-second-browser');
+    await other.click('#logout');
+  });
+
   it('subscribes again when the server ends a subscription with reason=deactivated (RFC 6665 §4.1.3)', async () => {
-    const list = async (): Promise<Array<{ id: string; state: string }>> => (await call(base, 'GET', '/api/subscriptions?presentity=bob&watcher=alice&event=presence')).json;
+    const list = async (): Promise<Array<{ id: string; state: string }>> => (await call(base, 'GET', '/api/subscriptions?presentity=alice%2Bpresence&watcher=alice&event=presence')).json;
     const [old] = await list();
     expect(old?.state).to.equal('active');
     expect((await call(base, 'DELETE', `/api/subscriptions/${old!.id}?reason=deactivated`)).status).to.equal(204);
@@ -253,7 +268,7 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
     console.log(`      (pages back and working ${Date.now() - started} ms after the server)`);
   });
 
-  it('bob blocks alice: her subscription ends with reason=rejected and she does not ask again', async () => {
+  it('bob blocks alice: on her list he is terminated;reason=rejected (refused), and nothing asks him again', async () => {
     const watcher = 'li.watcher[data-uri="sip:alice@example.com"]';
     await bob.waitForSelector(`${watcher}[data-status="active"]`);
     await bob.click(`${watcher} button.block`);
@@ -262,9 +277,10 @@ describe('web client in headless Chromium (sip.js over WebSocket)', function () 
     // Her open chat with him no longer shows his last status.
     await expectText(alice, '#chat-status', 'Does not share a status with you');
     await screenshot(alice, 'alice-refused');
-    // RFC 6665 §4.1.3: no new SUBSCRIBE after rejected.
+    // Her list subscription goes on (Bob is one member of it); nothing asks Bob directly.
     await new Promise((r) => setTimeout(r, 300));
-    expect((await call(base, 'GET', '/api/subscriptions?presentity=bob&watcher=alice&event=presence')).json).to.deep.equal([]);
+    const subs = (await call(base, 'GET', '/api/subscriptions?watcher=alice&event=presence')).json as Array<{ presentity: string; state: string }>;
+    expect(subs.map((s) => `${s.presentity} ${s.state}`)).to.deep.equal(['sip:alice+presence@example.com active']);
   });
   it('rooms (issue 22): carol and bob join a room from the page, chat in it with nick prefixes, see the members, and leave', async () => {
     const carol = await login('carol', 'carol-secret');

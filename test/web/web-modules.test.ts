@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/config.js';
+import { buildMultipartRelated } from '../../src/lists/multipart.js';
+import { buildRlmi } from '../../src/lists/rlmi-document.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -13,7 +15,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
  * which Node lacks. web/src is bundled with esbuild as the page is, then exercised in a
  * blank page.
  */
-describe('web client modules in Chromium (web/src: pidf, winfo, is-composing, buddies)', function () {
+describe('web client modules in Chromium (web/src: pidf, winfo, is-composing, buddies, rlmi)', function () {
   this.timeout(30000);
   let browser: Browser;
   let page: Page;
@@ -23,7 +25,7 @@ describe('web client modules in Chromium (web/src: pidf, winfo, is-composing, bu
     const src = join(packageRoot(), 'web', 'src');
     const out = await build({
       stdin: {
-        contents: ['pidf', 'winfo', 'is-composing', 'buddies'].map((m) => `export * from './${m}.js';`).join('\n'),
+        contents: ['pidf', 'winfo', 'is-composing', 'buddies', 'rlmi'].map((m) => `export * from './${m}.js';`).join('\n'),
         resolveDir: src,
         sourcefile: 'modules-under-test.ts',
         loader: 'ts',
@@ -48,7 +50,7 @@ describe('web client modules in Chromium (web/src: pidf, winfo, is-composing, bu
   });
 
   // The bundle's exports, as the page sees them.
-  type Web = typeof import('../../web/src/pidf.js') & typeof import('../../web/src/winfo.js') & typeof import('../../web/src/is-composing.js') & typeof import('../../web/src/buddies.js');
+  type Web = typeof import('../../web/src/pidf.js') & typeof import('../../web/src/winfo.js') & typeof import('../../web/src/is-composing.js') & typeof import('../../web/src/buddies.js') & typeof import('../../web/src/rlmi.js');
   const inPage = <R, A>(fn: (web: Web, arg: A) => R, arg: A): Promise<R> =>
     page.evaluate(
       ([body, a]) => {
@@ -57,6 +59,39 @@ describe('web client modules in Chromium (web/src: pidf, winfo, is-composing, bu
       },
       [fn.toString(), arg] as const,
     ) as Promise<R>;
+
+  describe('rlmi (RFC 4662 list NOTIFYs)', () => {
+    it("reads the server's multipart/related bodies: resources, states, reasons and each one's PIDF by Content-ID", async () => {
+      const pidf = '<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bob@example.com"><tuple id="t"><status><basic>open</basic></status><note>hi</note></tuple></presence>';
+      for (const bare of [false, true]) {
+        const rlmi = buildRlmi({
+          uri: 'sip:alice+presence@example.com',
+          version: 3,
+          fullState: false,
+          resources: [
+            { uri: 'sip:bob@example.com', instances: [{ id: 'i1', state: 'active', cid: 'c1@example.com' }] },
+            { uri: 'sip:carol@example.com', instances: [{ id: 'i2', state: 'pending' }] },
+            { uri: 'sip:dave@other.example', instances: [{ id: 'i3', state: 'terminated', reason: 'noresource' }] },
+          ],
+        });
+        const mp = buildMultipartRelated([{ contentId: 'root@example.com', contentType: 'application/rlmi+xml;charset="UTF-8"', body: rlmi }, { contentId: 'c1@example.com', contentType: 'application/pidf+xml', body: Buffer.from(pidf) }], 'application/rlmi+xml', bare);
+        const read = await inPage((web, a: { type: string; body: string }) => {
+          const n = web.readListNotify(a.type, a.body);
+          return n && { ...n, resources: n.resources.map((r) => ({ uri: r.uri, state: r.state, ...(r.reason ? { reason: r.reason } : {}), ...(r.pidf ? { presence: web.readPidf(r.pidf) } : {}) })) };
+        }, { type: mp.contentType, body: mp.body.toString('utf8') });
+        expect(read, `bare Content-IDs: ${bare}`).to.deep.equal({
+          version: 3,
+          fullState: false,
+          resources: [
+            { uri: 'sip:bob@example.com', state: 'active', presence: { status: 'available', note: 'hi' } },
+            { uri: 'sip:carol@example.com', state: 'pending' },
+            { uri: 'sip:dave@other.example', state: 'terminated', reason: 'noresource' },
+          ],
+        });
+      }
+      expect(await inPage((web) => web.readListNotify('application/pidf+xml', '<presence/>') ?? null, null)).to.equal(null);
+    });
+  });
 
   describe('pidf (RFC 3863, RPID RFC 4480)', () => {
     it('publishes each status so that a watcher reads it back, notes escaped', async () => {

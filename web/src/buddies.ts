@@ -1,4 +1,7 @@
-/** The buddy list, kept in this browser (localStorage) per logged-in user. */
+/**
+ * The buddy list as earlier versions kept it, in this browser (localStorage) per logged-in
+ * user: read once to move it onto the server (my-lists.ts), then cleared.
+ */
 export class BuddyStore {
   private readonly key: string;
 
@@ -17,6 +20,10 @@ export class BuddyStore {
 
   save(list: readonly string[]): void {
     localStorage.setItem(this.key, JSON.stringify([...list]));
+  }
+
+  clear(): void {
+    localStorage.removeItem(this.key);
   }
 }
 

@@ -1,5 +1,6 @@
 import { BuddyStore, toAor } from './buddies.js';
 import { ComposingSender } from './is-composing.js';
+import { BUDDY_LIST, MyLists } from './my-lists.js';
 import { MyRooms, type RoomView } from './my-rooms.js';
 import { MyRules } from './my-rules.js';
 import type { BuddyPresence, MyStatus } from './pidf.js';
@@ -70,9 +71,12 @@ function statusOf(b: Buddy): { status: string; label: string } {
 class App {
   private session?: SipSession;
   private rules?: MyRules;
+  /** The buddy list on the server (RFC 4826 list, served as sip:<me>+presence@<domain>). */
+  private lists?: MyLists;
+  /** Who is on the buddy list (others appear for a conversation only). */
+  private readonly listed = new Set<string>();
   private myRooms?: MyRooms;
   private readonly rooms = new Map<string, Room>();
-  private store?: BuddyStore;
   private domain = 'localhost';
   private readonly buddies = new Map<string, Buddy>();
   private readonly watchers = new WatcherList();
@@ -131,6 +135,7 @@ class App {
         subscriptionState: (aor, s, reason) => this.onSubscriptionState(aor, s, reason),
         message: (from, text) => this.onMessage(from, text),
         composing: (from, state, refreshS) => this.onComposing(from, state, refreshS),
+        listMembers: (aors, full) => this.onListMembers(aors, full),
         winfo: (body) => {
           if (this.watchers.apply(body)) this.renderWatchers();
         },
@@ -159,14 +164,16 @@ class App {
     }
     this.session = session;
     this.rules = new MyRules(user, password);
+    this.lists = new MyLists(user, password);
     this.myRooms = new MyRooms(user, password);
-    this.store = new BuddyStore(session.aor);
     $('me').textContent = shortName(session.aor);
     $('login').hidden = true;
     $('app').hidden = false;
     $('status-bar').hidden = false;
     document.body.dataset.loggedIn = 'true';
-    for (const aor of this.store.load()) this.watchBuddy(aor);
+    await this.loadBuddies(session.aor);
+    // One subscription for the whole list: the server holds it, so it is the same on every device.
+    session.watchList(session.aor.replace(/^(sips?:[^@]+)@/, `$1+${BUDDY_LIST}@`));
     this.renderBuddies();
     await this.refreshRooms();
     await this.publish();
@@ -270,6 +277,57 @@ class App {
     }
   }
 
+  /** The buddy list from the server; one this browser kept before (localStorage) moves there once. */
+  private async loadBuddies(aor: string): Promise<void> {
+    let aors: string[] = [];
+    try {
+      aors = (await this.lists?.load()) ?? [];
+      const legacy = new BuddyStore(aor);
+      const old = legacy.load();
+      if (aors.length === 0 && old.length > 0) {
+        await this.lists?.save(old);
+        aors = old;
+      }
+      legacy.clear();
+    } catch (err) {
+      $('status-feedback').textContent = `buddy list not loaded: ${(err as Error).message}`;
+    }
+    for (const a of aors) {
+      this.listed.add(a);
+      this.buddy(a).subscription = 'new';
+    }
+  }
+
+  /** Saves the list; the server tells our list subscription, which shows the change. */
+  private saveBuddies(): void {
+    void this.lists?.save([...this.listed]).catch((err: Error) => {
+      $('status-feedback').textContent = `buddy list not saved: ${err.message}`;
+    });
+  }
+
+  /** A list NOTIFY: buddies another device added appear here too. */
+  private onListMembers(aors: readonly string[], full: boolean): void {
+    let changed = false;
+    for (const a of aors) {
+      if (this.listed.has(a)) continue;
+      this.listed.add(a);
+      this.buddy(a).subscription = 'new';
+      changed = true;
+    }
+    if (full) {
+      // Buddies removed on another device go here too (not those of a conversation only).
+      const now = new Set(aors);
+      for (const a of [...this.listed]) {
+        if (now.has(a)) continue;
+        this.listed.delete(a);
+        this.buddies.delete(a);
+        if (this.current === a) this.current = undefined;
+        changed = true;
+      }
+    }
+    if (changed) this.renderBuddies();
+  }
+
   private addBuddy(text: string): void {
     const aor = toAor(text, this.domain);
     const input = $<HTMLInputElement>('add-buddy-input');
@@ -280,25 +338,21 @@ class App {
     }
     input.setCustomValidity('');
     input.value = '';
-    if (aor === this.session.aor || this.buddies.has(aor)) return;
-    this.watchBuddy(aor);
-    this.store?.save([...this.buddies.keys()]);
+    if (aor === this.session.aor || this.listed.has(aor)) return;
+    this.listed.add(aor);
+    const b = this.buddy(aor);
+    if (b.subscription === 'terminated') b.subscription = 'new';
+    this.saveBuddies();
     this.renderBuddies();
   }
 
   private removeBuddy(aor: string): void {
-    this.session?.unwatch(aor);
+    this.listed.delete(aor);
     this.buddies.delete(aor);
-    this.store?.save([...this.buddies.keys()]);
+    this.saveBuddies();
     if (this.current === aor) this.current = undefined;
     this.renderBuddies();
     this.renderChat();
-  }
-
-  private watchBuddy(aor: string): void {
-    const b = this.buddy(aor);
-    b.subscription = 'new';
-    this.session?.watch(aor);
   }
 
   private buddy(aor: string): Buddy {
@@ -342,7 +396,7 @@ class App {
       return;
     }
     const b = this.buddy(from);
-    if (!this.store?.load().includes(from) && b.subscription === 'new') {
+    if (!this.listed.has(from) && b.subscription === 'new') {
       // A message from someone not on the list: show the conversation, do not subscribe.
       b.subscription = 'terminated';
     }

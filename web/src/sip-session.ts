@@ -14,6 +14,7 @@ import {
 import { buildIsComposing, ISCOMPOSING_TYPE, readIsComposing } from './is-composing.js';
 import { buildPidf, readPidf, type BuddyPresence, type MyStatus } from './pidf.js';
 import { parseSubscriptionState, reconnectDelayMs, resubscribeDelayMs } from './retry.js';
+import { readListNotify } from './rlmi.js';
 
 export interface Credentials {
   readonly user: string;
@@ -31,6 +32,8 @@ export interface SessionEvents {
   message(from: string, text: string): void;
   composing(from: string, state: 'active' | 'idle', refreshS: number): void;
   winfo(body: string): void;
+  /** A list NOTIFY named these buddies: all of the list (`full`) or those that changed. */
+  listMembers(buddies: readonly string[], full: boolean): void;
   connection(state: 'connected' | 'disconnected' | 'reconnecting'): void;
   /** The server refused (or never answered) my PUBLISH: the status shown is not published. */
   publishFailed(why: string): void;
@@ -64,6 +67,10 @@ export class SipSession {
   private registerer?: Registerer;
   private publisher?: Publisher;
   private winfo?: Subscriber;
+  /** The buddy list subscription (RFC 4662), when the page watches its list rather than each buddy. */
+  private list?: Subscriber;
+  private listUri?: string;
+  private listRetry = 0;
   private readonly buddies = new Map<string, Subscriber>();
   /** The buddies I mean to watch, whether or not a subscription is up right now. */
   private readonly wanted = new Set<string>();
@@ -117,6 +124,7 @@ export class SipSession {
     clearTimeout(this.reconnectTimer);
     for (const r of this.retries.values()) clearTimeout(r.timer);
     for (const s of this.buddies.values()) await s.unsubscribe().catch(() => undefined);
+    await this.list?.unsubscribe().catch(() => undefined);
     await this.winfo?.unsubscribe().catch(() => undefined);
     await this.publisher?.unpublish().catch(() => undefined);
     if (this.registerer?.state === RegistererState.Registered) await this.registerer.unregister().catch(() => undefined);
@@ -173,6 +181,45 @@ export class SipSession {
     });
     this.buddies.set(buddy, sub);
     // A SUBSCRIBE that fails ends the Subscriber too (the listener above takes it from there).
+    void sub.subscribe().catch(() => undefined);
+  }
+
+  /**
+   * One subscription for the whole buddy list the server keeps (RFC 4662: `Supported:
+   * eventlist`): each NOTIFY's RLMI names the buddies and the state of each, with their PIDF.
+   */
+  watchList(listUri: string): void {
+    this.listUri = listUri;
+    const target = UserAgent.makeURI(listUri);
+    if (!target) return;
+    const sub = new Subscriber(this.ua, target, 'presence', {
+      expires: EXPIRES,
+      extraHeaders: ['Accept: multipart/related, application/rlmi+xml, application/pidf+xml', 'Supported: eventlist'],
+    });
+    let ended: { reason?: string; retryAfterS?: number } = {};
+    sub.delegate = {
+      onNotify: (n: Notification) => {
+        void n.accept();
+        const header = parseSubscriptionState(n.request.getHeader('Subscription-State'));
+        if (header?.state === 'active' || header?.state === 'pending') this.listRetry = 0;
+        if (header?.state === 'terminated') ended = { ...(header.reason ? { reason: header.reason } : {}), ...(header.retryAfterS !== undefined ? { retryAfterS: header.retryAfterS } : {}) };
+        const list = n.request.body ? readListNotify(n.request.getHeader('Content-Type') ?? '', n.request.body) : undefined;
+        if (!list) return;
+        this.events.listMembers(list.resources.map((r) => r.uri), list.fullState);
+        for (const r of list.resources) {
+          // noresource: a buddy of another domain, which the server does not watch for us.
+          this.events.subscriptionState(r.uri, r.state, r.reason);
+          if (r.pidf) this.events.presence(r.uri, readPidf(r.pidf));
+        }
+      },
+    };
+    sub.stateChange.addListener((s) => {
+      if (s !== SubscriptionState.Terminated || this.list !== sub || this.stopping) return;
+      // RFC 6665 §4.1.3, as for the buddies; a list that went (noresource) comes back when saved again.
+      const delay = resubscribeDelayMs(ended.reason === 'noresource' ? undefined : ended.reason, ended.retryAfterS, this.listRetry++);
+      if (delay !== undefined) setTimeout(() => this.list === sub && !this.stopping && this.connected() && this.watchList(listUri), delay);
+    });
+    this.list = sub;
     void sub.subscribe().catch(() => undefined);
   }
 
@@ -288,6 +335,12 @@ export class SipSession {
     this.winfo = undefined;
     void old?.dispose().catch(() => undefined);
     this.watchWatchers();
+    if (this.listUri !== undefined) {
+      const oldList = this.list;
+      this.list = undefined;
+      void oldList?.dispose().catch(() => undefined);
+      this.watchList(this.listUri);
+    }
     for (const [buddy, sub] of [...this.buddies]) {
       this.buddies.delete(buddy);
       void sub.dispose().catch(() => undefined);

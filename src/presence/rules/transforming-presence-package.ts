@@ -1,9 +1,8 @@
 import type { PresenceAuthorizer } from '../authorizer.js';
-import type { NotifyBody } from '../event-package.js';
 import { serializePidf } from '../pidf/index.js';
 import type { PresenceDocuments } from '../presence-documents.js';
 import { PresencePackage } from '../presence-package.js';
-import type { Subscription } from '../subscription.js';
+import type { SubscriptionView } from '../subscription.js';
 import { isIdentity, type Transformations } from './rule-types.js';
 import { applyTransformations } from './transform.js';
 
@@ -24,21 +23,21 @@ export class TransformingPresencePackage extends PresencePackage {
     super(docs, authorizer);
   }
 
-  override body(sub: Subscription): NotifyBody | undefined {
-    const out = super.body(sub);
-    if (!out || sub.view !== 'full') return out;
-    const t = this.viewOf(sub.watcher, sub.resource);
+  override viewDocument(watcher: string, presentity: string, view: SubscriptionView): Buffer {
+    const out = super.viewDocument(watcher, presentity, view);
+    if (view !== 'full') return out;
+    const t = this.viewOf(watcher, presentity);
     if (isIdentity(t)) return out;
     const k = `${+t.hideNotes}${+t.hideDevices}${+t.basicOnly}`;
-    let views = this.cache.get(out.body);
-    if (!views) this.cache.set(out.body, (views = new Map()));
+    let views = this.cache.get(out);
+    if (!views) this.cache.set(out, (views = new Map()));
     let body = views.get(k);
     if (!body) {
-      const parsed = this.docs.parse(out.body);
+      const parsed = this.docs.parse(out);
       // Our own composed bytes always parse; if they did not, nothing is safer than neutral.
-      body = parsed.ok ? serializePidf(applyTransformations(parsed.document, t)) : this.docs.neutral(sub.resource);
+      body = parsed.ok ? serializePidf(applyTransformations(parsed.document, t)) : this.docs.neutral(presentity);
       views.set(k, body);
     }
-    return { contentType: out.contentType, body };
+    return body;
   }
 }
