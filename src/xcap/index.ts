@@ -14,6 +14,10 @@ import { attributeValue, elementChildren } from '../presence/pidf/xml-tree.js';
 import { xcapCapsUsage } from './usages/xcap-caps.js';
 import { XCAP_DIRECTORY_AUID, xcapDirectoryUsage } from './usages/xcap-directory.js';
 import { XcapDiffPackage } from './xcap-diff-package.js';
+import { RESOURCE_LISTS_AUID, resourceListsUsage, type ListBackend } from './usages/resource-lists.js';
+import { rlsServicesUsage, type RlsServicesUsage } from './usages/rls-services.js';
+import { RESOURCE_LISTS_NS } from '../lists/resource-lists.js';
+import { splitListUri } from '../lists/stored-lists.js';
 
 export { XcapServer } from './xcap-server.js';
 export type { ApplicationUsage, DocumentRef, DocumentSource } from './application-usage.js';
@@ -43,9 +47,8 @@ export interface XcapWiring {
   readonly extraUsages?: readonly ApplicationUsage[];
 }
 
-/** RFC 4826 §3: resource lists (the usage itself comes with issue 17's lists work). */
-export const RESOURCE_LISTS_AUID = 'resource-lists';
-export const RESOURCE_LISTS_NS = 'urn:ietf:params:xml:ns:resource-lists';
+export { RESOURCE_LISTS_AUID } from './usages/resource-lists.js';
+export { RESOURCE_LISTS_NS } from '../lists/resource-lists.js';
 
 /** Hard-state documents loaded at start, at most. */
 const MAX_HARD_STATES_LOADED = 1_000_000;
@@ -58,6 +61,7 @@ const MAX_HARD_STATES_LOADED = 1_000_000;
 export class XcapSide {
   readonly server: XcapServer;
   private readonly presRules: readonly PresRulesUsage[];
+  private readonly rlsServices: RlsServicesUsage;
   /** RFC 5875 xcap-diff, registered with the presence service's subscriptions. */
   readonly diff: XcapDiffPackage;
   private repo: XcapDocumentRepository | undefined;
@@ -84,6 +88,11 @@ export class XcapSide {
     };
     this.presRules = [presRulesUsage({ oma: false, rules, documents, resolveList }), presRulesUsage({ oma: true, rules, documents, resolveList })];
     usages.push(...this.presRules);
+    // RFC 4826: the documents ARE the stored lists the RLS serves (src/lists/), through the admin operations.
+    const lists = (): ListBackend | undefined => wiring.operations();
+    usages.push(resourceListsUsage({ lists, documents }));
+    this.rlsServices = rlsServicesUsage({ lists, documents, elementAt: (owner, ref) => this.server.elementAt(owner, ref) });
+    usages.push(this.rlsServices);
     usages.push(
       pidfManipulationUsage({
         maxDocumentBytes: wiring.settings.maxDocumentBytes,
@@ -116,7 +125,10 @@ export class XcapSide {
       logger: wiring.logger,
       onChanged: async (owner, auid) => {
         // A resource list changed: rules that refer to it (OMA external lists) follow, before the answer.
-        if (auid === RESOURCE_LISTS_AUID) for (const u of this.presRules) await u.listsChanged(owner);
+        if (auid === RESOURCE_LISTS_AUID) {
+          for (const u of this.presRules) await u.listsChanged(owner);
+          await this.rlsServices.listsChanged(owner);
+        }
         await this.diff.ownerChanged(owner);
       },
     });
@@ -125,6 +137,11 @@ export class XcapSide {
     // Rules changed elsewhere (CLI, admin API, web client, another server) change the pres-rules documents too.
     wiring.presence.ruleListeners.add((presentity) => {
       if (!this.server.writing.has(presentity)) void this.diff.ownerChanged(presentity);
+    });
+    // Lists changed elsewhere (CLI, admin API, /api/me, web client) change the resource-lists document.
+    wiring.presence.lists.storedListListeners.add((uri) => {
+      const owner = splitListUri(uri)?.owner;
+      if (owner !== undefined && !this.server.writing.has(owner)) void this.diff.ownerChanged(owner);
     });
   }
 
