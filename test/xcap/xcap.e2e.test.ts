@@ -6,47 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
-import type { ApplicationUsage } from '../../src/xcap/application-usage.js';
-import { XcapConflict } from '../../src/xcap/xcap-error.js';
-import { authorization, parseChallenge } from '../auth/digest-client.js';
 import { call, httpBase, TOKEN } from '../http/http-support.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
+import { authorization, parseChallenge } from '../auth/digest-client.js';
+import { ROOT, xcap } from './xcap-client.js';
 
 const PIDF = 'application/pidf+xml';
 const CP = 'urn:ietf:params:xml:ns:common-policy';
 const PR = 'urn:ietf:params:xml:ns:pres-rules';
-const ROOT = '/xcap-root';
-
-interface XcapAnswer {
-  status: number;
-  headers: Headers;
-  text: string;
-}
-
-/** One XCAP request with HTTP digest (RFC 7616): challenged first, then answered with the SIP password. */
-async function xcap(
-  base: string,
-  method: string,
-  path: string,
-  o: { user?: string; password?: string; body?: string; type?: string; headers?: Record<string, string>; algorithm?: 'SHA-256' | 'MD5'; token?: string } = {},
-): Promise<XcapAnswer> {
-  const headers: Record<string, string> = { ...o.headers };
-  if (o.body !== undefined) headers['Content-Type'] = o.type ?? 'application/xml';
-  const url = base + ROOT + path;
-  const uri = new URL(url).pathname + new URL(url).search;
-  if (o.token) headers.Authorization = `Bearer ${o.token}`;
-  else if (o.user) {
-    const first = await fetch(url, { method: 'GET' });
-    await first.text();
-    expect(first.status).to.equal(401);
-    const challenges = first.headers.get('www-authenticate')!.split(/,\s*(?=Digest )/).map(parseChallenge);
-    const c = challenges.find((x) => x.algorithm === (o.algorithm ?? 'SHA-256'))!;
-    headers.Authorization = authorization(c, { username: o.user, password: o.password ?? `${o.user}-pass`, method, uri });
-  }
-  const res = await fetch(url, { method, headers, ...(o.body !== undefined ? { body: o.body } : {}) });
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
 
 function ruleset(rules: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<cp:ruleset xmlns:cp="${CP}" xmlns:pr="${PR}">${rules}</cp:ruleset>`;
@@ -479,7 +447,7 @@ describe('xcap: over HTTPS when TLS is configured', function () {
   });
 });
 
-describe('xcap: a usage plugged in (resource-lists as issue 17 will bring it) and OMA external lists', function () {
+describe('xcap: OMA external lists over the resource-lists usage', function () {
   this.timeout(20000);
   const RL = 'urn:ietf:params:xml:ns:resource-lists';
   const OCP = 'urn:oma:xml:xdm:common-policy';
@@ -492,19 +460,6 @@ describe('xcap: a usage plugged in (resource-lists as issue 17 will bring it) an
     srv = await startTestServer({ admin: { token: TOKEN } }, { store });
     base = httpBase(srv.server);
     expect((await call(base, 'POST', '/api/users', { body: { username: 'alice', password: 'alice-pass' } })).status).to.equal(201);
-    // The smallest resource-lists usage: stored by the engine, root element checked.
-    const resourceLists: ApplicationUsage = {
-      auid: 'resource-lists',
-      mimeType: 'application/resource-lists+xml',
-      defaultNamespace: RL,
-      namespaces: [RL],
-      writable: true,
-      acceptsPath: (scope, path) => scope === 'users' && path.length === 1 && path[0] === 'index',
-      validate: (root) => {
-        if (root.ns !== RL || root.local !== 'resource-lists') throw new XcapConflict({ kind: 'schema-validation-error', phrase: 'not resource-lists' });
-      },
-    };
-    srv.server.httpSide.xcap!.register(resourceLists);
   });
   after(async () => {
     await srv.stop();
