@@ -170,8 +170,8 @@ export class ResourceListServer {
   private readonly byMember = new Map<string, Set<Subscription>>();
   /** Who hears of list watchers' changes (watcher information of the members, RFC 3857). */
   private readonly watcherListeners: Array<(resource: string, watcher: RemoteWatcher) => void> = [];
-  /** Who hears that a stored list changed or went, by its list URI (XCAP's xcap-diff). */
-  readonly storedListListeners = new Set<(uri: string) => void>();
+  /** Who hears that a stored list changed or went, by its list URI (XCAP documents depending on it); awaited, never throw. */
+  readonly storedListListeners = new Set<(uri: string) => void | Promise<void>>();
   /** New SUBSCRIBEs between `handle` and the manager's 'subscribe' event, by dialog id. */
   private readonly arriving = new Map<string, Resolved>();
   private readonly log?: Logger;
@@ -398,7 +398,7 @@ export class ResourceListServer {
    * §5.2: members added and removed), or end with reason=noresource when it is gone.
    */
   async storedListChanged(uri: string): Promise<number> {
-    for (const listener of this.storedListListeners) listener(uri);
+    for (const listener of this.storedListListeners) await listener(uri);
     const subs = this.subscriptions.list({ eventPackage: 'presence', resource: uri });
     if (subs.length === 0) return 0;
     const list = await this.options.stored?.listAt(uri);

@@ -139,10 +139,21 @@ export class XcapSide {
       if (!this.server.writing.has(presentity)) void this.diff.ownerChanged(presentity);
     });
     // Lists changed elsewhere (CLI, admin API, /api/me, web client) change the resource-lists document.
+    // What depends on them follows as after an XCAP change: OMA external lists, rls-services copies.
     wiring.presence.lists.storedListListeners.add((uri) => {
       const owner = splitListUri(uri)?.owner;
-      if (owner !== undefined && !this.server.writing.has(owner)) void this.diff.ownerChanged(owner);
+      if (owner === undefined || this.server.writing.has(owner)) return undefined;
+      // Awaited by the change (the API answers once the rules follow); a failure is logged, the list stays stored.
+      return this.listsChangedElsewhere(owner).catch((err: unknown) => wiring.logger.error({ err, owner }, 'xcap: documents depending on a list not updated'));
     });
+  }
+
+  /** `owner`'s stored lists changed outside XCAP: the documents that depend on them follow, then xcap-diff. */
+  private async listsChangedElsewhere(owner: string): Promise<void> {
+    for (const u of this.presRules) await u.listsChanged(owner);
+    // A copy it makes changes a stored list again: that call finds nothing left to change.
+    await this.rlsServices.listsChanged(owner);
+    await this.diff.ownerChanged(owner);
   }
 
   /**

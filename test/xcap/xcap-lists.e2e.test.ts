@@ -182,6 +182,11 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     expect((await xcap(base, 'PUT', add, { user: 'bob', body: '<entry uri="sip:dave@example.com"/>', type: EL_TYPE })).status).to.equal(201);
     expect(uris(read(await next))).to.deep.equal(['sip:alice@example.com', 'sip:dave@example.com']);
 
+    // Changed through the admin API (the CLI's path): the service's list follows too.
+    const byApi = bob.waitRequest(isNotify(w.callId));
+    expect((await call(base, 'PUT', '/api/users/bob/lists/oma_buddylist', { body: { entries: [{ uri: 'dave' }] } })).status).to.equal(200);
+    expect(uris(read(await byApi))).to.deep.equal(['sip:dave@example.com']);
+
     // Refused: another user's service URI, one outside our domain, a package we do not serve, a reference to nothing.
     const one = (service: string) => `<rls-services xmlns="${RS}" xmlns:rl="${RL}">${service}</rls-services>`;
     const cases = [

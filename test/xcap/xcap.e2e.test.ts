@@ -491,6 +491,9 @@ describe('xcap: OMA external lists over the resource-lists usage', function () {
     // bob leaves it: his rule goes.
     expect((await xcap(base, 'DELETE', `/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list%5b@name=%22oma_grantedcontacts%22%5d/entry%5b@uri=%22sip:bob@example.com%22%5d`, { user: 'alice' })).status).to.equal(200);
     expect(await listed()).not.to.include('sip:bob@example.com allow');
+    // The list changed through the admin API (the CLI's path): the rules follow before it answers.
+    expect((await call(base, 'PUT', '/api/users/alice/lists/oma_grantedcontacts', { body: { entries: [{ uri: 'dave' }] } })).status).to.equal(200);
+    expect(await listed()).to.include('sip:dave@example.com allow').and.not.to.include('sip:carol@example.com allow');
 
     // A list that is not the user's, or not there, is refused.
     const other = rules.replace(anc('oma_blockedcontacts'), anc('nope'));
