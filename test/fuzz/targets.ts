@@ -25,6 +25,8 @@ import { readXml } from '../../src/presence/pidf/read-xml.js';
 import { locate, resolveSelector } from '../../src/xcap/document-tree.js';
 import { parseNodeSelector, SelectorError, selectorText } from '../../src/xcap/node-selector.js';
 import { renderRules, rulesOfDocument } from '../../src/xcap/usages/pres-rules.js';
+import { entriesOfListElement, listsOfDocument, renderLists, sameList } from '../../src/xcap/usages/resource-lists.js';
+import { servicesOfDocument } from '../../src/xcap/usages/rls-services.js';
 import { XcapConflict } from '../../src/xcap/xcap-error.js';
 import { parseXcapUri, XcapUriError } from '../../src/xcap/xcap-uri.js';
 import { FuzzFinding, type FuzzTarget } from './engine.js';
@@ -346,6 +348,50 @@ export const presRules: FuzzTarget = {
   },
 };
 
+/** Only an XcapConflict (the 409 body) may come out of an XCAP usage's reading. */
+function conflictsOnly<T>(what: string, f: () => T): T | undefined {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof XcapConflict) return undefined;
+    throw new FuzzFinding(`${what} threw ${(e as Error)?.name}: ${(e as Error)?.message}`);
+  }
+}
+
+const RL_DICTIONARY = ['<list name="', '</list>', '<entry uri="sip:b@example.com"/>', '<entry uri="', '<display-name>', '</display-name>', '<entry-ref ref="', '<external anchor="', 'presence', 'oma_buddylist'];
+
+/** resource-lists documents as an XCAP PUT brings them (RFC 4826 §3): read into stored lists, rendered, read back the same. */
+export const xcapResourceLists: FuzzTarget = {
+  name: 'xcap-resource-lists',
+  maxLength: 16384,
+  dictionary: [...XML_DICTIONARY, ...RL_DICTIONARY],
+  seeds: () => seedsOf('xcap-resource-lists'),
+  run(input) {
+    const r = readXml(input);
+    if (!r.ok) return;
+    const lists = conflictsOnly('listsOfDocument', () => listsOfDocument(r.root));
+    if (!lists) return;
+    const back = readXml(renderLists(lists));
+    if (!back.ok) throw new FuzzFinding(`rendered lists do not parse: ${back.reason}`);
+    const again = listsOfDocument(back.root);
+    if (again.length !== lists.length || !lists.every((l) => again.some((a) => sameList(a, l)))) throw new FuzzFinding('rendered lists read back different');
+  },
+};
+
+/** rls-services documents as an XCAP PUT brings them (RFC 4826 §4): services and their inline lists. */
+export const rlsServices: FuzzTarget = {
+  name: 'rls-services',
+  maxLength: 16384,
+  dictionary: [...XML_DICTIONARY, ...RL_DICTIONARY, '<service uri="sip:alice+p@example.com">', '</service>', '<resource-list>', '</resource-list>', '<packages><package>presence</package></packages>', '<rl:list>', '</rl:list>'],
+  seeds: () => seedsOf('rls-services'),
+  run(input) {
+    const r = readXml(input);
+    if (!r.ok) return;
+    const services = conflictsOnly('servicesOfDocument', () => servicesOfDocument(r.root, 'sip:alice@example.com'));
+    for (const s of services ?? []) if (s.list) conflictsOnly('entriesOfListElement', () => entriesOfListElement(s.list!));
+  },
+};
+
 /** RLMI (RFC 4662 §5.3) as the watcher side reads it: accepted documents write and read back the same. */
 export const rlmi: FuzzTarget = {
   name: 'rlmi',
@@ -386,4 +432,4 @@ export const listNotify: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify, xcapUri, presRules];
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify, xcapUri, presRules, xcapResourceLists, rlsServices];
