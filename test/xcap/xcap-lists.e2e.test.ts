@@ -147,10 +147,12 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     const entries = await xcap(base, 'PUT', '/resource-lists/users/sip:bob@example.com/index', { user: 'bob', body: lists('<list name="presence"><entry uri="sip:x@example.com"/><entry uri="sip:x@example.com"/></list>'), type: RL_TYPE });
     expect(entries.status).to.equal(409);
     expect(entries.text).to.contain('field="/rl:resource-lists/rl:list[1]/rl:entry[2]/@uri"');
-    for (const body of ['<list><entry uri="sip:x@example.com"/></list>', '<list name="bad name"/>', '<list name="p"><external anchor="http://example.org/x"/></list>']) {
+    // The last: a first list fine, the second with an entry the lists refuse: neither is stored.
+    for (const body of ['<list><entry uri="sip:x@example.com"/></list>', '<list name="bad name"/>', '<list name="p"><external anchor="http://example.org/x"/></list>', '<list name="ok"><entry uri="sip:y@example.com"/></list><list name="p"><entry uri="http://example.org/x"/></list>']) {
       const r = await xcap(base, 'PUT', '/resource-lists/users/sip:bob@example.com/index', { user: 'bob', body: lists(body), type: RL_TYPE });
       expect(r.status, body).to.equal(409);
       expect(r.text, body).to.contain('<constraint-failure');
+      if (body.includes('name="ok"')) expect(r.text).to.contain('bad user name');
     }
     expect((await call(base, 'GET', '/api/users/bob/lists')).json).to.deep.equal(before);
 

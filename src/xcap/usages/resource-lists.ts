@@ -188,14 +188,20 @@ export function resourceListsUsage(options: {
       const wanted = listsOfDocument(root);
       const have = await current(doc.owner);
       const b = backend();
+      const set = (l: DocumentList) => b.setList({ owner: doc.owner, name: l.name, ...(l.displayName !== undefined ? { displayName: l.displayName } : {}), entries: l.entries });
+      // Lists written so far, with what they were: a list the operations refuse (a bad entry, too
+      // many members) puts them back, so a refused PUT changes nothing.
+      const done: Array<{ name: string; old: DocumentList | undefined }> = [];
       try {
         for (const l of wanted) {
           const old = have.find((h) => h.name === l.name);
           if (old && sameList(old, l)) continue;
-          await b.setList({ owner: doc.owner, name: l.name, ...(l.displayName !== undefined ? { displayName: l.displayName } : {}), entries: l.entries });
+          await set(l);
+          done.push({ name: l.name, old });
         }
         for (const h of have) if (!wanted.some((l) => l.name === h.name)) await b.deleteList(doc.owner, h.name);
       } catch (err) {
+        for (const d of done.reverse()) await (d.old ? set(d.old) : b.deleteList(doc.owner, d.name));
         asConflict(err);
       }
       await options.documents()?.put({ auid: RESOURCE_LISTS_AUID, owner: doc.owner, path: doc.path, content: bytes.toString('utf8'), etag: '' });
