@@ -196,6 +196,8 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
       `<service uri="sip:bob+x@example.org"><rl:list/></service>`,
       `<service uri="sip:bob+x@example.com"><rl:list/><packages><package>dialog</package></packages></service>`,
       `<service uri="sip:bob+x@example.com"><resource-list>${ref.replace('oma_buddylist', 'nope')}</resource-list></service>`,
+      // A first service fine, the second with an entry the lists refuse: neither list is stored.
+      `<service uri="sip:bob+new@example.com"><rl:list><rl:entry uri="sip:z@example.com"/></rl:list></service><service uri="sip:bob+x@example.com"><rl:list><rl:entry uri="http://example.org/x"/></rl:list></service>`,
     ];
     for (const c of cases) {
       const x = await xcap(base, 'PUT', '/rls-services/users/sip:bob@example.com/index', { user: 'bob', body: one(c), type: RS_TYPE });

@@ -1,7 +1,7 @@
 import { readXml } from '../../presence/pidf/read-xml.js';
 import { attributeValue, elementChildren, textContent, type XmlElement } from '../../presence/pidf/xml-tree.js';
 import { RESOURCE_LISTS_NS } from '../../lists/resource-lists.js';
-import { splitListUri, type StoredListEntry } from '../../lists/stored-lists.js';
+import { splitListUri, type StoredListEntry, type StoredListInfo } from '../../lists/stored-lists.js';
 import type { XcapDocumentRepository } from '../../store/repositories/xcap-documents.js';
 import type { ApplicationUsage, DocumentRef, DocumentSource } from '../application-usage.js';
 import { requireUnique } from '../uniqueness.js';
@@ -120,13 +120,24 @@ export function rlsServicesUsage(options: {
     // Every reference resolved before anything is written: a refused document changes nothing.
     for (const s of services) if (!only || only(s)) resolved.push({ s, entries: await entriesOf(owner, s) });
     const b = backend();
+    // Lists written so far, with what they were: one the operations refuse puts them back.
+    const done: Array<{ name: string; old: StoredListInfo | undefined }> = [];
     try {
       const have = await b.listLists(owner);
-      for (const { s, entries } of resolved) {
-        const old = have.find((h) => h.name === s.name);
-        const next = { name: s.name, ...(old?.displayName !== undefined ? { displayName: old.displayName } : {}), entries };
-        if (old && sameList(old, next)) continue;
-        await b.setList({ owner, ...next });
+      try {
+        for (const { s, entries } of resolved) {
+          const old = have.find((h) => h.name === s.name);
+          const next = { name: s.name, ...(old?.displayName !== undefined ? { displayName: old.displayName } : {}), entries };
+          if (old && sameList(old, next)) continue;
+          await b.setList({ owner, ...next });
+          done.push({ name: s.name, old });
+        }
+      } catch (err) {
+        for (const d of done.reverse()) {
+          if (d.old) await b.setList({ owner, name: d.name, ...(d.old.displayName !== undefined ? { displayName: d.old.displayName } : {}), entries: d.old.entries });
+          else await b.deleteList(owner, d.name);
+        }
+        throw err;
       }
     } catch (err) {
       asConflict(err);
