@@ -90,7 +90,7 @@ export class XcapSide {
     usages.push(...this.presRules);
     // RFC 4826: the documents ARE the stored lists the RLS serves (src/lists/), through the admin operations.
     const lists = (): ListBackend | undefined => wiring.operations();
-    usages.push(resourceListsUsage({ lists, documents }));
+    usages.push(resourceListsUsage({ lists, documents, supplied: (owner) => this.rlsServices.suppliedLists(owner) }));
     this.rlsServices = rlsServicesUsage({ lists, documents, elementAt: (owner, ref) => this.server.elementAt(owner, ref) });
     usages.push(this.rlsServices);
     usages.push(

@@ -178,6 +178,9 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     expect(uris(w.first)).to.deep.equal(['sip:alice@example.com']);
     expect(uris((await watch(bob, 'sip:bob+team@example.com')).first)).to.deep.equal(['sip:carol@example.com']);
 
+    // The lists the services supply do not disturb bob's own resource-lists document: it comes back as written.
+    expect((await xcap(base, 'GET', '/resource-lists/users/sip:bob@example.com/index', { user: 'bob' })).text).to.equal(lists('<list name="oma_buddylist"><entry uri="sip:alice@example.com"/></list>'));
+
     // The referenced list changes: the service's list follows, with a NOTIFY.
     const next = bob.waitRequest(isNotify(w.callId));
     const add = `/resource-lists/users/sip:bob@example.com/index/~~/resource-lists/list%5b@name=%22oma_buddylist%22%5d/entry%5b@uri=%22sip:dave@example.com%22%5d`;
@@ -207,6 +210,11 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     const twice = await xcap(base, 'PUT', '/rls-services/users/sip:bob@example.com/index', { user: 'bob', body: one('<service uri="sip:bob+a@example.com"><rl:list/></service><service uri="sip:bob+a@example.com"><rl:list/></service>'), type: RS_TYPE });
     expect(twice.status).to.equal(409);
     expect(twice.text).to.contain('<uniqueness-failure>');
+    expect((await call(base, 'GET', '/api/users/bob/lists')).json.map((l: { name: string }) => l.name)).to.deep.equal(['oma_buddylist', 'presence', 'team']);
+
+    // A whole resource-lists PUT without them leaves the services' lists stored.
+    const again = await xcap(base, 'PUT', '/resource-lists/users/sip:bob@example.com/index', { user: 'bob', body: lists('<list name="oma_buddylist"><entry uri="sip:dave@example.com"/></list>'), type: RL_TYPE });
+    expect(again.status, again.text).to.equal(200);
     expect((await call(base, 'GET', '/api/users/bob/lists')).json.map((l: { name: string }) => l.name)).to.deep.equal(['oma_buddylist', 'presence', 'team']);
 
     // The global index: every user's services, read-only.

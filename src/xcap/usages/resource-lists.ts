@@ -152,7 +152,13 @@ export function asConflict(err: unknown): never {
 export function resourceListsUsage(options: {
   readonly lists: () => ListBackend | undefined;
   readonly documents: () => XcapDocumentRepository | undefined;
+  /**
+   * The lists `owner`'s rls-services document supplies (inline, or copied from another list):
+   * absent from a resource-lists PUT, they stay; absent from the client's copy, it still matches.
+   */
+  readonly supplied?: (owner: string) => Promise<ReadonlySet<string>>;
 }): ApplicationUsage {
+  const supplied = async (owner: string): Promise<ReadonlySet<string>> => (options.supplied ? options.supplied(owner) : new Set<string>());
   const backend = (): ListBackend => {
     const b = options.lists();
     if (!b) refuse('constraint-failure', 'lists are not available: the store is not open');
@@ -174,7 +180,10 @@ export function resourceListsUsage(options: {
         const parsed = readXml(stored.content, { maxBytes: 1 << 24, maxDepth: 64 });
         if (parsed.ok) {
           try {
-            if (sameLists(listsOfDocument(parsed.root), lists)) return Buffer.from(stored.content, 'utf8');
+            const mine = listsOfDocument(parsed.root);
+            const services = await supplied(doc.owner);
+            const compared = lists.filter((l) => !services.has(l.name) || mine.some((m) => m.name === l.name));
+            if (sameLists(mine, compared)) return Buffer.from(stored.content, 'utf8');
           } catch {
             // a stored copy that no longer reads: rendered from the lists below
           }
@@ -199,7 +208,8 @@ export function resourceListsUsage(options: {
           await set(l);
           done.push({ name: l.name, old });
         }
-        for (const h of have) if (!wanted.some((l) => l.name === h.name)) await b.deleteList(doc.owner, h.name);
+        const services = await supplied(doc.owner);
+        for (const h of have) if (!wanted.some((l) => l.name === h.name) && !services.has(h.name)) await b.deleteList(doc.owner, h.name);
       } catch (err) {
         for (const d of done.reverse()) await (d.old ? set(d.old) : b.deleteList(doc.owner, d.name));
         asConflict(err);

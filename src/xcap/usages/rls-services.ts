@@ -86,6 +86,8 @@ export function composeGlobal(documents: readonly string[]): Buffer {
 export interface RlsServicesUsage extends ApplicationUsage {
   /** `owner`'s resource lists changed: services that take their members from one follow. */
   listsChanged(owner: string): Promise<void>;
+  /** The stored lists `owner`'s services supply: inline lists and copies of another list. */
+  suppliedLists(owner: string): Promise<ReadonlySet<string>>;
 }
 
 /**
@@ -174,6 +176,16 @@ export function rlsServicesUsage(options: {
       for (const s of services) await entriesOf(doc.owner, s);
     },
     source,
+    async suppliedLists(owner) {
+      const stored = await options.documents()?.get(RLS_SERVICES_AUID, owner, 'index');
+      const parsed = stored ? readXml(stored.content, { maxBytes: 1 << 24, maxDepth: 64 }) : undefined;
+      if (!parsed?.ok) return new Set<string>();
+      try {
+        return new Set(servicesOfDocument(parsed.root, owner).filter((s) => s.resourceList === undefined || !refersTo(s.resourceList, s.name)).map((s) => s.name));
+      } catch {
+        return new Set<string>();
+      }
+    },
     async listsChanged(owner) {
       const stored = await options.documents()?.get(RLS_SERVICES_AUID, owner, 'index');
       if (!stored) return;
