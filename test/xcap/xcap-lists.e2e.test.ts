@@ -133,8 +133,14 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     expect(after.text).to.contain('<entry uri="sip:frank@example.com"');
     expect(after.headers.get('etag')).not.to.equal(got.headers.get('etag'));
 
+    // An attribute PUT renames a list (§8.2.4): stored under the new name, the old one gone.
+    // Since the CLI's change the document is rendered from the stored lists, in name order: family first.
+    const renamed = await xcap(base, 'PUT', `${ALICE_LISTS}/~~/resource-lists/list%5b1%5d/@name`, { user: 'alice', body: 'relatives', type: 'application/xcap-att+xml' });
+    expect(renamed.status, renamed.text).to.equal(200);
+    expect((await call(base, 'GET', '/api/users/alice/lists')).json.map((l: { name: string }) => l.name)).to.deep.equal(['presence', 'relatives']);
+
     // An element DELETE of a whole list: the stored list goes.
-    expect((await xcap(base, 'DELETE', `${ALICE_LISTS}/~~/resource-lists/list%5b@name=%22family%22%5d`, { user: 'alice' })).status).to.equal(200);
+    expect((await xcap(base, 'DELETE', `${ALICE_LISTS}/~~/resource-lists/list%5b@name=%22relatives%22%5d`, { user: 'alice' })).status).to.equal(200);
     expect((await call(base, 'GET', '/api/users/alice/lists')).json.map((l: { name: string }) => l.name)).to.deep.equal(['presence']);
   });
 
