@@ -59,6 +59,18 @@ describe('xcap: resource-lists documents and the stored lists (RFC 4826 §3)', (
     expect(refusal(() => listsOfDocument(root(rl('<list name="a"><entry/></list>'))))).to.include({ kind: 'schema-validation-error' });
   });
 
+  it("follows <external> to a list of the owner's own document (RCS/OMA oma_buddylist), refusing others and loops", () => {
+    const anchor = (owner: string, name: string) => `http://xcap.example.com/services/resource-lists/users/${owner}/index/~~/resource-lists/list%5b@name=%22${name}%22%5d`;
+    const doc = rl(`<list name="rcs"><entry uri="sip:bob@example.com"/><entry uri="sip:carol@example.com"/></list><list name="oma_buddylist"><entry uri="sip:bob@example.com"/><external anchor="${anchor(ALICE, 'rcs')}"/></list>`);
+    expect(listsOfDocument(root(doc), ALICE).find((l) => l.name === 'oma_buddylist')!.entries).to.deep.equal([{ uri: 'sip:bob@example.com' }, { uri: 'sip:carol@example.com' }]);
+    // Without an owner, or into another user's document, or to a list that is not there: refused.
+    expect(refusal(() => listsOfDocument(root(doc)))).to.include({ kind: 'constraint-failure' });
+    expect(refusal(() => listsOfDocument(root(doc.replace(anchor(ALICE, 'rcs'), anchor('sip:bob@example.com', 'rcs'))), ALICE))).to.include({ kind: 'constraint-failure' });
+    expect(refusal(() => listsOfDocument(root(doc.replace(anchor(ALICE, 'rcs'), anchor(ALICE, 'nope'))), ALICE))).to.include({ kind: 'constraint-failure' });
+    const loop = rl(`<list name="a"><external anchor="${anchor(ALICE, 'b')}"/></list><list name="b"><external anchor="${anchor(ALICE, 'a')}"/></list>`);
+    expect(refusal(() => listsOfDocument(root(loop), ALICE)).phrase).to.match(/nested more than 4 deep/);
+  });
+
   it('renders stored lists as a document that reads back to the same lists', () => {
     const lists = [
       { name: 'presence', displayName: 'B & co', entries: [{ uri: 'sip:bob@example.com', displayName: 'Bob <b>' }] },

@@ -72,7 +72,7 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     // The control socket where the CLI finds a running server (store.dataDir of the config).
     srv = await startTestServer({ admin: { token: TOKEN } }, { store, controlSocket: join(data, 'db', CONTROL_SOCKET) });
     base = httpBase(srv.server);
-    for (const username of ['alice', 'bob']) {
+    for (const username of ['alice', 'bob', 'carol']) {
       expect((await call(base, 'POST', '/api/users', { body: { username, password: `${username}-pass` } })).status).to.equal(201);
     }
   });
@@ -229,6 +229,23 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     expect(global.text).to.contain('uri="sip:bob+presence@example.com"').and.to.contain('uri="sip:bob+team@example.com"');
     expect((await xcap(base, 'PUT', '/rls-services/global/index', { user: 'alice', body: one(''), type: RS_TYPE })).status).to.equal(403);
     expect((await xcap(base, 'PUT', '/rls-services/global/index', { token: TOKEN, body: one(''), type: RS_TYPE })).status).to.equal(409);
+  });
+
+  it("an RCS client's oma_buddylist, an <external> to its own list: served with that list's members, following its edits", async () => {
+    const path = '/resource-lists/users/sip:carol@example.com/index';
+    const anchor = `${base}/xcap-root${path}/~~/resource-lists/list%5B@name=%22rcs%22%5D`;
+    const doc = lists(`<list name="rcs"><entry uri="sip:alice@example.com"/></list><list name="oma_buddylist"><external anchor="${anchor}"/></list><list name="oma_grantedcontacts"><external anchor="${anchor}"/></list><list name="oma_blockedcontacts"/>`);
+    const put = await xcap(base, 'PUT', path, { user: 'carol', body: doc, type: RL_TYPE });
+    expect(put.status, put.text).to.equal(201);
+    const carol = await ua('carol');
+    const w = await watch(carol, 'sip:carol+oma_buddylist@example.com');
+    expect(uris(w.first)).to.deep.equal(['sip:alice@example.com']);
+    const next = carol.waitRequest(isNotify(w.callId));
+    const add = `${path}/~~/resource-lists/list%5b@name=%22rcs%22%5d/entry%5b@uri=%22sip:bob@example.com%22%5d`;
+    expect((await xcap(base, 'PUT', add, { user: 'carol', body: '<entry uri="sip:bob@example.com"/>', type: EL_TYPE })).status).to.equal(201);
+    expect(uris(read(await next))).to.deep.equal(['sip:alice@example.com', 'sip:bob@example.com']);
+    // The client's document, references and all, comes back as written (with the entry added).
+    expect((await xcap(base, 'GET', path, { user: 'carol' })).text).to.contain(`<external anchor="${anchor}"/>`);
   });
 
   it('xcap-diff tells a list changed through the admin API (the CLI path) as a change of the resource-lists document', async () => {

@@ -15,7 +15,11 @@ import { LIST_NAME_RE, type StoredListEntry, type StoredListInfo } from '../../l
 import type { XcapDocumentRepository } from '../../store/repositories/xcap-documents.js';
 import type { ApplicationUsage, DocumentRef, DocumentSource } from '../application-usage.js';
 import { requireUnique } from '../uniqueness.js';
+import { elementAt, locate, resolveSelector } from '../document-tree.js';
+import { SelectorError } from '../node-selector.js';
 import { XcapConflict } from '../xcap-error.js';
+import { canonicalXui } from '../xcap-server.js';
+import { parseXcapUri, XcapUriError } from '../xcap-uri.js';
 import { writeXml } from '../xml-writer.js';
 
 /** RFC 4826 §3: the resource-lists application usage. */
@@ -72,7 +76,67 @@ function checkUniqueness(el: XmlElement, selector: string): void {
  * name a SIP user part cannot carry (constraint-failure), `<entry-ref>` and `<external>` (not
  * resolved: constraint-failure), a repeated list name or entry URI (uniqueness-failure).
  */
-export function listsOfDocument(root: XmlElement): DocumentList[] {
+/** `<external>` hops followed from one list, at most (a chain of references, or a loop). */
+const MAX_EXTERNAL_DEPTH = 4;
+
+/**
+ * The `<list>` an `<external anchor>` names in `owner`'s own resource-lists document, looked
+ * up in `root` (the document being written, so a PUT may add a list and refer to it at once).
+ * The anchor is an HTTP URI whatever root the client was given (RCS and OMA clients write
+ * `…/resource-lists/users/<own uri>/index/~~/resource-lists/list[@name="rcs"]`).
+ */
+export function externalList(root: XmlElement, owner: string, anchor: string): XmlElement | undefined {
+  let url: URL;
+  try {
+    url = new URL(anchor);
+  } catch {
+    return undefined;
+  }
+  const at = url.pathname.indexOf(`/${RESOURCE_LISTS_AUID}/users/`);
+  if (at < 0) return undefined;
+  try {
+    const uri = parseXcapUri(url.pathname.slice(at), url.search.replace(/^\?/, ''));
+    const domain = owner.slice(owner.indexOf('@') + 1);
+    if (uri.scope !== 'users' || canonicalXui(uri.xui!, domain) !== owner || uri.documentPath.join('/') !== 'index' || !uri.node || uri.node.terminal) return undefined;
+    const found = locate(root, resolveSelector(uri.node, uri.bindings, RESOURCE_LISTS_NS).steps);
+    if (found.kind !== 'found') return undefined;
+    const el = elementAt(root, found.path);
+    return el.ns === RESOURCE_LISTS_NS && el.local === 'list' ? el : undefined;
+  } catch (e) {
+    if (e instanceof XcapUriError || e instanceof SelectorError) return undefined;
+    throw e;
+  }
+}
+
+/** The entries of a list, those of the lists its `<external>`s name (in `root`, of `owner`) after its own. */
+function resolvedEntries(list: ResourceList | readonly ResourceList[], root: XmlElement | undefined, owner: string | undefined, label: string, depth = 0): StoredListEntry[] {
+  const flat = flattenEntries(Array.isArray(list) ? list : [list as ResourceList]);
+  if (flat.entryRefs.length > 0) refuse('constraint-failure', `${label}: <entry-ref> is not supported (write the entry)`);
+  const out: StoredListEntry[] = flat.entries.map((e) => ({ uri: e.uri, ...(e.displayName !== undefined ? { displayName: e.displayName } : {}) }));
+  for (const anchor of flat.externals) {
+    const el = root && owner !== undefined ? externalList(root, owner, anchor) : undefined;
+    if (!el) refuse('constraint-failure', `${label}: <external> ${anchor.slice(0, 200)} is not a <list> of this user's resource-lists document`);
+    if (depth >= MAX_EXTERNAL_DEPTH) refuse('constraint-failure', `${label}: <external> lists nested more than ${MAX_EXTERNAL_DEPTH} deep (or in a loop)`);
+    const parsed = parseResourceLists(writeXml(wrapList(el)), { maxBytes: 1 << 24, maxMembers: MAX_DOCUMENT_MEMBERS, duplicates: 'drop' });
+    if (!parsed.ok) refuse('schema-validation-error', parsed.reason);
+    out.push(...resolvedEntries(parsed.document.lists, root, owner, label, depth + 1));
+  }
+  // Each resource once (RFC 4826 §3.4.1), the first one kept.
+  const seen = new Set<string>();
+  return out.filter((e) => {
+    const k = entryKey(e.uri);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** A `<list>` as the one list of a resource-lists document (its name dropped: it is read for its entries). */
+function wrapList(list: XmlElement): XmlElement {
+  return { kind: 'element', ns: RESOURCE_LISTS_NS, local: 'resource-lists', prefix: '', attributes: [], children: [{ ...list, attributes: list.attributes.filter((a) => a.local !== 'name' || a.ns !== '') }] };
+}
+
+export function listsOfDocument(root: XmlElement, owner?: string): DocumentList[] {
   if (root.ns !== RESOURCE_LISTS_NS || root.local !== 'resource-lists') refuse('schema-validation-error', `the root element must be <resource-lists> of ${RESOURCE_LISTS_NS}`);
   checkUniqueness(root, '/rl:resource-lists');
   const parsed = parseResourceLists(writeXml(root), { maxBytes: 1 << 24, maxMembers: MAX_DOCUMENT_MEMBERS, duplicates: 'drop' });
@@ -81,24 +145,15 @@ export function listsOfDocument(root: XmlElement): DocumentList[] {
   if (doc.lists.length > MAX_LISTS_PER_DOCUMENT) refuse('constraint-failure', `more than ${MAX_LISTS_PER_DOCUMENT} lists`);
   return doc.lists.map((l, i) => {
     if (l.name === undefined || !LIST_NAME_RE.test(l.name)) refuse('constraint-failure', `list ${i + 1}: a top-level list needs a name of 1 to 64 letters, digits and . _ ~ - (it is served as sip:<user>+<name>)`);
-    const flat = flattenEntries([l]);
-    if (flat.entryRefs.length > 0 || flat.externals.length > 0) refuse('constraint-failure', `list "${l.name}": <entry-ref> and <external> are not supported (write the entries)`);
-    return {
-      name: l.name,
-      ...(l.displayName ? { displayName: l.displayName.text } : {}),
-      entries: flat.entries.map((e) => ({ uri: e.uri, ...(e.displayName !== undefined ? { displayName: e.displayName } : {}) })),
-    };
+    return { name: l.name, ...(l.displayName ? { displayName: l.displayName.text } : {}), entries: resolvedEntries(l, root, owner, `list "${l.name}"`) };
   });
 }
 
 /** The entries of a `<list>` element (its nested lists' included), for rls-services and references. */
-export function entriesOfListElement(list: XmlElement): StoredListEntry[] {
-  const wrapped: XmlElement = { kind: 'element', ns: RESOURCE_LISTS_NS, local: 'resource-lists', prefix: '', attributes: [], children: [{ ...list, attributes: list.attributes.filter((a) => a.local !== 'name' || a.ns !== '') }] };
-  const parsed = parseResourceLists(writeXml(wrapped), { maxBytes: 1 << 24, maxMembers: MAX_DOCUMENT_MEMBERS, duplicates: 'drop' });
+export function entriesOfListElement(list: XmlElement, document?: { readonly root: XmlElement; readonly owner: string }): StoredListEntry[] {
+  const parsed = parseResourceLists(writeXml(wrapList(list)), { maxBytes: 1 << 24, maxMembers: MAX_DOCUMENT_MEMBERS, duplicates: 'drop' });
   if (!parsed.ok) refuse('schema-validation-error', parsed.reason);
-  const flat = flattenEntries(parsed.document);
-  if (flat.entryRefs.length > 0 || flat.externals.length > 0) refuse('constraint-failure', '<entry-ref> and <external> are not supported (write the entries)');
-  return flat.entries.map((e) => ({ uri: e.uri, ...(e.displayName !== undefined ? { displayName: e.displayName } : {}) }));
+  return resolvedEntries(parsed.document.lists, document?.root, document?.owner, 'list');
 }
 
 /** Same name, display name and entries (in order): nothing to write. */
@@ -180,7 +235,7 @@ export function resourceListsUsage(options: {
         const parsed = readXml(stored.content, { maxBytes: 1 << 24, maxDepth: 64 });
         if (parsed.ok) {
           try {
-            const mine = listsOfDocument(parsed.root);
+            const mine = listsOfDocument(parsed.root, doc.owner);
             const services = await supplied(doc.owner);
             const compared = lists.filter((l) => !services.has(l.name) || mine.some((m) => m.name === l.name));
             if (sameLists(mine, compared)) return Buffer.from(stored.content, 'utf8');
@@ -194,7 +249,7 @@ export function resourceListsUsage(options: {
       return renderLists(lists);
     },
     async write(doc, bytes, root) {
-      const wanted = listsOfDocument(root);
+      const wanted = listsOfDocument(root, doc.owner);
       const have = await current(doc.owner);
       const b = backend();
       const set = (l: DocumentList) => b.setList({ owner: doc.owner, name: l.name, ...(l.displayName !== undefined ? { displayName: l.displayName } : {}), entries: l.entries });
@@ -235,8 +290,8 @@ export function resourceListsUsage(options: {
     writable: true,
     // RFC 4826 §3.5: the document of a user is "index"; the global tree has none.
     acceptsPath: (scope, path) => scope === 'users' && path.length === 1 && path[0] === 'index',
-    validate: (root) => {
-      listsOfDocument(root);
+    validate: (root, doc) => {
+      listsOfDocument(root, doc.owner);
     },
     source,
   };

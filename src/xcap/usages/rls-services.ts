@@ -115,7 +115,10 @@ export function rlsServicesUsage(options: {
     if (!el || el.ns !== RESOURCE_LISTS_NS || el.local !== 'list') {
       refuse('constraint-failure', `service ${s.uri.slice(0, 200)}: <resource-list> ${s.resourceList!.slice(0, 200)} is not a <list> of this user's resource-lists`);
     }
-    return entriesOfListElement(el);
+    // Its <external>s are read in the same document (the one the reference is into).
+    const cut = s.resourceList!.indexOf('/~~/');
+    const root = cut > 0 ? await options.elementAt(owner, `${s.resourceList!.slice(0, cut)}/~~/resource-lists`) : undefined;
+    return entriesOfListElement(el, root ? { root, owner } : undefined);
   };
   const apply = async (owner: string, services: readonly RlsService[], only?: (s: RlsService) => boolean): Promise<void> => {
     const resolved: Array<{ s: RlsService; entries: StoredListEntry[] }> = [];
