@@ -32,6 +32,31 @@ export interface RoomSettings {
 /** Sends one copy to one member (MessagingService.deliver). */
 export type RoomDeliver = (m: StoredMessage, options: { readonly transient: boolean; readonly log?: Logger }) => Promise<DeliveryOutcome>;
 
+/** A room message as the cluster's stream carries it (issue 22: one order per room across nodes). */
+export interface RoomStreamMessage {
+  readonly room: string;
+  /** The node that accepted it: it stores the copies of members with no contact anywhere. */
+  readonly node: string;
+  readonly entry: RoomHistoryRecord;
+  /** The members it goes to (all but the sender, when accepted), each with whether it takes message/cpim. */
+  readonly to: ReadonlyArray<readonly [member: string, cpim: boolean]>;
+}
+
+/**
+ * The cluster as rooms reach it (src/cluster/cluster-rooms.ts): the store is shared, so a
+ * node tells the others when it changed a room, and room messages go through one stream.
+ */
+export interface RoomCluster {
+  readonly node: string;
+  /** Tells the other nodes the room changed in the store; resolves once they read it again (bounded). */
+  changed(uri: string): Promise<void>;
+  /** Appends a message to the room's stream; resolves once stored there, throws when it was not. */
+  publish(message: RoomStreamMessage): Promise<void>;
+}
+
+/** Sends one copy of a streamed message to the contacts this node holds (MessagingService.deliverFromHere). */
+export type RoomDeliverHere = (m: StoredMessage, options: { readonly storeWhenNone: boolean; readonly log?: Logger }) => Promise<DeliveryOutcome | 'elsewhere'>;
+
 export interface RoomServiceOptions {
   readonly domains: LocalDomains;
   readonly deliver: RoomDeliver;
@@ -45,6 +70,8 @@ export interface RoomServiceOptions {
   /** Addresses other services of ours answer at (the URI-list service): no room takes them. */
   readonly reserved?: (aor: string) => boolean;
   readonly store?: RoomStore;
+  /** A cluster node: rooms are shared with the other nodes (with `deliverHere`). */
+  readonly cluster?: { readonly link: RoomCluster; readonly deliverHere: RoomDeliverHere };
   readonly logger?: Logger;
 }
 
@@ -251,7 +278,8 @@ export class RoomService implements MessageTarget {
       ctx.reply(503, 'Sending Too Fast', { headers: [['Retry-After', wait]] });
       return;
     }
-    const queued = this.queue.run(roomUri, async () => {
+    const cluster = this.options.cluster;
+    const queued = this.queue.run(roomUri, async (): Promise<boolean | 'unavailable'> => {
       // The room may have ended while this waited behind other changes.
       if (this.rooms.get(roomUri) !== room) return false;
       await this.store.appendHistory(roomUri, entry, this.settings.historySize);
@@ -259,18 +287,35 @@ export class RoomService implements MessageTarget {
         room.history.push(entry);
         if (room.history.length > this.settings.historySize) room.history.splice(0, room.history.length - this.settings.historySize);
       }
+      // Issue 22: in the stream before the 202, so a node that dies after it loses nothing.
+      if (cluster) {
+        const to = [...room.members.values()].filter((m) => m.member !== sender).map((m) => [m.member, m.cpim] as const);
+        try {
+          await cluster.link.publish({ room: roomUri, node: cluster.link.node, entry, to });
+        } catch (err) {
+          ctx.log.error({ err, room: roomUri }, 'room message not in the cluster stream');
+          return 'unavailable';
+        }
+      }
       return true;
     });
     if (!queued) {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
       return;
     }
-    if (!(await queued)) {
+    const taken = await queued;
+    if (taken === 'unavailable') {
+      ctx.reply(503, 'Cluster Store Unavailable', { headers: [['Retry-After', 5]] });
+      return;
+    }
+    if (!taken) {
       ctx.reply(404, 'No Such Room');
       return;
     }
     // The room took it (kept in its history); copies go out after the answer (RFC 3428 §7: 202).
     ctx.reply(202, 'Accepted');
+    // In a cluster every node's stream consumer sends the copies, this node's included.
+    if (cluster) return;
     await this.fanOut(room, entry, { transient: false, except: sender, log: ctx.log });
   }
 
@@ -463,8 +508,61 @@ export class RoomService implements MessageTarget {
     }
   }
 
-  private serial<T>(uri: string, work: () => Promise<RoomResult<T>>): Promise<RoomResult<T>> {
-    return this.queue.run(uri, work) ?? Promise.resolve(refuse(503, 'Service Unavailable'));
+  private async serial<T>(uri: string, work: () => Promise<RoomResult<T>>): Promise<RoomResult<T>> {
+    const r = await (this.queue.run(uri, work) ?? Promise.resolve(refuse(503, 'Service Unavailable')));
+    // Written to the shared store: the other nodes read the room again before this returns.
+    if (r.ok) await this.options.cluster?.link.changed(uri).catch((err: unknown) => this.log?.error({ err, room: uri }, 'room news not sent'));
+    return r;
+  }
+
+  // ---- the cluster ----
+
+  /** Another node changed the room in the store: this node's view follows (and its conference watchers hear of it). */
+  async reload(uri: string): Promise<void> {
+    const queued = this.queue.run(uri, async () => {
+      const loaded = await this.store.load(uri);
+      const had = this.rooms.get(uri);
+      if (!loaded) {
+        if (!had) return;
+        this.rooms.delete(uri);
+        this.changed(uri, true);
+        return;
+      }
+      this.rooms.set(uri, {
+        record: loaded.room,
+        members: new Map(loaded.members.map((m) => [m.member, m])),
+        bans: new Map(loaded.bans.map((b) => [b.member, b])),
+        history: had?.history ?? [],
+        sent: had?.sent ?? new Map(),
+      });
+      this.changed(uri);
+    });
+    if (!queued) throw new Error('room queue full');
+    await queued;
+  }
+
+  /**
+   * A room message from the cluster's stream, in the room's order: one copy to each of its
+   * members this node holds contacts of; the node that accepted it stores the copies of
+   * members with none anywhere.
+   */
+  async streamed(message: RoomStreamMessage): Promise<void> {
+    const deliverHere = this.options.cluster?.deliverHere;
+    if (!deliverHere) return;
+    const storeWhenNone = message.node === this.options.cluster!.link.node;
+    const counts: Partial<Record<DeliveryOutcome | 'elsewhere', number>> = {};
+    await fanOut(message.to, FANOUT_CONCURRENCY, async ([member, cpim]) => {
+      let outcome: DeliveryOutcome | 'elsewhere';
+      try {
+        outcome = await deliverHere(this.copyFor(message.room, { member, cpim, joinedAt: 0 }, message.entry), { storeWhenNone, ...(this.log ? { log: this.log } : {}) });
+      } catch (err) {
+        this.log?.error({ err, room: message.room, member }, 'room copy failed');
+        outcome = 'refused';
+      }
+      if (outcome !== 'elsewhere') this.outcomes[outcome]++;
+      counts[outcome] = (counts[outcome] ?? 0) + 1;
+    });
+    this.log?.debug({ room: message.room, members: message.to.length, ...counts }, 'streamed room message sent from here');
   }
 
   private ownerOnly(uri: string, by: string, work: (room: RoomState) => Promise<RoomResult>): Promise<RoomResult> {
