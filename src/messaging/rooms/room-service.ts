@@ -94,6 +94,11 @@ export interface RoomView {
 export interface JoinResult {
   readonly created: boolean;
   readonly joined: boolean;
+  /**
+   * The room's last messages when a new member joined a room that was there, read in turn
+   * with the room's messages (for `welcome`): one sent just after is not replayed as well.
+   */
+  readonly history?: readonly RoomHistoryRecord[];
 }
 
 interface RoomState {
@@ -191,7 +196,7 @@ export class RoomService implements MessageTarget {
   /** A SUBSCRIBE to the room (Event: conference) joins as #join does; false when refused. */
   async joinBySubscribe(uri: string, member: string, request: SipRequest): Promise<boolean> {
     const r = await this.join(uri, member, acceptsCpim(request));
-    if (r.ok && r.value.joined && !r.value.created) void this.welcome(uri, member);
+    if (r.ok && r.value.joined && !r.value.created) void this.welcome(uri, member, this.log, r.value.history);
     return r.ok;
   }
 
@@ -204,9 +209,9 @@ export class RoomService implements MessageTarget {
    * After a member joined a room that was there (by #join, SUBSCRIBE or the API): the others
    * hear of it, and the newcomer gets the room's history.
    */
-  async welcome(uri: string, member: string, log: Logger | undefined = this.log): Promise<void> {
+  async welcome(uri: string, member: string, log: Logger | undefined = this.log, history?: readonly RoomHistoryRecord[]): Promise<void> {
     await this.announce(uri, member, `*** ${nick(member)} joined`, log);
-    await this.replayHistory(uri, member, log);
+    await this.replayHistory(uri, member, log, history);
   }
 
   get size(): number {
@@ -351,8 +356,10 @@ export class RoomService implements MessageTarget {
       await this.store.upsertMember(uri, record);
       room = this.rooms.get(uri)!;
       room.members.set(member, record);
-      if (!had) this.changed(uri);
-      return done({ created: false, joined: had === undefined });
+      if (had) return done({ created: false, joined: false });
+      this.changed(uri);
+      const history = this.durable ? await this.store.history(uri, this.settings.historySize) : [...room.history];
+      return done({ created: false, joined: true, history });
     });
   }
 
@@ -467,7 +474,7 @@ export class RoomService implements MessageTarget {
       case 'join': {
         const r = await this.join(uri, sender, cpim);
         if (!answer(r, r.ok && r.value.created ? `Room ${uri} created; you own it.` : `You are in ${uri}.`)) return;
-        if (r.ok && r.value.joined && !r.value.created) await this.welcome(uri, sender, ctx.log);
+        if (r.ok && r.value.joined && !r.value.created) await this.welcome(uri, sender, ctx.log, r.value.history);
         return;
       }
       case 'leave': {
@@ -519,6 +526,8 @@ export class RoomService implements MessageTarget {
 
   /** Another node changed the room in the store: this node's view follows (and its conference watchers hear of it). */
   async reload(uri: string): Promise<void> {
+    // Without a shared store there is nothing to read again.
+    if (!this.durable) return;
     const queued = this.queue.run(uri, async () => {
       const loaded = await this.store.load(uri);
       const had = this.rooms.get(uri);
@@ -705,11 +714,11 @@ export class RoomService implements MessageTarget {
   }
 
   /** The room's last messages, oldest first, to a member who joined. */
-  private async replayHistory(uri: string, member: string, log: Logger | undefined): Promise<void> {
+  private async replayHistory(uri: string, member: string, log: Logger | undefined, history?: readonly RoomHistoryRecord[]): Promise<void> {
     const room = this.rooms.get(uri);
     const record = room?.members.get(member);
     if (!room || !record) return;
-    const entries = this.durable ? await this.store.history(uri, this.settings.historySize) : [...room.history];
+    const entries = history ?? (this.durable ? await this.store.history(uri, this.settings.historySize) : [...room.history]);
     for (const entry of entries) await this.send(uri, record, entry, false, log);
   }
 }
