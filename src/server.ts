@@ -240,7 +240,7 @@ export class SimplePresenceServer {
       ...(this.cluster
         ? {
             cluster: {
-              link: this.cluster.rooms({ roomChanged: (uri) => this.rooms.reload(uri), roomMessage: (m) => this.rooms.streamed(m) }),
+              link: this.cluster.rooms({ roomChanged: (uri) => this.rooms.reload(uri), roomMessage: (m) => this.rooms.streamed(m), resync: () => this.rooms.resync() }),
               deliverHere: (m, o) => this.messaging.deliverFromHere(m, o),
             },
           }

@@ -10,6 +10,8 @@ export interface RoomNewsHandlers {
   roomChanged(uri: string): Promise<void>;
   /** A room message from the stream, in the stream's order: send it to the members this node holds. */
   roomMessage(message: RoomStreamMessage): Promise<void>;
+  /** Back from a lost connection (news are at most once): read every room again. */
+  resync(): Promise<void>;
 }
 
 /** How long a node may take over one streamed message before JetStream gives it again. */
@@ -61,6 +63,9 @@ export class ClusterRooms implements RoomCluster {
             if (msg.reply) msg.respond('');
           });
       },
+    });
+    this.cluster.onReconnect(() => {
+      void handlers.resync().catch((err: unknown) => this.log.error({ err }, 'cluster: rooms not read again after reconnection'));
     });
     const jsm = await jetstreamManager(nc, { timeout: this.options.ackTimeoutMs });
     const stream = { name: STREAMS.rooms, subjects: [`${ROOM_MESSAGES}.>`], storage: StorageType.File, num_replicas: this.options.replicas, max_age: nanos(STREAM_MAX_AGE_MS) };

@@ -550,6 +550,13 @@ export class RoomService implements MessageTarget {
     await queued;
   }
 
+  /** Reads every room again (a cluster node back from a lost link may have missed news). */
+  async resync(): Promise<void> {
+    if (!this.durable) return;
+    const uris = new Set([...this.rooms.keys(), ...(await this.store.loadAll(0)).map((r) => r.room.uri)]);
+    for (const uri of uris) await this.reload(uri);
+  }
+
   /**
    * A room message from the cluster's stream, in the room's order: one copy to each of its
    * members this node holds contacts of; the node that accepted it stores the copies of

@@ -130,6 +130,24 @@ describe('messaging: rooms across a cluster (two room services, one store)', () 
     expect(nodes.b.outcomes.delivered).to.equal(1);
   });
 
+  it('news missed (a lost link): a resync reads every room again, ended ones included', async () => {
+    await nodes.a.join(ROOM, aor('alice'));
+    const other = 'sip:other@example.com';
+    await nodes.a.join(other, aor('alice'));
+    const repo = new RoomRepository(db);
+    // Written behind node b's back, as if the news never came.
+    await repo.upsertMember(ROOM, { member: aor('carol'), cpim: false, joinedAt: EPOCH });
+    await repo.deleteRoom(other);
+    events = [];
+    await nodes.b.resync();
+    expect(nodes.b.get(ROOM)?.members).to.deep.equal([aor('alice'), aor('carol')]);
+    expect(nodes.b.get(other)).to.equal(undefined);
+    expect(events).to.deep.include.members([
+      ['b', ROOM, false],
+      ['b', other, true],
+    ]);
+  });
+
   it('a message the stream did not take is answered 503', async () => {
     await nodes.a.join(ROOM, aor('alice'));
     failPublish = true;
