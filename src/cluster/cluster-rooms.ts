@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, StorageType, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, StorageType, type ConsumerInfo, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import { nanos, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { RoomCluster, RoomStreamMessage } from '../messaging/rooms/room-service.js';
@@ -14,8 +14,13 @@ export interface RoomNewsHandlers {
   resync(): Promise<void>;
 }
 
-/** How long a node may take over one streamed message before JetStream gives it again. */
-const ACK_WAIT_MS = 120_000;
+/**
+ * How long JetStream waits for a node's ack before giving the message again: what a node
+ * killed while it sent one waits at restart for it. A node at work on one says so every
+ * WORKING_MS (a copy may wait for a contact up to the answer window).
+ */
+const ACK_WAIT_MS = 5000;
+const WORKING_MS = 2000;
 /** How long the stream keeps a room message nobody needs any more (a node away longer misses it). */
 const STREAM_MAX_AGE_MS = 24 * 3600_000;
 
@@ -76,11 +81,17 @@ export class ClusterRooms implements RoomCluster {
       this.log.debug({ err: (err as Error).message }, 'cluster: room stream exists');
     }
     const durable = `node_${token(this.node)}`;
+    // One message in flight a node: the next waits for its ack, so the stream's order holds.
+    const limits = { ack_wait: nanos(ACK_WAIT_MS), max_ack_pending: 1 };
+    let existing: ConsumerInfo | undefined;
     try {
-      await jsm.consumers.info(STREAMS.rooms, durable);
+      existing = await jsm.consumers.info(STREAMS.rooms, durable);
     } catch {
       // A new node starts from what comes next; a node that restarts resumes after its last ack.
-      await jsm.consumers.add(STREAMS.rooms, { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New, ack_wait: nanos(ACK_WAIT_MS), max_ack_pending: 1 });
+      await jsm.consumers.add(STREAMS.rooms, { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New, ...limits });
+    }
+    if (existing && (existing.config.ack_wait !== limits.ack_wait || existing.config.max_ack_pending !== limits.max_ack_pending)) {
+      await jsm.consumers.update(STREAMS.rooms, durable, limits);
     }
     this.js = jetstream(nc, { timeout: this.options.ackTimeoutMs });
     const consumer = await this.js.consumers.get(STREAMS.rooms, durable);
@@ -131,10 +142,13 @@ export class ClusterRooms implements RoomCluster {
           m.ack();
           continue;
         }
+        const working = setInterval(() => m.working(), WORKING_MS);
         try {
           await handlers.roomMessage(message);
         } catch (err) {
           this.log.error({ err, room: message.room, seq: m.seq }, 'cluster: room message not delivered here');
+        } finally {
+          clearInterval(working);
         }
         m.ack();
       }

@@ -143,12 +143,16 @@ describe('cluster: one chat room across two nodes (issue 22, real processes)', f
     expect(partial.document.users.map((u) => [u.entity, u.state])).to.deep.equal([[frank.aor, 'full']]);
   });
 
-  it('node 1 killed right after its 202: the members on node 2 still get the message', async () => {
-    const before = { bob: got.get('bob')!.length, dave: got.get('dave')!.length };
+  it('node 1 killed right after its 202: the members on node 2 still get the message; its own member gets it when it is back', async () => {
+    const before = { bob: got.get('bob')!.length, dave: got.get('dave')!.length, carol: got.get('carol')!.length };
     expect(await say(alice, 'last words')).to.equal(202);
     expect(await nodes[1]!.stop('SIGKILL')).to.equal('SIGKILL');
     nodes[1] = undefined;
     expect((await receivedCount(bob, 'bob', before.bob + 1)).at(-1)).to.equal('alice: last words');
     expect((await receivedCount(dave, 'dave', before.dave + 1)).at(-1)).to.equal('alice: last words');
+    // Carol's contact (UDP) was held by node 1: its consumer resumes where it was when it is back.
+    expect(got.get('carol')!.length).to.equal(before.carol);
+    nodes[1] = await startServerProcess(dir, config(1), { AUTH_REQUIRED: 'false' }, 120_000);
+    expect((await receivedCount(carol, 'carol', before.carol + 1)).at(-1)).to.equal('alice: last words');
   });
 });
