@@ -287,12 +287,8 @@ export class RoomService implements MessageTarget {
     const queued = this.queue.run(roomUri, async (): Promise<boolean | 'unavailable'> => {
       // The room may have ended while this waited behind other changes.
       if (this.rooms.get(roomUri) !== room) return false;
-      await this.store.appendHistory(roomUri, entry, this.settings.historySize);
-      if (!this.durable) {
-        room.history.push(entry);
-        if (room.history.length > this.settings.historySize) room.history.splice(0, room.history.length - this.settings.historySize);
-      }
-      // Issue 22: in the stream before the 202, so a node that dies after it loses nothing.
+      // Issue 22: in the stream before the 202, so a node that dies after it loses nothing;
+      // first, so that one the stream refused (503, sent again) is not in the history twice.
       if (cluster) {
         const to = [...room.members.values()].filter((m) => m.member !== sender).map((m) => [m.member, m.cpim] as const);
         try {
@@ -301,6 +297,11 @@ export class RoomService implements MessageTarget {
           ctx.log.error({ err, room: roomUri }, 'room message not in the cluster stream');
           return 'unavailable';
         }
+      }
+      await this.store.appendHistory(roomUri, entry, this.settings.historySize);
+      if (!this.durable) {
+        room.history.push(entry);
+        if (room.history.length > this.settings.historySize) room.history.splice(0, room.history.length - this.settings.historySize);
       }
       return true;
     });

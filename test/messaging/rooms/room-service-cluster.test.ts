@@ -148,11 +148,13 @@ describe('messaging: rooms across a cluster (two room services, one store)', () 
     ]);
   });
 
-  it('a message the stream did not take is answered 503', async () => {
+  it('a message the stream did not take is answered 503 and not kept in the history', async () => {
     await nodes.a.join(ROOM, aor('alice'));
     failPublish = true;
     const res = await run((c) => nodes.a.handle(c, ROOM), fakeContext(say('alice', 'lost')));
     expect([res.status, res.reason]).to.deep.equal([503, 'Cluster Store Unavailable']);
+    // Not kept either: sent again, it is not in the history twice.
+    expect(await new RoomRepository(db).history(ROOM, 10)).to.deep.equal([]);
   });
 
   it('the stream codec refuses anything malformed', () => {
