@@ -237,6 +237,15 @@ export class SimplePresenceServer {
         return (await this.store.accounts.get(domain, user)) !== undefined;
       },
       reserved: (aor) => aor === this.uriList.uri,
+      // Issue 22: one room whichever node each member is on (the store is shared; news and messages go through NATS).
+      ...(this.cluster
+        ? {
+            cluster: {
+              link: this.cluster.rooms({ roomChanged: (uri) => this.rooms.reload(uri), roomMessage: (m) => this.rooms.streamed(m), resync: () => this.rooms.resync() }),
+              deliverHere: (m, o) => this.messaging.deliverFromHere(m, o),
+            },
+          }
+        : {}),
       logger: this.log.child({ service: 'rooms' }),
     });
     this.messaging.addTarget(this.rooms);
@@ -343,9 +352,8 @@ export class SimplePresenceServer {
 
   async start(): Promise<readonly ListenerInfo[]> {
     const saved = await this.openStore();
-    // Rooms are the store's (not cluster-aware yet: docs/messaging.md).
+    // Rooms are the store's (in a cluster, PostgreSQL's, shared by every node).
     if (this.store) await this.rooms.useStore(this.store.rooms);
-    if (this.cluster && this.rooms.size > 0) this.log.warn({ rooms: this.rooms.size }, 'chat rooms are not cluster-aware yet: each node keeps its own view of them (docs/messaging.md)');
     // A cluster shares publications and bindings through NATS (nothing to load back), and
     // stored messages, accounts and rules through PostgreSQL.
     const secret = this.cluster ? await this.cluster.connect() : undefined;

@@ -14,6 +14,7 @@ import { ClusterCaches, type CacheHandlers } from './cluster-caches.js';
 import { ClusterLocations } from './cluster-locations.js';
 import { ClusterPublications } from './cluster-publications.js';
 import { ClusterRelay } from './cluster-relay.js';
+import { ClusterRooms, type RoomNewsHandlers } from './cluster-rooms.js';
 import { ClusterWatchers } from './cluster-watchers.js';
 import { HEARTBEAT_MS, Membership, NODE_TTL_MS, type NodeInfo, type NodeLoad } from './membership.js';
 import { BUCKETS, PUBLICATION_NEWS } from './names.js';
@@ -58,6 +59,7 @@ export class ClusterNode implements ClusterHandle {
   private relayValue?: ClusterRelay;
   private watchersValue?: ClusterWatchers;
   private caches?: ClusterCaches;
+  private roomsValue?: { readonly rooms: ClusterRooms; readonly handlers: RoomNewsHandlers };
   private listeners: readonly string[] = [];
   private readonly startedAtMs = Date.now();
   private cpuMark = { usage: process.cpuUsage(), at: performance.now() };
@@ -144,6 +146,16 @@ export class ClusterNode implements ClusterHandle {
     return this.caches;
   }
 
+  /** Rooms shared by the nodes: change news and the stream of room messages (started with join). */
+  rooms(handlers: RoomNewsHandlers): ClusterRooms {
+    const rooms = new ClusterRooms(this, this.name, this.log.child({ layer: 'cluster' }), () => (this.membership?.list().length ?? 1) - 1, {
+      ackTimeoutMs: this.config.cluster.requestTimeoutMs,
+      replicas: this.config.cluster.replicas,
+    });
+    this.roomsValue = { rooms, handlers };
+    return rooms;
+  }
+
   // ---- life -------------------------------------------------------------------------
 
   /**
@@ -188,6 +200,7 @@ export class ClusterNode implements ClusterHandle {
     this.relayValue?.start();
     this.watchersValue?.start();
     this.caches?.start();
+    await this.roomsValue?.rooms.start(this.roomsValue.handlers);
     await this.membership?.start();
     this.log.info({ run: this.run, heartbeatMs: HEARTBEAT_MS }, 'cluster: node joined');
   }
@@ -197,6 +210,7 @@ export class ClusterNode implements ClusterHandle {
     this.relayValue?.stop();
     this.watchersValue?.stop();
     this.caches?.stop();
+    this.roomsValue?.rooms.stop();
     await this.membership?.stop();
     await this.linkValue?.close();
   }

@@ -14,6 +14,15 @@ export const BUCKETS = {
   cluster: 'sp_cluster',
 } as const;
 
+/** JetStream streams. */
+export const STREAMS = {
+  /** Room messages, one subject a room (ROOM_MESSAGES.<room>): the one order of each room's messages. */
+  rooms: 'sp_rooms',
+} as const;
+
+/** Subject prefix of room messages in the rooms stream. */
+export const ROOM_MESSAGES = 'sp.room';
+
 /** Subject prefix every committed change of a publication entry is republished under (JetStream RePublish). */
 export const PUBLICATION_NEWS = 'sp.pub';
 
@@ -30,6 +39,8 @@ export const SUBJECTS = {
   hello: 'sp.hello',
   /** Accounts and rules changed in PostgreSQL: caches forget them. */
   caches: 'sp.caches',
+  /** A room changed in PostgreSQL: nodes read it again (request/reply, every node answers). */
+  roomNews: 'sp.rooms',
 } as const;
 
 /** A key (or subject token) for a URI or a node name. */

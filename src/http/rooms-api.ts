@@ -104,7 +104,7 @@ export function registerMeRoomRoutes(router: Router, rooms: () => RoomService | 
     const s = service();
     const uri = uriOf(s, ctx.params.room!);
     const joined = result(await s.join(uri, me));
-    if (joined.joined && !joined.created) void s.welcome(uri, me);
+    if (joined.joined && !joined.created) void s.welcome(uri, me, undefined, joined.history);
     return { json: roomJson(s.get(uri)!) };
   });
   router.post('/api/me/rooms/:room/leave', async (ctx) => {

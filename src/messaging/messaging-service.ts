@@ -117,8 +117,10 @@ export class MessagingService implements SipService {
   private purgeTimer?: TimerHandle;
   private closed = false;
   private readonly targets: MessageTarget[] = [];
+  private readonly relay?: BindingRelay;
 
   constructor(options: MessagingServiceOptions) {
+    if (options.relay) this.relay = options.relay;
     this.location = options.location;
     this.domains = options.domains;
     this.timers = options.timers;
@@ -196,8 +198,29 @@ export class MessagingService implements SipService {
    * stored within the recipient's limits, unless `transient` (RFC 3994 typing states, notices).
    */
   async deliver(m: StoredMessage, options: { readonly transient: boolean; readonly log?: Logger }): Promise<DeliveryOutcome> {
-    const log = options.log ?? this.log;
+    return this.deliverTo(m, await this.location.lookup(m.recipient), options);
+  }
+
+  /**
+   * `deliver` for the contacts whose flows this node holds (a cluster: each node sends a
+   * streamed room message to its own). 'elsewhere' when the recipient has contacts held by
+   * other nodes only, or none at all and `storeWhenNone` is false (another node stores it).
+   * Stored when every contact is ours and none took it, or there is none and `storeWhenNone`.
+   */
+  async deliverFromHere(m: StoredMessage, options: { readonly storeWhenNone: boolean; readonly log?: Logger }): Promise<DeliveryOutcome | 'elsewhere'> {
     const bindings = await this.location.lookup(m.recipient);
+    const here = this.relay ? bindings.filter((b) => !this.relay!.isRemote(b)) : bindings;
+    if (here.length === 0 && (bindings.length > 0 || !options.storeWhenNone)) return 'elsewhere';
+    if (here.length < bindings.length) {
+      // Other nodes hold contacts of it too: they send theirs; nothing is stored from here.
+      const outcome = await this.deliverTo(m, here, { transient: true, ...(options.log ? { log: options.log } : {}) });
+      return outcome === 'dropped' ? 'elsewhere' : outcome;
+    }
+    return this.deliverTo(m, here, { transient: false, ...(options.log ? { log: options.log } : {}) });
+  }
+
+  private async deliverTo(m: StoredMessage, bindings: readonly Binding[], options: { readonly transient: boolean; readonly log?: Logger }): Promise<DeliveryOutcome> {
+    const log = options.log ?? this.log;
     let stored: Promise<boolean> | undefined;
     if (bindings.length > 0) {
       const results = await this.forker.fork(deliveryRequest(m), bindings, undefined, () => {

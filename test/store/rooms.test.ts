@@ -42,6 +42,10 @@ for (const target of TARGETS) {
       const [again] = await rooms.loadAll(10);
       expect(again!.bans).to.deep.equal([]);
       expect(again!.members.map((m) => m.member)).to.deep.equal(['sip:alice@example.com']);
+      // One room by its URI (a cluster node reads it again when another changed it).
+      const one = await rooms.load(ROOM);
+      expect(one).to.deep.equal({ room: again!.room, members: again!.members, bans: [], history: [] });
+      expect(await rooms.load('sip:nowhere@example.com')).to.equal(undefined);
     });
 
     it('keeps the last N messages of a room, oldest first, and deletes every row with the room', async () => {

@@ -32,6 +32,31 @@ export interface RoomSettings {
 /** Sends one copy to one member (MessagingService.deliver). */
 export type RoomDeliver = (m: StoredMessage, options: { readonly transient: boolean; readonly log?: Logger }) => Promise<DeliveryOutcome>;
 
+/** A room message as the cluster's stream carries it (issue 22: one order per room across nodes). */
+export interface RoomStreamMessage {
+  readonly room: string;
+  /** The node that accepted it: it stores the copies of members with no contact anywhere. */
+  readonly node: string;
+  readonly entry: RoomHistoryRecord;
+  /** The members it goes to (all but the sender, when accepted), each with whether it takes message/cpim. */
+  readonly to: ReadonlyArray<readonly [member: string, cpim: boolean]>;
+}
+
+/**
+ * The cluster as rooms reach it (src/cluster/cluster-rooms.ts): the store is shared, so a
+ * node tells the others when it changed a room, and room messages go through one stream.
+ */
+export interface RoomCluster {
+  readonly node: string;
+  /** Tells the other nodes the room changed in the store; resolves once they read it again (bounded). */
+  changed(uri: string): Promise<void>;
+  /** Appends a message to the room's stream; resolves once stored there, throws when it was not. */
+  publish(message: RoomStreamMessage): Promise<void>;
+}
+
+/** Sends one copy of a streamed message to the contacts this node holds (MessagingService.deliverFromHere). */
+export type RoomDeliverHere = (m: StoredMessage, options: { readonly storeWhenNone: boolean; readonly log?: Logger }) => Promise<DeliveryOutcome | 'elsewhere'>;
+
 export interface RoomServiceOptions {
   readonly domains: LocalDomains;
   readonly deliver: RoomDeliver;
@@ -45,6 +70,8 @@ export interface RoomServiceOptions {
   /** Addresses other services of ours answer at (the URI-list service): no room takes them. */
   readonly reserved?: (aor: string) => boolean;
   readonly store?: RoomStore;
+  /** A cluster node: rooms are shared with the other nodes (with `deliverHere`). */
+  readonly cluster?: { readonly link: RoomCluster; readonly deliverHere: RoomDeliverHere };
   readonly logger?: Logger;
 }
 
@@ -67,6 +94,11 @@ export interface RoomView {
 export interface JoinResult {
   readonly created: boolean;
   readonly joined: boolean;
+  /**
+   * The room's last messages when a new member joined a room that was there, read in turn
+   * with the room's messages (for `welcome`): one sent just after is not replayed as well.
+   */
+  readonly history?: readonly RoomHistoryRecord[];
 }
 
 interface RoomState {
@@ -164,7 +196,7 @@ export class RoomService implements MessageTarget {
   /** A SUBSCRIBE to the room (Event: conference) joins as #join does; false when refused. */
   async joinBySubscribe(uri: string, member: string, request: SipRequest): Promise<boolean> {
     const r = await this.join(uri, member, acceptsCpim(request));
-    if (r.ok && r.value.joined && !r.value.created) void this.welcome(uri, member);
+    if (r.ok && r.value.joined && !r.value.created) void this.welcome(uri, member, this.log, r.value.history);
     return r.ok;
   }
 
@@ -177,9 +209,9 @@ export class RoomService implements MessageTarget {
    * After a member joined a room that was there (by #join, SUBSCRIBE or the API): the others
    * hear of it, and the newcomer gets the room's history.
    */
-  async welcome(uri: string, member: string, log: Logger | undefined = this.log): Promise<void> {
+  async welcome(uri: string, member: string, log: Logger | undefined = this.log, history?: readonly RoomHistoryRecord[]): Promise<void> {
     await this.announce(uri, member, `*** ${nick(member)} joined`, log);
-    await this.replayHistory(uri, member, log);
+    await this.replayHistory(uri, member, log, history);
   }
 
   get size(): number {
@@ -251,9 +283,21 @@ export class RoomService implements MessageTarget {
       ctx.reply(503, 'Sending Too Fast', { headers: [['Retry-After', wait]] });
       return;
     }
-    const queued = this.queue.run(roomUri, async () => {
+    const cluster = this.options.cluster;
+    const queued = this.queue.run(roomUri, async (): Promise<boolean | 'unavailable'> => {
       // The room may have ended while this waited behind other changes.
       if (this.rooms.get(roomUri) !== room) return false;
+      // Issue 22: in the stream before the 202, so a node that dies after it loses nothing;
+      // first, so that one the stream refused (503, sent again) is not in the history twice.
+      if (cluster) {
+        const to = [...room.members.values()].filter((m) => m.member !== sender).map((m) => [m.member, m.cpim] as const);
+        try {
+          await cluster.link.publish({ room: roomUri, node: cluster.link.node, entry, to });
+        } catch (err) {
+          ctx.log.error({ err, room: roomUri }, 'room message not in the cluster stream');
+          return 'unavailable';
+        }
+      }
       await this.store.appendHistory(roomUri, entry, this.settings.historySize);
       if (!this.durable) {
         room.history.push(entry);
@@ -265,12 +309,19 @@ export class RoomService implements MessageTarget {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 5]] });
       return;
     }
-    if (!(await queued)) {
+    const taken = await queued;
+    if (taken === 'unavailable') {
+      ctx.reply(503, 'Cluster Store Unavailable', { headers: [['Retry-After', 5]] });
+      return;
+    }
+    if (!taken) {
       ctx.reply(404, 'No Such Room');
       return;
     }
     // The room took it (kept in its history); copies go out after the answer (RFC 3428 §7: 202).
     ctx.reply(202, 'Accepted');
+    // In a cluster every node's stream consumer sends the copies, this node's included.
+    if (cluster) return;
     await this.fanOut(room, entry, { transient: false, except: sender, log: ctx.log });
   }
 
@@ -306,8 +357,10 @@ export class RoomService implements MessageTarget {
       await this.store.upsertMember(uri, record);
       room = this.rooms.get(uri)!;
       room.members.set(member, record);
-      if (!had) this.changed(uri);
-      return done({ created: false, joined: had === undefined });
+      if (had) return done({ created: false, joined: false });
+      this.changed(uri);
+      const history = this.durable ? await this.store.history(uri, this.settings.historySize) : [...room.history];
+      return done({ created: false, joined: true, history });
     });
   }
 
@@ -422,7 +475,7 @@ export class RoomService implements MessageTarget {
       case 'join': {
         const r = await this.join(uri, sender, cpim);
         if (!answer(r, r.ok && r.value.created ? `Room ${uri} created; you own it.` : `You are in ${uri}.`)) return;
-        if (r.ok && r.value.joined && !r.value.created) await this.welcome(uri, sender, ctx.log);
+        if (r.ok && r.value.joined && !r.value.created) await this.welcome(uri, sender, ctx.log, r.value.history);
         return;
       }
       case 'leave': {
@@ -463,8 +516,70 @@ export class RoomService implements MessageTarget {
     }
   }
 
-  private serial<T>(uri: string, work: () => Promise<RoomResult<T>>): Promise<RoomResult<T>> {
-    return this.queue.run(uri, work) ?? Promise.resolve(refuse(503, 'Service Unavailable'));
+  private async serial<T>(uri: string, work: () => Promise<RoomResult<T>>): Promise<RoomResult<T>> {
+    const r = await (this.queue.run(uri, work) ?? Promise.resolve(refuse(503, 'Service Unavailable')));
+    // Written to the shared store: the other nodes read the room again before this returns.
+    if (r.ok) await this.options.cluster?.link.changed(uri).catch((err: unknown) => this.log?.error({ err, room: uri }, 'room news not sent'));
+    return r;
+  }
+
+  // ---- the cluster ----
+
+  /** Another node changed the room in the store: this node's view follows (and its conference watchers hear of it). */
+  async reload(uri: string): Promise<void> {
+    // Without a shared store there is nothing to read again.
+    if (!this.durable) return;
+    const queued = this.queue.run(uri, async () => {
+      const loaded = await this.store.load(uri);
+      const had = this.rooms.get(uri);
+      if (!loaded) {
+        if (!had) return;
+        this.rooms.delete(uri);
+        this.changed(uri, true);
+        return;
+      }
+      this.rooms.set(uri, {
+        record: loaded.room,
+        members: new Map(loaded.members.map((m) => [m.member, m])),
+        bans: new Map(loaded.bans.map((b) => [b.member, b])),
+        history: had?.history ?? [],
+        sent: had?.sent ?? new Map(),
+      });
+      this.changed(uri);
+    });
+    if (!queued) throw new Error('room queue full');
+    await queued;
+  }
+
+  /** Reads every room again (a cluster node back from a lost link may have missed news). */
+  async resync(): Promise<void> {
+    if (!this.durable) return;
+    const uris = new Set([...this.rooms.keys(), ...(await this.store.loadAll(0)).map((r) => r.room.uri)]);
+    for (const uri of uris) await this.reload(uri);
+  }
+
+  /**
+   * A room message from the cluster's stream, in the room's order: one copy to each of its
+   * members this node holds contacts of; the node that accepted it stores the copies of
+   * members with none anywhere.
+   */
+  async streamed(message: RoomStreamMessage): Promise<void> {
+    const deliverHere = this.options.cluster?.deliverHere;
+    if (!deliverHere) return;
+    const storeWhenNone = message.node === this.options.cluster!.link.node;
+    const counts: Partial<Record<DeliveryOutcome | 'elsewhere', number>> = {};
+    await fanOut(message.to, FANOUT_CONCURRENCY, async ([member, cpim]) => {
+      let outcome: DeliveryOutcome | 'elsewhere';
+      try {
+        outcome = await deliverHere(this.copyFor(message.room, { member, cpim, joinedAt: 0 }, message.entry), { storeWhenNone, ...(this.log ? { log: this.log } : {}) });
+      } catch (err) {
+        this.log?.error({ err, room: message.room, member }, 'room copy failed');
+        outcome = 'refused';
+      }
+      if (outcome !== 'elsewhere') this.outcomes[outcome]++;
+      counts[outcome] = (counts[outcome] ?? 0) + 1;
+    });
+    this.log?.debug({ room: message.room, members: message.to.length, ...counts }, 'streamed room message sent from here');
   }
 
   private ownerOnly(uri: string, by: string, work: (room: RoomState) => Promise<RoomResult>): Promise<RoomResult> {
@@ -607,11 +722,11 @@ export class RoomService implements MessageTarget {
   }
 
   /** The room's last messages, oldest first, to a member who joined. */
-  private async replayHistory(uri: string, member: string, log: Logger | undefined): Promise<void> {
+  private async replayHistory(uri: string, member: string, log: Logger | undefined, history?: readonly RoomHistoryRecord[]): Promise<void> {
     const room = this.rooms.get(uri);
     const record = room?.members.get(member);
     if (!room || !record) return;
-    const entries = this.durable ? await this.store.history(uri, this.settings.historySize) : [...room.history];
+    const entries = history ?? (this.durable ? await this.store.history(uri, this.settings.historySize) : [...room.history]);
     for (const entry of entries) await this.send(uri, record, entry, false, log);
   }
 }

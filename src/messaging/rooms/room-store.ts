@@ -9,6 +9,8 @@ export type { LoadedRoom, RoomBanRecord, RoomHistoryRecord, RoomMemberRecord, Ro
  */
 export interface RoomStore {
   loadAll(historySize: number): Promise<LoadedRoom[]>;
+  /** One room (members, bans; no history), undefined when gone. */
+  load(uri: string): Promise<LoadedRoom | undefined>;
   insertRoom(room: RoomRecord): Promise<void>;
   updateRoom(room: RoomRecord): Promise<void>;
   deleteRoom(uri: string): Promise<void>;
@@ -24,6 +26,7 @@ export interface RoomStore {
 /** No store (store.enabled false, unit tests): rooms live as long as the process. */
 export const MEMORY_ROOM_STORE: RoomStore = {
   loadAll: () => Promise.resolve([]),
+  load: () => Promise.resolve(undefined),
   insertRoom: () => Promise.resolve(),
   updateRoom: () => Promise.resolve(),
   deleteRoom: () => Promise.resolve(),

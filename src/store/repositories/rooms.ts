@@ -73,6 +73,24 @@ export class RoomRepository {
     return [...out.values()];
   }
 
+  /** One room with its members and bans (no history), or undefined when there is none: a cluster node reads it again when another changed it. */
+  async load(uri: string): Promise<LoadedRoom | undefined> {
+    const rooms = await this.db.query<RoomRow>('SELECT uri, owner, topic, persistent, members_only, created_at FROM rooms WHERE uri = $1', [uri]);
+    const row = rooms.rows[0];
+    if (!row) return undefined;
+    const members = await this.db.query<{ member: string; cpim: boolean; joined_at: Date }>(
+      'SELECT member, cpim, joined_at FROM room_members WHERE room = $1 ORDER BY joined_at, member',
+      [uri],
+    );
+    const bans = await this.db.query<{ member: string; banned_by: string; banned_at: Date }>('SELECT member, banned_by, banned_at FROM room_bans WHERE room = $1 ORDER BY member', [uri]);
+    return {
+      room: fromRow(row),
+      members: members.rows.map((m) => ({ member: m.member, cpim: m.cpim, joinedAt: toMs(m.joined_at) })),
+      bans: bans.rows.map((b) => ({ member: b.member, bannedBy: b.banned_by, bannedAt: toMs(b.banned_at) })),
+      history: [],
+    };
+  }
+
   async insertRoom(room: RoomRecord): Promise<void> {
     await this.db.query('INSERT INTO rooms (uri, owner, topic, persistent, members_only, created_at) VALUES ($1, $2, $3, $4, $5, $6)', [
       room.uri,
