@@ -18,6 +18,8 @@ export interface ApplicationUsage {
   readonly namespaces: readonly string[];
   /** §5.5 naming conventions: may a document have this path (in users/ or global/)? */
   acceptsPath(scope: 'users' | 'global', documentPath: readonly string[]): boolean;
+  /** Its global documents are made of users' data (rls-services' index): the admin token only reads them (403 for users). */
+  readonly privateGlobal?: boolean;
   /** Clients may write (false: read-only, e.g. xcap-caps; PUT and DELETE get 405). */
   readonly writable: boolean;
   /**

@@ -156,6 +156,7 @@ export class XcapServer {
     const usage = this.usages.get(uri.auid);
     if (!usage) throw plain(404, `no application usage "${uri.auid}"`);
     const doc = this.documentRef(uri, auth.identity, method);
+    if (doc.scope === 'global' && usage.privateGlobal && auth.identity.kind !== 'admin') throw plain(403, `the global ${uri.auid} documents are the users' data: the admin token reads them`);
     if (!usage.acceptsPath(uri.scope, uri.documentPath)) throw plain(404, `no document "${doc.path}" in ${uri.auid}`);
     if (method !== 'GET' && method !== 'HEAD' && !usage.writable) throw plain(405, `${uri.auid} documents are read-only`, [['Allow', 'GET']]);
     let selector: ResolvedSelector | undefined;

@@ -223,8 +223,9 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     expect(again.status, again.text).to.equal(200);
     expect((await call(base, 'GET', '/api/users/bob/lists')).json.map((l: { name: string }) => l.name)).to.deep.equal(['oma_buddylist', 'presence', 'team']);
 
-    // The global index: every user's services, read-only.
-    const global = await xcap(base, 'GET', '/rls-services/global/index', { user: 'alice' });
+    // The global index: every user's services, read-only, for the admin token only.
+    expect((await xcap(base, 'GET', '/rls-services/global/index', { user: 'alice' })).status).to.equal(403);
+    const global = await xcap(base, 'GET', '/rls-services/global/index', { token: TOKEN });
     expect(global.status).to.equal(200);
     expect(global.text).to.contain('uri="sip:bob+presence@example.com"').and.to.contain('uri="sip:bob+team@example.com"');
     expect((await xcap(base, 'PUT', '/rls-services/global/index', { user: 'alice', body: one(''), type: RS_TYPE })).status).to.equal(403);

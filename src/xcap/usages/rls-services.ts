@@ -171,6 +171,8 @@ export function rlsServicesUsage(options: {
     defaultNamespace: RLS_SERVICES_NS,
     namespaces: [RLS_SERVICES_NS, RESOURCE_LISTS_NS],
     writable: true,
+    // Every user's list URIs and inline members: not for other users to read (RFC 4826 §4.4.8 keeps XCAP's own-documents-only policy).
+    privateGlobal: true,
     // RFC 4826 §4.5: "index" per user, and the global "index" composed of them.
     acceptsPath: (_scope, path) => path.length === 1 && path[0] === 'index',
     validate: async (root, doc) => {
