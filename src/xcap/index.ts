@@ -91,7 +91,12 @@ export class XcapSide {
     // RFC 4826: the documents ARE the stored lists the RLS serves (src/lists/), through the admin operations.
     const lists = (): ListBackend | undefined => wiring.operations();
     usages.push(resourceListsUsage({ lists, documents, supplied: (owner) => this.rlsServices.suppliedLists(owner) }));
-    this.rlsServices = rlsServicesUsage({ lists, documents, elementAt: (owner, ref) => this.server.elementAt(owner, ref) });
+    this.rlsServices = rlsServicesUsage({
+      lists,
+      documents,
+      elementAt: (owner, ref) => this.server.elementAt(owner, ref),
+      resourceListsRoot: (owner) => this.server.elementAt(owner, `${wiring.settings.root.replace(/\/+$/, '')}/${RESOURCE_LISTS_AUID}/users/${owner}/index/~~/resource-lists`),
+    });
     usages.push(this.rlsServices);
     usages.push(
       pidfManipulationUsage({

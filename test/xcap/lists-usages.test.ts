@@ -91,6 +91,8 @@ describe('xcap: rls-services documents (RFC 4826 §4)', () => {
       ALICE,
     );
     expect(services.map((s) => `${s.name} ${s.resourceList !== undefined ? 'ref' : 'inline'}`)).to.deep.equal(['presence ref', 'team inline']);
+    // SIP SIMPLE asks for presence and dialog: accepted (presence is served).
+    expect(servicesOfDocument(root(rs('<service uri="sip:alice+b@example.com"><rl:list/><packages><package>presence</package><package>dialog</package></packages></service>')), ALICE)).to.have.length(1);
     expect(entriesOfListElement(services[1]!.list!)).to.deep.equal([{ uri: 'sip:bob@example.com' }]);
   });
 
@@ -100,7 +102,8 @@ describe('xcap: rls-services documents (RFC 4826 §4)', () => {
       ['<service uri="sip:alice+x@example.org"><rl:list/></service>', 'constraint-failure'],
       ['<service uri="sip:alice@example.com"><rl:list/></service>', 'constraint-failure'],
       ['<service uri="sip:alice+x@example.com"><rl:list/><packages><package>dialog</package></packages></service>', 'constraint-failure'],
-      ['<service uri="sip:alice+x@example.com"><packages/></service>', 'schema-validation-error'],
+      ['<service uri="sip:alice+x@example.com"><packages><package>presence</package></packages></service>', 'schema-validation-error'],
+      ['<service uri="sip:alice+x@example.com"><rl:list/><packages/></service>', 'constraint-failure'],
       ['<service uri="sip:alice+x@example.com"><rl:list/><rl:list/></service>', 'schema-validation-error'],
       ['<service><rl:list/></service>', 'schema-validation-error'],
       ['<other/>', 'schema-validation-error'],

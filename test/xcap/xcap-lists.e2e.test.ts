@@ -247,6 +247,12 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     expect(uris(read(await next))).to.deep.equal(['sip:alice@example.com', 'sip:bob@example.com']);
     // The client's document, references and all, comes back as written (with the entry added).
     expect((await xcap(base, 'GET', path, { user: 'carol' })).text).to.contain(`<external anchor="${anchor}"/>`);
+
+    // SIP SIMPLE's own service: an inline list of <external>s, presence and dialog asked (presence served).
+    const services = `<rls-services xmlns="${RS}" xmlns:rl="${RL}"><service uri="sip:carol+buddies@example.com"><rl:list><rl:external anchor="${anchor}"/></rl:list><packages><package>presence</package><package>dialog</package></packages></service></rls-services>`;
+    const r = await xcap(base, 'PUT', '/rls-services/users/sip:carol@example.com/index', { user: 'carol', body: services, type: RS_TYPE });
+    expect(r.status, r.text).to.equal(201);
+    expect(uris((await watch(carol, 'sip:carol+buddies@example.com')).first)).to.deep.equal(['sip:alice@example.com', 'sip:bob@example.com']);
   });
 
   it('xcap-diff tells a list changed through the admin API (the CLI path) as a change of the resource-lists document', async () => {

@@ -55,15 +55,17 @@ export function servicesOfDocument(root: XmlElement, owner: string): RlsService[
     let resourceList: string | undefined;
     let list: XmlElement | undefined;
     let packages = 0;
+    const names: string[] = [];
     for (const c of elementChildren(s)) {
       if (c.ns === RLS_SERVICES_NS && c.local === 'resource-list' && resourceList === undefined && list === undefined) resourceList = textContent(c).trim();
       else if (c.ns === RESOURCE_LISTS_NS && c.local === 'list' && resourceList === undefined && list === undefined) list = c;
       else if (c.ns === RLS_SERVICES_NS && c.local === 'packages' && packages++ === 0) {
         for (const p of elementChildren(c)) {
           if (p.ns !== RLS_SERVICES_NS || p.local !== 'package') refuse('schema-validation-error', `<${p.local}> is not allowed in <packages>`);
-          const name = textContent(p).trim();
-          if (name !== 'presence') refuse('constraint-failure', `service ${uri.slice(0, 200)}: package "${name.slice(0, 40)}" is not served (presence is)`);
+          names.push(textContent(p).trim());
         }
+        // SIP SIMPLE clients ask for presence and dialog: presence is served, the others are not (docs/xcap.md).
+        if (!names.includes('presence')) refuse('constraint-failure', `service ${uri.slice(0, 200)}: presence is the one package served, and it is not among the service's packages`);
       } else refuse('schema-validation-error', `service ${uri.slice(0, 200)}: <${c.local}> is not allowed here (one <resource-list> or <list>, then <packages>)`);
     }
     if (resourceList === undefined && list === undefined) refuse('schema-validation-error', `service ${uri.slice(0, 200)} needs a <resource-list> or a <list>`);
@@ -103,6 +105,8 @@ export function rlsServicesUsage(options: {
   readonly documents: () => XcapDocumentRepository | undefined;
   /** The `<list>` element an XCAP URI names in `owner`'s own tree (undefined: none). */
   readonly elementAt: (owner: string, reference: string) => Promise<XmlElement | undefined>;
+  /** The root element of `owner`'s resource-lists document (undefined: none). */
+  readonly resourceListsRoot: (owner: string) => Promise<XmlElement | undefined>;
 }): RlsServicesUsage {
   const backend = (): ListBackend => {
     const b = options.lists();
@@ -110,14 +114,17 @@ export function rlsServicesUsage(options: {
     return b;
   };
   const entriesOf = async (owner: string, s: RlsService): Promise<StoredListEntry[]> => {
-    if (s.list) return entriesOfListElement(s.list);
+    if (s.list) {
+      // Its <external>s name lists of the user's resource-lists document (sipsimple's own service does that).
+      const root = await options.resourceListsRoot(owner);
+      return entriesOfListElement(s.list, root ? { root, owner } : undefined);
+    }
     const el = await options.elementAt(owner, s.resourceList!);
     if (!el || el.ns !== RESOURCE_LISTS_NS || el.local !== 'list') {
       refuse('constraint-failure', `service ${s.uri.slice(0, 200)}: <resource-list> ${s.resourceList!.slice(0, 200)} is not a <list> of this user's resource-lists`);
     }
     // Its <external>s are read in the same document (the one the reference is into).
-    const cut = s.resourceList!.indexOf('/~~/');
-    const root = cut > 0 ? await options.elementAt(owner, `${s.resourceList!.slice(0, cut)}/~~/resource-lists`) : undefined;
+    const root = await options.resourceListsRoot(owner);
     return entriesOfListElement(el, root ? { root, owner } : undefined);
   };
   const apply = async (owner: string, services: readonly RlsService[], only?: (s: RlsService) => boolean): Promise<void> => {
