@@ -43,7 +43,7 @@ export interface XcapWiring {
   readonly wallClock: WallClock;
   /** The absolute XCAP root URI (xcap-diff's `xcap-root`): the HTTP listener's. */
   readonly rootUri: () => string;
-  /** More application usages (resource-lists and rls-services plug in here). */
+  /** More application usages (served beside the built-in ones). */
   readonly extraUsages?: readonly ApplicationUsage[];
 }
 
@@ -55,8 +55,9 @@ const MAX_HARD_STATES_LOADED = 1_000_000;
 
 /**
  * The XCAP side as the HTTP side mounts it: the engine with its application usages
- * (xcap-caps, pres-rules in its IETF and OMA forms over the presence rules,
- * pidf-manipulation into the presence service's hard state).
+ * (xcap-caps, pres-rules in its IETF and OMA forms over the presence rules, resource-lists
+ * and rls-services over the stored lists, pidf-manipulation into the presence service's
+ * hard state, xcap-directory).
  */
 export class XcapSide {
   readonly server: XcapServer;
@@ -162,8 +163,7 @@ export class XcapSide {
   }
 
   /**
-   * Serves one more application usage (resource-lists, rls-services: issue 17 plugs in here
-   * from the composition root, before start). Its documents are stored by the engine unless
+   * Serves one more application usage (from the composition root, before start). Its documents are stored by the engine unless
    * it brings a `source`; `changed` is where it tells the services (a list subscription's NOTIFY).
    */
   register(usage: ApplicationUsage): void {
