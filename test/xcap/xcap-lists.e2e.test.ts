@@ -255,6 +255,18 @@ describe('xcap: resource-lists and rls-services are the stored lists (RFC 4826)'
     expect(uris((await watch(carol, 'sip:carol+buddies@example.com')).first)).to.deep.equal(['sip:alice@example.com', 'sip:bob@example.com']);
   });
 
+  it('DELETE of the rls-services document leaves the lists; DELETE of the resource-lists document deletes them all', async () => {
+    const names = async () => (await call(base, 'GET', '/api/users/bob/lists')).json.map((l: { name: string }) => l.name);
+    const before = await names();
+    expect(before).to.include('team');
+    expect((await xcap(base, 'DELETE', '/rls-services/users/sip:bob@example.com/index', { user: 'bob' })).status).to.equal(200);
+    expect((await xcap(base, 'GET', '/rls-services/users/sip:bob@example.com/index', { user: 'bob' })).status).to.equal(404);
+    expect(await names()).to.deep.equal(before);
+    expect((await xcap(base, 'DELETE', '/resource-lists/users/sip:bob@example.com/index', { user: 'bob' })).status).to.equal(200);
+    expect(await names()).to.deep.equal([]);
+    expect((await xcap(base, 'GET', '/resource-lists/users/sip:bob@example.com/index', { user: 'bob' })).status).to.equal(404);
+  });
+
   it('xcap-diff tells a list changed through the admin API (the CLI path) as a change of the resource-lists document', async () => {
     const alice = await ua('alice');
     const callId = 'xcap-diff-lists@test';
