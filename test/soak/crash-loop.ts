@@ -168,7 +168,9 @@ class Collector {
 export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
-  const rand = prng(opts.seed);
+  // Kill moments from their own stream, so a seed gives the same kills however the load ran.
+  const killRand = prng(opts.seed);
+  const rand = prng(opts.seed ^ 0x5bd1e995);
   const windowMs = opts.flushWindowMs ?? 200;
   const threshold = windowMs + (opts.marginMs ?? 500);
   const minRun = opts.minRunMs ?? 300;
@@ -446,9 +448,9 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
     for (let round = 1; round <= opts.rounds; round++) {
       c.round = round;
       const s = spawn();
-      if (round > 1 && rand() < startKillShare) {
+      if (round > 1 && killRand() < startKillShare) {
         // Killed while it starts: loading and restoring the soft state, NOTIFYing watchers.
-        await pause(200 + rand() * 2000);
+        await pause(200 + killRand() * 2000);
         killedAt.set(life, Date.now());
         await s.stop('SIGKILL');
         kills++;
@@ -458,7 +460,7 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
       }
       await s.listening(120_000);
       if (round > 1) await probe();
-      const runMs = minRun + rand() * (maxRun - minRun);
+      const runMs = minRun + killRand() * (maxRun - minRun);
       running = true;
       const load = loops();
       await pause(runMs);
