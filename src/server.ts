@@ -23,7 +23,7 @@ import { TransportLayer, type ListenSpec, type ListenerInfo } from './transport/
 import { ReceiveDelayMonitor, type ReceiveDelay } from './transport/receive-delay.js';
 import type { Flow } from './transport/types.js';
 import { TimerHeap, type Timers } from './util/timers.js';
-import { openStore, type Store } from './store/index.js';
+import { markCleanStop, openStore, takeCleanStop, type Store } from './store/index.js';
 import { RepositoryOfflineMessageStore } from './messaging/repository-offline-store.js';
 import { storeRegistrationSink } from './registrar/store-registration-sink.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence/presence-state-sink.js';
@@ -349,10 +349,21 @@ export class SimplePresenceServer {
     await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined, this.cluster?.stop()]);
     // DESIGN (State): soft state is flushed on a graceful stop; subscriptions are not
     // terminated, they go on after a restart.
-    if (this.store && this.ownsStore) await this.store.close();
-    else if (this.store) await this.store.softState.flush().catch((err: unknown) => this.log.error({ err }, 'store: final flush failed'));
+    if (this.store && this.ownsStore) {
+      await this.store.close();
+      // Everything sent is written: the next start needs no crash skip (Subscription.fromRecord).
+      if (this.store.softState.stats().pending === 0) this.markCleanStop();
+    } else if (this.store) await this.store.softState.flush().catch((err: unknown) => this.log.error({ err }, 'store: final flush failed'));
     if (this.timers instanceof TimerHeap) this.timers.stop();
     this.log.info('simple-presence stopped');
+  }
+
+  private markCleanStop(): void {
+    try {
+      markCleanStop(this.config.store.dataDir);
+    } catch (err) {
+      this.log.warn({ err }, 'store: cannot leave the clean-stop mark; the next start skips CSeqs as after a crash');
+    }
   }
 
   /** Resolves once no transaction waits for a final response, or after `boundMs`. */
@@ -437,6 +448,8 @@ export class SimplePresenceServer {
     const store = this.store;
     // A cluster's soft state is in NATS, not here.
     if (this.cluster) return undefined;
+    // Injected stores are the host's to stop; only a store we opened and closed has the mark.
+    const afterCrash = this.ownsStore && !takeCleanStop(this.config.store.dataDir);
     const now = Date.now();
     // Subscriptions that expired while we were down, lately enough that their watcher may
     // still care, get their final NOTIFY (reason=timeout) when restored; older ones are gone.
@@ -448,7 +461,7 @@ export class SimplePresenceServer {
       store.subscriptions.loadLive(notifyExpiredSince),
       store.registrations.loadLive(now),
     ]);
-    return { publications, subscriptions, registrations };
+    return { publications, subscriptions, registrations, afterCrash };
   }
 
   private restore(saved: SavedState): void {
@@ -461,8 +474,11 @@ export class SimplePresenceServer {
     // The durable offline store before the subscriptions: message waiting counts read it.
     this.messaging.useStore(new RepositoryOfflineMessageStore(store.storedMessages));
     // Watchers get the current state in their old dialogs: it may have changed while we were down.
-    const presence = this.presence.restore(publications, subscriptions, { notify: true });
-    this.log.info({ driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings }, 'store: soft state loaded');
+    const presence = this.presence.restore(publications, subscriptions, { notify: true, afterCrash: saved.afterCrash });
+    this.log.info(
+      { driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings, afterCrash: saved.afterCrash },
+      'store: soft state loaded',
+    );
   }
 
   /** Bytes from a transport: parse, answer what cannot be parsed, hand the rest to the transactions. */
@@ -520,6 +536,8 @@ interface SavedState {
   readonly publications: Awaited<ReturnType<Store['publications']['loadLive']>>;
   readonly subscriptions: Awaited<ReturnType<Store['subscriptions']['loadLive']>>;
   readonly registrations: Awaited<ReturnType<Store['registrations']['loadLive']>>;
+  /** The last run left no clean-stop mark: the rows may be a flush window behind. */
+  readonly afterCrash: boolean;
 }
 
 const notFound: http.RequestListener = (_req, res) => {

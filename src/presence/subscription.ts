@@ -165,9 +165,29 @@ export class Subscription {
     };
   }
 
-  static fromRecord(r: SubscriptionRecord): Subscription {
+  /**
+   * `afterCrash`: the record was read back after the server died without its final flush,
+   * so NOTIFYs of the last flush window may have gone out unwritten. CSeq and version then
+   * skip ahead of any the watcher may have seen: a lower or repeated CSeq would be refused
+   * (RFC 3261 §12.2.2: 500, which ends the subscription), a higher one is in order; the
+   * NOTIFY a restored subscription gets first carries full state, so a gap in the
+   * version is harmless (RFC 3857 §4.4, RFC 4235 §4.1, RFC 3680 §5.2).
+   */
+  static fromRecord(r: SubscriptionRecord, afterCrash = false): Subscription {
     // A connection id names nothing after a restart (and could name someone else's).
     const { connectionId: _gone, ...flow } = r.dialog.flow;
-    return new Subscription({ ...r, dialog: { ...snapshotDialog(r.dialog), flow } });
+    const dialog = { ...snapshotDialog(r.dialog), flow };
+    if (!afterCrash) return new Subscription({ ...r, dialog });
+    dialog.localSeq = Math.min(MAX_CSEQ, dialog.localSeq + CRASH_SKIP);
+    return new Subscription({ ...r, dialog, documentVersion: (r.documentVersion ?? 0) + CRASH_SKIP });
   }
 }
+
+/**
+ * How far CSeq and version skip after a crash: more NOTIFYs than one subscription sends in
+ * a flush window (one at a time, each waiting for its 200; a store outage that holds the
+ * write-behind back for longer is the one case it may not cover).
+ */
+export const CRASH_SKIP = 10_000;
+/** RFC 3261 §8.1.1.5: a CSeq sequence number is below 2**31. */
+const MAX_CSEQ = 2 ** 31 - 1;
