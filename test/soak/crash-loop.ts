@@ -47,6 +47,8 @@ export interface SoakOptions {
   /** Share of rounds killed while the server starts (restoring state), not under load. */
   readonly startKillShare?: number;
   readonly log?: (line: string) => void;
+  /** Runs the built server (dist/, `npm run build` first) rather than src/ through tsx: starts faster. */
+  readonly dist?: boolean;
   /** Appends every server process's log lines to this file (debugging a seed). */
   readonly serverLog?: string;
 }
@@ -213,7 +215,8 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
   const spawn = (): SpawnedServer => {
     if (server && opts.serverLog) appendFileSync(opts.serverLog, `--- life ${life}\n${server.lines.join('\n')}\n`);
     life++;
-    server = spawnServerProcess(dir, config, { AUTH_REQUIRED: 'false', LOG_LEVEL: 'info' });
+    killed = new Promise((resolve) => (onKilled = () => resolve(undefined)));
+    server = spawnServerProcess(dir, config, { AUTH_REQUIRED: 'false', LOG_LEVEL: 'info' }, { dist: opts.dist === true });
     return server;
   };
   const ua = async (user: string): Promise<TestUa> => {
@@ -222,11 +225,15 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
     return u;
   };
 
+  /** Resolves when the running server is killed: what waits on it gets no answer. */
+  let killed: Promise<undefined> = new Promise(() => {});
+  let onKilled = (): void => {};
   /** Sends and waits; undefined when nothing came (the server died meanwhile). */
   const transact = async (u: TestUa, req: SipRequest): Promise<SipResponse | undefined> => {
     c.requests++;
     try {
-      const res = await u.transact(req, TXN_MS);
+      const res = await Promise.race([u.transact(req, TXN_MS), killed]);
+      if (!res) throw new Error('killed');
       if (res.status < 300) c.accepted++;
       c.count(`${req.method} ${res.status}`);
       return res;
@@ -503,12 +510,15 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
         await pause(200 + killRand() * 2000);
         killedAt.set(life, Date.now());
         await s.stop('SIGKILL');
+        onKilled();
         kills++;
         killsWhileStarting++;
         log(`round ${round}: killed while starting`);
         continue;
       }
+      const spawnedAt = Date.now();
       await s.listening(120_000);
+      const startMs = Date.now() - spawnedAt;
       if (round > 1) await probe();
       const runMs = minRun + killRand() * (maxRun - minRun);
       running = true;
@@ -516,10 +526,11 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
       await pause(runMs);
       killedAt.set(life, Date.now());
       await s.stop('SIGKILL');
+      onKilled();
       kills++;
       running = false;
       await Promise.all(load);
-      log(`round ${round}: killed after ${Math.round(runMs)} ms of load; ${c.requests} requests so far, ${c.violations.length} violations`);
+      log(`round ${round}: started in ${startMs} ms, killed after ${Math.round(runMs)} ms of load; ${c.requests} requests so far, ${c.violations.length} violations`);
     }
     // The last start: check what the last kill left, collect the stored messages.
     c.round = opts.rounds + 1;
@@ -625,7 +636,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const flushWindowMs = arg('flush-window-ms') !== undefined ? Number(arg('flush-window-ms')) : undefined;
   const databaseUrl = process.env.DATABASE_URL || undefined;
   const serverLog = arg('server-log');
-  console.log(`crash-loop soak: seed ${seed} (repeat with --seed ${seed}), ${rounds} rounds, stores ${stores.join(',')}`);
+  const dist = argv.includes('--dist');
+  console.log(`crash-loop soak: seed ${seed} (repeat with --seed ${seed}), ${rounds} rounds, stores ${stores.join(',')}, server from ${dist ? 'dist/' : 'src/ (tsx)'}`);
   let failed = false;
   for (const store of stores) {
     if (store !== 'sqlite' && store !== 'postgres') throw new Error(`unknown store ${store as string}`);
@@ -633,7 +645,7 @@ async function main(argv: readonly string[]): Promise<number> {
       console.log('postgres: skipped (set DATABASE_URL)');
       continue;
     }
-    const summary = await runCrashLoop({ rounds, store, seed, databaseUrl, flushWindowMs, ...(serverLog ? { serverLog: `${serverLog}.${store}` } : {}), log: (l) => console.log(`[${store}] ${l}`) });
+    const summary = await runCrashLoop({ rounds, store, seed, databaseUrl, flushWindowMs, dist, ...(serverLog ? { serverLog: `${serverLog}.${store}` } : {}), log: (l) => console.log(`[${store}] ${l}`) });
     console.log(formatSummary(summary));
     if (summary.violations.length > 0) failed = true;
   }
