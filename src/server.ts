@@ -28,6 +28,7 @@ import { RepositoryOfflineMessageStore } from './messaging/repository-offline-st
 import { storeRegistrationSink } from './registrar/store-registration-sink.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence/presence-state-sink.js';
 import { storePresenceSink } from './presence/store-presence-sink.js';
+import { CRASH_SKIP, skipAfterCrash } from './presence/subscription.js';
 import { HttpSide } from './http/http-side.js';
 import { join } from 'node:path';
 import { ServerSecurity } from './auth/security.js';
@@ -456,12 +457,30 @@ export class SimplePresenceServer {
     const notifyExpiredSince = now - this.config.presence.subscribeMaxExpires * 1000;
     // Rows a crash left behind after they expired: gone before anything reads them.
     await Promise.all([store.publications.deleteExpired(now), store.subscriptions.deleteExpired(notifyExpiredSince), store.registrations.deleteExpired(now)]);
-    const [publications, subscriptions, registrations] = await Promise.all([
+    const [publications, loaded, registrations] = await Promise.all([
       store.publications.loadLive(now),
       store.subscriptions.loadLive(notifyExpiredSince),
       store.registrations.loadLive(now),
     ]);
-    return { publications, subscriptions, registrations, afterCrash };
+    const subscriptions = afterCrash ? await this.skipAfterCrash(store, loaded) : loaded;
+    return { publications, subscriptions, registrations };
+  }
+
+  /**
+   * The subscriptions' CSeqs and versions moved past what the crashed run may have sent
+   * (skipAfterCrash), written before any NOTIFY goes out: a second crash then skips from here.
+   */
+  private async skipAfterCrash(store: Store, loaded: SavedState['subscriptions']): Promise<SavedState['subscriptions']> {
+    const skipped = loaded.map(skipAfterCrash);
+    if (skipped.length === 0) return skipped;
+    for (const r of skipped) store.subscriptions.upsert(r, false);
+    try {
+      await store.softState.flush();
+    } catch (err) {
+      this.log.error({ err }, 'store: cannot write the subscriptions skipped after a crash; another crash before the next flush may repeat NOTIFY CSeqs');
+    }
+    this.log.info({ subscriptions: skipped.length, skip: CRASH_SKIP }, 'store: last run did not stop cleanly; restored dialogs skip ahead in CSeq and version');
+    return skipped;
   }
 
   private restore(saved: SavedState): void {
@@ -474,11 +493,8 @@ export class SimplePresenceServer {
     // The durable offline store before the subscriptions: message waiting counts read it.
     this.messaging.useStore(new RepositoryOfflineMessageStore(store.storedMessages));
     // Watchers get the current state in their old dialogs: it may have changed while we were down.
-    const presence = this.presence.restore(publications, subscriptions, { notify: true, afterCrash: saved.afterCrash });
-    this.log.info(
-      { driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings, afterCrash: saved.afterCrash },
-      'store: soft state loaded',
-    );
+    const presence = this.presence.restore(publications, subscriptions, { notify: true });
+    this.log.info({ driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings }, 'store: soft state loaded');
   }
 
   /** Bytes from a transport: parse, answer what cannot be parsed, hand the rest to the transactions. */
@@ -536,8 +552,6 @@ interface SavedState {
   readonly publications: Awaited<ReturnType<Store['publications']['loadLive']>>;
   readonly subscriptions: Awaited<ReturnType<Store['subscriptions']['loadLive']>>;
   readonly registrations: Awaited<ReturnType<Store['registrations']['loadLive']>>;
-  /** The last run left no clean-stop mark: the rows may be a flush window behind. */
-  readonly afterCrash: boolean;
 }
 
 const notFound: http.RequestListener = (_req, res) => {

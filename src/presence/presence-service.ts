@@ -222,7 +222,7 @@ export class PresenceService implements SipService {
    * Puts stored soft state back after a restart (publications first, so NOTIFYs carry the
    * composed state). Records past their expiry are dropped and reported removed.
    */
-  restore(publications: readonly PublicationRecord[], subscriptions: readonly SubscriptionRecord[], options: { notify?: boolean; afterCrash?: boolean } = {}): { publications: number; subscriptions: number } {
+  restore(publications: readonly PublicationRecord[], subscriptions: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): { publications: number; subscriptions: number } {
     return {
       publications: this.compositor.restore(publications),
       subscriptions: this.subscriptions.restore(subscriptions, options),

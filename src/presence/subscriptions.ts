@@ -451,10 +451,8 @@ export class SubscriptionManager implements PackageHost {
    * `notify` sending each a NOTIFY of the current state (what it last saw may have changed
    * while we were down). Ones that expired while we were down end as if their timer had
    * fired: with `notify`, a final NOTIFY `terminated;reason=timeout` (RFC 6665 §4.2.2).
-   * `afterCrash`: the records were not flushed at a graceful stop, so the last window of
-   * NOTIFYs may be missing from them.
    */
-  restore(records: readonly SubscriptionRecord[], options: { notify?: boolean; afterCrash?: boolean } = {}): number {
+  restore(records: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): number {
     const nowMs = this.options.wallClock.nowMs();
     let restored = 0;
     for (const r of records) {
@@ -464,8 +462,7 @@ export class SubscriptionManager implements PackageHost {
         this.sink.subscriptionRemoved(r.id);
         continue;
       }
-      // After a crash the record's CSeq and version may be behind what was sent (Subscription.fromRecord).
-      const sub = Subscription.fromRecord(r, options.afterCrash === true);
+      const sub = Subscription.fromRecord(r);
       if (this.byDialog.has(keyOf(sub.dialog))) continue;
       if (expired) {
         this.index(sub);

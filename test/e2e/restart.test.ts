@@ -198,6 +198,17 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     expect(winfoResent.cseq.seq).to.be.greaterThan(sentWinfo);
     // RFC 3857 §4.4: the version goes on above every one sent.
     expect(version(winfoResent)).to.be.greaterThan(sentVersion);
+
+    // Killed again at once, before a flush could write what the restored NOTIFYs moved:
+    // the skip was written before they went out, so the next start skips past them too.
+    expect(await proc!.stop('SIGKILL')).to.equal('SIGKILL');
+    const beforeSecond = heard.length;
+    await start();
+    const again = (id: string) => (r: SipRequest) => isNotify(id)(r) && heard.indexOf(r) >= beforeSecond;
+    expect((await bob.waitRequest(again(callId), 10_000)).cseq.seq).to.be.greaterThan(resent.cseq.seq);
+    const winfoAgain = await alice.waitRequest(again(winfoId), 10_000);
+    expect(winfoAgain.cseq.seq).to.be.greaterThan(winfoResent.cseq.seq);
+    expect(version(winfoAgain)).to.be.greaterThan(version(winfoResent));
   });
 
   it("keeps a rule's transformations for watchers restored after a restart (hide notes)", async () => {
