@@ -149,6 +149,8 @@ interface WatchDialog {
   grants: Array<{ at: number; life: number; until: number }>;
   /** Expires asked by a SUBSCRIBE still waiting for its answer (its NOTIFY may come first). */
   asking?: number;
+  /** The watcher asked to end it (Expires: 0). */
+  unsubscribed?: boolean;
   /** The watcher saw it end (terminated NOTIFY, or a 2xx to its Expires: 0), at this time. */
   endedAt?: number;
   endedLife?: number;
@@ -271,12 +273,20 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
     const exp = /;\s*expires\s*=\s*(\d+)/i.exec(ss);
     const body = req.body.toString('utf8');
     const v = /<(?:watcherinfo|dialog-info|reginfo)\b[^>]*?\sversion="(\d+)"/.exec(body);
+    if (state === 'terminated') c.count(`NOTIFY ${ss.replace(/\s/g, '')}`);
     const seen: NotifySeen = { cseq: req.cseq.seq, version: v ? Number(v[1]) : undefined, state, expires: exp ? Number(exp[1]) : undefined, at: Date.now(), round: c.round, body };
     checkNotify(d, seen, req);
     d.notifies.push(seen);
     d.toTag ??= req.from.tag;
-    if (d.endedAt !== undefined) return createResponse(req, 481);
-    if (state === 'terminated') {
+    // RFC 6665 §4.1.3: a final NOTIFY is answered 200 (after an unsubscribe too); others in a
+    // dialog the watcher ended, 481.
+    if (d.endedAt !== undefined && state !== 'terminated') return createResponse(req, 481);
+    if (state === 'terminated' && d.endedAt === undefined) {
+
+      // Ended by the server while granted, not asked to: a restored subscription lost its grant.
+      const reason = /;\s*reason\s*=\s*([\w-]+)/i.exec(ss)?.[1];
+      const granted = Math.max(0, ...d.grants.map((g) => g.until));
+      if (!d.unsubscribed && granted - seen.at > 60_000) c.violate(`${d.event} dialog ${d.callId}: ended by the server (reason=${reason ?? 'none'}, CSeq ${seen.cseq}) ${Math.round((granted - seen.at) / 1000)} s before its grant ran out`);
       d.endedAt = seen.at;
       d.endedLife = life;
     }
@@ -327,6 +337,7 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
       to: `<${d.target}>`,
       headers: { Event: d.event, Expires: expires, Accept: d.accept },
     });
+    if (expires === 0) d.unsubscribed = true;
     d.asking = expires;
     const sentAt = Date.now();
     const res = await transact(d.ua, req);
