@@ -253,6 +253,25 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
   const registrants = await Promise.all(['r0', 'r1'].map((n) => ua(n)));
   const regWatchers = await Promise.all(['r0', 'r1'].map((n) => ua(n)));
   const offline = ['o0', 'o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7'];
+  // Recipients that come and go (REGISTER, then Expires: 0): their stored messages are
+  // delivered while kills happen, and what reaches them while registered goes straight.
+  const roaming = await Promise.all(['q0', 'q1'].map((n) => ua(n)));
+  /** Each message id's deliveries: the server's client transactions (branch) that carried it. */
+  const deliveries = new Map<string, Set<string>>();
+  const onMessage = (req: SipRequest): SipResponse => {
+    const m = /^soak (m\d+)$/.exec(req.body.toString('utf8'));
+    if (m) {
+      const set = deliveries.get(m[1]!) ?? new Set<string>();
+      // A retransmission carries the branch of the first; a new delivery has its own.
+      set.add(req.topVia.branch ?? '');
+      deliveries.set(m[1]!, set);
+    }
+    lastDeliveryAt = Date.now();
+    return createResponse(req, 200);
+  };
+  let lastDeliveryAt = Date.now();
+  for (const q of roaming) q.autoAnswer('MESSAGE', onMessage);
+  const targets = [...offline, ...roaming.map((q) => q.user)];
   const streams: PublishStream[] = publishers.flatMap((p) => [
     { ua: p, event: 'presence' as const, history: [], n: 0, uncertain: false },
     { ua: p, event: 'dialog' as const, history: [], n: 0, uncertain: false },
@@ -402,7 +421,7 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
 
   const sendMessage = async (u: TestUa): Promise<void> => {
     const id = `m${++msgSeq}`;
-    const to = `sip:${offline[Math.floor(rand() * offline.length)]}@${DOMAIN}`;
+    const to = `sip:${targets[Math.floor(rand() * targets.length)]}@${DOMAIN}`;
     const record: Sent = { id, to, status: 'unanswered' };
     sent.set(id, record);
     const req = u.request('MESSAGE', to, { headers: { 'Content-Type': 'text/plain' }, body: `soak ${id}` });
@@ -502,6 +521,15 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
         await pause(200 + rand() * 600);
       }
     }),
+    ...roaming.map(async (q) => {
+      while (running) {
+        await transact(q, q.request('REGISTER', `sip:${DOMAIN}`, { to: `<${q.aor}>`, callId: `reg-${q.user}-${q.localPort}@test`, headers: { Expires: 600 } }));
+        await pause(200 + rand() * 800);
+        if (!running) break;
+        await transact(q, q.request('REGISTER', `sip:${DOMAIN}`, { to: `<${q.aor}>`, callId: `reg-${q.user}-${q.localPort}@test`, headers: { Expires: 0 } }));
+        await pause(200 + rand() * 800);
+      }
+    }),
     ...senders.map(async (u) => {
       while (running) {
         await sendMessage(u);
@@ -548,39 +576,33 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
     const s = spawn();
     await s.listening(120_000);
     await probe();
-    const delivered = new Map<string, number>();
-    let lastAt = Date.now();
     const recipients = await Promise.all(offline.map((n) => ua(n)));
-    for (const r of recipients) {
-      r.autoAnswer('MESSAGE', (req) => {
-        const m = /^soak (m\d+)$/.exec(req.body.toString('utf8'));
-        if (m) delivered.set(m[1]!, (delivered.get(m[1]!) ?? 0) + 1);
-        lastAt = Date.now();
-        return createResponse(req, 200);
-      });
-      const reg = r.request('REGISTER', `sip:${DOMAIN}`, { to: `<${r.aor}>`, headers: { Expires: 600 } });
+    for (const r of recipients) r.autoAnswer('MESSAGE', onMessage);
+    for (const r of [...recipients, ...roaming]) {
+      const reg = r.request('REGISTER', `sip:${DOMAIN}`, { to: `<${r.aor}>`, callId: `reg-${r.user}-${r.localPort}@test`, headers: { Expires: 600 } });
       const res = await transact(r, reg);
       if (!res || res.status >= 300) c.violate(`REGISTER of ${r.user} answered ${res?.status ?? 'nothing'}`);
     }
+    lastDeliveryAt = Date.now();
     // Delivery goes on until nothing came for two seconds (retransmissions of the 200s included).
     const deadline = Date.now() + 60_000;
-    while (Date.now() - lastAt < 2000 && Date.now() < deadline) await pause(200);
+    while (Date.now() - lastDeliveryAt < 2000 && Date.now() < deadline) await pause(200);
     // Restored NOTIFYs of the last start have come by now too.
     await pause(500);
     let stored = 0;
     let unanswered = 0;
     for (const m of sent.values()) {
-      const n = delivered.get(m.id) ?? 0;
+      const n = deliveries.get(m.id)?.size ?? 0;
       if (m.status === 'stored') {
         stored++;
-        if (n === 0) c.violate(`message ${m.id} to ${m.to}: stored (2xx) but never delivered`);
+        if (n === 0) c.violate(`message ${m.id} to ${m.to}: accepted (2xx) but never delivered`);
       }
       if (m.status === 'unanswered') unanswered++;
       if (m.status === 'refused' && n > 0) c.violate(`message ${m.id}: refused, yet delivered`);
-      if (n > 1) c.violate(`message ${m.id} to ${m.to}: delivered ${n} times`);
+      if (n > 1) c.violate(`message ${m.id} to ${m.to}: delivered ${n} times (as ${n} requests)`);
     }
-    for (const id of delivered.keys()) if (!sent.has(id)) c.violate(`message ${id}: delivered but never sent`);
-    const messagesDelivered = [...delivered.values()].reduce((a, b) => a + b, 0);
+    for (const id of deliveries.keys()) if (!sent.has(id)) c.violate(`message ${id}: delivered but never sent`);
+    const messagesDelivered = [...deliveries.values()].reduce((a, b) => a + b.size, 0);
     await s.stop('SIGTERM');
     if (opts.serverLog) appendFileSync(opts.serverLog, `--- life ${life}\n${s.lines.join('\n')}\n`);
     return {
