@@ -256,15 +256,19 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
   // Recipients that come and go (REGISTER, then Expires: 0): their stored messages are
   // delivered while kills happen, and what reaches them while registered goes straight.
   const roaming = await Promise.all(['q0', 'q1'].map((n) => ua(n)));
-  /** Each message id's deliveries: the server's client transactions (branch) that carried it. */
-  const deliveries = new Map<string, Set<string>>();
+  /**
+   * Each message id's deliveries by the server's client transaction (branch): a
+   * retransmission carries the branch of the first, a new delivery has its own.
+   */
+  const deliveries = new Map<string, Map<string, { life: number; at: number; identity: string }>>();
   const onMessage = (req: SipRequest): SipResponse => {
     const m = /^soak (m\d+)$/.exec(req.body.toString('utf8'));
     if (m) {
-      const set = deliveries.get(m[1]!) ?? new Set<string>();
-      // A retransmission carries the branch of the first; a new delivery has its own.
-      set.add(req.topVia.branch ?? '');
-      deliveries.set(m[1]!, set);
+      const byBranch = deliveries.get(m[1]!) ?? new Map<string, { life: number; at: number; identity: string }>();
+      const branch = req.topVia.branch ?? '';
+      // What a UA tells a request it already handled by (RFC 3261 §8.2.2.2): From tag, Call-ID, CSeq.
+      if (!byBranch.has(branch)) byBranch.set(branch, { life, at: Date.now(), identity: `${req.from.tag} ${req.callId} ${req.cseq.seq}` });
+      deliveries.set(m[1]!, byBranch);
     }
     lastDeliveryAt = Date.now();
     return createResponse(req, 200);
@@ -599,7 +603,12 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
       }
       if (m.status === 'unanswered') unanswered++;
       if (m.status === 'refused' && n > 0) c.violate(`message ${m.id}: refused, yet delivered`);
-      if (n > 1) c.violate(`message ${m.id} to ${m.to}: delivered ${n} times (as ${n} requests)`);
+      if (n > 1) {
+        const ds = [...deliveries.get(m.id)!.values()];
+        const same = new Set(ds.map((d) => d.identity)).size === 1;
+        const where = ds.map((d) => `life ${d.life}${killedAt.has(d.life) ? ` (${killedAt.get(d.life)! - d.at} ms before its kill)` : ''}`).join(', ');
+        c.violate(`message ${m.id} to ${m.to}: delivered ${n} times, in ${where}, ${same ? 'with the same From tag, Call-ID and CSeq' : 'as different requests'}`);
+      }
     }
     for (const id of deliveries.keys()) if (!sent.has(id)) c.violate(`message ${id}: delivered but never sent`);
     const messagesDelivered = [...deliveries.values()].reduce((a, b) => a + b.size, 0);
