@@ -73,6 +73,9 @@ export interface SoakSummary {
   readonly publicationsProbed: number;
   readonly subscriptionsProbed: number;
   readonly violations: readonly string[];
+  /** The flush window, and how old (2xx to kill) soft state must be to count as written. */
+  readonly flushWindowMs: number;
+  readonly thresholdMs: number;
   /** Answers by method and status ("PUBLISH 412", "MESSAGE unanswered"). */
   readonly statuses: Readonly<Record<string, number>>;
   readonly ms: number;
@@ -192,6 +195,17 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
   const rand = prng(opts.seed ^ 0x5bd1e995);
   const windowMs = opts.flushWindowMs ?? 200;
   const threshold = windowMs + (opts.marginMs ?? 500);
+  // How late this process's timers ran in the 2 s before each kill: the machine's stalls,
+  // which delay the server's flushes as much (both run at the same priority).
+  const lags: Array<{ at: number; lag: number }> = [];
+  let tick = Date.now();
+  const lagTimer = setInterval(() => {
+    const now = Date.now();
+    lags.push({ at: now, lag: Math.max(0, now - tick - 50) });
+    if (lags.length > 200) lags.shift();
+    tick = now;
+  }, 50);
+  const stallBefore = new Map<number, number>();
   const minRun = opts.minRunMs ?? 300;
   const maxRun = opts.maxRunMs ?? 2500;
   const startKillShare = opts.startKillShare ?? 0.15;
@@ -447,7 +461,8 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
     const k = inLife !== undefined ? killedAt.get(inLife) : undefined;
     return k !== undefined && at < k - threshold;
   };
-  const before = (at: number, inLife: number): string => `${killedAt.get(inLife)! - at} ms before its server was killed`;
+  const before = (at: number, inLife: number): string =>
+    `${killedAt.get(inLife)! - at} ms before its server was killed (this process's timers ran up to ${stallBefore.get(inLife) ?? '?'} ms late in the 2 s before)`;
   const probe = async (): Promise<void> => {
     await Promise.all(
       streams.map(async (s) => {
@@ -556,6 +571,7 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
         // Killed while it starts: loading and restoring the soft state, NOTIFYing watchers.
         await pause(200 + killRand() * 2000);
         killedAt.set(life, Date.now());
+        stallBefore.set(life, Math.max(0, ...lags.filter((l) => l.at > Date.now() - 2000).map((l) => l.lag)));
         await s.stop('SIGKILL');
         onKilled();
         kills++;
@@ -572,6 +588,7 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
       const load = loops();
       await pause(runMs);
       killedAt.set(life, Date.now());
+      stallBefore.set(life, Math.max(0, ...lags.filter((l) => l.at > Date.now() - 2000).map((l) => l.lag)));
       await s.stop('SIGKILL');
       onKilled();
       kills++;
@@ -645,6 +662,8 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
       publicationsProbed: c.publicationsProbed,
       subscriptionsProbed: c.subscriptionsProbed,
       violations: c.violations,
+      flushWindowMs: windowMs,
+      thresholdMs: threshold,
       statuses: Object.fromEntries([...c.statuses].sort(([a], [b]) => a.localeCompare(b))),
       ms: Date.now() - t0,
     };
@@ -652,6 +671,7 @@ export async function runCrashLoop(opts: SoakOptions): Promise<SoakSummary> {
     if (server) log(server.lines.slice(-20).join('\n'));
     throw err;
   } finally {
+    clearInterval(lagTimer);
     running = false;
     await server?.stop('SIGKILL');
     for (const u of uas) await u.close();
@@ -677,7 +697,7 @@ export function formatSummary(s: SoakSummary): string {
     `  answers: ${Object.entries(s.statuses).map(([k, v]) => `${k} x${v}`).join(', ')}`,
     `  messages accepted ${s.messagesStored}, unanswered at a kill ${s.messagesUnanswered}, deliveries ${s.messagesDelivered}` +
       ` (of which ${s.messagesRedelivered} again after a kill between the recipient's 2xx and the removal, as the same request)`,
-    `  probed after restarts: publications ${s.publicationsProbed}, subscriptions ${s.subscriptionsProbed}`,
+    `  probed after restarts: publications ${s.publicationsProbed}, subscriptions ${s.subscriptionsProbed} (flush window ${s.flushWindowMs} ms; written if accepted ${s.thresholdMs} ms before the kill)`,
     `  violations ${s.violations.length}${s.violations.length ? ':' : ''}`,
     ...s.violations.slice(0, 50).map((v) => `    ${v}`),
     ...(s.violations.length > 50 ? [`    ... and ${s.violations.length - 50} more`] : []),
@@ -695,6 +715,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const flushWindowMs = arg('flush-window-ms') !== undefined ? Number(arg('flush-window-ms')) : undefined;
   const databaseUrl = process.env.DATABASE_URL || undefined;
   const serverLog = arg('server-log');
+  const marginMs = arg('margin-ms') !== undefined ? Number(arg('margin-ms')) : undefined;
   const dist = argv.includes('--dist');
   console.log(`crash-loop soak: seed ${seed} (repeat with --seed ${seed}), ${rounds} rounds, stores ${stores.join(',')}, server from ${dist ? 'dist/' : 'src/ (tsx)'}`);
   let failed = false;
@@ -704,7 +725,7 @@ async function main(argv: readonly string[]): Promise<number> {
       console.log('postgres: skipped (set DATABASE_URL)');
       continue;
     }
-    const summary = await runCrashLoop({ rounds, store, seed, databaseUrl, flushWindowMs, dist, ...(serverLog ? { serverLog: `${serverLog}.${store}` } : {}), log: (l) => console.log(`[${store}] ${l}`) });
+    const summary = await runCrashLoop({ rounds, store, seed, databaseUrl, flushWindowMs, marginMs, dist, ...(serverLog ? { serverLog: `${serverLog}.${store}` } : {}), log: (l) => console.log(`[${store}] ${l}`) });
     console.log(formatSummary(summary));
     if (summary.violations.length > 0) failed = true;
   }
