@@ -26,11 +26,12 @@ import { TransportLayer, type ListenSpec, type ListenerInfo } from './transport/
 import { ReceiveDelayMonitor, type ReceiveDelay } from './transport/receive-delay.js';
 import type { Flow } from './transport/types.js';
 import { TimerHeap, type Timers } from './util/timers.js';
-import { openStore, type Store } from './store/index.js';
+import { markCleanStop, openStore, takeCleanStop, type Store } from './store/index.js';
 import { RepositoryOfflineMessageStore } from './messaging/repository-offline-store.js';
 import { storeRegistrationSink } from './registrar/store-registration-sink.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence/presence-state-sink.js';
 import { storePresenceSink } from './presence/store-presence-sink.js';
+import { CRASH_SKIP, skipAfterCrash } from './presence/subscription.js';
 import { HttpSide } from './http/http-side.js';
 import { join } from 'node:path';
 import { ServerSecurity } from './auth/security.js';
@@ -421,10 +422,21 @@ export class SimplePresenceServer {
     await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined, this.cluster?.stop()]);
     // DESIGN (State): soft state is flushed on a graceful stop; subscriptions are not
     // terminated, they go on after a restart.
-    if (this.store && this.ownsStore) await this.store.close();
-    else if (this.store) await this.store.softState.flush().catch((err: unknown) => this.log.error({ err }, 'store: final flush failed'));
+    if (this.store && this.ownsStore) {
+      await this.store.close();
+      // Everything sent is written: the next start needs no crash skip (Subscription.fromRecord).
+      if (this.store.softState.stats().pending === 0) this.markCleanStop();
+    } else if (this.store) await this.store.softState.flush().catch((err: unknown) => this.log.error({ err }, 'store: final flush failed'));
     if (this.timers instanceof TimerHeap) this.timers.stop();
     this.log.info('simple-presence stopped');
+  }
+
+  private markCleanStop(): void {
+    try {
+      markCleanStop(this.config.store.dataDir);
+    } catch (err) {
+      this.log.warn({ err }, 'store: cannot leave the clean-stop mark; the next start skips CSeqs as after a crash');
+    }
   }
 
   /** Resolves once no transaction waits for a final response, or after `boundMs`. */
@@ -509,18 +521,38 @@ export class SimplePresenceServer {
     const store = this.store;
     // A cluster's soft state is in NATS, not here.
     if (this.cluster) return undefined;
+    // Injected stores are the host's to stop; only a store we opened and closed has the mark.
+    const afterCrash = this.ownsStore && !takeCleanStop(this.config.store.dataDir);
     const now = Date.now();
     // Subscriptions that expired while we were down, lately enough that their watcher may
     // still care, get their final NOTIFY (reason=timeout) when restored; older ones are gone.
     const notifyExpiredSince = now - this.config.presence.subscribeMaxExpires * 1000;
     // Rows a crash left behind after they expired: gone before anything reads them.
     await Promise.all([store.publications.deleteExpired(now), store.subscriptions.deleteExpired(notifyExpiredSince), store.registrations.deleteExpired(now)]);
-    const [publications, subscriptions, registrations] = await Promise.all([
+    const [publications, loaded, registrations] = await Promise.all([
       store.publications.loadLive(now),
       store.subscriptions.loadLive(notifyExpiredSince),
       store.registrations.loadLive(now),
     ]);
+    const subscriptions = afterCrash ? await this.skipAfterCrash(store, loaded) : loaded;
     return { publications, subscriptions, registrations };
+  }
+
+  /**
+   * The subscriptions' CSeqs and versions moved past what the crashed run may have sent
+   * (skipAfterCrash), written before any NOTIFY goes out: a second crash then skips from here.
+   */
+  private async skipAfterCrash(store: Store, loaded: SavedState['subscriptions']): Promise<SavedState['subscriptions']> {
+    const skipped = loaded.map(skipAfterCrash);
+    if (skipped.length === 0) return skipped;
+    for (const r of skipped) store.subscriptions.upsert(r, false);
+    try {
+      await store.softState.flush();
+    } catch (err) {
+      this.log.error({ err }, 'store: cannot write the subscriptions skipped after a crash; another crash before the next flush may repeat NOTIFY CSeqs');
+    }
+    this.log.info({ subscriptions: skipped.length, skip: CRASH_SKIP }, 'store: last run did not stop cleanly; restored dialogs skip ahead in CSeq and version');
+    return skipped;
   }
 
   private restore(saved: SavedState): void {

@@ -171,3 +171,29 @@ export class Subscription {
     return new Subscription({ ...r, dialog: { ...snapshotDialog(r.dialog), flow } });
   }
 }
+
+/**
+ * How far CSeq and version skip after a crash: more NOTIFYs than one subscription sends in
+ * a flush window (one at a time, each waiting for its 200; a store outage that holds the
+ * write-behind back for longer is the one case it may not cover).
+ */
+export const CRASH_SKIP = 10_000;
+/** RFC 3261 §8.1.1.5: a CSeq sequence number is below 2**31. */
+const MAX_CSEQ = 2 ** 31 - 1;
+
+/**
+ * A subscription read back after the server died without its final flush: NOTIFYs of the
+ * last flush window may have gone out unwritten, so its CSeq and version skip ahead of any
+ * the watcher may have seen. A lower or repeated CSeq would be refused (RFC 3261 §12.2.2:
+ * 500, which ends the subscription), a higher one is in order; the NOTIFY a restored
+ * subscription gets first carries full state, so a gap in the version is harmless
+ * (RFC 3857 §4.4, RFC 4235 §4.1, RFC 3680 §5.2). The skipped record must be written before
+ * the first NOTIFY goes out, or a second crash would skip to the same numbers.
+ */
+export function skipAfterCrash(r: SubscriptionRecord): SubscriptionRecord {
+  return {
+    ...r,
+    documentVersion: r.documentVersion + CRASH_SKIP,
+    dialog: { ...r.dialog, localSeq: Math.min(MAX_CSEQ, r.dialog.localSeq + CRASH_SKIP) },
+  };
+}

@@ -5,6 +5,7 @@ export { openPg, type PgOptions } from './pg-driver.js';
 export { openPglite, wrapPglite, type PgliteOptions } from './pglite-driver.js';
 export { SQLITE_FILE, SqliteDatabase, isPgliteDataDir, openSqlite, type SqliteOptions } from './sqlite-driver.js';
 export { DataDirLock, dataDirHolder, LOCK_FILE } from './data-dir-lock.js';
+export { CLEAN_STOP_FILE, markCleanStop, takeCleanStop } from './clean-stop.js';
 export { openDatabase, openStore, type OpenDatabaseOptions, type OpenStoreOptions, type Store } from './open-store.js';
 export {
   MigrationError,

@@ -125,6 +125,8 @@ const defaultSchedule: ScheduleFn = (delayMs, fn) => {
 export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
   private readonly shapes = new Map<string, TableShape>();
   private pending = new Map<string, PendingOp>();
+  /** When the oldest operation waiting was queued (`now()`), its window counting from there. */
+  private pendingSince: number | undefined;
   private inFlight = 0;
   private running: Promise<void> | undefined;
   private cancelTimer: (() => void) | undefined;
@@ -245,6 +247,7 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
       return false;
     }
     // A key already waiting keeps its place (Map.set), so a hot key cannot starve behind a backlog.
+    if (this.pending.size === 0) this.pendingSince = this.now();
     this.pending.set(id, op);
     this.arm();
     return true;
@@ -254,7 +257,10 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
   private arm(backlog = false): void {
     if (this.cancelTimer || this.running || this.stopped || this.pending.size === 0) return;
     const f = this.counters.consecutiveFailures;
-    const delay = f > 0 ? Math.min(this.maxBackoffMs, this.windowMs * 2 ** Math.min(f - 1, 30)) : backlog ? 0 : this.windowMs;
+    // A change queued while a flush ran has waited for it already: its window started when it
+    // was queued, not when that flush ended (else a slow flush made it nearly two windows late).
+    const due = Math.max(0, (this.pendingSince ?? this.now()) + this.windowMs - this.now());
+    const delay = f > 0 ? Math.min(this.maxBackoffMs, this.windowMs * 2 ** Math.min(f - 1, 30)) : backlog ? 0 : due;
     this.cancelTimer = this.schedule(delay, () => {
       this.cancelTimer = undefined;
       // Failures are counted and logged inside.
@@ -333,6 +339,7 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
       out.push(op);
       this.pending.delete(id);
     }
+    if (this.pending.size === 0) this.pendingSince = undefined;
     return out;
   }
 
@@ -340,6 +347,8 @@ export class WriteBehind<M extends { [K in keyof M]: KindTypes }> {
   private restore(batch: readonly PendingOp[], done: ReadonlySet<PendingOp>): void {
     const newer = this.pending;
     this.pending = new Map();
+    // Retried with backoff (arm): their window is past.
+    this.pendingSince ??= this.now();
     for (const op of batch) {
       if (!done.has(op)) this.pending.set(`${op.kind}\u0000${op.parts.join('\u0000')}`, op);
     }

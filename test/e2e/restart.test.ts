@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
+import { createResponse } from '../../src/sip/response.js';
 import { registerRequest } from '../registrar/ua-helpers.js';
 import { freePort, runCli, startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { TestUa } from '../support/test-ua.js';
@@ -146,6 +147,68 @@ describe('e2e: state survives a restart (SIGTERM and SIGKILL)', function () {
     const waiting = frank.waitRequest(isMessage, 5000);
     expect((await frank.transact(registerRequest(frank, { expires: 600 }))).status).to.equal(200);
     expect((await waiting).body.toString()).to.equal('durable');
+  });
+
+  it('after SIGKILL: a restored watcher dialog goes on above every CSeq and version sent, even those the crash left unwritten', async () => {
+    await start();
+    const alice = await ua('alice');
+    const bob = await ua('bob');
+    // Every NOTIFY each one got, in order (waits take theirs out of the UA's mailbox).
+    const heard: SipRequest[] = [];
+    const answer = (req: SipRequest) => {
+      heard.push(req);
+      return createResponse(req, 200);
+    };
+    bob.autoAnswer('NOTIFY', answer);
+    alice.autoAnswer('NOTIFY', answer);
+    const inDialog = (callId: string) => heard.filter(isNotify(callId));
+    const version = (r: SipRequest): number => Number(/<watcherinfo\b[^>]*\sversion="(\d+)"/.exec(r.body.toString())![1]);
+    // alice watches her watchers (RFC 3857: winfo documents carry a version); bob watches her.
+    const winfoId = 'crash-winfo@test';
+    const firstWinfo = alice.waitRequest(isNotify(winfoId));
+    expect((await alice.transact(alice.request('SUBSCRIBE', alice.aor, { callId: winfoId, cseq: 1, headers: { Event: 'presence.winfo', Expires: 600, Accept: 'application/watcherinfo+xml' } }))).status).to.equal(200);
+    await firstWinfo;
+    const callId = 'crash-watch@test';
+    const first = bob.waitRequest(isNotify(callId));
+    const winfoOfBob = alice.waitRequest((r) => isNotify(winfoId)(r) && r.body.toString().includes('bob@example.com'));
+    expect((await bob.transact(bob.request('SUBSCRIBE', alice.aor, { callId, cseq: 1, headers: { Event: 'presence', Expires: 600, Accept: PIDF } }))).status).to.equal(200);
+    await Promise.all([first, winfoOfBob]);
+    // Older than the flush window (200 ms): these rows are written.
+    await new Promise((r) => setTimeout(r, 700));
+    // Then NOTIFYs in both dialogs (a fetch of bob's, Expires: 0, shows in winfo), and the kill before the
+    // next flush writes their CSeqs.
+    const late = bob.waitRequest((r) => isNotify(callId)(r) && r.body.toString().includes('late'));
+    expect((await alice.transact(publish(alice, { body: pidf(alice.aor, 'open', 'late') }))).status).to.equal(200);
+    await late;
+    const ended = alice.waitRequest((r) => isNotify(winfoId)(r) && r.body.toString().includes('terminated'));
+    expect((await bob.transact(bob.request('SUBSCRIBE', alice.aor, { callId: 'crash-watch-2@test', cseq: 1, headers: { Event: 'presence', Expires: 0, Accept: PIDF } }))).status).to.equal(200);
+    await ended;
+    expect(await proc!.stop('SIGKILL')).to.equal('SIGKILL');
+    const sentPresence = Math.max(...inDialog(callId).map((r) => r.cseq.seq));
+    const sentWinfo = Math.max(...inDialog(winfoId).map((r) => r.cseq.seq));
+    const sentVersion = Math.max(...inDialog(winfoId).map(version));
+    const before = heard.length;
+
+    await start();
+    const after = (id: string) => (r: SipRequest) => isNotify(id)(r) && heard.indexOf(r) >= before;
+    // RFC 3261 §12.2.2: a CSeq at or below one already seen would be refused as out of order.
+    const resent = await bob.waitRequest(after(callId), 10_000);
+    expect(resent.cseq.seq).to.be.greaterThan(sentPresence);
+    const winfoResent = await alice.waitRequest(after(winfoId), 10_000);
+    expect(winfoResent.cseq.seq).to.be.greaterThan(sentWinfo);
+    // RFC 3857 §4.4: the version goes on above every one sent.
+    expect(version(winfoResent)).to.be.greaterThan(sentVersion);
+
+    // Killed again at once, before a flush could write what the restored NOTIFYs moved:
+    // the skip was written before they went out, so the next start skips past them too.
+    expect(await proc!.stop('SIGKILL')).to.equal('SIGKILL');
+    const beforeSecond = heard.length;
+    await start();
+    const again = (id: string) => (r: SipRequest) => isNotify(id)(r) && heard.indexOf(r) >= beforeSecond;
+    expect((await bob.waitRequest(again(callId), 10_000)).cseq.seq).to.be.greaterThan(resent.cseq.seq);
+    const winfoAgain = await alice.waitRequest(again(winfoId), 10_000);
+    expect(winfoAgain.cseq.seq).to.be.greaterThan(winfoResent.cseq.seq);
+    expect(version(winfoAgain)).to.be.greaterThan(version(winfoResent));
   });
 
   it("keeps a rule's transformations for watchers restored after a restart (hide notes)", async () => {

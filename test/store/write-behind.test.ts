@@ -152,6 +152,32 @@ for (const target of TARGETS) {
       expect(await count(t.db, 'publications')).to.equal(2);
     });
 
+    it('writes a change queued during a slow flush one window after it was queued, not one window after that flush', async () => {
+      // The database takes 800 ms (of the manual clock) to commit the first flush.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const inner = db;
+      const slow = Object.assign(Object.create(inner) as FlakyDatabase, {
+        transaction: <T>(fn: Parameters<FlakyDatabase['transaction']>[0]) => held.then(() => inner.transaction(fn) as Promise<T>),
+      });
+      db = slow;
+      wb = make();
+      wb.put('publication', 'etag-1', publication(1));
+      timers.advance(1000); // the first flush starts, and waits on the database
+      timers.advance(100);
+      wb.put('publication', 'etag-2', publication(2)); // queued at 1,100: due by 2,100
+      timers.advance(700);
+      release();
+      await until(() => wb.stats().flushes === 1);
+      // At 1,800: due in 300 ms, not in a whole window.
+      timers.advance(299);
+      await new Promise((r) => setImmediate(r));
+      expect(wb.stats().flushes).to.equal(1);
+      timers.advance(1);
+      await until(() => wb.stats().flushes === 2);
+      expect(await count(t.db, 'publications')).to.equal(2);
+    });
+
     it('keeps flushes short: a backlog goes in several transactions', async () => {
       wb = make({ rowsPerFlush: 100 });
       for (let i = 0; i < 250; i++) wb.put('publication', `etag-${i}`, publication(i));

@@ -1,0 +1,24 @@
+import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * A mark in the data directory that the last run stopped gracefully, after its final flush
+ * of the soft state. A start takes it away before it serves anything, so a run that dies
+ * (SIGKILL, out of memory, power) leaves none, and the next start knows that the soft state
+ * it reads may be up to one flush window behind what was sent (docs/store.md).
+ */
+export const CLEAN_STOP_FILE = 'clean-stop';
+
+/** True when the last run stopped gracefully; removes the mark either way. */
+export function takeCleanStop(dataDir: string): boolean {
+  const path = join(dataDir, CLEAN_STOP_FILE);
+  const clean = existsSync(path);
+  if (clean) rmSync(path, { force: true });
+  return clean;
+}
+
+/** Leaves the mark; call once the final flush succeeded. */
+export function markCleanStop(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(join(dataDir, CLEAN_STOP_FILE), `${new Date().toISOString()}\n`);
+}
