@@ -23,6 +23,7 @@ import { TransportLayer, type ListenSpec, type ListenerInfo } from './transport/
 import { ReceiveDelayMonitor, type ReceiveDelay } from './transport/receive-delay.js';
 import type { Flow } from './transport/types.js';
 import { TimerHeap, type Timers } from './util/timers.js';
+import { HeapTrimmer } from './util/heap-trim.js';
 import { openStore, type Store } from './store/index.js';
 import { RepositoryOfflineMessageStore } from './messaging/repository-offline-store.js';
 import { storeRegistrationSink } from './registrar/store-registration-sink.js';
@@ -73,6 +74,11 @@ export interface ServerOptions {
    * random source that picks which requests are refused.
    */
   readonly overload?: { readonly delay?: ReceiveDelay; readonly random?: () => number };
+  /**
+   * Hands the heap's freed pages back to the system after a burst (util/heap-trim.ts); on by
+   * default, off by default when the timers are injected (tests).
+   */
+  readonly heapTrim?: boolean;
 }
 
 /**
@@ -107,6 +113,7 @@ export class SimplePresenceServer {
   readonly overload: OverloadControl | undefined;
   /** The probe behind `overload`, when the server runs its own. */
   private readonly receiveDelay: ReceiveDelayMonitor | undefined;
+  private readonly heapTrimmer: HeapTrimmer | undefined;
   private readonly controlSocket: string | false | undefined;
   private readonly worker: WorkerPlace | undefined;
   /** Listeners bind with SO_REUSEPORT (several workers share the ports). */
@@ -125,6 +132,7 @@ export class SimplePresenceServer {
     this.controlSocket = options.controlSocket;
     this.security = new ServerSecurity(config, this.log.child({ layer: 'auth' }));
     this.timers = options.timers ?? new TimerHeap();
+    if (options.heapTrim ?? options.timers === undefined) this.heapTrimmer = new HeapTrimmer({ timers: this.timers, logger: this.log });
     this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
     if (config.cluster.natsUrl && !options.clusterModule) throw new Error('cluster.natsUrl is set: build the server with SimplePresenceServer.create, which loads the cluster');
     this.cluster = config.cluster.natsUrl ? new options.clusterModule!.ClusterNode(config, this.log, options.worker) : undefined;
@@ -312,6 +320,7 @@ export class SimplePresenceServer {
       this.receiveDelay.start();
     }
     this.overload?.start();
+    this.heapTrimmer?.start();
     const httpHost = this.config.http.host;
     this.transport.addListenerInfo({ protocol: 'ws', host: httpHost, port: await listenHttp(this.http, httpHost, this.config.http.port, this.reusePort) });
     if (this.https) {
@@ -344,6 +353,7 @@ export class SimplePresenceServer {
     this.location.close();
     this.transactions.close();
     this.overload?.stop();
+    this.heapTrimmer?.stop();
     this.receiveDelay?.stop();
     await this.transport.stop();
     await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined, this.cluster?.stop()]);
