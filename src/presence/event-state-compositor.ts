@@ -246,7 +246,7 @@ export class EventStateCompositor {
       presentity,
       contentType: kind.contentType,
       body: read ? ownedBytes(req.body) : existing!.body,
-      // Kept only while someone watches; composed from the body otherwise (see Publication).
+      // Kept until the state is composed (at once, when someone watches); read from the body otherwise (see Publication).
       document: read ? (document && this.watched(presentity) ? document : undefined) : existing!.document,
       tupleIds,
       publishedAtMs: read ? nowMs : existing!.publishedAtMs,

@@ -8,9 +8,9 @@ import { evictionFor, type AppliedDecision, type PublicationDecision, type Publi
 /** A live publication: its record, its tuple ids and, while it is needed, the parsed document. */
 export interface Publication extends PublicationRecord {
   /**
-   * The parsed document, kept while someone watches the presentity; otherwise it is read
-   * again from `body` when first composed (PresenceDocuments.documentOf), so that thousands
-   * of unwatched publications are a buffer each, not trees the garbage collector walks.
+   * The parsed document of a PUBLISH, until the presentity's state is next composed; then
+   * only `body` is kept, and read again when the presentity is composed another time
+   * (PresenceDocuments.documentOf): a publication is a buffer, not a tree of some 3 KB.
    */
   document?: PresenceDocument;
   /** The ids of its tuples (RFC 3863 §4.1.2): an initial PUBLISH of the same device replaces it. */
