@@ -15,7 +15,7 @@ import { DEFAULT_PRESENCE_EXPIRES, grantExpires, type ExpiryBounds } from './exp
 import { Notifier, type NotifierOptions, type NotifyFailure } from './notifier.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import { presentityOf, watcherOf } from './presentity.js';
-import { Subscription, type SubscriptionRecord, type TerminationReason, type WatcherEvent } from './subscription.js';
+import { stringSharer, Subscription, type SubscriptionRecord, type TerminationReason, type WatcherEvent } from './subscription.js';
 
 export interface SubscriptionSettings {
   readonly subscribeMinExpires: number;
@@ -454,6 +454,7 @@ export class SubscriptionManager implements PackageHost {
    */
   restore(records: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): number {
     const nowMs = this.options.wallClock.nowMs();
+    const shared = stringSharer();
     let restored = 0;
     for (const r of records) {
       if (!this.packages.has(r.eventPackage) || this.byId.has(r.id)) continue;
@@ -462,7 +463,7 @@ export class SubscriptionManager implements PackageHost {
         this.sink.subscriptionRemoved(r.id);
         continue;
       }
-      const sub = Subscription.fromRecord(r);
+      const sub = Subscription.fromRecord(r, shared);
       if (this.byDialog.has(keyOf(sub.dialog))) continue;
       if (expired) {
         this.index(sub);
