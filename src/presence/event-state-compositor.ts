@@ -15,6 +15,7 @@ import type { PublicationRecord } from './publication.js';
 import { Publications, type Publication } from './publications.js';
 import type { PublicationDecision, PublicationStore, PublicationStoreFactory, PublicationStoreOptions, PublicationView } from './publication-store.js';
 import { ownedBytes } from './owned-bytes.js';
+import { ownString } from '../util/own-string.js';
 import type { PublishedPackage } from './published-package.js';
 
 export interface PublishSettings {
@@ -383,9 +384,12 @@ export function presenceOnly(pubs: readonly Publication[]): Publication[] {
   return pubs.filter((p) => p.contentType === PIDF_CONTENT_TYPE);
 }
 
-/** The flow a request came on, as a key: one device's socket or connection. */
+/**
+ * The flow a request came on, as a key: one device's socket or connection. Kept with the
+ * publication, so one flat string: the template's pieces are a tree of four (128 bytes).
+ */
 function originOf(flow: Flow): string {
-  return `${flow.protocol}|${flow.remoteAddress}|${flow.remotePort}|${flow.connectionId ?? ''}`;
+  return ownString(`${flow.protocol}|${flow.remoteAddress}|${flow.remotePort}|${flow.connectionId ?? ''}`);
 }
 
 /** A reason phrase: one line, printable, bounded (RFC 3261 §25.1 Reason-Phrase). */
