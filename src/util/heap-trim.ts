@@ -31,7 +31,7 @@ export interface HeapTrimOptions {
   /** Tests inject these three; the defaults read this process. */
   readonly readMemory?: () => MemoryReading;
   readonly utilization?: () => number;
-  readonly collect?: () => void;
+  readonly collect?: () => boolean;
   readonly logger?: Logger;
 }
 
@@ -61,34 +61,40 @@ function loopUtilization(): () => number {
   };
 }
 
-let gcFunction: ((options: { type: 'major'; flavor: 'last-resort' }) => void) | undefined;
+let gcFunction: ((options: { type: 'major'; flavor: 'last-resort' }) => void) | null | undefined;
 
 /**
  * One memory-reducing full collection. The `gc` of a context made while --expose-gc is set
  * takes the flavour that empties V8's page pool; the flag is cleared again at once, so no
- * other context sees a `gc`.
+ * other context sees a `gc`. False (and never tried again) where the runtime offers none.
  */
-export function memoryReducingCollection(): void {
-  if (!gcFunction) {
-    setFlagsFromString('--expose-gc');
+export function memoryReducingCollection(): boolean {
+  if (gcFunction === undefined) {
     try {
-      gcFunction = runInNewContext('gc') as typeof gcFunction;
+      setFlagsFromString('--expose-gc');
+      const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
+      gcFunction = typeof gc === 'function' ? (gc as NonNullable<typeof gcFunction>) : null;
+    } catch {
+      gcFunction = null;
     } finally {
       setFlagsFromString('--no-expose-gc');
     }
   }
-  gcFunction!({ type: 'major', flavor: 'last-resort' });
+  if (!gcFunction) return false;
+  gcFunction({ type: 'major', flavor: 'last-resort' });
+  return true;
 }
 
 export class HeapTrimmer {
   private timer: TimerHandle | undefined;
+  private running = false;
   private baseline: number | undefined;
   private readonly intervalMs: number;
   private readonly minSlack: number;
   private readonly maxUtilization: number;
   private readonly readMemory: () => MemoryReading;
   private readonly utilization: () => number;
-  private readonly collect: () => void;
+  private readonly collect: () => boolean;
   /** Collections run so far (metrics, tests). */
   collections = 0;
 
@@ -102,13 +108,15 @@ export class HeapTrimmer {
   }
 
   start(): void {
-    if (this.timer) return;
+    if (this.running) return;
+    this.running = true;
     this.baseline = slackOf(this.readMemory());
     this.utilization();
     this.schedule();
   }
 
   stop(): void {
+    this.running = false;
     this.options.timers.cancel(this.timer);
     this.timer = undefined;
   }
@@ -122,7 +130,11 @@ export class HeapTrimmer {
     if (this.baseline === undefined || slack < this.baseline) this.baseline = slack;
     if (busy || slack - this.baseline < this.minSlack) return false;
     const t0 = performance.now();
-    this.collect();
+    if (!this.collect()) {
+      // Nothing to collect with: stop reading.
+      this.stop();
+      return false;
+    }
     this.collections++;
     const after = this.readMemory();
     // What is left (malloc's own slack, say) is the new floor: no collection again for it.
@@ -140,7 +152,7 @@ export class HeapTrimmer {
       try {
         this.check();
       } finally {
-        this.schedule();
+        if (this.running) this.schedule();
       }
     });
   }

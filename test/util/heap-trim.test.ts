@@ -15,6 +15,7 @@ function fakeProcess() {
     collect: () => {
       state.collections++;
       state.rss -= state.freed;
+      return true;
     },
   };
 }
@@ -71,6 +72,17 @@ describe('util/heap-trim', () => {
     trimmer.stop();
   });
 
+  it('stops reading where the runtime offers no collection to run', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p, collect: () => false });
+    trimmer.start();
+    p.state.rss += 100 * MB;
+    timers.advance(1000);
+    expect(trimmer.collections).to.equal(0);
+    expect(timers.size).to.equal(0);
+  });
+
   it('stops reading when stopped', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
@@ -88,7 +100,7 @@ describe('util/heap-trim', () => {
     expect(junk.length).to.equal(400_000);
     junk = undefined;
     const before = process.memoryUsage();
-    memoryReducingCollection();
+    expect(memoryReducingCollection()).to.equal(true);
     const after = process.memoryUsage();
     expect(after.heapTotal).to.be.below(before.heapTotal);
     expect(after.rss).to.be.below(before.rss);
