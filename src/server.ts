@@ -27,6 +27,7 @@ import { ReceiveDelayMonitor, type ReceiveDelay } from './transport/receive-dela
 import type { Flow } from './transport/types.js';
 import { TimerHeap, type Timers } from './util/timers.js';
 import { markCleanStop, openStore, takeCleanStop, type Store } from './store/index.js';
+import { HeapTrimmer } from './util/heap-trim.js';
 import { RepositoryOfflineMessageStore } from './messaging/repository-offline-store.js';
 import { storeRegistrationSink } from './registrar/store-registration-sink.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence/presence-state-sink.js';
@@ -78,6 +79,11 @@ export interface ServerOptions {
    * random source that picks which requests are refused.
    */
   readonly overload?: { readonly delay?: ReceiveDelay; readonly random?: () => number };
+  /**
+   * Hands the heap's freed pages back to the system after a burst (util/heap-trim.ts); on by
+   * default, off by default when the timers are injected (tests).
+   */
+  readonly heapTrim?: boolean;
 }
 
 /**
@@ -116,6 +122,7 @@ export class SimplePresenceServer {
   readonly overload: OverloadControl | undefined;
   /** The probe behind `overload`, when the server runs its own. */
   private readonly receiveDelay: ReceiveDelayMonitor | undefined;
+  private readonly heapTrimmer: HeapTrimmer | undefined;
   private readonly controlSocket: string | false | undefined;
   private readonly worker: WorkerPlace | undefined;
   /** Listeners bind with SO_REUSEPORT (several workers share the ports). */
@@ -134,6 +141,7 @@ export class SimplePresenceServer {
     this.controlSocket = options.controlSocket;
     this.security = new ServerSecurity(config, this.log.child({ layer: 'auth' }));
     this.timers = options.timers ?? new TimerHeap();
+    if (options.heapTrim ?? options.timers === undefined) this.heapTrimmer = new HeapTrimmer({ timers: this.timers, logger: this.log });
     this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
     if (config.cluster.natsUrl && !options.clusterModule) throw new Error('cluster.natsUrl is set: build the server with SimplePresenceServer.create, which loads the cluster');
     this.cluster = config.cluster.natsUrl ? new options.clusterModule!.ClusterNode(config, this.log, options.worker) : undefined;
@@ -385,6 +393,7 @@ export class SimplePresenceServer {
       this.receiveDelay.start();
     }
     this.overload?.start();
+    this.heapTrimmer?.start();
     const httpHost = this.config.http.host;
     this.transport.addListenerInfo({ protocol: 'ws', host: httpHost, port: await listenHttp(this.http, httpHost, this.config.http.port, this.reusePort) });
     if (this.https) {
@@ -417,6 +426,7 @@ export class SimplePresenceServer {
     this.location.close();
     this.transactions.close();
     this.overload?.stop();
+    this.heapTrimmer?.stop();
     this.receiveDelay?.stop();
     await this.transport.stop();
     await Promise.all([presenceClosed, closeHttp(this.http), this.https ? closeHttp(this.https) : undefined, this.cluster?.stop()]);

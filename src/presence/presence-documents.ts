@@ -140,17 +140,19 @@ export class PresenceDocuments {
       const document = this.documentOf(p);
       if (document) composable.push({ document, publishedAt: p.publishedAtMs });
     }
-    return serializePidf(composePresence(presentity, composable));
+    const bytes = serializePidf(composePresence(presentity, composable));
+    // Only the bytes are kept: a parsed tree is some 3 KB a publication (issue 15), and the
+    // body parses again in microseconds when another device of the presentity publishes.
+    for (const p of publications) p.document = undefined;
+    return bytes;
   }
 
-  /** The publication's document, read from its body the first time it is needed, then kept. */
+  /** The publication's document: the one its PUBLISH was read into, or its body read again. */
   private documentOf(p: Publication): PresenceDocument | undefined {
-    if (!p.document) {
-      // It parsed when it was published; if it somehow does not now, it is left out.
-      const r = parsePidf(p.body, this.limits);
-      if (r.ok) p.document = r.document;
-    }
-    return p.document;
+    if (p.document) return p.document;
+    // It parsed when it was published; if it somehow does not now, it is left out.
+    const r = parsePidf(p.body, this.limits);
+    return r.ok ? r.document : undefined;
   }
 
   /** The full view: the composed document, or the neutral one. */

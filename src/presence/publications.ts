@@ -8,9 +8,9 @@ import { evictionFor, type AppliedDecision, type PublicationDecision, type Publi
 /** A live publication: its record, its tuple ids and, while it is needed, the parsed document. */
 export interface Publication extends PublicationRecord {
   /**
-   * The parsed document, kept while someone watches the presentity; otherwise it is read
-   * again from `body` when first composed (PresenceDocuments.documentOf), so that thousands
-   * of unwatched publications are a buffer each, not trees the garbage collector walks.
+   * The parsed document of a PUBLISH, until the presentity's state is next composed; then
+   * only `body` is kept, and read again when the presentity is composed another time
+   * (PresenceDocuments.documentOf): a publication is a buffer, not a tree of some 3 KB.
    */
   document?: PresenceDocument;
   /** The ids of its tuples (RFC 3863 §4.1.2): an initial PUBLISH of the same device replaces it. */
@@ -31,7 +31,11 @@ export type PublicationsOptions = Pick<PublicationStoreOptions, 'timers' | 'wall
  */
 export class Publications implements PublicationStore {
   private readonly byEtag = new Map<string, Publication>();
-  private readonly byPresentity = new Map<string, Map<string, Publication>>();
+  /**
+   * A presentity's publications, in no order: an array (at most maxPerPresentity, 32 by
+   * default, most often one), 56 bytes where a Map of one was some 190.
+   */
+  private readonly byPresentity = new Map<string, Publication[]>();
   private readonly expiry = new Map<string, TimerHandle>();
   private readonly sink: PresenceStateSink;
 
@@ -64,11 +68,11 @@ export class Publications implements PublicationStore {
   of(presentity: string): Publication[] {
     const m = this.byPresentity.get(presentity);
     if (!m) return [];
-    return [...m.values()].sort((a, b) => a.publishedAtMs - b.publishedAtMs);
+    return [...m].sort((a, b) => a.publishedAtMs - b.publishedAtMs);
   }
 
   count(presentity: string): number {
-    return this.byPresentity.get(presentity)?.size ?? 0;
+    return this.byPresentity.get(presentity)?.length ?? 0;
   }
 
   presentities(): string[] {
@@ -102,7 +106,7 @@ export class Publications implements PublicationStore {
   put(pub: Publication, replaces?: string): Publication | undefined {
     if (replaces !== undefined) this.drop(replaces);
     const m = this.byPresentity.get(pub.presentity);
-    const evicted = replaces === undefined && m ? evictionFor(m.values(), m.size, this.options.maxPerPresentity) : undefined;
+    const evicted = replaces === undefined && m ? evictionFor(m, m.length, this.options.maxPerPresentity) : undefined;
     if (evicted) this.remove(evicted.etag);
     this.restore(pub);
     this.sink.publicationChanged(toRecord(pub), replaces);
@@ -119,9 +123,13 @@ export class Publications implements PublicationStore {
   /** Puts a stored publication back without reporting it to the sink. */
   restore(pub: Publication): void {
     this.byEtag.set(pub.etag, pub);
-    let m = this.byPresentity.get(pub.presentity);
-    if (!m) this.byPresentity.set(pub.presentity, (m = new Map()));
-    m.set(pub.etag, pub);
+    const m = this.byPresentity.get(pub.presentity);
+    if (!m) this.byPresentity.set(pub.presentity, [pub]);
+    else {
+      const at = m.findIndex((x) => x.etag === pub.etag);
+      if (at >= 0) m[at] = pub;
+      else m.push(pub);
+    }
     this.schedule(pub);
   }
 
@@ -136,8 +144,9 @@ export class Publications implements PublicationStore {
     if (!p) return undefined;
     this.byEtag.delete(etag);
     const m = this.byPresentity.get(p.presentity);
-    m?.delete(etag);
-    if (m && m.size === 0) this.byPresentity.delete(p.presentity);
+    const at = m ? m.findIndex((x) => x.etag === etag) : -1;
+    if (at >= 0) m!.splice(at, 1);
+    if (m && m.length === 0) this.byPresentity.delete(p.presentity);
     this.options.timers.cancel(this.expiry.get(etag));
     this.expiry.delete(etag);
     return p;

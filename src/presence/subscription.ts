@@ -1,6 +1,6 @@
-import { snapshotDialog, type Dialog } from '../dialog/dialog.js';
+import { snapshotDialog, type Dialog, type DialogFlow } from '../dialog/dialog.js';
 import type { TimerHandle } from '../util/timers.js';
-import { ownOptional, ownString } from '../util/own-string.js';
+import { ownString } from '../util/own-string.js';
 
 /** RFC 6665 §4.1.3 Subscription-State values. */
 export type SubscriptionStatus = 'pending' | 'active' | 'terminated';
@@ -108,16 +108,21 @@ export class Subscription {
   authorized: boolean;
   readonly notify: NotifyBookkeeping = { inFlight: false, dirty: false, finished: false };
 
-  constructor(init: SubscriptionInit) {
+  /**
+   * `own` copies each string kept (default: ownString, for strings cut out of a SUBSCRIBE);
+   * a restore passes one that shares the few values many subscriptions have.
+   */
+  constructor(init: SubscriptionInit, own: (s: string) => string = ownString) {
     // Kept as long as the subscription: strings of their own, not slices of the SUBSCRIBE.
-    this.id = ownString(init.id);
-    this.eventPackage = ownString(init.eventPackage);
-    this.eventId = ownOptional(init.eventId);
-    this.resource = ownString(init.resource);
-    this.watcher = ownString(init.watcher);
-    this.watcherUri = ownString(init.watcherUri);
-    this.watcherDisplayName = ownOptional(init.watcherDisplayName);
-    this.contentType = ownString(init.contentType);
+    this.id = own(init.id);
+    this.eventPackage = own(init.eventPackage);
+    this.eventId = init.eventId === undefined ? undefined : own(init.eventId);
+    this.resource = own(init.resource);
+    this.watcher = own(init.watcher);
+    // Usually the same text as the watcher's address of record: one string for both.
+    this.watcherUri = init.watcherUri === init.watcher ? this.watcher : own(init.watcherUri);
+    this.watcherDisplayName = init.watcherDisplayName === undefined ? undefined : own(init.watcherDisplayName);
+    this.contentType = own(init.contentType);
     this.dialog = init.dialog;
     this.createdAtMs = init.createdAtMs;
     this.expiresAtMs = init.expiresAtMs;
@@ -165,10 +170,22 @@ export class Subscription {
     };
   }
 
-  static fromRecord(r: SubscriptionRecord): Subscription {
+  /**
+   * A stored subscription back in memory. Its strings come from the store's thread (copies
+   * of their own already); `shared` keeps one copy of the values many subscriptions repeat.
+   */
+  static fromRecord(r: SubscriptionRecord, shared: (s: string) => string = ownString): Subscription {
     // A connection id names nothing after a restart (and could name someone else's).
-    const { connectionId: _gone, ...flow } = r.dialog.flow;
-    return new Subscription({ ...r, dialog: { ...snapshotDialog(r.dialog), flow } });
+    const f = r.dialog.flow;
+    const flow: DialogFlow = { protocol: shared(f.protocol) as DialogFlow['protocol'], remoteAddress: shared(f.remoteAddress), remotePort: f.remotePort, localAddress: shared(f.localAddress), localPort: f.localPort };
+    const d = r.dialog;
+    const dialog: Dialog = { ...d, routeSet: d.routeSet.map(shared), localContact: shared(d.localContact), flow };
+    const kept = (s: string): string => s;
+    const sub = new Subscription({ ...r, eventPackage: shared(r.eventPackage), contentType: shared(r.contentType), dialog }, kept);
+    sub.status = shared(r.status) as Subscription['status'];
+    sub.view = shared(r.view) as SubscriptionView;
+    sub.lastEvent = shared(r.lastEvent) as WatcherEvent;
+    return sub;
   }
 }
 
@@ -195,5 +212,19 @@ export function skipAfterCrash(r: SubscriptionRecord): SubscriptionRecord {
     ...r,
     documentVersion: r.documentVersion + CRASH_SKIP,
     dialog: { ...r.dialog, localSeq: Math.min(MAX_CSEQ, r.dialog.localSeq + CRASH_SKIP) },
+  };
+}
+
+/**
+ * A function that returns one string for equal texts, for values that many records repeat
+ * (package, body type, our Contact, the proxy in a route set); `limit` bounds what it keeps.
+ */
+export function stringSharer(limit = 4096): (s: string) => string {
+  const seen = new Map<string, string>();
+  return (s) => {
+    const hit = seen.get(s);
+    if (hit !== undefined) return hit;
+    if (seen.size < limit) seen.set(s, s);
+    return s;
   };
 }

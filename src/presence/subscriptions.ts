@@ -15,7 +15,7 @@ import { DEFAULT_PRESENCE_EXPIRES, grantExpires, type ExpiryBounds } from './exp
 import { Notifier, type NotifierOptions, type NotifyFailure } from './notifier.js';
 import { NO_PRESENCE_STATE_SINK, type PresenceStateSink } from './presence-state-sink.js';
 import { presentityOf, watcherOf } from './presentity.js';
-import { Subscription, type SubscriptionRecord, type TerminationReason, type WatcherEvent } from './subscription.js';
+import { stringSharer, Subscription, type SubscriptionRecord, type TerminationReason, type WatcherEvent } from './subscription.js';
 
 export interface SubscriptionSettings {
   readonly subscribeMinExpires: number;
@@ -68,7 +68,11 @@ export class SubscriptionManager implements PackageHost {
   private readonly packages = new Map<string, EventPackage>();
   private readonly byId = new Map<string, Subscription>();
   private readonly byDialog = new Map<string, Subscription>();
-  private readonly byResource = new Map<string, Set<Subscription>>();
+  /**
+   * Live subscriptions by package and resource: the subscription itself while it is the only
+   * one (most resources have one watcher; a Set of one is ~180 B of heap), a Set past one.
+   */
+  private readonly byResource = new Map<string, Subscription | Set<Subscription>>();
   private readonly perWatcher = new Map<string, number>();
   private readonly bounds: ExpiryBounds;
   private readonly sink: PresenceStateSink;
@@ -374,9 +378,10 @@ export class SubscriptionManager implements PackageHost {
     this.byId.set(sub.id, sub);
     this.byDialog.set(keyOf(sub.dialog), sub);
     const rk = resourceKey(sub.eventPackage, sub.resource);
-    let set = this.byResource.get(rk);
-    if (!set) this.byResource.set(rk, (set = new Set()));
-    set.add(sub);
+    const held = this.byResource.get(rk);
+    if (!held) this.byResource.set(rk, sub);
+    else if (held instanceof Set) held.add(sub);
+    else if (held !== sub) this.byResource.set(rk, new Set([held, sub]));
     this.perWatcher.set(sub.watcher, (this.perWatcher.get(sub.watcher) ?? 0) + 1);
   }
 
@@ -385,10 +390,11 @@ export class SubscriptionManager implements PackageHost {
     this.byId.delete(sub.id);
     this.byDialog.delete(keyOf(sub.dialog));
     const rk = resourceKey(sub.eventPackage, sub.resource);
-    const set = this.byResource.get(rk);
-    if (set) {
-      set.delete(sub);
-      if (set.size === 0) this.byResource.delete(rk);
+    const held = this.byResource.get(rk);
+    if (held === sub) this.byResource.delete(rk);
+    else if (held instanceof Set) {
+      held.delete(sub);
+      if (held.size === 1) this.byResource.set(rk, held.values().next().value!);
     }
     const n = (this.perWatcher.get(sub.watcher) ?? 1) - 1;
     if (n <= 0) this.perWatcher.delete(sub.watcher);
@@ -398,18 +404,15 @@ export class SubscriptionManager implements PackageHost {
   // ---- PackageHost and queries ------------------------------------------------------
 
   subscriptionsTo(eventPackage: string, resource: string): readonly Subscription[] {
-    const set = this.byResource.get(resourceKey(eventPackage, resource));
-    return set ? [...set] : [];
+    return [...members(this.byResource.get(resourceKey(eventPackage, resource)))];
   }
 
   hasSubscriptionsTo(eventPackage: string, resource: string): boolean {
-    return (this.byResource.get(resourceKey(eventPackage, resource))?.size ?? 0) > 0;
+    return this.byResource.has(resourceKey(eventPackage, resource));
   }
 
   resourceChanged(eventPackage: string, resource: string): void {
-    const set = this.byResource.get(resourceKey(eventPackage, resource));
-    if (!set) return;
-    for (const sub of set) if (sub.status === 'active') this.notifier.notify(sub);
+    for (const sub of members(this.byResource.get(resourceKey(eventPackage, resource)))) if (sub.status === 'active') this.notifier.notify(sub);
   }
 
   notify(sub: Subscription): void {
@@ -428,7 +431,7 @@ export class SubscriptionManager implements PackageHost {
 
   list(filter: SubscriptionFilter = {}): Subscription[] {
     let source: Iterable<Subscription>;
-    if (filter.resource !== undefined && filter.eventPackage !== undefined) source = this.byResource.get(resourceKey(filter.eventPackage, filter.resource)) ?? [];
+    if (filter.resource !== undefined && filter.eventPackage !== undefined) source = members(this.byResource.get(resourceKey(filter.eventPackage, filter.resource)));
     else source = this.byId.values();
     const out: Subscription[] = [];
     for (const s of source) {
@@ -454,6 +457,7 @@ export class SubscriptionManager implements PackageHost {
    */
   restore(records: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): number {
     const nowMs = this.options.wallClock.nowMs();
+    const shared = stringSharer();
     let restored = 0;
     for (const r of records) {
       if (!this.packages.has(r.eventPackage) || this.byId.has(r.id)) continue;
@@ -462,7 +466,7 @@ export class SubscriptionManager implements PackageHost {
         this.sink.subscriptionRemoved(r.id);
         continue;
       }
-      const sub = Subscription.fromRecord(r);
+      const sub = Subscription.fromRecord(r, shared);
       if (this.byDialog.has(keyOf(sub.dialog))) continue;
       if (expired) {
         this.index(sub);
@@ -485,6 +489,11 @@ export class SubscriptionManager implements PackageHost {
       this.notifier.stop(sub);
     }
   }
+}
+
+/** The subscriptions a byResource entry holds. */
+function members(held: Subscription | Set<Subscription> | undefined): Iterable<Subscription> {
+  return held instanceof Set ? held : held ? [held] : [];
 }
 
 function resourceKey(eventPackage: string, resource: string): string {

@@ -51,7 +51,9 @@ const PAGE_ROWS = 2000;
  * `SELECT ... WHERE where ORDER BY keys` read a page at a time (keyset: each page after the
  * last row's keys). An embedded store builds a statement's rows on its own thread and copies
  * them across at once: 100,000 subscriptions in one statement cost hundreds of MB there,
- * kept by the allocator afterwards; a page costs a few MB. `keys` must identify a row.
+ * kept by the allocator afterwards; a page costs a few MB. `keys` must identify a row and be
+ * the table's primary key: each page is then a range of its index, where other keys made the
+ * engine sort every remaining row again for every page (quadratic: 100,000 rows, 50 sorts).
  */
 export async function selectPaged<R extends Record<string, unknown>>(
   db: { query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> },

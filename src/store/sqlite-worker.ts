@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { WorkerAnswer, WorkerRequest } from './engine-remote.js';
 import { fromSqliteColumn, toSqliteParam, type SqliteConverter } from './sqlite-values.js';
+import { memoryReducingCollection } from '../util/heap-trim.js';
 
 const port = parentPort!;
 const { file } = workerData as { file: string };
@@ -98,11 +99,35 @@ function query(sql: string, params: unknown[] = []): { rows: unknown[]; rowCount
   return { rows, rowCount: rows.length };
 }
 
+/**
+ * After large reads (start-up loads every soft-state row), this thread's heap pages stay in
+ * V8's pool unless a memory-reducing collection empties it (util/heap-trim.ts): one runs when
+ * this many rows went out and no further rows were read for TRIM_IDLE_MS (writes do not count).
+ */
+const TRIM_AFTER_ROWS = 10_000;
+const TRIM_IDLE_MS = 5_000;
+let rowsSinceTrim = 0;
+let trimTimer: NodeJS.Timeout | undefined;
+
+function rowsSent(n: number): void {
+  rowsSinceTrim += n;
+  if (trimTimer) clearTimeout(trimTimer);
+  trimTimer = undefined;
+  if (rowsSinceTrim < TRIM_AFTER_ROWS) return;
+  trimTimer = setTimeout(() => {
+    trimTimer = undefined;
+    rowsSinceTrim = 0;
+    memoryReducingCollection();
+  }, TRIM_IDLE_MS);
+  trimTimer.unref();
+}
+
 port.on('message', (req: WorkerRequest) => {
   try {
     if (req.op === 'query') {
       const { rows, rowCount } = query(req.sql, req.params);
       port.postMessage({ id: req.id, ok: true, result: { rows, fields: [], rowCount } } satisfies WorkerAnswer);
+      if (rows.length > 0) rowsSent(rows.length);
     } else if (req.op === 'exec') {
       db.exec(req.sql);
       port.postMessage({ id: req.id, ok: true } satisfies WorkerAnswer);

@@ -172,18 +172,21 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     expect(svc.publications(ALICE)).to.have.length(0);
   });
 
-  it('keeps no parsed document while nobody watches; the first watcher gets the state read from the bodies', async () => {
+  it('keeps no parsed document, watched or not: the state is composed from the bodies', async () => {
     await pub({ body: pidf(ALICE, 'open', { tuple: 'a' }) });
     await pub({ body: pidf(ALICE, 'closed', { tuple: 'b' }) });
     const held = () => svc.compositor.publications.of(ALICE).map((p) => p.document !== undefined);
     expect(held()).to.deep.equal([false, false]);
     expect((await sub()).status).to.equal(200);
     expect(basics(notifies().at(-1)!.body)).to.deep.equal(['closed', 'open']);
-    // Read once for that watcher, then kept, and kept for what is published while watched.
-    expect(held()).to.deep.equal([true, true]);
+    // Read for that watcher, then dropped again: only the bytes stay (issue 15).
+    expect(held()).to.deep.equal([false, false]);
     await pub({ body: pidf(ALICE, 'open', { tuple: 'c' }) });
-    expect(held()).to.deep.equal([true, true, true]);
+    expect(held()).to.deep.equal([false, false, false]);
     expect(basics(notifies().at(-1)!.body)).to.deep.equal(['open', 'closed', 'open']);
+    // A modify of one device while watched: the others are read again from their bodies.
+    await pub({ body: pidf(ALICE, 'closed', { tuple: 'a' }), ifMatch: svc.compositor.publications.of(ALICE)[0]!.etag });
+    expect(basics(notifies().at(-1)!.body)).to.deep.equal(['closed', 'open', 'closed']);
   });
 
   it('answers 403 when the authorizer refuses the publisher', async () => {

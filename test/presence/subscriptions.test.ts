@@ -245,6 +245,33 @@ describe('presence: subscriptions and NOTIFY (RFC 6665)', () => {
     expect(byCall('w2').map((n) => n.body.toString())).to.deep.equal(['state-0', 'state-1']);
   });
 
+  it('a resource\'s watchers as they come and go: one, three, back to one, none (the index holds one without a Set)', async () => {
+    const alice = 'sip:alice@example.com';
+    const watchers = () => mgr.subscriptionsTo('presence', alice).map((s) => s.dialog.callId).sort();
+    const w1 = await send({ callId: 'w1', fromTag: 'a' });
+    expect(watchers()).to.deep.equal(['w1']);
+    const w2 = await send({ callId: 'w2', fromTag: 'b', from: 'sip:carol@example.com' });
+    await send({ callId: 'w3', fromTag: 'c', from: 'sip:dave@example.com' });
+    expect(watchers()).to.deep.equal(['w1', 'w2', 'w3']);
+    expect(mgr.list({ eventPackage: 'presence', resource: alice })).to.have.length(3);
+    await send({ callId: 'w1', fromTag: 'a', toTag: w1.to.tag!, cseq: 2, expires: 0 });
+    await send({ callId: 'w2', fromTag: 'b', from: 'sip:carol@example.com', toTag: w2.to.tag!, cseq: 2, expires: 0 });
+    expect(watchers()).to.deep.equal(['w3']);
+    expect(mgr.hasSubscriptionsTo('presence', alice)).to.equal(true);
+    pkg.state = 'state-1';
+    pkg.host.resourceChanged('presence', alice);
+    await settle();
+    expect(tx.notifies().filter((n) => n.callId === 'w3').map((n) => n.body.toString())).to.deep.equal(['state-0', 'state-1']);
+    const w4 = await send({ callId: 'w4', fromTag: 'd', from: 'sip:erin@example.com' });
+    expect(watchers()).to.deep.equal(['w3', 'w4']);
+    await send({ callId: 'w4', fromTag: 'd', from: 'sip:erin@example.com', toTag: w4.to.tag!, cseq: 2, expires: 0 });
+    timers.advance(3600_000);
+    await settle();
+    expect(watchers()).to.deep.equal([]);
+    expect(mgr.hasSubscriptionsTo('presence', alice)).to.equal(false);
+    expect(mgr.resources('presence')).to.deep.equal([]);
+  });
+
   it('keeps one NOTIFY in flight per subscription and coalesces changes into the newest state', async () => {
     setup({}, null);
     await send();

@@ -47,7 +47,7 @@ export class PublicationRepository {
       'SELECT etag, presentity, content_type, body, published_at, expires_at, version FROM publications',
       'expires_at > $1',
       [toDate(nowMs)],
-      ['presentity', 'published_at', 'etag'],
+      ['etag'],
     );
     return rows.map((r) => ({
       etag: r.etag,

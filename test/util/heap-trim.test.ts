@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import { runInNewContext } from 'node:vm';
+import { HeapTrimmer, memoryReducingCollection, type MemoryReading } from '../../src/util/heap-trim.js';
+import { ManualTimers } from '../../src/util/timers.js';
+
+const MB = 1024 * 1024;
+
+/** A process whose resident set the test sets; a collection gives back what `freed` says. */
+function fakeProcess() {
+  const state = { rss: 200 * MB, heapTotal: 50 * MB, external: 5 * MB, utilization: 0, freed: 0, collections: 0 };
+  return {
+    state,
+    readMemory: (): MemoryReading => ({ rss: state.rss, heapTotal: state.heapTotal, external: state.external }),
+    utilization: () => state.utilization,
+    collect: () => {
+      state.collections++;
+      state.rss -= state.freed;
+      return true;
+    },
+  };
+}
+
+describe('util/heap-trim', () => {
+  it('collects once the memory beyond the heap grew by the threshold, and the loop is idle', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    trimmer.start();
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(0);
+    // A burst: the heap grew and shrank again, its pages stayed resident.
+    p.state.rss += 31 * MB;
+    timers.advance(1000);
+    expect(p.state.collections, 'under the threshold').to.equal(0);
+    p.state.rss += 2 * MB;
+    p.state.freed = 30 * MB;
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(1);
+    expect(trimmer.collections).to.equal(1);
+    trimmer.stop();
+  });
+
+  it('never collects while the event loop is busy, and does once it is quiet', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, maxUtilization: 0.25, ...p });
+    trimmer.start();
+    p.state.rss += 100 * MB;
+    p.state.utilization = 0.9;
+    timers.advance(5000);
+    expect(p.state.collections).to.equal(0);
+    p.state.utilization = 0.1;
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(1);
+    trimmer.stop();
+  });
+
+  it('does not collect again for slack a collection could not give back', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    trimmer.start();
+    p.state.rss += 100 * MB;
+    p.state.freed = 10 * MB; // malloc keeps the rest
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(1);
+    timers.advance(10_000);
+    expect(p.state.collections, 'the rest is the new floor').to.equal(1);
+    p.state.rss += 40 * MB;
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(2);
+    trimmer.stop();
+  });
+
+  it('stops reading where the runtime offers no collection to run', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p, collect: () => false });
+    trimmer.start();
+    p.state.rss += 100 * MB;
+    timers.advance(1000);
+    expect(trimmer.collections).to.equal(0);
+    expect(timers.size).to.equal(0);
+  });
+
+  it('stops reading when stopped', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, ...p });
+    trimmer.start();
+    expect(timers.size).to.equal(1);
+    trimmer.stop();
+    expect(timers.size).to.equal(0);
+  });
+
+  it('the memory-reducing collection gives freed heap pages back to the system', () => {
+    // Garbage of some tens of MB, then a plain collection: the pages stay resident in V8's pool.
+    let junk: Array<{ a: string; b: number[] }> | undefined = [];
+    for (let i = 0; i < 400_000; i++) junk.push({ a: `x${i}`, b: [i, i + 1] });
+    expect(junk.length).to.equal(400_000);
+    junk = undefined;
+    const before = process.memoryUsage();
+    expect(memoryReducingCollection()).to.equal(true);
+    const after = process.memoryUsage();
+    expect(after.heapTotal).to.be.below(before.heapTotal);
+    expect(after.rss).to.be.below(before.rss);
+    // No `gc` is left exposed to contexts made afterwards (unless node itself was started with it).
+    if (!process.execArgv.includes('--expose-gc')) expect(runInNewContext('typeof gc')).to.equal('undefined');
+  });
+});
