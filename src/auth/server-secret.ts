@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { makeDir } from '../util/make-dir.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -22,7 +23,7 @@ export function loadServerSecret(dataDir: string | undefined, log: Logger): Buff
     }
     const secret = randomBytes(32);
     try {
-      mkdirSync(dataDir, { recursive: true });
+      makeDir(dataDir);
       writeFileSync(path, `${secret.toString('hex')}\n`, { mode: 0o600 });
       return secret;
     } catch (err) {

@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, unlinkSync } from 'node:fs';
+import { makeDir } from '../util/make-dir.js';
 import { dirname } from 'node:path';
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -24,7 +25,7 @@ export class ControlServer {
     // A socket file left by a server that died: nobody answers on it, so it can go.
     if (await answers(this.path)) throw new Error(`another server holds the control socket ${this.path}`);
     // With PostgreSQL nothing else may have made the data directory yet.
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    makeDir(dirname(this.path), 0o700);
     try {
       unlinkSync(this.path);
     } catch {

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -17,8 +17,11 @@ export function takeCleanStop(dataDir: string): boolean {
   return clean;
 }
 
-/** Leaves the mark; call once the final flush succeeded. */
+/**
+ * Leaves the mark; call once the final flush succeeded. The store made the directory when it
+ * opened; if it is gone since (deleted under a stopping server), there is nothing to mark and
+ * this throws ENOENT rather than make it again.
+ */
 export function markCleanStop(dataDir: string): void {
-  mkdirSync(dataDir, { recursive: true });
   writeFileSync(join(dataDir, CLEAN_STOP_FILE), `${new Date().toISOString()}\n`);
 }

@@ -1,4 +1,5 @@
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { makeDir } from '../util/make-dir.js';
 import { join, resolve } from 'node:path';
 import { StoreOpenError } from './database.js';
 
@@ -8,7 +9,7 @@ export const LOCK_FILE = 'simple-presence.lock';
 /** Creates the data directory `dir` (absolute) and its parents if missing; StoreOpenError when it cannot. */
 export function makeDataDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDir(dir);
   } catch (err) {
     throw new StoreOpenError(`cannot create data directory ${dir}: ${(err as Error).message}`);
   }

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,11 @@ describe('interop: baresip mwi module watches message-summary', function () {
     dir = mkdtempSync(join(tmpdir(), 'baresip-mwi-'));
     srv = await startTestServer({});
   });
+  // A phone still up when the test ends (a timeout, a failure) is killed: one left behind
+  // here once grew to 21 GB.
+  let phone: ChildProcess | undefined;
   after(async () => {
+    if (phone && phone.exitCode === null && phone.signalCode === null) phone.kill('SIGKILL');
     await srv?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -47,7 +51,7 @@ describe('interop: baresip mwi module watches message-summary', function () {
     writeFileSync(join(dir, 'accounts'), `<sip:bob@example.com>;outbound="sip:127.0.0.1:${srv.port};transport=udp";regint=600\n`);
     writeFileSync(join(dir, 'contacts'), '');
     // -s prints its SIP trace; -t ends it should the NOTIFY never come. It is stopped once seen.
-    const child = spawn('baresip', ['-f', dir, '-s', '-t', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = (phone = spawn('baresip', ['-f', dir, '-s', '-t', '20'], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     const seen = (): boolean => /Text-Message: 1\/0/.test(out);
     const read = (c: Buffer): void => {
