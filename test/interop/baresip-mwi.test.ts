@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { freePort } from '../support/server-process.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
+import { until } from '../support/wait.js';
 
 function haveBaresip(): boolean {
   return spawnSync('baresip', ['-h'], { stdio: 'ignore' }).error === undefined;
@@ -50,17 +51,22 @@ describe('interop: baresip mwi module watches message-summary', function () {
     writeFileSync(join(dir, 'config'), ['module_path /usr/lib/baresip/modules', 'module_app account.so', 'module_app mwi.so', `sip_listen 127.0.0.1:${local}`, 'audio_player none', 'audio_source none', ''].join('\n'));
     writeFileSync(join(dir, 'accounts'), `<sip:bob@example.com>;outbound="sip:127.0.0.1:${srv.port};transport=udp";regint=600\n`);
     writeFileSync(join(dir, 'contacts'), '');
-    // -s prints its SIP trace; -t ends it should the NOTIFY never come. It is stopped once seen.
-    const child = (phone = spawn('baresip', ['-f', dir, '-s', '-t', '20'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    // -s prints its SIP trace. The phone is stopped once the NOTIFY is seen, or after 20 s;
+    // baresip un-registers on SIGTERM and may wait for answers, so SIGKILL follows 3 s later.
+    const child = (phone = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     const seen = (): boolean => /Text-Message: 1\/0/.test(out);
-    const read = (c: Buffer): void => {
-      out += c.toString();
-      if (seen()) child.kill('SIGTERM');
-    };
-    child.stdout.on('data', read);
-    child.stderr.on('data', read);
-    await new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      await until(seen, 'the message-summary NOTIFY in the trace', 20_000, 20).catch(() => undefined);
+    } finally {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(killer);
+    }
     expect(out, out.slice(-4000)).to.match(/SUBSCRIBE sip:bob@example\.com/);
     expect(out, out.slice(-4000)).to.match(/Messages-Waiting: yes/);
     expect(out, out.slice(-4000)).to.match(/Text-Message: 1\/0/);
