@@ -33,6 +33,11 @@ export interface WebSocketTransportOptions {
 }
 
 const DEFAULT_PING_INTERVAL_MS = 30_000;
+/**
+ * Connections are pinged in this many slices, one slice a tick, so each is still pinged once
+ * an interval but 100,000 pings (and their pongs) do not all fall into one turn of the loop.
+ */
+const PING_SLICES = 16;
 
 /** One WebSocket as a StreamConnection: frames out, bounded by the write backlog limit. */
 class WebSocketConnection implements StreamConnection {
@@ -81,6 +86,9 @@ export class WebSocketTransport {
   private readonly allowedOrigins: ReadonlySet<string>;
   private readonly path: string;
   private readonly conns = new Set<WebSocketConnection>();
+  /** The same connections by ping slice (id modulo the slice count). */
+  private readonly slices: Array<Set<WebSocketConnection>>;
+  private tick = 0;
   /** Open WebSockets per remote address (limits.maxConnectionsPerSource, as for TCP). */
   private readonly perSource: SourceConnections;
   private readonly servers: Array<{ server: http.Server | https.Server; listener: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void }> = [];
@@ -107,7 +115,10 @@ export class WebSocketTransport {
       handleProtocols: (protocols) => (protocols.has(SIP_SUBPROTOCOL) ? SIP_SUBPROTOCOL : false),
     });
     const interval = options.pingIntervalMs ?? Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(limits.idleTimeoutMs / 2));
-    this.sweep = setInterval(() => this.heartbeat(), Math.max(10, interval));
+    // Ticks of at least 10 ms: a short interval (tests) gets fewer slices.
+    const count = Math.max(1, Math.min(PING_SLICES, Math.floor(interval / 10)));
+    this.slices = Array.from({ length: count }, () => new Set<WebSocketConnection>());
+    this.sweep = setInterval(() => this.heartbeat(), Math.max(10, Math.floor(interval / count)));
     this.sweep.unref();
   }
 
@@ -170,6 +181,8 @@ export class WebSocketTransport {
     );
     this.table.add(conn);
     this.conns.add(conn);
+    const slice = this.slices[conn.id % this.slices.length];
+    slice.add(conn);
     const flow = conn.flow;
     const peer = `${flow.remoteAddress}:${flow.remotePort}`;
     this.log.debug({ peer, id: conn.id, transport: this.protocol }, 'WebSocket connection open');
@@ -188,15 +201,17 @@ export class WebSocketTransport {
     ws.on('error', (err) => this.log.debug({ peer, err: err.message }, 'WebSocket error'));
     ws.on('close', (code) => {
       this.conns.delete(conn);
+      slice.delete(conn);
       this.log.debug({ peer, id: conn.id, code }, 'WebSocket connection closed');
       if (this.table.remove(conn.id)) this.events.onConnectionClosed(conn.id);
     });
   }
 
-  /** Pings every connection; drops those that missed the last pong or carried no SIP for the idle timeout. */
+  /** Pings the connections of one slice; drops those that missed the last pong or carried no SIP for the idle timeout. */
   private heartbeat(): void {
     const now = Date.now();
-    for (const conn of this.conns) {
+    const slice = this.slices[this.tick++ % this.slices.length];
+    for (const conn of slice) {
       if (conn.awaitingPong || now - conn.lastTraffic > this.limits.idleTimeoutMs) {
         this.log.debug({ peer: `${conn.remoteAddress}:${conn.remotePort}`, idle: !conn.awaitingPong }, 'WebSocket peer gone or idle, closing');
         conn.close();

@@ -83,6 +83,23 @@ describe('transport/websocket-transport', () => {
     alive.close();
   });
 
+  it('pings its connections in slices spread over the interval, each once an interval', async () => {
+    // 160 ms in 16 slices of 10 ms: 32 connections are pinged two at a time, not 32 at once.
+    start({ idleTimeoutMs: 60_000 }, 160);
+    const clients = await Promise.all(Array.from({ length: 32 }, () => client(true)));
+    const pings: number[][] = clients.map(() => []);
+    clients.forEach((c, i) => c.on('ping', () => pings[i]!.push(Date.now())));
+    await wait(500);
+    const firsts = pings.map((p) => p[0]!).sort((a, b) => a - b);
+    expect(firsts.every((t) => t !== undefined)).to.equal(true);
+    // One sweep of all of them would land within a few ms; slices spread them over ~150 ms.
+    expect(firsts[firsts.length - 1]! - firsts[0]!).to.be.at.least(100);
+    for (const p of pings) {
+      expect(p.length, 'pinged about every 160 ms').to.be.within(2, 4);
+    }
+    clients.forEach((c) => c.close());
+  });
+
   it('closes a connection that carries no SIP for the idle timeout, even if it answers pings', async () => {
     start({ idleTimeoutMs: 100 }, 40);
     const c = await client(true);
