@@ -41,6 +41,24 @@ describe('transaction/non-invite server: what Completed keeps (memory)', () => {
     expect(txn.state).to.equal(TransactionState.Terminated);
   });
 
+  it('keeps no Buffer once Completed (no slab of the buffer pool pinned for Timer J), and resends every byte of a body that is not UTF-8', () => {
+    const h = harness();
+    const flow = { protocol: 'udp' as const, remoteAddress: '203.0.113.9', remotePort: 40000, localAddress: '192.0.2.1', localPort: 5060 };
+    h.deliver(request({ method: 'MESSAGE', extraHeaders: extra }), flow);
+    const txn = h.requests[0]!;
+    const res = createResponse(txn.request, 200, undefined, { toTag: 'x2' });
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.body = Buffer.from([0xff, 0x00, 0xc3, 0x28, 0x80, 0x0d, 0x0a]);
+    txn.respond(res);
+    expect(txn.state).to.equal(TransactionState.Completed);
+    const kept = Object.values(txn as unknown as Record<string, unknown>);
+    expect(kept.some((v) => Buffer.isBuffer(v) || (typeof v === 'object' && v !== null && Object.values(v).some((w) => Buffer.isBuffer(w)))), 'a Buffer held').to.equal(false);
+    h.deliver(request({ method: 'MESSAGE', extraHeaders: extra }), flow);
+    expect(h.sender.sent).to.have.length(2);
+    expect(h.sender.sent[1]!.data.equals(h.sender.sent[0]!.data)).to.equal(true);
+    expect(txn.lastResponse?.body.equals(res.body)).to.equal(true);
+  });
+
   it('over TCP ends at once (Timer J is zero), so there is nothing to keep', () => {
     const h = harness();
     h.deliver(request({ transport: 'TCP', extraHeaders: extra }), streamFlow('tcp', 4));
