@@ -14,11 +14,14 @@ import type { TimerHandle, Timers } from './timers.js';
  * Timer J), left 397 MB resident with 77 MB of heap, and one memory-reducing collection
  * brought that to 172 MB (docs/performance.md "Memory"). Node 20 returned them by itself.
  *
- * Every `intervalMs` the trimmer compares what the process holds beyond its heap (resident
- * set minus heap and external memory: the pool, and what malloc keeps) with that figure
- * after its last collection; when it grew by `minSlackBytes` and the event loop was mostly
- * idle in the interval (a full collection of a large heap stops it for a while, so never
- * under load), it runs one memory-reducing collection.
+ * Every `intervalMs` the trimmer compares what the process holds beyond its live heap
+ * (resident set minus the heap in use and external memory: the pool, free space inside the
+ * heap's pages, and what malloc keeps) with that figure after its last collection; when it
+ * grew by `minSlackBytes` and the event loop was mostly idle in the interval (a full
+ * collection of a large heap stops it for a while, so never under load), it runs one
+ * memory-reducing collection. Such a collection moves only so many objects out of half-empty
+ * pages (V8 bounds each compaction), so while one gives back at least half the threshold
+ * the next interval may run another.
  */
 export interface HeapTrimOptions {
   readonly timers: Timers;
@@ -39,6 +42,7 @@ export interface HeapTrimOptions {
 export interface MemoryReading {
   readonly rss: number;
   readonly heapTotal: number;
+  readonly heapUsed: number;
   readonly external: number;
 }
 
@@ -47,7 +51,7 @@ export const HEAP_TRIM_MIN_SLACK_BYTES = 32 * 1024 * 1024;
 export const HEAP_TRIM_MAX_UTILIZATION = 0.25;
 
 function slackOf(m: MemoryReading): number {
-  return m.rss - m.heapTotal - m.external;
+  return m.rss - m.heapUsed - m.external;
 }
 
 /** The event loop's utilisation since the previous call (perf_hooks ELU). */
@@ -137,8 +141,9 @@ export class HeapTrimmer {
     }
     this.collections++;
     const after = this.readMemory();
-    // What is left (malloc's own slack, say) is the new floor: no collection again for it.
-    this.baseline = slackOf(after);
+    // What is left (malloc's own slack, say) is the new floor: no collection again for it,
+    // unless this one gave back enough that another may give back more.
+    if (before.rss - after.rss < this.minSlack / 2) this.baseline = slackOf(after);
     this.options.logger?.debug(
       { rssMb: mb(before.rss), rssAfterMb: mb(after.rss), heapMb: mb(after.heapTotal), ms: Math.round(performance.now() - t0) },
       'heap trimmed: freed pages returned to the system',

@@ -7,10 +7,10 @@ const MB = 1024 * 1024;
 
 /** A process whose resident set the test sets; a collection gives back what `freed` says. */
 function fakeProcess() {
-  const state = { rss: 200 * MB, heapTotal: 50 * MB, external: 5 * MB, utilization: 0, freed: 0, collections: 0 };
+  const state = { rss: 200 * MB, heapTotal: 50 * MB, heapUsed: 40 * MB, external: 5 * MB, utilization: 0, freed: 0, collections: 0 };
   return {
     state,
-    readMemory: (): MemoryReading => ({ rss: state.rss, heapTotal: state.heapTotal, external: state.external }),
+    readMemory: (): MemoryReading => ({ rss: state.rss, heapTotal: state.heapTotal, heapUsed: state.heapUsed, external: state.external }),
     utilization: () => state.utilization,
     collect: () => {
       state.collections++;
@@ -69,6 +69,40 @@ describe('util/heap-trim', () => {
     p.state.rss += 40 * MB;
     timers.advance(1000);
     expect(p.state.collections).to.equal(2);
+    trimmer.stop();
+  });
+
+  it('collects again at the next quiet interval while each collection gives back half the threshold or more', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    trimmer.start();
+    // Half-empty pages after a burst: each collection compacts 20 MB of them.
+    p.state.rss += 120 * MB;
+    p.state.freed = 20 * MB;
+    timers.advance(1000);
+    timers.advance(1000);
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(3);
+    // Then one gives back little: that is the floor.
+    p.state.freed = 2 * MB;
+    timers.advance(1000);
+    timers.advance(10_000);
+    expect(p.state.collections).to.equal(4);
+    trimmer.stop();
+  });
+
+  it('counts free space inside the heap as slack (what compaction gives back), not only memory beyond it', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    trimmer.start();
+    // The heap grew by 100 MB of pages, of which only 20 MB hold live objects.
+    p.state.rss += 100 * MB;
+    p.state.heapTotal += 100 * MB;
+    p.state.heapUsed += 20 * MB;
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(1);
     trimmer.stop();
   });
 
