@@ -23,8 +23,13 @@ export class NonInviteClientTransaction implements ClientTransaction {
   private current = TransactionState.Trying;
   private result?: ClientOutcome;
   private resolveFinal!: (res: SipResponse) => void;
-  /** The request's bytes, for Timer E; let go once a final response came (only Timer K is left). */
-  private data?: Buffer;
+  /**
+   * The request's bytes, for Timer E; let go once a final response came (only Timer K is
+   * left). Over UDP, after the first send, kept as a one-byte string (latin1 keeps every
+   * byte) on V8's heap rather than as a slice of Node's buffer pool that would pin its slab in
+   * malloc's heap for up to Timer F's 32 s (a restart NOTIFYing 100,000 watchers).
+   */
+  private data?: Buffer | string;
   private timerE?: TimerHandle;
   private timerF?: TimerHandle;
   private timerK?: TimerHandle;
@@ -162,8 +167,10 @@ export class NonInviteClientTransaction implements ClientTransaction {
   }
 
   private send(): void {
-    if (!this.data) return;
-    this.ctx.send(this.data, this.destination).catch((err: unknown) => this.transportError(err));
+    if (this.data === undefined) return;
+    const bytes = typeof this.data === 'string' ? Buffer.from(this.data, 'latin1') : this.data;
+    this.ctx.send(bytes, this.destination).catch((err: unknown) => this.transportError(err));
+    if (this.values.E !== undefined && typeof this.data !== 'string') this.data = this.data.toString('latin1');
   }
 
   private finish(res: SipResponse, outcome: ClientOutcome): void {

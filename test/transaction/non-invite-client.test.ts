@@ -64,6 +64,20 @@ describe('transaction/non-INVITE client transaction (RFC 3261 §17.1.2)', () => 
     expect(h.timers.size).to.equal(0);
   });
 
+  it('over UDP retransmits every byte of a body that is not UTF-8, and holds no Buffer between sends', () => {
+    const h = harness();
+    const req = notify();
+    req.setHeader('Content-Type', 'application/octet-stream');
+    req.body = Buffer.from([0xff, 0x00, 0xc3, 0x28, 0x80]);
+    const txn = h.layer.sendRequest(req, UDP);
+    const held = Object.values(txn as unknown as Record<string, unknown>).filter((v) => Buffer.isBuffer(v));
+    expect(held, 'a Buffer held while waiting for Timer E').to.have.length(0);
+    h.timers.advance(1500);
+    expect(h.sender.sent).to.have.length(3);
+    expect(h.sender.sent[2]!.data.equals(h.sender.sent[0]!.data)).to.equal(true);
+    expect(h.sender.sent[0]!.data.subarray(-5).equals(req.body)).to.equal(true);
+  });
+
   it('a 1xx moves to Proceeding, reaches the user, and Timer E then runs at T2', async () => {
     const h = harness();
     const provisional: SipResponse[] = [];
