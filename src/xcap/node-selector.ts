@@ -80,7 +80,7 @@ export function parseNodeSelector(text: string): NodeSelector {
 }
 
 /** Splits on "/" outside quoted attribute values (which may hold "/"). */
-function splitSteps(text: string): string[] {
+export function splitSteps(text: string): string[] {
   const out: string[] = [];
   let quote = '';
   let start = 0;

@@ -18,7 +18,7 @@ import {
   withoutAttribute,
   type ResolvedSelector,
 } from './document-tree.js';
-import { SelectorError } from './node-selector.js';
+import { SelectorError, splitSteps } from './node-selector.js';
 import type { XcapAuthenticator, XcapIdentity } from './xcap-auth.js';
 import { XCAP_ERROR_TYPE, XcapConflict, xcapErrorBody, type XcapErrorCondition } from './xcap-error.js';
 import { parseXcapUri, XcapUriError, type XcapUri } from './xcap-uri.js';
@@ -472,24 +472,9 @@ export function canonicalXui(xui: string, domain: string): string | undefined {
   return `sip:${m[1]!}@${m[2]!.toLowerCase()}`;
 }
 
+/** The selector's own text, cut into steps outside quotes, for <ancestor> URIs (it parsed already). */
 function stepTexts(uri: XcapUri): string[] {
-  // The selector's own text, cut into steps outside quotes, for <ancestor> URIs.
-  const text = uri.nodeText ?? '';
-  const out: string[] = [];
-  let quote = '';
-  let start = 1;
-  for (let i = 1; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (c === quote) quote = '';
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '/') {
-      out.push(text.slice(start, i));
-      start = i + 1;
-    }
-  }
-  out.push(text.slice(start));
-  return out;
+  return splitSteps((uri.nodeText ?? '').slice(1));
 }
 
 /** §8.4 DELETE of an element or attribute, and its idempotency check. */
