@@ -103,6 +103,8 @@ function stripAngles(s: string): string {
   return t.startsWith('<') && t.endsWith('>') ? t.slice(1, -1) : t;
 }
 
+const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+
 function readPart(bytes: Buffer): ParsedPart | undefined {
   let headerEnd = bytes.indexOf('\r\n\r\n');
   let sep = 4;
@@ -122,7 +124,10 @@ function readPart(bytes: Buffer): ParsedPart | undefined {
     if (line === '') continue;
     const colon = line.indexOf(':');
     if (colon <= 0) return undefined;
-    headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    // RFC 5322 §2.2: a field name is printable US-ASCII but the colon (a lone CR is not one).
+    const name = line.slice(0, colon).trim();
+    if (!FIELD_NAME.test(name)) return undefined;
+    headers.set(name.toLowerCase(), line.slice(colon + 1).trim());
   }
   const cid = headers.get('content-id');
   const ct = headers.get('content-type');

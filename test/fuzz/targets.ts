@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDigestCredentials, parseDigestParams } from '../../src/auth/digest-header.js';
 import { parseListNotify } from '../../src/lists/list-notify.js';
-import { buildMultipartRelated } from '../../src/lists/multipart.js';
+import { buildMultipartRelated, parseMultipart } from '../../src/lists/multipart.js';
+import { parseCpim, wrapCpim } from '../../src/messaging/rooms/cpim.js';
+import { buildMultipartMixed } from '../../src/messaging/uri-list/multipart-mixed.js';
 import { flattenEntries, parseResourceLists, serializeResourceLists } from '../../src/lists/resource-lists.js';
 import { buildRlmi, parseRlmi } from '../../src/lists/rlmi-document.js';
 import { buildDialogInfo, parseDialogInfo, serializeDialog } from '../../src/presence/dialog-info/dialog-info-document.js';
@@ -432,4 +434,41 @@ export const listNotify: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify, xcapUri, presRules, xcapResourceLists, rlsServices];
+/** A message/cpim body (RFC 3862) a room member sends to the room. */
+export const cpim: FuzzTarget = {
+  name: 'cpim',
+  maxLength: 8192,
+  dictionary: ['\r\n', '\r\n\r\n', ': ', 'From: ', 'To: ', 'DateTime: ', 'NS: ', 'Content-Type: ', 'text/plain', '"', '<sip:a@example.com>', 'message/cpim', ';charset=utf-8', '\u00e9'],
+  seeds: () => seedsOf('cpim'),
+  run(input) {
+    const m = parseCpim(input);
+    if (!m) return;
+    // The body is what follows the second blank line, untouched.
+    if (!input.subarray(input.length - m.body.length).equals(m.body)) throw new FuzzFinding('the CPIM body is not the end of the input');
+    // What a member sent, wrapped by the room for the others, reads back the same.
+    const wrapped = wrapCpim({ from: 'sip:a@example.com', nick: m.headers.find(([n]) => n === 'From')?.[1] ?? 'a', to: 'sip:room@example.com', dateTime: 0, contentType: (m.contentType ?? 'text/plain').replace(/[\r\n]/g, ' '), body: m.body });
+    const again = parseCpim(wrapped);
+    if (!again) throw new FuzzFinding('a CPIM message we wrapped is refused');
+    if (!again.body.equals(m.body)) throw new FuzzFinding('a CPIM message wrapped again carries another body');
+  },
+};
+
+/** The multipart/mixed body of an RFC 5365 URI-list MESSAGE (the message and the recipients). */
+export const multipartMixed: FuzzTarget = {
+  name: 'multipart-mixed',
+  maxLength: 16384,
+  dictionary: ['--b', '--b--', '\r\n', '\r\n\r\n', 'Content-Type: text/plain', 'Content-Type: application/resource-lists+xml', 'Content-Disposition: recipient-list', 'Content-ID: <', '>', ...XML_DICTIONARY.slice(0, 8)],
+  seeds: () => seedsOf('multipart-mixed'),
+  run(input) {
+    const r = parseMultipart('multipart/mixed;boundary="b"', input, 8);
+    if (!r.ok) return;
+    if (r.parts.length > 8) throw new FuzzFinding(`${r.parts.length} parts read past the bound of 8`);
+    // The parts we read, written again with a boundary of our own, read back the same bodies.
+    const rebuilt = buildMultipartMixed(r.parts.map((p) => ({ headers: [...p.headers].map(([n, v]) => [n, v] as const), body: p.body })));
+    const again = parseMultipart(rebuilt.contentType, rebuilt.body, 8);
+    if (!again.ok) throw new FuzzFinding(`a multipart body we read, written again, is refused: ${again.reason}`);
+    if (again.parts.length !== r.parts.length || again.parts.some((p, i) => !p.body.equals(r.parts[i]!.body))) throw new FuzzFinding('a multipart body written again reads back other parts');
+  },
+};
+
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify, xcapUri, presRules, xcapResourceLists, rlsServices, cpim, multipartMixed];

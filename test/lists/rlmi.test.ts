@@ -119,6 +119,16 @@ describe('lists: multipart/related bodies (RFC 2387) and list NOTIFYs', () => {
   });
 });
 
+describe('lists: multipart part headers (RFC 2046, RFC 5322 §2.2)', () => {
+  it('refuses a part header whose name is not a field name (a lone CR before the colon: found by the multipart-mixed fuzz target)', () => {
+    const body = (name: string): Buffer => Buffer.from(`--b\r\nContent-Type: text/plain\r\n${name}: x\r\n\r\nhello\r\n--b--\r\n`, 'latin1');
+    expect(parseMultipart('multipart/mixed;boundary=b', body('\r')).ok).to.equal(false);
+    expect(parseMultipart('multipart/mixed;boundary=b', body(' ')).ok).to.equal(false);
+    const ok = parseMultipart('multipart/mixed;boundary=b', body('X-Extra'));
+    expect(ok.ok && ok.parts[0]!.headers.get('x-extra')).to.equal('x');
+  });
+});
+
 describe('lists: deflate bodies (RFC 5367 Content-Encoding)', () => {
   it('inflates zlib and raw deflate under a cap; a bomb stops at the cap; junk is refused', () => {
     const list = Buffer.from('<resource-lists/>'.repeat(10));
