@@ -88,15 +88,21 @@ function refusePgliteDir(dir: string): void {
   }
 }
 
+/** The store's thread sends rows as arrays and the column names once (sqlite-worker.ts); records are objects by name, as node-postgres gives. */
 async function sqliteQuery<R>(engine: RemoteEngine, sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-  const res = await engine.query<R>(sql, params);
-  // Blobs cross the thread as Uint8Array; the store's records hold Buffers (as node-postgres gives).
-  for (const row of res.rows as Array<Record<string, unknown>>) {
-    for (const k in row) {
-      const v = row[k];
-      if (v instanceof Uint8Array && !Buffer.isBuffer(v)) row[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  const res = await engine.query<unknown[]>(sql, params);
+  const names = res.fields.map((f) => f.name);
+  const rows = new Array<R>(res.rows.length);
+  for (let r = 0; r < res.rows.length; r++) {
+    const values = res.rows[r]!;
+    const row: Record<string, unknown> = {};
+    for (let i = 0; i < names.length; i++) {
+      const v = values[i];
+      // Blobs cross the thread as Uint8Array; the store's records hold Buffers.
+      row[names[i]!] = v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
     }
+    rows[r] = row as R;
   }
-  return { rows: res.rows, rowCount: res.rowCount ?? res.rows.length };
+  return { rows, rowCount: res.rowCount ?? rows.length };
 }
 

@@ -81,22 +81,26 @@ function prepare(sql: string): Prepared {
     return hit;
   }
   const stmt = db.prepare(sql.replace(/\$(\d+)/g, '?$1'));
+  // Rows as arrays, their column names sent once: building 100,000 rows of 30 columns as
+  // objects and cloning every key of every row to the SIP thread cost twice as much (start-up).
+  stmt.setReturnArrays(true);
   const prepared: Prepared = { stmt, columns: stmt.columns().map((c) => ({ name: c.name, convert: fromSqliteColumn(c.type) })) };
   cache.set(sql, prepared);
   if (cache.size > STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
   return prepared;
 }
 
-function query(sql: string, params: unknown[] = []): { rows: unknown[]; rowCount: number } {
+/** Rows as arrays in the order of `columns` (the names go across once, in the answer's fields). */
+function query(sql: string, params: unknown[] = []): { rows: unknown[][]; columns: readonly string[]; rowCount: number } {
   const { stmt, columns } = prepare(sql);
   const args = params.map(toSqliteParam) as SQLInputValue[];
-  if (columns.length === 0) return { rows: [], rowCount: Number(stmt.run(...args).changes) };
-  const rows = stmt.all(...args) as Array<Record<string, unknown>>;
-  for (const col of columns) {
-    if (!col.convert) continue;
-    for (const row of rows) row[col.name] = col.convert(row[col.name]);
-  }
-  return { rows, rowCount: rows.length };
+  if (columns.length === 0) return { rows: [], columns: [], rowCount: Number(stmt.run(...args).changes) };
+  const rows = stmt.all(...args) as unknown as unknown[][];
+  columns.forEach((col, i) => {
+    if (!col.convert) return;
+    for (const row of rows) row[i] = col.convert(row[i]);
+  });
+  return { rows, columns: columns.map((c) => c.name), rowCount: rows.length };
 }
 
 /**
@@ -125,8 +129,8 @@ function rowsSent(n: number): void {
 port.on('message', (req: WorkerRequest) => {
   try {
     if (req.op === 'query') {
-      const { rows, rowCount } = query(req.sql, req.params);
-      port.postMessage({ id: req.id, ok: true, result: { rows, fields: [], rowCount } } satisfies WorkerAnswer);
+      const { rows, columns, rowCount } = query(req.sql, req.params);
+      port.postMessage({ id: req.id, ok: true, result: { rows, fields: columns.map((name) => ({ name, dataTypeID: 0 })), rowCount } } satisfies WorkerAnswer);
       if (rows.length > 0) rowsSent(rows.length);
     } else if (req.op === 'exec') {
       db.exec(req.sql);

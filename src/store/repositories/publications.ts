@@ -42,22 +42,22 @@ export class PublicationRepository {
 
   /** Every publication not expired at `nowMs`, by presentity then publication time. */
   async loadLive(nowMs: number): Promise<PublicationRecord[]> {
-    const rows = await selectPaged<PublicationRow & Record<string, unknown>>(
+    return selectPaged<PublicationRow & Record<string, unknown>, PublicationRecord>(
       this.db,
       'SELECT etag, presentity, content_type, body, published_at, expires_at, version FROM publications',
       'expires_at > $1',
       [toDate(nowMs)],
       ['etag'],
+      (r) => ({
+        etag: r.etag,
+        presentity: r.presentity,
+        contentType: r.content_type,
+        body: r.body,
+        publishedAtMs: toMs(r.published_at),
+        expiresAtMs: toMs(r.expires_at),
+        version: r.version,
+      }),
     );
-    return rows.map((r) => ({
-      etag: r.etag,
-      presentity: r.presentity,
-      contentType: r.content_type,
-      body: r.body,
-      publishedAtMs: toMs(r.published_at),
-      expiresAtMs: toMs(r.expires_at),
-      version: r.version,
-    }));
   }
 
   /** Queues the publication's new state; false when the queue is full. */

@@ -91,8 +91,7 @@ export class RegistrationRepository {
 
   /** Every binding not expired at `nowMs`, by AoR. */
   async loadLive(nowMs: number): Promise<RegistrationRecord[]> {
-    const rows = await selectPaged<RegistrationRow & Record<string, unknown>>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['aor', 'binding_key']);
-    return rows.map(fromRow);
+    return selectPaged<RegistrationRow & Record<string, unknown>, RegistrationRecord>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['aor', 'binding_key'], fromRow);
   }
 
   /** Queues the binding's new state; false when the queue is full. */

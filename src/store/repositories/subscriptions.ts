@@ -130,8 +130,7 @@ export class SubscriptionRepository {
 
   /** Every subscription not expired at `nowMs`, by resource then creation. */
   async loadLive(nowMs: number): Promise<SubscriptionRecord[]> {
-    const rows = await selectPaged<SubscriptionRow & Record<string, unknown>>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['id']);
-    return rows.map(fromRow);
+    return selectPaged<SubscriptionRow & Record<string, unknown>, SubscriptionRecord>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['id'], fromRow);
   }
 
   /** Queues the subscription's new state; false when the queue is full. */
