@@ -7,7 +7,7 @@ import { adminCommand, type AdminIo } from '../../src/cli/admin-commands.js';
 import { parseListNotify, type ListNotify } from '../../src/lists/list-notify.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { call, httpBase, TOKEN } from '../http/http-support.js';
+import { call, httpBase, TOKEN, basic } from '../http/http-support.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
 import { isNotify } from './presence-support.js';
@@ -17,10 +17,6 @@ import { isNotify } from './presence-support.js';
  * managed through the admin API, /api/me/lists and the CLI, served at sip:<user>+<name>@<domain>,
  * durable in the store, and live list subscriptions following each change.
  */
-
-function basic(user: string, password: string): Record<string, string> {
-  return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
-}
 
 function read(n: SipRequest): ListNotify {
   const r = parseListNotify(n.getHeader('content-type') ?? '', n.body);

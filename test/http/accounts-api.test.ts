@@ -3,13 +3,9 @@ import { pino } from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
-import { call, httpBase, TOKEN } from './http-support.js';
+import { call, httpBase, TOKEN, basic } from './http-support.js';
 
 const PIDF = 'application/pidf+xml';
-
-function basic(user: string, password: string): Record<string, string> {
-  return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
-}
 
 describe('http: users and rules (admin API and /api/me)', function () {
   this.timeout(20000);

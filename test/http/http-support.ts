@@ -41,3 +41,8 @@ export async function call(
   if ((res.headers.get('content-type') ?? '').startsWith('application/json')) json = JSON.parse(text);
   return { status: res.status, headers: res.headers, text, json };
 }
+
+/** An Authorization header for HTTP basic authentication (the /api/me endpoints). */
+export function basic(user: string, password: string): Record<string, string> {
+  return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
+}

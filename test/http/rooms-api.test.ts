@@ -3,11 +3,7 @@ import { pino } from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa } from '../support/test-ua.js';
-import { call, httpBase, TOKEN } from './http-support.js';
-
-function basic(user: string, password: string): Record<string, string> {
-  return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
-}
+import { call, httpBase, TOKEN, basic } from './http-support.js';
 
 describe('http: rooms (admin API and /api/me/rooms)', function () {
   this.timeout(20000);
