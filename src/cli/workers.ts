@@ -17,6 +17,12 @@ const CONFIG_ENV = ['SIP_HOST', 'SIP_PORT', 'SIP_TLS_PORT', 'HTTP_PORT', 'SIP_DO
 /** A worker that dies sooner than this after its start waits longer before the next (backoff). */
 const HEALTHY_AFTER_MS = 10_000;
 const MAX_RESTART_DELAY_MS = 30_000;
+/**
+ * A worker that has not said it listens by then is killed and started again. Two workers
+ * joining a fresh cluster at once have hung at start, seldom (1 start in 8 to 14 of
+ * test/cluster/workers.test.ts), with no error: the supervisor must not wait on it for ever.
+ */
+const START_TIMEOUT_MS = 20_000;
 
 /** How many workers `--workers`/cluster.workers asks for (`auto`: one per core). */
 export function workerCount(value: number | 'auto'): number {
@@ -73,9 +79,16 @@ export async function superviseWorkers(config: Config, count: number, log: Logge
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     w.child = child;
+    const startBound = setTimeout(() => {
+      if (stopping || w.listening || w.child !== child) return;
+      log.error({ worker: w.index, pid: child.pid, afterMs: START_TIMEOUT_MS }, 'worker not listening in time; killing it to start it again');
+      child.kill('SIGKILL');
+    }, START_TIMEOUT_MS);
+    startBound.unref();
     child.on('message', (m: unknown) => {
       if ((m as { listening?: boolean }).listening !== true) return;
       w.listening = true;
+      clearTimeout(startBound);
       if (!announced && workers.every((x) => x.listening)) {
         announced = true;
         const listeners = (m as { listeners?: string[] }).listeners ?? [];

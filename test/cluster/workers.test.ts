@@ -7,6 +7,7 @@ import { adminQuery, DATABASE_URL } from '../store/helpers.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { freePort, startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { TestUa } from '../support/test-ua.js';
+import { until } from '../support/wait.js';
 
 interface LogLine {
   msg: string;
@@ -58,10 +59,15 @@ describe('cluster: serve --workers (SO_REUSEPORT, restart on death)', function (
         cluster: { natsUrl: nats!.url, nodeName: 'box', workers: 2 },
       },
       { AUTH_REQUIRED: 'false' },
-      120_000,
+      // Under mocha's bound, so a start that hangs fails with the processes' log.
+      60_000,
     );
     const lines = (): LogLine[] => proc!.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
-    const workers = lines().filter((l) => l.msg === 'simple-presence worker listening');
+    // The supervisor hears "listening" from each worker over IPC; a worker's own log line comes
+    // down another pipe and may be read after the supervisor's.
+    const listened = (): LogLine[] => lines().filter((l) => l.msg === 'simple-presence worker listening');
+    await until(() => listened().length >= 2, `both workers' listening lines:\n${proc.lines.slice(-20).join('\n')}`, 10_000);
+    const workers = listened();
     expect(workers.map((w) => w.node).sort()).to.deep.equal(['box/1', 'box/2']);
     expect(new Set(workers.map((w) => w.pid)).size).to.equal(2);
     for (const w of workers) expect(w.listeners).to.include.members([`udp:127.0.0.1:${port}`, `tcp:127.0.0.1:${port}`]);
