@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/config/config.js';
@@ -101,6 +101,13 @@ class Sandbox {
     writeFileSync(this.envFile, Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n') + '\n');
   }
 
+  /** Other free ports for the blocks from here on (the session's exports keep the rest). */
+  private async newPorts(): Promise<void> {
+    this.sipPort = await freePort();
+    this.httpPort = await freePort();
+    appendFileSync(this.envFile, `export SIP_PORT=${this.sipPort}\nexport HTTP_PORT=${this.httpPort}\n`);
+  }
+
   /** The block as the shell runs it: the session's exports in, its own exports out. */
   private script(block: Block, keepEnv: boolean): string {
     const text = block.text.replace(/\b5060\b/g, String(this.sipPort)).replace(/\b8080\b/g, String(this.httpPort));
@@ -135,10 +142,19 @@ class Sandbox {
       }
       return;
     }
-    const { child, output, exit } = this.start(block, false);
+    let { child, output, exit } = this.start(block, false);
     let ended: number | string | undefined;
     void exit.then((c) => (ended = c));
     await until(() => mode.until.test(output()) || ended !== undefined, `${where}: ${mode.until}`, 60_000);
+    if (ended !== undefined && /EADDRINUSE/.test(output())) {
+      // A free port picked at the file's start was taken since (an outgoing connection of
+      // another process may be given any ephemeral port): once more on new ones.
+      await this.newPorts();
+      ({ child, output, exit } = this.start(block, false));
+      ended = undefined;
+      void exit.then((c) => (ended = c));
+      await until(() => mode.until.test(output()) || ended !== undefined, `${where}: ${mode.until}`, 60_000);
+    }
     expect(mode.until.test(output()), `${where} ended (${ended}) before printing ${mode.until}:\n${output()}`).to.equal(true);
     if (mode.kind === 'background') {
       this.background.push({ block, child, output });
