@@ -10,6 +10,7 @@ import { SubscriptionRepository } from '../../src/store/repositories/subscriptio
 import { createSoftStateWriter, type SoftStateKinds } from '../../src/store/soft-state.js';
 import type { WriteBehind } from '../../src/store/write-behind.js';
 import { EPOCH, publication, registration, storedMessage, subscription } from './fixtures.js';
+import { PAGE_ROWS } from '../../src/store/sql-values.js';
 import { TARGETS, type TestDb } from './helpers.js';
 
 const MD5 = 'a'.repeat(32);
@@ -148,6 +149,25 @@ for (const target of TARGETS) {
         expect((await pubs.loadLive(EPOCH)).map((p) => p.etag).sort()).to.deep.equal(['etag-1b', 'etag-2']);
         expect(await pubs.deleteExpired(EPOCH)).to.equal(1);
         expect(await pubs.loadLive(EPOCH + 3_600_000)).to.deep.equal([{ ...refreshed, version: 1 }]);
+      });
+
+      it('reads back every live row once over several pages, updated and expired rows among them', async () => {
+        const pubs = new PublicationRepository(t.db, wb.queue('publication'));
+        const n = PAGE_ROWS * 2 + 37;
+        // Inserted in an order unlike the keys' (PostgreSQL pages by primary key, SQLite by rowid).
+        const paged = (k: number, over: Parameters<typeof publication>[1] = {}) => publication(k, { etag: `paged-${k}`, ...over });
+        for (let i = 0; i < n; i++) pubs.upsert(paged((i * 7919) % n, { expiresAtMs: i % 10 === 0 ? EPOCH - 1 : EPOCH + 60_000 }));
+        await wb.flush();
+        // An update rewrites a row in place (its rowid stays).
+        pubs.upsert(paged(5, { version: 9, expiresAtMs: EPOCH + 60_000 }));
+        await wb.flush();
+        const live = (await pubs.loadLive(EPOCH)).filter((p) => p.etag.startsWith('paged-'));
+        const expired = new Set(Array.from({ length: n }, (_, i) => i).filter((i) => i % 10 === 0).map((i) => `paged-${(i * 7919) % n}`));
+        expired.delete('paged-5');
+        expect(new Set(live.map((p) => p.etag)).size).to.equal(live.length);
+        expect(live.length).to.equal(n - expired.size);
+        expect(live.find((p) => p.etag === 'paged-5')?.version).to.equal(9);
+        expect(live.some((p) => expired.has(p.etag))).to.equal(false);
       });
     });
 

@@ -59,6 +59,10 @@ async function fill(db: Database): Promise<void> {
   await wb.flush();
 }
 
+function sortedBy<T>(items: T[], key: (item: T) => string): T[] {
+  return items.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
 /** What the repositories read back: equal across drivers when the transfer kept everything. */
 async function contents(db: Database): Promise<unknown> {
   const wb = createSoftStateWriter(db, { schedule: () => () => undefined });
@@ -68,9 +72,10 @@ async function contents(db: Database): Promise<unknown> {
     messages: await new StoredMessageRepository(db).listFor('sip:bob@example.com', EPOCH),
     rooms: await new RoomRepository(db).loadAll(10),
     xcap: [...(await new XcapDocumentRepository(db).listByAuid('pidf-manipulation', 10)), ...(await new XcapDocumentRepository(db).listByAuid('pres-rules', 10))],
-    publications: await new PublicationRepository(db, wb.queue('publication')).loadLive(EPOCH),
-    subscriptions: await new SubscriptionRepository(db, wb.queue('subscription')).loadLive(EPOCH),
-    registrations: await new RegistrationRepository(db, wb.queue('registration')).loadLive(EPOCH),
+    // Soft state comes back in no particular order (SQLite: its rowids, which an import renumbers).
+    publications: sortedBy(await new PublicationRepository(db, wb.queue('publication')).loadLive(EPOCH), (p) => p.etag),
+    subscriptions: sortedBy(await new SubscriptionRepository(db, wb.queue('subscription')).loadLive(EPOCH), (s) => s.id),
+    registrations: sortedBy(await new RegistrationRepository(db, wb.queue('registration')).loadLive(EPOCH), (r) => `${r.aor} ${r.key}`),
   };
 }
 

@@ -77,7 +77,7 @@ interface RegistrationRow {
   user_agent: string | null;
 }
 
-const SELECT = `SELECT ${REGISTRATIONS_TABLE.columns.map((c) => `"${c.name}"`).join(', ')} FROM registrations`;
+const FROM = { table: 'registrations', columns: REGISTRATIONS_TABLE.columns.map((c) => c.name) };
 
 /**
  * Location-service bindings (soft state): read once at start-up, changed through the
@@ -89,9 +89,9 @@ export class RegistrationRepository {
     private readonly queue: KindQueue<RegistrationKey, RegistrationRecord>,
   ) {}
 
-  /** Every binding not expired at `nowMs`, by AoR. */
+  /** Every binding not expired at `nowMs`, in no particular order. */
   async loadLive(nowMs: number): Promise<RegistrationRecord[]> {
-    return selectPaged<RegistrationRow & Record<string, unknown>, RegistrationRecord>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['aor', 'binding_key'], fromRow);
+    return selectPaged<RegistrationRow & Record<string, unknown>, RegistrationRecord>(this.db, FROM, 'expires_at > $1', [toDate(nowMs)], ['aor', 'binding_key'], fromRow);
   }
 
   /** Queues the binding's new state; false when the queue is full. */

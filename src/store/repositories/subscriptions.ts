@@ -116,7 +116,7 @@ interface SubscriptionRow {
   connection_id: number | null;
 }
 
-const SELECT = `SELECT ${SUBSCRIPTIONS_TABLE.columns.map((c) => `"${c.name}"`).join(', ')} FROM subscriptions`;
+const FROM = { table: 'subscriptions', columns: SUBSCRIPTIONS_TABLE.columns.map((c) => c.name) };
 
 /**
  * Subscriptions with their dialogs (soft state): read once at start-up, changed through
@@ -128,9 +128,9 @@ export class SubscriptionRepository {
     private readonly queue: KindQueue<string, SubscriptionRecord>,
   ) {}
 
-  /** Every subscription not expired at `nowMs`, by resource then creation. */
+  /** Every subscription not expired at `nowMs`, in no particular order. */
   async loadLive(nowMs: number): Promise<SubscriptionRecord[]> {
-    return selectPaged<SubscriptionRow & Record<string, unknown>, SubscriptionRecord>(this.db, SELECT, 'expires_at > $1', [toDate(nowMs)], ['id'], fromRow);
+    return selectPaged<SubscriptionRow & Record<string, unknown>, SubscriptionRecord>(this.db, FROM, 'expires_at > $1', [toDate(nowMs)], ['id'], fromRow);
   }
 
   /** Queues the subscription's new state; false when the queue is full. */
