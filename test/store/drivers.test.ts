@@ -57,6 +57,18 @@ for (const target of TARGETS) {
       expect((await t.db.query('UPDATE items SET note = $1', ['z'])).rowCount).to.equal(2);
     });
 
+    it('gives rows as plain objects by column name, whatever the names (one named __proto__ too)', async () => {
+      await t.db.query('INSERT INTO items (id, note, data) VALUES ($1, $2, $3)', [7, 'x', null]);
+      const odd = await t.db.query<Record<string, unknown>>('SELECT id AS "a b", note AS "__proto__", note AS "constructor", data FROM items WHERE id = $1', [7]);
+      const row = odd.rows[0]!;
+      expect(Object.getPrototypeOf(row)).to.equal(Object.prototype);
+      expect(Object.keys(row)).to.deep.equal(['a b', '__proto__', 'constructor', 'data']);
+      expect(Object.getOwnPropertyDescriptor(row, '__proto__')?.value).to.equal('x');
+      expect(row['a b']).to.equal(7);
+      expect(row.data).to.equal(null);
+      await t.db.query('DELETE FROM items WHERE id = $1', [7]);
+    });
+
     it('commits a transaction, and rolls it back on a throw', async () => {
       const n = await t.db.transaction(async (tx) => {
         await tx.query('INSERT INTO items (id, note) VALUES ($1, $2)', [3, 'c']);
