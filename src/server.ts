@@ -539,8 +539,13 @@ export class SimplePresenceServer {
     const notifyExpiredSince = now - this.config.presence.subscribeMaxExpires * 1000;
     // Rows a crash left behind after they expired: gone before anything reads them.
     await Promise.all([store.publications.deleteExpired(now), store.subscriptions.deleteExpired(notifyExpiredSince), store.registrations.deleteExpired(now)]);
-    const [publications, loaded, registrations] = await Promise.all([
-      store.publications.loadLive(now),
+    // Publications go back page by page as they come: the records die young, and this thread
+    // puts them back while the store's thread reads the subscriptions (start-up time). Nothing
+    // is notified before the subscriptions are back (restore); unreadable ones are written removed.
+    this.presenceSink = storePresenceSink(store, this.log);
+    let publications = 0;
+    const [, loaded, registrations] = await Promise.all([
+      store.publications.forEachLive(now, (page) => (publications += this.presence.restorePublications(page))),
       store.subscriptions.loadLive(notifyExpiredSince),
       store.registrations.loadLive(now),
     ]);
@@ -568,15 +573,15 @@ export class SimplePresenceServer {
   private restore(saved: SavedState): void {
     const store = this.store!;
     const { publications, subscriptions, registrations } = saved;
-    // Sinks first: what restoring changes (subscriptions ended, CSeqs moved) is written too.
+    // Sinks first: what restoring changes (subscriptions ended, CSeqs moved) is written too
+    // (the presence sink was set before the publications came back, in openStore).
     this.location.setSink(storeRegistrationSink(store.registrations, this.log));
-    this.presenceSink = storePresenceSink(store, this.log);
     const bindings = this.location.restore(registrations);
     // The durable offline store before the subscriptions: message waiting counts read it.
     this.messaging.useStore(new RepositoryOfflineMessageStore(store.storedMessages));
     // Watchers get the current state in their old dialogs: it may have changed while we were down.
-    const presence = this.presence.restore(publications, subscriptions, { notify: true });
-    this.log.info({ driver: store.db.driver, publications: presence.publications, subscriptions: presence.subscriptions, registrations: bindings }, 'store: soft state loaded');
+    const restored = this.presence.restoreSubscriptions(subscriptions, { notify: true });
+    this.log.info({ driver: store.db.driver, publications, subscriptions: restored, registrations: bindings }, 'store: soft state loaded');
   }
 
   /** Bytes from a transport: parse, answer what cannot be parsed, hand the rest to the transactions. */
@@ -631,7 +636,8 @@ export class SimplePresenceServer {
 
 /** Soft state read from the store at start-up. */
 interface SavedState {
-  readonly publications: Awaited<ReturnType<Store['publications']['loadLive']>>;
+  /** Read and put back already, page by page (openStore). */
+  readonly publications: number;
   readonly subscriptions: Awaited<ReturnType<Store['subscriptions']['loadLive']>>;
   readonly registrations: Awaited<ReturnType<Store['registrations']['loadLive']>>;
 }

@@ -265,6 +265,16 @@ export class PresenceService implements SipService {
    * composed state). Records past their expiry are dropped and reported removed.
    */
   restore(publications: readonly PublicationRecord[], subscriptions: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): { publications: number; subscriptions: number } {
+    return { publications: this.restorePublications(publications), subscriptions: this.restoreSubscriptions(subscriptions, options) };
+  }
+
+  /** Stored publications back, before the subscriptions (restore); may come in several parts. */
+  restorePublications(publications: readonly PublicationRecord[]): number {
+    return this.compositor.restore(publications);
+  }
+
+  /** Stored subscriptions back, after the publications; with `notify`, each gets a NOTIFY of the state now. */
+  restoreSubscriptions(subscriptions: readonly SubscriptionRecord[], options: { notify?: boolean } = {}): number {
     // List subscriptions (RFC 4662) are the ones whose NOTIFYs are multipart/related.
     const isList = (r: SubscriptionRecord): boolean => r.eventPackage === this.presence.name && r.contentType.toLowerCase().startsWith('multipart/related');
     const direct = subscriptions.filter((r) => !isList(r));
@@ -279,10 +289,7 @@ export class PresenceService implements SipService {
         return 0;
       },
     );
-    return {
-      publications: this.compositor.restore(publications),
-      subscriptions: this.subscriptions.restore(direct, options) + lists.length,
-    };
+    return this.subscriptions.restore(direct, options) + lists.length;
   }
 
   /** Resolves when the list subscriptions `restore` put back have their lists again (how many). */

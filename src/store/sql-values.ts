@@ -70,6 +70,23 @@ export async function selectPaged<R extends Record<string, unknown>, T>(
   map: (row: R) => T,
 ): Promise<T[]> {
   const out: T[] = [];
+  await forEachPage(db, from, where, params, keys, map, (page) => {
+    for (const t of page) out.push(t);
+  });
+  return out;
+}
+
+/** selectPaged handing each page's records to `each` as it comes, never holding them all; resolves with the count. */
+export async function forEachPage<R extends Record<string, unknown>, T>(
+  db: Pick<Database, 'query' | 'driver'>,
+  from: { readonly table: string; readonly columns: readonly string[] },
+  where: string,
+  params: readonly unknown[],
+  keys: readonly string[],
+  map: (row: R) => T,
+  each: (page: T[]) => void,
+): Promise<number> {
+  let count = 0;
   const pageKeys = dialectOf(db) === 'sqlite' ? ['rowid'] : keys;
   const columns = [...from.columns.map((c) => `"${c}"`), ...(pageKeys === keys ? [] : ['rowid'])].join(', ');
   const order = pageKeys.map((k) => `"${k}"`).join(', ');
@@ -79,8 +96,9 @@ export async function selectPaged<R extends Record<string, unknown>, T>(
     const next = after ? ` AND (${order}) > (${pageKeys.map((_, i) => `$${params.length + i + 1}`).join(', ')})` : '';
     p.push(PAGE_ROWS);
     const res = await db.query<R>(`SELECT ${columns} FROM ${from.table} WHERE ${where}${next} ORDER BY ${order} LIMIT $${p.length}`, p);
-    for (const r of res.rows) out.push(map(r));
-    if (res.rows.length < PAGE_ROWS) return out;
+    each(res.rows.map(map));
+    count += res.rows.length;
+    if (res.rows.length < PAGE_ROWS) return count;
     const last = res.rows[res.rows.length - 1]!;
     after = pageKeys.map((k) => last[k]);
   }

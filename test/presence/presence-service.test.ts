@@ -423,4 +423,22 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     expect(n.to.tag).to.equal('wtag');
     expect(n.from.tag).to.equal(s.to.tag);
   });
+
+  it('restores publications in parts (start-up pages), one presentity across two parts, then the subscriptions with a NOTIFY of all', async () => {
+    await pub({ body: pidf(ALICE, 'open', { tuple: 'phone' }), expires: 600 });
+    await pub({ body: pidf(ALICE, 'closed', { tuple: 'desk' }), expires: 600 });
+    await sub({ expires: 600 });
+    const pubs = [...sink.publications.values()];
+    const subs = [...sink.subscriptions.values()].map((r) => JSON.parse(JSON.stringify(r)) as SubscriptionRecord);
+    expect(pubs).to.have.length(2);
+    svc.close();
+    const elapsed = timers.now();
+    setup();
+    timers.advance(elapsed + 1000);
+    expect(svc.restorePublications(pubs.slice(0, 1)) + svc.restorePublications(pubs.slice(1))).to.equal(2);
+    expect(notifies()).to.have.length(0);
+    expect(svc.restoreSubscriptions(subs, { notify: true })).to.equal(1);
+    await settle();
+    expect(basics(notifies().at(-1)!.body).sort()).to.deep.equal(['closed', 'open']);
+  });
 });

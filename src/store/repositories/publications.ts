@@ -1,6 +1,6 @@
 import type { Database } from '../database.js';
 import type { PublicationRecord } from '../records.js';
-import { selectPaged, toDate, toMs } from '../sql-values.js';
+import { forEachPage, toDate, toMs } from '../sql-values.js';
 import type { KindQueue, TableSpec } from '../write-behind.js';
 
 /** How publications are written behind: one row an entity-tag. */
@@ -42,7 +42,16 @@ export class PublicationRepository {
 
   /** Every publication not expired at `nowMs`, in no particular order. */
   async loadLive(nowMs: number): Promise<PublicationRecord[]> {
-    return selectPaged<PublicationRow & Record<string, unknown>, PublicationRecord>(
+    const out: PublicationRecord[] = [];
+    await this.forEachLive(nowMs, (page) => {
+      for (const p of page) out.push(p);
+    });
+    return out;
+  }
+
+  /** The same a page at a time, none kept here (start-up puts each page back as it comes); resolves with the count. */
+  forEachLive(nowMs: number, each: (page: PublicationRecord[]) => void): Promise<number> {
+    return forEachPage<PublicationRow & Record<string, unknown>, PublicationRecord>(
       this.db,
       { table: 'publications', columns: ['etag', 'presentity', 'content_type', 'body', 'published_at', 'expires_at', 'version'] },
       'expires_at > $1',
@@ -57,6 +66,7 @@ export class PublicationRepository {
         expiresAtMs: toMs(r.expires_at),
         version: r.version,
       }),
+      each,
     );
   }
 
