@@ -61,29 +61,28 @@ export const PAGE_ROWS = 2000;
  * tables read so are rowid tables): a walk of the table's own b-tree, where the primary key's
  * index costs a second lookup a row (100,000 subscriptions: 570-840 -> 370-490 ms of stepping).
  */
-export async function selectPaged<R extends Record<string, unknown>, T>(
-  db: Pick<Database, 'query' | 'driver'>,
-  from: { readonly table: string; readonly columns: readonly string[] },
-  where: string,
-  params: readonly unknown[],
-  keys: readonly string[],
-  map: (row: R) => T,
-): Promise<T[]> {
+export async function selectPaged<R extends Record<string, unknown>, T>(db: Pick<Database, 'query' | 'driver'>, q: PagedSelect<R, T>): Promise<T[]> {
   const out: T[] = [];
-  await forEachPage(db, from, where, params, keys, map, (page) => {
+  await forEachPage(db, q, (page) => {
     for (const t of page) out.push(t);
   });
   return out;
 }
 
+/** What selectPaged reads: `SELECT from.columns FROM from.table WHERE where`, rows made records by `map`. */
+export interface PagedSelect<R, T> {
+  readonly from: { readonly table: string; readonly columns: readonly string[] };
+  readonly where: string;
+  readonly params: readonly unknown[];
+  /** The table's primary key (PostgreSQL's pages; SQLite pages by rowid). */
+  readonly keys: readonly string[];
+  readonly map: (row: R) => T;
+}
+
 /** selectPaged handing each page's records to `each` as it comes, never holding them all; resolves with the count. */
 export async function forEachPage<R extends Record<string, unknown>, T>(
   db: Pick<Database, 'query' | 'driver'>,
-  from: { readonly table: string; readonly columns: readonly string[] },
-  where: string,
-  params: readonly unknown[],
-  keys: readonly string[],
-  map: (row: R) => T,
+  { from, where, params, keys, map }: PagedSelect<R, T>,
   each: (page: T[]) => void,
 ): Promise<number> {
   let count = 0;

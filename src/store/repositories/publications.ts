@@ -53,19 +53,21 @@ export class PublicationRepository {
   forEachLive(nowMs: number, each: (page: PublicationRecord[]) => void): Promise<number> {
     return forEachPage<PublicationRow & Record<string, unknown>, PublicationRecord>(
       this.db,
-      { table: 'publications', columns: ['etag', 'presentity', 'content_type', 'body', 'published_at', 'expires_at', 'version'] },
-      'expires_at > $1',
-      [toDate(nowMs)],
-      ['etag'],
-      (r) => ({
-        etag: r.etag,
-        presentity: r.presentity,
-        contentType: r.content_type,
-        body: r.body,
-        publishedAtMs: toMs(r.published_at),
-        expiresAtMs: toMs(r.expires_at),
-        version: r.version,
-      }),
+      {
+        from: { table: 'publications', columns: ['etag', 'presentity', 'content_type', 'body', 'published_at', 'expires_at', 'version'] },
+        where: 'expires_at > $1',
+        params: [toDate(nowMs)],
+        keys: ['etag'],
+        map: (r) => ({
+          etag: r.etag,
+          presentity: r.presentity,
+          contentType: r.content_type,
+          body: r.body,
+          publishedAtMs: toMs(r.published_at),
+          expiresAtMs: toMs(r.expires_at),
+          version: r.version,
+        }),
+      },
       each,
     );
   }

@@ -91,7 +91,7 @@ export class RegistrationRepository {
 
   /** Every binding not expired at `nowMs`, in no particular order. */
   async loadLive(nowMs: number): Promise<RegistrationRecord[]> {
-    return selectPaged<RegistrationRow & Record<string, unknown>, RegistrationRecord>(this.db, FROM, 'expires_at > $1', [toDate(nowMs)], ['aor', 'binding_key'], fromRow);
+    return selectPaged<RegistrationRow & Record<string, unknown>, RegistrationRecord>(this.db, { from: FROM, where: 'expires_at > $1', params: [toDate(nowMs)], keys: ['aor', 'binding_key'], map: fromRow });
   }
 
   /** Queues the binding's new state; false when the queue is full. */

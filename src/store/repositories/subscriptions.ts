@@ -130,7 +130,7 @@ export class SubscriptionRepository {
 
   /** Every subscription not expired at `nowMs`, in no particular order. */
   async loadLive(nowMs: number): Promise<SubscriptionRecord[]> {
-    return selectPaged<SubscriptionRow & Record<string, unknown>, SubscriptionRecord>(this.db, FROM, 'expires_at > $1', [toDate(nowMs)], ['id'], fromRow);
+    return selectPaged<SubscriptionRow & Record<string, unknown>, SubscriptionRecord>(this.db, { from: FROM, where: 'expires_at > $1', params: [toDate(nowMs)], keys: ['id'], map: fromRow });
   }
 
   /** Queues the subscription's new state; false when the queue is full. */
