@@ -94,7 +94,7 @@ export class ClusterCaches {
     let nodes = 0;
     try {
       const kv = await new Kvm(link.nc).open(BUCKETS.nodes, { timeout: timeoutMs });
-      for await (const _ of await kv.keys()) nodes++;
+      for (const k of await link.keys(BUCKETS.nodes)) if ((await kv.get(k))?.operation === 'PUT') nodes++;
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cluster: the list of nodes could not be read; not waiting for their answers');
     }

@@ -189,7 +189,7 @@ export class ClusterNode implements ClusterHandle {
     ]);
     this.buckets.set('publications', publications);
     this.buckets.set('bindings', bindings);
-    this.membership = new Membership(link, nodes, () => this.info(), this.log.child({ layer: 'cluster' }));
+    this.membership = new Membership(link, nodes, BUCKETS.nodes, () => this.info(), this.log.child({ layer: 'cluster' }));
     return sharedSecret(cluster);
   }
 
@@ -200,7 +200,10 @@ export class ClusterNode implements ClusterHandle {
     this.relayValue?.start();
     this.watchersValue?.start();
     this.caches?.start();
+    // Steps at debug level: a start that hangs shows the last one reached.
+    this.log.debug({ step: 'rooms' }, 'cluster: joining');
     await this.roomsValue?.rooms.start(this.roomsValue.handlers);
+    this.log.debug({ step: 'membership' }, 'cluster: joining');
     await this.membership?.start();
     this.log.info({ run: this.run, heartbeatMs: HEARTBEAT_MS }, 'cluster: node joined');
   }

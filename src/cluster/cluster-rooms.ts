@@ -72,6 +72,7 @@ export class ClusterRooms implements RoomCluster {
     this.cluster.onReconnect(() => {
       void handlers.resync().catch((err: unknown) => this.log.error({ err }, 'cluster: rooms not read again after reconnection'));
     });
+    this.log.debug({ step: 'rooms: stream' }, 'cluster: joining');
     const jsm = await jetstreamManager(nc, { timeout: this.options.ackTimeoutMs });
     const stream = { name: STREAMS.rooms, subjects: [`${ROOM_MESSAGES}.>`], storage: StorageType.File, num_replicas: this.options.replicas, max_age: nanos(STREAM_MAX_AGE_MS) };
     try {
@@ -83,6 +84,7 @@ export class ClusterRooms implements RoomCluster {
     const durable = `node_${token(this.node)}`;
     // One message in flight a node: the next waits for its ack, so the stream's order holds.
     const limits = { ack_wait: nanos(ACK_WAIT_MS), max_ack_pending: 1 };
+    this.log.debug({ step: 'rooms: consumer' }, 'cluster: joining');
     let existing: ConsumerInfo | undefined;
     try {
       existing = await jsm.consumers.info(STREAMS.rooms, durable);
@@ -93,6 +95,7 @@ export class ClusterRooms implements RoomCluster {
     if (existing && (existing.config.ack_wait !== limits.ack_wait || existing.config.max_ack_pending !== limits.max_ack_pending)) {
       await jsm.consumers.update(STREAMS.rooms, durable, limits);
     }
+    this.log.debug({ step: 'rooms: consume' }, 'cluster: joining');
     this.js = jetstream(nc, { timeout: this.options.ackTimeoutMs });
     const consumer = await this.js.consumers.get(STREAMS.rooms, durable);
     this.messages = await consumer.consume({ max_messages: 16 });

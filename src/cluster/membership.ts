@@ -54,6 +54,8 @@ export class Membership {
   constructor(
     private readonly link: NatsLink,
     private readonly kv: KV,
+    /** The bucket's name (`kv`'s), for listing its keys. */
+    private readonly bucket: string,
     private readonly self: () => NodeInfo,
     private readonly log: Logger,
   ) {}
@@ -97,8 +99,7 @@ export class Membership {
     try {
       const me = this.self();
       await this.kv.put(token(me.name), Buffer.from(JSON.stringify(me)));
-      const keys: string[] = [];
-      for await (const k of await this.kv.keys()) keys.push(k);
+      const keys = await this.link.keys(this.bucket);
       const seen = new Set<string>();
       await Promise.all(
         keys.map(async (k) => {

@@ -1,5 +1,5 @@
 import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
-import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { ServiceUnavailableError } from '../core/services.js';
@@ -93,6 +93,22 @@ export class NatsLink {
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
   }
+
+  /**
+   * The keys of a bucket that hold an entry or a delete marker (read each to tell which): one
+   * stream info request with a subjects filter, under the request timeout. Not nats.js's
+   * `kv.keys()`: its consumer ends on a "pending 0" that a write landing meanwhile can take
+   * away, and it has no timeout (two workers joining a fresh cluster at once hung in it about
+   * one start in seven).
+   */
+  async keys(bucket: string): Promise<string[]> {
+    this.jsm ??= jetstreamManager(this.nc, { timeout: this.options.requestTimeoutMs, checkAPI: false });
+    const prefix = `$KV.${bucket}.`;
+    const info = await (await this.jsm).streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+  }
+
+  private jsm: Promise<JetStreamManager> | undefined;
 
   /** Opens (creating when missing) a key-value bucket; an existing one is used as it is configured. */
   async bucket(name: string, options: Partial<KvOptions>): Promise<KV> {

@@ -107,6 +107,30 @@ describe('cluster adapters on a real nats-server (in process)', function () {
     }
   });
 
+  it("lists a bucket's keys in one request, deleted ones too, while other writers keep writing (no consumer to hang)", async () => {
+    const n = await node('lister');
+    const kv = await n.link.bucket('list_test', { history: 1 });
+    for (const k of ['a', 'b', 'c']) await kv.put(k, 'x');
+    await kv.delete('b');
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) await kv.put(`w${i % 5}`, String(i));
+    })();
+    try {
+      for (let round = 0; round < 20; round++) {
+        const keys = await n.link.keys('list_test');
+        expect(keys).to.include.members(['a', 'b', 'c']);
+        expect(new Set(keys).size).to.equal(keys.length);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+    const live: string[] = [];
+    for (const k of await n.link.keys('list_test')) if ((await kv.get(k))?.operation === 'PUT') live.push(k);
+    expect(live.sort()).to.deep.equal(['a', 'c', 'w0', 'w1', 'w2', 'w3', 'w4']);
+  });
+
   it('decides on the shared entry: of two refreshes of one entity-tag racing at two nodes, one stands and one is 412', async () => {
     const [a, b, c] = [store(await node('n1')), store(await node('n2')), store(await node('n3'))];
     const first = await a.decide(ALICE, () => ({ result: 200, put: pub('e1', Date.now() + 60_000) }));
