@@ -70,3 +70,15 @@ export function isDataError(err: unknown): boolean {
   const s = sqlState(err);
   return s !== undefined && (s.startsWith('22') || s.startsWith('23'));
 }
+
+/**
+ * A driver that can read a whole table's rows on the calling thread (the embedded SQLite
+ * store): `readWholeTable(sql, params, pageRows, each)` hands `each` the rows a page at a
+ * time and resolves with their count; undefined where the driver cannot (then the paged
+ * queries of sql-values.ts read). Blocks the thread: start-up only.
+ */
+export interface WholeTableReader {
+  readonly readWholeTable:
+    | (<R>(sql: string, params: readonly unknown[], pageRows: number, each: (rows: R[]) => void) => Promise<number>)
+    | undefined;
+}

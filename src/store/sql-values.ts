@@ -3,7 +3,7 @@
  * drivers give timestamptz as Date, bytea as Buffer (the embedded drivers convert),
  * integer as number, text[] as string[] and jsonb parsed.
  */
-import { dialectOf, type Database } from './database.js';
+import { dialectOf, type Database, type WholeTableReader } from './database.js';
 
 /** Wall-clock ms to a timestamptz parameter; a non-finite time is a bug upstream, caught here. */
 export function toDate(ms: number): Date {
@@ -85,6 +85,12 @@ export async function forEachPage<R extends Record<string, unknown>, T>(
   { from, where, params, keys, map }: PagedSelect<R, T>,
   each: (page: T[]) => void,
 ): Promise<number> {
+  const whole = (db as Partial<WholeTableReader>).readWholeTable;
+  if (whole) {
+    // One statement in one snapshot, on this thread: no page needs to know where the last ended.
+    const sql = `SELECT ${from.columns.map((c) => `"${c}"`).join(', ')} FROM ${from.table} WHERE ${where} ORDER BY rowid`;
+    return whole<R>(sql, params, PAGE_ROWS, (rows) => each(rows.map(map)));
+  }
   let count = 0;
   const pageKeys = dialectOf(db) === 'sqlite' ? ['rowid'] : keys;
   const columns = [...from.columns.map((c) => `"${c}"`), ...(pageKeys === keys ? [] : ['rowid'])].join(', ');

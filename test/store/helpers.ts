@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
@@ -82,6 +85,26 @@ export const TARGETS: readonly TestTarget[] = [
   },
   ...(DATABASE_URL ? [{ name: 'pg' as const, open: () => openTestPg(DATABASE_URL) }] : []),
 ];
+
+/**
+ * The embedded store in a data directory, as the server runs it: start-up reads of whole
+ * tables go through its own read-only connection on the calling thread (readWholeTable),
+ * where the in-memory store of TARGETS reads through the store's thread.
+ */
+export const SQLITE_DATA_DIR_TARGET: TestTarget = {
+  name: 'sqlite',
+  open: async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sp-store-'));
+    const db = await openSqlite({ dataDir: dir });
+    return {
+      db,
+      cleanup: async () => {
+        await db.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
 
 /** Whether `table` exists in the database's own schema (either dialect). */
 export async function tableExists(db: Database, table: string): Promise<boolean> {

@@ -10,14 +10,15 @@ import { SubscriptionRepository } from '../../src/store/repositories/subscriptio
 import { createSoftStateWriter, type SoftStateKinds } from '../../src/store/soft-state.js';
 import type { WriteBehind } from '../../src/store/write-behind.js';
 import { EPOCH, publication, registration, storedMessage, subscription } from './fixtures.js';
+import type { WholeTableReader } from '../../src/store/database.js';
 import { PAGE_ROWS } from '../../src/store/sql-values.js';
-import { TARGETS, type TestDb } from './helpers.js';
+import { SQLITE_DATA_DIR_TARGET, TARGETS, type TestDb } from './helpers.js';
 
 const MD5 = 'a'.repeat(32);
 const SHA = 'b'.repeat(64);
 
-for (const target of TARGETS) {
-  describe(`store: repositories on ${target.name}`, function () {
+for (const [target, where] of [...TARGETS.map((t) => [t, ''] as const), [SQLITE_DATA_DIR_TARGET, ' in a data directory'] as const]) {
+  describe(`store: repositories on ${target.name}${where}`, function () {
     this.timeout(30_000);
     let t: TestDb;
     let wb: WriteBehind<SoftStateKinds>;
@@ -124,7 +125,29 @@ for (const target of TARGETS) {
       });
     });
 
+    if (where) {
+      it('reads whole tables on this thread, through a connection of its own', () => {
+        expect((t.db as Partial<WholeTableReader>).readWholeTable).to.be.a('function');
+      });
+    }
+
     describe('publications', () => {
+      it('gives back any bytes of a body, UTF-8 or not', async () => {
+        const pubs = new PublicationRepository(t.db, wb.queue('publication'));
+        const odd = publication(40, { etag: 'bytes-40', body: Buffer.from([0xff, 0x00, 0xfe, 0xe2, 0x82, 0x3c, 0x61]) });
+        const empty = publication(41, { etag: 'bytes-41', body: Buffer.alloc(0) });
+        const text = publication(42, { etag: 'bytes-42', body: Buffer.from('<note>Grüße \u{1F600}</note>') });
+        for (const p of [odd, empty, text]) pubs.upsert(p);
+        await wb.flush();
+        const back = new Map((await pubs.loadLive(EPOCH)).map((p) => [p.etag, p]));
+        for (const p of [odd, empty, text]) {
+          expect(Buffer.isBuffer(back.get(p.etag)!.body)).to.equal(true);
+          expect(back.get(p.etag)!.body.equals(p.body)).to.equal(true);
+        }
+        for (const p of [odd, empty, text]) pubs.delete(p.etag);
+        await wb.flush();
+      });
+
       it('round-trips through the write-behind, live ones only', async () => {
         const pubs = new PublicationRepository(t.db, wb.queue('publication'));
         const p1 = publication(1);
