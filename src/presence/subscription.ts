@@ -179,9 +179,42 @@ export class Subscription {
     const f = r.dialog.flow;
     const flow: DialogFlow = { protocol: shared(f.protocol) as DialogFlow['protocol'], remoteAddress: shared(f.remoteAddress), remotePort: f.remotePort, localAddress: shared(f.localAddress), localPort: f.localPort };
     const d = r.dialog;
-    const dialog: Dialog = { ...d, routeSet: d.routeSet.map(shared), localContact: shared(d.localContact), flow };
+    // Fields named, not spread: spreads of the record and its dialog were a good part of a
+    // start-up's restore (100,000 subscriptions).
+    const dialog: Dialog = {
+      callId: d.callId,
+      localTag: d.localTag,
+      remoteTag: d.remoteTag,
+      localUri: d.localUri,
+      remoteUri: d.remoteUri,
+      localSeq: d.localSeq,
+      remoteSeq: d.remoteSeq,
+      routeSet: d.routeSet.map(shared),
+      remoteTarget: d.remoteTarget,
+      secure: d.secure,
+      localContact: shared(d.localContact),
+      flow,
+    };
     const kept = (s: string): string => s;
-    const sub = new Subscription({ ...r, eventPackage: shared(r.eventPackage), contentType: shared(r.contentType), dialog }, kept);
+    const init: { -readonly [K in keyof SubscriptionInit]: SubscriptionInit[K] } = {
+      id: r.id,
+      eventPackage: shared(r.eventPackage),
+      resource: r.resource,
+      watcher: r.watcher,
+      watcherUri: r.watcherUri,
+      contentType: shared(r.contentType),
+      dialog,
+      createdAtMs: r.createdAtMs,
+      expiresAtMs: r.expiresAtMs,
+      status: r.status,
+      view: r.view,
+      documentVersion: r.documentVersion,
+      lastEvent: r.lastEvent,
+      authorized: r.authorized,
+    };
+    if (r.eventId !== undefined) init.eventId = r.eventId;
+    if (r.watcherDisplayName !== undefined) init.watcherDisplayName = r.watcherDisplayName;
+    const sub = new Subscription(init, kept);
     sub.status = shared(r.status) as Subscription['status'];
     sub.view = shared(r.view) as SubscriptionView;
     sub.lastEvent = shared(r.lastEvent) as WatcherEvent;

@@ -374,9 +374,9 @@ export class SubscriptionManager implements PackageHost {
 
   // ---- indexes ----------------------------------------------------------------------
 
-  private index(sub: Subscription): void {
+  private index(sub: Subscription, dialogKey: string = keyOf(sub.dialog)): void {
     this.byId.set(sub.id, sub);
-    this.byDialog.set(keyOf(sub.dialog), sub);
+    this.byDialog.set(dialogKey, sub);
     const rk = resourceKey(sub.eventPackage, sub.resource);
     const held = this.byResource.get(rk);
     if (!held) this.byResource.set(rk, sub);
@@ -467,13 +467,14 @@ export class SubscriptionManager implements PackageHost {
         continue;
       }
       const sub = Subscription.fromRecord(r, shared);
-      if (this.byDialog.has(keyOf(sub.dialog))) continue;
+      const dialogKey = keyOf(sub.dialog);
+      if (this.byDialog.has(dialogKey)) continue;
       if (expired) {
-        this.index(sub);
+        this.index(sub, dialogKey);
         this.terminate(sub, 'timeout');
         continue;
       }
-      this.index(sub);
+      this.index(sub, dialogKey);
       this.scheduleExpiry(sub);
       restored++;
       if (options.notify) this.notifier.notify(sub);

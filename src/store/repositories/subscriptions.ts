@@ -1,5 +1,5 @@
 import type { Database } from '../database.js';
-import { TRANSPORT_NAMES, WATCHER_EVENTS, type SubscriptionRecord } from '../records.js';
+import { TRANSPORT_NAMES, WATCHER_EVENTS, type FlowRecord, type SubscriptionRecord } from '../records.js';
 import { oneOf, opt, selectPaged, toDate, toMs } from '../sql-values.js';
 import type { KindQueue, TableSpec } from '../write-behind.js';
 
@@ -150,17 +150,22 @@ export class SubscriptionRepository {
 }
 
 function fromRow(r: SubscriptionRow): SubscriptionRecord {
-  const eventId = opt(r.event_id);
-  const watcherDisplayName = opt(r.watcher_display_name);
-  const connectionId = opt(r.connection_id);
-  return {
+  // Optional fields are added when present (never spread from temporary objects: 100,000 rows
+  // of a start-up spent 2 µs each on the spreads).
+  const flow: { -readonly [K in keyof FlowRecord]: FlowRecord[K] } = {
+    protocol: oneOf(r.transport, TRANSPORT_NAMES, 'transport'),
+    remoteAddress: r.remote_address,
+    remotePort: r.remote_port,
+    localAddress: r.local_address,
+    localPort: r.local_port,
+  };
+  if (r.connection_id !== null) flow.connectionId = r.connection_id;
+  const record: { -readonly [K in keyof SubscriptionRecord]: SubscriptionRecord[K] } = {
     id: r.id,
     eventPackage: r.event_package,
-    ...(eventId !== undefined ? { eventId } : {}),
     resource: r.resource,
     watcher: r.watcher,
     watcherUri: r.watcher_uri,
-    ...(watcherDisplayName !== undefined ? { watcherDisplayName } : {}),
     status: oneOf(r.state, ['pending', 'active'] as const, 'subscription state'),
     view: oneOf(r.view, ['full', 'polite-block'] as const, 'subscription view'),
     contentType: r.accept,
@@ -181,14 +186,10 @@ function fromRow(r: SubscriptionRow): SubscriptionRecord {
       remoteTarget: r.remote_target,
       secure: r.secure,
       localContact: r.contact,
-      flow: {
-        protocol: oneOf(r.transport, TRANSPORT_NAMES, 'transport'),
-        remoteAddress: r.remote_address,
-        remotePort: r.remote_port,
-        localAddress: r.local_address,
-        localPort: r.local_port,
-        ...(connectionId !== undefined ? { connectionId } : {}),
-      },
+      flow,
     },
   };
+  if (r.event_id !== null) record.eventId = r.event_id;
+  if (r.watcher_display_name !== null) record.watcherDisplayName = r.watcher_display_name;
+  return record;
 }
