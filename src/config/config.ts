@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv } from 'ajv';
+import type { Ajv, ValidateFunction } from 'ajv';
 
 /** The merged, validated configuration (config/default.json, then --config FILE, then environment). */
 export interface Config {
@@ -186,14 +188,39 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   return o;
 }
 
-let validator: ReturnType<Ajv['compile']> | undefined;
+let validator: ValidateFunction | undefined;
+
+/** The validator the build wrote as code (write-config-validator.ts), beside this module. */
+export const CONFIG_VALIDATOR_FILE = 'config-validator.cjs';
+
+export function configSchemaText(): string {
+  return readFileSync(join(packageRoot(), 'schemas', 'config.schema.json'), 'utf8');
+}
+
+export function schemaHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** The built validator while it matches the schema file; else the schema compiled here (sources, an edited schema). */
+function configValidator(): ValidateFunction {
+  const text = configSchemaText();
+  try {
+    const built = createRequire(import.meta.url)(`./${CONFIG_VALIDATOR_FILE}`) as ValidateFunction & { schemaHash?: string };
+    if (built.schemaHash === schemaHash(text)) return built;
+  } catch {
+    // Not built (tests run the sources): compiled below.
+  }
+  return new (loadAjv())({ allErrors: true, strict: true }).compile(JSON.parse(text) as Record<string, unknown>);
+}
+
+/** Ajv (CommonJS, some sixty modules), loaded where a schema is first compiled rather than at every start. */
+export function loadAjv(): typeof Ajv {
+  return (createRequire(import.meta.url)('ajv') as { Ajv: typeof Ajv }).Ajv;
+}
 
 /** Validates against schemas/config.schema.json; the error names the bad key. */
 export function validateConfig(candidate: Json): Config {
-  if (!validator) {
-    const schema = readJson(join(packageRoot(), 'schemas', 'config.schema.json')) as Record<string, unknown>;
-    validator = new Ajv({ allErrors: true, strict: true }).compile(schema);
-  }
+  validator ??= configValidator();
   if (!validator(candidate)) {
     const msgs = (validator.errors ?? []).map((e) => {
       const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');

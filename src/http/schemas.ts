@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
-import { packageRoot } from '../config/config.js';
+import type { Ajv, ValidateFunction } from 'ajv';
+import { loadAjv, packageRoot } from '../config/config.js';
 
 /** The folder of the request body schemas. */
 export function httpSchemasDir(): string {
@@ -13,7 +13,8 @@ export function httpSchemasDir(): string {
  * first use. `check` returns what is wrong, in words a client can act on, or undefined.
  */
 export class SchemaValidators {
-  private readonly ajv = new Ajv({ allErrors: true, strict: true });
+  /** Made at the first body checked: a start-up does not load Ajv. */
+  private ajv: Ajv | undefined;
   private readonly compiled = new Map<string, ValidateFunction>();
 
   constructor(private readonly dir: string = httpSchemasDir()) {}
@@ -38,6 +39,7 @@ export class SchemaValidators {
     if (!v) {
       if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`bad schema name ${name}`);
       const schema = JSON.parse(readFileSync(join(this.dir, `${name}.schema.json`), 'utf8')) as Record<string, unknown>;
+      this.ajv ??= new (loadAjv())({ allErrors: true, strict: true });
       v = this.ajv.compile(schema);
       this.compiled.set(name, v);
     }

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreOpenError, type Database, type Queryable, type QueryResult } from './database.js';
 
@@ -24,7 +25,8 @@ export function openPg(options: PgOptions): Database {
   if (options.schema !== undefined && !IDENTIFIER_RE.test(options.schema)) {
     throw new StoreOpenError(`store schema ${JSON.stringify(options.schema)} is not a plain SQL identifier`);
   }
-  const pool = new pg.Pool({
+  const { Pool } = loadPg();
+  const pool = new Pool({
     connectionString: options.url,
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
@@ -34,6 +36,14 @@ export function openPg(options: PgOptions): Database {
     ...(options.schema !== undefined ? { options: `-c search_path=${options.schema}` } : {}),
   });
   return new PgDatabase(pool, options.logger);
+}
+
+/**
+ * node-postgres, loaded by the first openPg: the embedded store's start-up does not load its
+ * forty modules (it is CommonJS, so a synchronous require keeps openPg synchronous).
+ */
+function loadPg(): typeof pg {
+  return createRequire(import.meta.url)('pg') as typeof pg;
 }
 
 class PgDatabase implements Database {

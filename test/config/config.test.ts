@@ -1,10 +1,13 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type { ValidateFunction } from 'ajv';
 import {
-  ConfigError, envOverrides, loadConfig, merge, packageRoot, renameOldKeys, validateConfig, type Json,
+  ConfigError, configSchemaText, envOverrides, loadAjv, loadConfig, merge, packageRoot, renameOldKeys, schemaHash, validateConfig, type Json,
 } from '../../src/config/config.js';
+import { configValidatorCode } from '../../src/config/config-validator-code.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtures = join(here, '..', 'fixtures', 'config');
@@ -186,6 +189,21 @@ describe('config', () => {
   });
 
   describe('validation', () => {
+    it('the validator the build writes as code gives the compiled schema\'s verdicts and errors, and names the schema it was made from', () => {
+      const text = configSchemaText();
+      const module = { exports: {} as ValidateFunction & { schemaHash?: string } };
+      new Function('module', 'exports', 'require', configValidatorCode(text))(module, module.exports, createRequire(import.meta.url));
+      const built = module.exports;
+      expect(built.schemaHash).to.equal(schemaHash(text));
+      const compiled = new (loadAjv())({ allErrors: true, strict: true }).compile(JSON.parse(text) as Record<string, unknown>);
+      const d = defaults() as Record<string, Json>;
+      const inputs: Json[] = [d, { ...d, bogus: 1 }, { ...d, sip: { ...(d.sip as Record<string, Json>), port: 'x', timers: { t9: 1 } } }, {}, []];
+      for (const input of inputs) {
+        expect(built(input)).to.equal(compiled(input));
+        expect(built.errors ?? null).to.deep.equal(compiled.errors ?? null);
+      }
+    });
+
     it('names an unknown key at the top level and nested', () => {
       expect(configError(() => loadConfig({ env: {}, overrides: { bogus: 1 } })).message).to.contain('unknown key "bogus"');
       expect(configError(() => loadConfig({ env: {}, overrides: { sip: { bogus: true } } })).message).to.contain('unknown key "sip.bogus"');
