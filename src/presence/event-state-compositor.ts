@@ -399,10 +399,10 @@ function sameDevice(view: PublicationView, origin: string, contentType: string, 
   return view.all.find((p) => p.contentType === contentType && p.origin === origin && p.tupleIds.length === ids.size && p.tupleIds.every((t) => ids.has(t)));
 }
 
-/** The presence publications among a presentity's publications of every package. */
 /** A restored publication's tuple ids: none known until its document is read. */
 const NO_TUPLE_IDS: readonly string[] = Object.freeze([]);
 
+/** The presence publications among a presentity's publications of every package. */
 export function presenceOnly(pubs: readonly Publication[]): Publication[] {
   return pubs.filter((p) => p.contentType === PIDF_CONTENT_TYPE);
 }

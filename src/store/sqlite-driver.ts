@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { SQLInputValue } from 'node:sqlite';
 import type { Logger } from 'pino';
 import { DataDirLock, makeDataDir } from './data-dir-lock.js';
-import type { SQLInputValue } from 'node:sqlite';
 import { StoreOpenError, type QueryResult, type WholeTableReader } from './database.js';
 import type { RemoteEngine } from './engine-remote.js';
 import { SessionDatabase } from './session-database.js';
