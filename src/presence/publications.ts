@@ -20,6 +20,8 @@ export interface Publication extends PublicationRecord {
    * which names the device; in memory only (a stored publication has none).
    */
   readonly origin?: string;
+  /** Its expiry on the timer heap, while a Publications store holds it (that store's own). */
+  expiryTimer?: TimerHandle;
 }
 
 export type PublicationsOptions = Pick<PublicationStoreOptions, 'timers' | 'wallClock' | 'maxPerPresentity' | 'sink' | 'onExpired'>;
@@ -36,7 +38,6 @@ export class Publications implements PublicationStore {
    * default, most often one), 56 bytes where a Map of one was some 190.
    */
   private readonly byPresentity = new Map<string, Publication[]>();
-  private readonly expiry = new Map<string, TimerHandle>();
   private readonly sink: PresenceStateSink;
 
   constructor(private readonly options: PublicationsOptions) {
@@ -122,6 +123,9 @@ export class Publications implements PublicationStore {
 
   /** Puts a stored publication back without reporting it to the sink. */
   restore(pub: Publication): void {
+    // Its timer, or the one of the publication it replaces under the same entity-tag, is ours to cancel.
+    const before = this.byEtag.get(pub.etag);
+    if (before) this.cancelExpiry(before);
     this.byEtag.set(pub.etag, pub);
     const m = this.byPresentity.get(pub.presentity);
     if (!m) this.byPresentity.set(pub.presentity, [pub]);
@@ -134,8 +138,7 @@ export class Publications implements PublicationStore {
   }
 
   close(): void {
-    for (const t of this.expiry.values()) this.options.timers.cancel(t);
-    this.expiry.clear();
+    for (const p of this.byEtag.values()) this.cancelExpiry(p);
   }
 
   /** Forgets a publication without reporting it (a cluster store's copy follows another node). */
@@ -147,23 +150,27 @@ export class Publications implements PublicationStore {
     const at = m ? m.findIndex((x) => x.etag === etag) : -1;
     if (at >= 0) m!.splice(at, 1);
     if (m && m.length === 0) this.byPresentity.delete(p.presentity);
-    this.options.timers.cancel(this.expiry.get(etag));
-    this.expiry.delete(etag);
+    this.cancelExpiry(p);
     return p;
   }
 
+  /** The expiry timer travels with the publication: no map of 100,000 entity-tags beside byEtag. */
   private schedule(pub: Publication): void {
+    // A handle copied with the publication's fields (a spread) is another's: replaced, never cancelled.
     const delay = Math.max(0, pub.expiresAtMs - this.options.wallClock.nowMs());
-    this.expiry.set(
-      pub.etag,
-      this.options.timers.schedule(delay, () => {
-        this.expiry.delete(pub.etag);
-        if (this.byEtag.get(pub.etag) !== pub) return;
-        this.remove(pub.etag);
-        this.options.onExpired(pub);
-      }),
-    );
+    pub.expiryTimer = this.options.timers.schedule(delay, () => {
+      pub.expiryTimer = undefined;
+      if (this.byEtag.get(pub.etag) !== pub) return;
+      this.remove(pub.etag);
+      this.options.onExpired(pub);
+    });
   }
+
+  private cancelExpiry(pub: Publication): void {
+    this.options.timers.cancel(pub.expiryTimer);
+    pub.expiryTimer = undefined;
+  }
+
 }
 
 export function toRecord(p: Publication): PublicationRecord {
