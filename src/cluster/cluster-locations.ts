@@ -162,7 +162,8 @@ export class ClusterLocations implements LocationStore {
   private async read(aor: string): Promise<Entry> {
     let entry;
     try {
-      entry = await this.options.cluster.bucket('bindings').get(token(aor));
+      const bindings = this.options.cluster.bucket('bindings');
+      entry = await this.options.cluster.link.inTurn(() => bindings.get(token(aor)));
     } catch (err) {
       throw this.failed(err, aor);
     }

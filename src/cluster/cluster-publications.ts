@@ -26,7 +26,8 @@ export interface ClusterPublicationsOptions extends PublicationStoreOptions {
 }
 
 interface Followed {
-  readonly subscription: Subscription;
+  /** Begun with the turn's other NATS operations (follow). */
+  subscription?: Subscription;
   /** Resolves once the entry was read after the subscription began. */
   ready: Promise<void>;
   /** Last time a watcher here needed it (ms). */
@@ -149,11 +150,22 @@ export class ClusterPublications implements PublicationStore {
       return known.ready;
     }
     this.link.require();
-    const subscription = this.link.nc.subscribe(SUBJECTS.publication(token(presentity)), { callback: (err, msg) => (err ? undefined : this.news(presentity, msg)) });
-    const f: Followed = { subscription, ready: Promise.resolve(), usedAt: Date.now() };
-    f.ready = this.refresh(presentity, true).catch((err: unknown) => {
+    const f: Followed = { ready: Promise.resolve(), usedAt: Date.now() };
+    // The subscription and the read go with the turn's other NATS operations (one socket write).
+    f.ready = new Promise<void>((resolve, reject) => {
+      this.link.soon(() => {
+        try {
+          // Closed meanwhile: nothing is followed any more.
+          if (this.followed.get(presentity) !== f) throw new Error('no longer followed');
+          f.subscription = this.link.nc.subscribe(SUBJECTS.publication(token(presentity)), { callback: (err, msg) => (err ? undefined : this.news(presentity, msg)) });
+          this.refresh(presentity, true).then(resolve, reject);
+        } catch (err) {
+          reject(err);
+        }
+      });
+    }).catch((err: unknown) => {
       // Not followed after all: the next watcher tries again.
-      subscription.unsubscribe();
+      f.subscription?.unsubscribe();
       if (this.followed.get(presentity) === f) this.followed.delete(presentity);
       throw this.failed(err, presentity);
     });
@@ -163,7 +175,7 @@ export class ClusterPublications implements PublicationStore {
 
   close(): void {
     clearInterval(this.sweeper);
-    for (const f of this.followed.values()) f.subscription.unsubscribe();
+    for (const f of this.followed.values()) f.subscription?.unsubscribe();
     this.followed.clear();
     this.local.close();
   }
@@ -277,7 +289,7 @@ export class ClusterPublications implements PublicationStore {
         continue;
       }
       if (now - f.usedAt < FOLLOW_GRACE_MS) continue;
-      f.subscription.unsubscribe();
+      f.subscription?.unsubscribe();
       this.followed.delete(presentity);
     }
     for (const presentity of this.revisions.keys()) {

@@ -69,7 +69,7 @@ export class ClusterRelay implements BindingRelay {
     const payload = frame({ binding }, request.toBuffer());
     let reply: Msg;
     try {
-      reply = await link.nc.request(SUBJECTS.relay(binding.node!.name), payload, { timeout: answerWithinMs + RELAY_MARGIN_MS });
+      reply = await link.inTurn(() => link.nc.request(SUBJECTS.relay(binding.node!.name), payload, { timeout: answerWithinMs + RELAY_MARGIN_MS }));
     } catch (err) {
       // Nobody holds that node's subject: the node is gone, and the request never left.
       if (err instanceof NoRespondersError || (err as { cause?: unknown }).cause instanceof NoRespondersError) return { outcome: 'no-route', status: 480, reason: 'Temporarily Unavailable' };

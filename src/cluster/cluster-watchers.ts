@@ -79,7 +79,8 @@ export class ClusterWatchers implements RemoteWatchers {
     const link = this.options.cluster.link;
     if (!link.available) return;
     const news: WatcherNews = { node: this.options.node, resource, watcher };
-    link.nc.publish(SUBJECTS.watcherNews(token(resource)), JSON.stringify(news));
+    // With the turn's other NATS operations: one socket write for all of them (inTurn).
+    link.soon(() => link.nc.publish(SUBJECTS.watcherNews(token(resource)), JSON.stringify(news)));
   }
 
   of(resource: string): readonly RemoteWatcher[] {

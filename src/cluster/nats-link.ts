@@ -37,7 +37,7 @@ export class NatsLink {
   private downSince: number | undefined;
   private readonly reconnectListeners: Array<() => void> = [];
   private readonly kvm: Kvm;
-  /** Writes asked for in this turn of the event loop, started together at its end. */
+  /** NATS operations asked for in this turn of the event loop, started together at its end. */
   private turn: Array<() => void> = [];
   readonly log: Logger;
 
@@ -122,28 +122,42 @@ export class NatsLink {
   }
 
   /**
-   * Starts `write` at the end of this turn of the event loop, together with every other
-   * write asked for in the turn. nats.js sends what is published before its next flush as
-   * one socket write; started one by one, as each SIP request asked, every bucket write
-   * was a send() of its own (under load a third of a cluster PUBLISH's CPU, node --cpu-prof).
+   * Starts `op` (a bucket write or read, a request) at the end of this turn of the event loop,
+   * together with every other NATS operation asked for in the turn. nats.js sends what is
+   * published before its next flush as one socket write; started one by one, as each SIP
+   * request asked, every operation was a send() of its own (under load a third of a cluster
+   * PUBLISH's CPU, node --cpu-prof). Operations start in the order they were asked for.
    */
-  inTurn<T>(write: () => Promise<T>): Promise<T> {
+  inTurn<T>(op: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const start = (): void => {
+      this.soon(() => {
         try {
-          write().then(resolve, reject);
+          op().then(resolve, reject);
         } catch (err) {
           reject(err);
         }
-      };
-      if (this.turn.push(start) === 1) setImmediate(this.startTurn);
+      });
     });
   }
 
+  /**
+   * `op` (a publish, a subscription) at the end of this turn, with the turn's other NATS
+   * operations (inTurn), after those asked for before it. What it throws is logged.
+   */
+  soon(op: () => void): void {
+    if (this.turn.push(op) === 1) setImmediate(this.startTurn);
+  }
+
   private readonly startTurn = (): void => {
-    const writes = this.turn;
+    const ops = this.turn;
     this.turn = [];
-    for (const start of writes) start();
+    for (const op of ops) {
+      try {
+        op();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cluster: NATS operation failed to start');
+      }
+    }
   };
 
   /** The server's largest message (a value must fit in it). */

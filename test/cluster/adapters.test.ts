@@ -10,6 +10,7 @@ import type { Binding } from '../../src/registrar/binding.js';
 import { timersWallClock } from '../../src/registrar/wall-clock.js';
 import { ManualTimers, TimerHeap } from '../../src/util/timers.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { until } from '../support/wait.js';
 
 const ALICE = 'sip:alice@example.com';
 
@@ -22,6 +23,18 @@ const pub = (etag: string, expiresAtMs: number, note = 'x'): Publication => ({
   expiresAtMs,
   tupleIds: ['t'],
 });
+
+/** Counts a node's socket writes to NATS: each send() of nats.js's transport (internal) is one. */
+function countSends(n: ClusterNode): { readonly count: number; stop(): void } {
+  const transport = (n.link.nc as unknown as { protocol: { transport: { send(frame: Uint8Array): void } } }).protocol.transport;
+  const send = transport.send.bind(transport);
+  const counter = { count: 0, stop: () => void (transport.send = send) };
+  transport.send = (frame) => {
+    counter.count++;
+    send(frame);
+  };
+  return counter;
+}
 
 /** RFC 3903 §6 step 4 and 7 in small: refresh `etag` (new entity-tag) or 412. */
 const refresh =
@@ -82,14 +95,7 @@ describe('cluster adapters on a real nats-server (in process)', function () {
   it('starts the bucket writes asked for in one turn of the loop together: they leave in one socket write', async () => {
     const n = await node('batch');
     const s = store(n);
-    // nats.js's transport (internal): each send() is one write to the socket.
-    const transport = (n.link.nc as unknown as { protocol: { transport: { send(frame: Uint8Array): void } } }).protocol.transport;
-    const send = transport.send.bind(transport);
-    let sends = 0;
-    transport.send = (frame) => {
-      sends++;
-      send(frame);
-    };
+    const sends = countSends(n);
     try {
       // One callback each, as datagrams are read in one turn (microtasks run between them).
       const decided = Array.from(
@@ -101,10 +107,51 @@ describe('cluster adapters on a real nats-server (in process)', function () {
       );
       expect((await Promise.all(decided)).map((d) => d.result)).to.deep.equal(Array(50).fill(200));
       // The 50 compare-and-set publishes leave together (a write each before).
-      expect(sends).to.be.within(1, 2);
+      expect(sends.count).to.be.within(1, 2);
     } finally {
-      transport.send = send;
+      sends.stop();
     }
+  });
+
+  it('starts the follows and watcher news asked for in one turn together, in order: one socket write, and the news still arrive', async () => {
+    const teller = await node('teller');
+    const hearer = await node('hearer');
+    const s = store(teller);
+    const told = teller.watchers(() => [], () => false);
+    const heard = hearer.watchers(() => [], () => true);
+    told.start();
+    heard.start();
+    const resource = 'sip:watched@example.com';
+    await heard.follow(resource);
+    const arrived: string[] = [];
+    heard.listen((r, w) => arrived.push(`${r} ${w.id} ${w.event}`));
+    const sends = countSends(teller);
+    const watcher = (i: number, event: 'subscribe' | 'timeout') =>
+      ({ id: `w${i}`, uri: `sip:w${i}@example.com`, status: event === 'subscribe' ? 'active' : 'terminated', event, createdAtMs: Date.now(), expiresAtMs: Date.now() + 60_000 }) as const;
+    try {
+      // One callback each, as datagrams are read in one turn: a SUBSCRIBE's follow (subscription
+      // and read) and its watcher news, then the unsubscribe's news.
+      const followed = Array.from(
+        { length: 30 },
+        (_, i) =>
+          new Promise<void>((resolve, reject) =>
+            setImmediate(() => {
+              s.follow!(`sip:followed${i}@example.com`).then(resolve, reject);
+              told.tell(resource, watcher(i, 'subscribe'));
+              told.tell(resource, watcher(i, 'timeout'));
+            }),
+          ),
+      );
+      await Promise.all(followed);
+      // 30 subscriptions, 30 reads and 60 news: one write for the turn (a write each before), and
+      // the reads' answers may let a second one go.
+      expect(sends.count).to.be.within(1, 2);
+    } finally {
+      sends.stop();
+    }
+    await until(() => arrived.length === 60, `60 news, got ${arrived.length}`, 5000);
+    // Each watcher's news in the order they were told.
+    for (let i = 0; i < 30; i++) expect(arrived.indexOf(`${resource} w${i} subscribe`)).to.be.lessThan(arrived.indexOf(`${resource} w${i} timeout`));
   });
 
   it("lists a bucket's keys in one request, deleted ones too, while other writers keep writing (no consumer to hang)", async () => {
