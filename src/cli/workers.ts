@@ -35,6 +35,17 @@ export function workerPlace(env: NodeJS.ProcessEnv = process.env): { index: numb
   return m ? { index: Number(m[1]), count: Number(m[2]) } : undefined;
 }
 
+/**
+ * What each of `count` workers runs with: one process of the cluster each (workers: 1). With
+ * several, a PUBLISH's PIDF is parsed in line unless presence.parseThread says otherwise: the
+ * other cores run the other workers, and a hop to a thread and back costs more CPU than the
+ * parse (docs/cluster.md, "Scaling").
+ */
+export function workerConfig(config: Config, count: number): Config {
+  const parseThread = config.presence.parseThread ?? count === 1;
+  return { ...config, cluster: { ...config.cluster, workers: 1 }, presence: { ...config.presence, parseThread } };
+}
+
 interface Worker {
   readonly index: number;
   child?: ChildProcess;
@@ -60,7 +71,7 @@ export async function superviseWorkers(config: Config, count: number, log: Logge
   const dir = mkdtempSync(join(os.tmpdir(), 'simple-presence-workers-'));
   const file = join(dir, 'config.json');
   // Holds the database URL and admin token: readable by us only, gone when we stop.
-  writeFileSync(file, JSON.stringify({ ...resolved, cluster: { ...resolved.cluster, workers: 1 } }), { mode: 0o600 });
+  writeFileSync(file, JSON.stringify(workerConfig(resolved, count)), { mode: 0o600 });
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of CONFIG_ENV) delete env[k];
   // systemd hears from this process only (the unit's main one), once every worker listens.

@@ -145,8 +145,8 @@ export class PresenceService implements SipService {
       {
         maxComposedBytes: Math.min(s.maxDocumentBytes, options.maxNotifyBodyBytes ?? Number.POSITIVE_INFINITY),
         publicationsOf: (p) => presenceOnly(this.compositor.publications.of(p)),
-        // The XML work of PUBLISH on a core of its own (presence.parseThread).
-        parseThread: s.parseThread !== false,
+        // The XML work of PUBLISH on a core of its own (presence.parseThread; unset: yes).
+        parseThread: s.parseThread ?? true,
         logger: options.logger,
       },
     );
