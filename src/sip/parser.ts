@@ -140,7 +140,8 @@ export function parseMessage(buf: Buffer): ParseResult {
       if (version.toUpperCase() !== 'SIP/2.0') {
         return { ok: false, error: new SipParseError('Version Not Supported', 505), request: shell };
       }
-      message = new SipRequest(method, parts[1]!, headers);
+      // The shell is that request, its Via already read (and kept): no second parse of it.
+      message = shell ?? new SipRequest(method, parts[1]!, headers);
     }
     if (headerError) throw headerError;
     message.body = readBody(message, buf, bodyStart);
@@ -170,9 +171,9 @@ function readBody(message: SipMessage, buf: Buffer, bodyStart: number): Buffer {
   const available = buf.length - bodyStart;
   const lengths = message.getHeaders('content-length');
   if (lengths.length === 0) return buf.subarray(bodyStart);
-  const distinct = new Set(lengths.map(trimLws));
-  if (distinct.size > 1) throw new SipParseError('Bad Content-Length');
   const text = trimLws(lengths[0]!);
+  // Repeated, the values must agree (one message, one length).
+  for (let i = 1; i < lengths.length; i++) if (trimLws(lengths[i]!) !== text) throw new SipParseError('Bad Content-Length');
   if (!/^\d{1,10}$/.test(text)) throw new SipParseError('Bad Content-Length');
   const length = Number(text);
   // RFC 3261 §18.3: a datagram shorter than Content-Length is discarded (400 for requests);
