@@ -15,6 +15,7 @@ usage: bench/fixed-cpu.py ROOT off|pglite|postgres|kamailio SCEN[,SCEN] RATE SEC
          [--perf PREFIX]                                   perf record of each step (PREFIX-SCEN.data)
          [--sys]                                           system calls and page faults per call (perf stat)
          [--presence JSON]                                 presence settings, e.g. '{"parseThread": false}'
+         [--node-flags "FLAGS"]                            more options for node (V8 flags to compare)
 e.g.     git worktree add /tmp/base main && (cd /tmp/base && npm ci && npm run build)
          bench/fixed-cpu.py /tmp/base pglite message 1500 8 --pool 12000 --regrate 5000
          bench/fixed-cpu.py .         pglite message 1500 8 --pool 12000 --regrate 5000
@@ -28,6 +29,7 @@ ap.add_argument("root"); ap.add_argument("store"); ap.add_argument("scens"); ap.
 ap.add_argument("--prof"); ap.add_argument("--pool", type=int, default=2000); ap.add_argument("--regrate", type=int, default=2000)
 ap.add_argument("--transport", default="u1"); ap.add_argument("--overload", action="store_true")
 ap.add_argument("--repeat", type=int, default=1); ap.add_argument("--perf"); ap.add_argument("--sys", action="store_true"); ap.add_argument("--presence", default="{}")
+ap.add_argument("--node-flags", default="", help="more options for node, e.g. '--max-semi-space-size=8 --optimize-for-size'")
 a = ap.parse_args()
 ROOT = os.path.abspath(a.root)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,7 +92,7 @@ if a.store == "kamailio":
     subprocess.run(["kamailio", "-f", wd + "/k.cfg", "-A", f"BENCH_PORT={port}", "-P", wd + "/k.pid", "-Y", wd + "/krun", "-m", "2048", "-M", "32", "-E"], stdout=open(wd + "/k.log", "w"), stderr=subprocess.STDOUT)
     kmain = int(open(wd + "/k.pid").read().strip())
     kpids = lambda: [kmain, *map(int, subprocess.run(["pgrep", "-P", str(kmain)], capture_output=True, text=True).stdout.split())]
-flags = ([f"--cpu-prof", f"--cpu-prof-dir={a.prof}"] if a.prof else []) + (["--perf-basic-prof-only-functions"] if a.perf else [])
+flags = ([f"--cpu-prof", f"--cpu-prof-dir={a.prof}"] if a.prof else []) + (["--perf-basic-prof-only-functions"] if a.perf else []) + a.node_flags.split()
 logf = open(wd + "/server.log", "w")
 class K:
     """Kamailio's main process, as far as the steps below use a server process."""

@@ -141,7 +141,7 @@ export class SimplePresenceServer {
     this.controlSocket = options.controlSocket;
     this.security = new ServerSecurity(config, this.log.child({ layer: 'auth' }));
     this.timers = options.timers ?? new TimerHeap();
-    if (options.heapTrim ?? options.timers === undefined) this.heapTrimmer = new HeapTrimmer({ timers: this.timers, logger: this.log });
+    if (options.heapTrim ?? options.timers === undefined) this.heapTrimmer = new HeapTrimmer({ timers: this.timers, logger: this.log, received: () => this.received });
     this.domains = new LocalDomains(config.sip.domain, config.sip.hosts, config.sip.advertisedHost);
     if (config.cluster.natsUrl && !options.clusterModule) throw new Error('cluster.natsUrl is set: build the server with SimplePresenceServer.create, which loads the cluster');
     this.cluster = config.cluster.natsUrl ? new options.clusterModule!.ClusterNode(config, this.log, options.worker) : undefined;
@@ -510,6 +510,8 @@ export class SimplePresenceServer {
   }
 
   private readonly requestMark = { count: 0, counted: 0, at: performance.now() };
+  /** Messages received from every transport (the heap trimmer waits for a lull in them). */
+  private received = 0;
 
   private async openStore(): Promise<SavedState | undefined> {
     if (this.storeOption === false) return undefined;
@@ -586,6 +588,7 @@ export class SimplePresenceServer {
 
   /** Bytes from a transport: parse, answer what cannot be parsed, hand the rest to the transactions. */
   private receive(data: Buffer, flow: Flow): void {
+    this.received++;
     const parsed = parseMessage(data);
     if (!parsed.ok) {
       const peer = `${flow.remoteAddress}:${flow.remotePort}`;

@@ -24,7 +24,7 @@ describe('util/heap-trim', () => {
   it('collects once the memory beyond the heap grew by the threshold, and the loop is idle', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
-    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, ...p });
     trimmer.start();
     timers.advance(1000);
     expect(p.state.collections).to.equal(0);
@@ -43,7 +43,7 @@ describe('util/heap-trim', () => {
   it('never collects while the event loop is busy, and does once it is quiet', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
-    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, maxUtilization: 0.25, ...p });
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, maxUtilization: 0.25, ...p });
     trimmer.start();
     p.state.rss += 100 * MB;
     p.state.utilization = 0.9;
@@ -58,7 +58,7 @@ describe('util/heap-trim', () => {
   it('does not collect again for slack a collection could not give back', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
-    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, ...p });
     trimmer.start();
     p.state.rss += 100 * MB;
     p.state.freed = 10 * MB; // malloc keeps the rest
@@ -75,7 +75,7 @@ describe('util/heap-trim', () => {
   it('collects again at the next quiet interval while each collection gives back half the threshold or more', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
-    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, ...p });
     trimmer.start();
     // Half-empty pages after a burst: each collection compacts 20 MB of them.
     p.state.rss += 120 * MB;
@@ -95,7 +95,7 @@ describe('util/heap-trim', () => {
   it('counts free space inside the heap as slack (what compaction gives back), not only memory beyond it', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
-    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p });
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, ...p });
     trimmer.start();
     // The heap grew by 100 MB of pages, of which only 20 MB hold live objects.
     p.state.rss += 100 * MB;
@@ -106,10 +106,85 @@ describe('util/heap-trim', () => {
     trimmer.stop();
   });
 
+  it('waits until the loop has been quiet for the whole quiet stretch', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 3000, minSlackBytes: 32 * MB, maxUtilization: 0.25, ...p });
+    trimmer.start();
+    p.state.rss += 100 * MB;
+    p.state.utilization = 0.9;
+    timers.advance(4000);
+    p.state.utilization = 0.1;
+    timers.advance(2000);
+    expect(p.state.collections, 'quiet for 2 s of 3').to.equal(0);
+    p.state.utilization = 0.5;
+    timers.advance(1000);
+    p.state.utilization = 0.1;
+    timers.advance(2000);
+    expect(p.state.collections, 'a busy second starts the stretch again').to.equal(0);
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(1);
+    trimmer.stop();
+  });
+
+  it('does not collect while messages arrive that its pause would hold up, however idle the loop', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    let received = 0;
+    let now = 0;
+    // A collection of this 200 MB heap takes 600 ms (3 ms a MB).
+    p.state.heapUsed = 200 * MB;
+    const collect = p.collect;
+    const trimmer = new HeapTrimmer({
+      timers, intervalMs: 1000, quietMs: 3000, minSlackBytes: 32 * MB, maxDelayed: 1, ...p,
+      received: () => received, clock: () => now,
+      collect: () => {
+        now += 600;
+        return collect();
+      },
+    });
+    trimmer.start();
+    p.state.rss += 100 * MB;
+    p.state.freed = 10 * MB;
+    // 5 messages a second: 200 MB at the first guess of 4 ms a MB is 0.8 s, 4 messages held up.
+    for (let i = 0; i < 5; i++) {
+      received += 5;
+      timers.advance(1000);
+    }
+    expect(p.state.collections).to.equal(0);
+    expect(trimmer.expectedPauseMs()).to.equal(800);
+    // A lull: one message in the last three seconds, 0.8 of one held up.
+    received += 1;
+    timers.advance(1000);
+    timers.advance(1000);
+    expect(p.state.collections, 'one busy second still in the stretch').to.equal(0);
+    timers.advance(1000);
+    expect(p.state.collections).to.equal(1);
+    // The pause it took is what it expects next time: 3 ms a MB.
+    expect(trimmer.expectedPauseMs()).to.equal(600);
+    trimmer.stop();
+  });
+
+  it('collects under a trickle of messages when the heap is small enough for its pause to hold up none', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    let received = 0;
+    // 40 MB of heap: 160 ms expected; 5 messages a second put 0.8 of one in that pause.
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 3000, minSlackBytes: 32 * MB, ...p, received: () => received });
+    trimmer.start();
+    p.state.rss += 100 * MB;
+    for (let i = 0; i < 3; i++) {
+      received += 5;
+      timers.advance(1000);
+    }
+    expect(p.state.collections).to.equal(1);
+    trimmer.stop();
+  });
+
   it('stops reading where the runtime offers no collection to run', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
-    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, minSlackBytes: 32 * MB, ...p, collect: () => false });
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, ...p, collect: () => false });
     trimmer.start();
     p.state.rss += 100 * MB;
     timers.advance(1000);
