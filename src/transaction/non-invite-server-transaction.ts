@@ -14,7 +14,9 @@ import { TransactionState, type ServerMachineContext, type ServerTransaction } f
  *
  * One method per input: `receiveRequest` (a retransmission from the network), `respond`
  * (a response from the TU), `timer_J`, `transportError`. Every timer lives in the layer's
- * shared timer structure; nothing here throws on what the network sends.
+ * shared timer structure; nothing here throws on what the network sends. Completed over an
+ * unreliable transport is handed to the layer (`ServerMachineContext.completed`), which
+ * resends the response until Timer J from a table of its own (CompletedResponses).
  */
 export class NonInviteServerTransaction implements ServerTransaction {
   readonly kind = 'non-invite' as const;
@@ -33,9 +35,12 @@ export class NonInviteServerTransaction implements ServerTransaction {
    * of the resident set after 100,000 SUBSCRIBEs (docs/performance.md "Memory").
    */
   private sent?: string;
-  /** Where the final response went, kept for retransmissions once Completed. */
-  private route?: Destination;
-  private timerJ?: TimerHandle;
+  /**
+   * When Timer J ends the Completed state over an unreliable transport (clock ms). The layer
+   * keeps what Completed needs (CompletedResponses) and answers retransmissions; this object
+   * only tells its state to whoever still holds it.
+   */
+  private completedUntil?: number;
   private guard?: TimerHandle;
 
   constructor(
@@ -54,6 +59,10 @@ export class NonInviteServerTransaction implements ServerTransaction {
   }
 
   get state(): TransactionState {
+    if (this.completedUntil !== undefined && this.ctx.timers.clock.now() >= this.completedUntil) {
+      this.completedUntil = undefined;
+      this.current = TransactionState.Terminated;
+    }
     return this.current;
   }
 
@@ -130,20 +139,18 @@ export class NonInviteServerTransaction implements ServerTransaction {
         this.current = TransactionState.Completed;
         this.ctx.timers.cancel(this.guard);
         this.guard = undefined;
-        // Over UDP the response is resent from Completed: its route is worked out once, here,
-        // and kept (the address may be the Via's host, a slice of the whole message head).
-        if (this.values.J > 0) {
-          const route = this.ctx.responseRoute(this);
-          this.route = route && { ...route, address: detached(route.address) };
-        }
-        this.transmit(res);
-        // §17.2.2: "When the server transaction enters the "Completed" state, it MUST set
-        // Timer J to fire in 64*T1 seconds for unreliable transports, and zero seconds for
-        // reliable transports."
-        if (this.current === TransactionState.Completed) {
-          if (this.values.J > 0) {
-            this.timerJ = this.ctx.timers.schedule(this.values.J, () => this.timer_J());
+        {
+          // Over UDP the response is resent from Completed: its route is worked out once, here.
+          const route = this.values.J > 0 ? this.ctx.responseRoute(this) : undefined;
+          this.transmit(res, route);
+          // §17.2.2: "When the server transaction enters the "Completed" state, it MUST set
+          // Timer J to fire in 64*T1 seconds for unreliable transports, and zero seconds for
+          // reliable transports."
+          if (this.current !== TransactionState.Completed) return;
+          if (this.values.J > 0 && route) {
             this.compact();
+            this.completedUntil = this.ctx.timers.clock.now() + this.values.J;
+            this.ctx.completed(this, this.sent!, route);
           } else {
             this.timer_J();
           }
@@ -188,9 +195,9 @@ export class NonInviteServerTransaction implements ServerTransaction {
 
   /** Stops every timer without telling the layer (the layer is closing). */
   dispose(): void {
-    this.ctx.timers.cancel(this.timerJ);
     this.ctx.timers.cancel(this.guard);
-    this.timerJ = this.guard = undefined;
+    this.guard = undefined;
+    this.completedUntil = undefined;
     this.current = TransactionState.Terminated;
   }
 
@@ -215,9 +222,9 @@ export class NonInviteServerTransaction implements ServerTransaction {
     return this.sent === undefined ? undefined : Buffer.from(this.sent, 'latin1');
   }
 
-  private transmit(res: SipResponse): void {
+  private transmit(res: SipResponse, route?: Destination): void {
     this.last = { res, data: res.toBuffer() };
-    this.send(this.last.data);
+    this.send(this.last.data, route);
   }
 
   private retransmit(): void {
@@ -225,8 +232,8 @@ export class NonInviteServerTransaction implements ServerTransaction {
     if (bytes) this.send(bytes);
   }
 
-  private send(data: Buffer): void {
-    this.ctx.sendResponse(this, data, this.route).catch((err: unknown) => this.transportError(err));
+  private send(data: Buffer, route?: Destination): void {
+    this.ctx.sendResponse(this, data, route).catch((err: unknown) => this.transportError(err));
   }
 
   private terminate(): void {

@@ -11,6 +11,7 @@ import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { errorText, NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { responseDestination, stampReceived } from './response-routing.js';
 import { detached } from './completed-request.js';
+import { CompletedResponses } from './completed-responses.js';
 import { TimerValues, type TimerConfig } from './timer-values.js';
 import type {
   ClientMachineContext, ClientTransaction, SendRequestOptions, ServerFailure, ServerMachineContext, ServerTransaction,
@@ -79,6 +80,8 @@ export class TransactionLayer {
   /** RFC 2543 INVITE server transactions by their ACK key (§17.2.3). */
   private readonly rfc2543Invites = new Map<string, InviteServerTransaction>();
   private readonly clients = new Map<string, ClientMachine>();
+  /** Non-INVITE server transactions in Completed over UDP (§17.2.2), kept as a table. */
+  private readonly completed: CompletedResponses;
   private readonly serverCtx: ServerMachineContext;
   private readonly clientCtx: ClientMachineContext;
   private refused = 0;
@@ -103,7 +106,13 @@ export class TransactionLayer {
       responseRoute: (txn) => this.responseRoute(txn),
       terminated: (txn) => this.serverTerminated(txn as ServerMachine),
       failed: (txn, reason) => this.serverFailed(txn, reason),
+      completed: (txn, response, route) => {
+        if (this.servers.get(txn.id) === txn) this.servers.delete(txn.id);
+        this.completed.add(txn.id, response, route);
+      },
     };
+    this.completed = new CompletedResponses(this.timers, this.timerValues.for(false).J, (data, dest) => this.send(data, dest), (err) =>
+      this.log.debug({ err: errorText(err) }, 'final response not resent: transport error'));
     this.clientCtx = {
       timers: this.timers,
       log: this.log,
@@ -217,7 +226,7 @@ export class TransactionLayer {
   }
 
   stats(): TransactionStats {
-    return { server: this.servers.size, client: this.clients.size, refused: this.refused };
+    return { server: this.servers.size + this.completed.size, client: this.clients.size, refused: this.refused };
   }
 
   /**
@@ -230,6 +239,7 @@ export class TransactionLayer {
     for (const t of this.servers.values()) t.dispose();
     for (const t of this.clients.values()) t.dispose();
     this.servers.clear();
+    this.completed.clear();
     this.rfc2543Invites.clear();
     this.clients.clear();
   }
@@ -251,15 +261,18 @@ export class TransactionLayer {
       existing.receiveRequest(req);
       return;
     }
+    // §17.2.2: Completed, the final response goes out again.
+    if (this.completed.retransmit(key)) return;
     const retryAfter = this.options.admit?.(req) ?? 0;
     if (retryAfter > 0) {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ callId: req.getHeader('call-id'), method: req.method, retryAfter }, 'overload: 503');
       this.refuse(req, flow, retryAfter);
       return;
     }
-    if (this.servers.size + this.clients.size >= this.maxTransactions) {
+    const live = this.servers.size + this.completed.size + this.clients.size;
+    if (live >= this.maxTransactions) {
       this.refused++;
-      this.log.debug({ method: req.method, live: this.servers.size + this.clients.size }, 'transaction limit reached: 503');
+      this.log.debug({ method: req.method, live }, 'transaction limit reached: 503');
       this.refuse(req, flow, this.retryAfter);
       return;
     }
@@ -364,6 +377,8 @@ export class TransactionLayer {
 
   private serverTerminated(txn: ServerMachine): void {
     if (this.servers.get(txn.id) === txn) this.servers.delete(txn.id);
+    // A send of its final response failed after it was handed over (§17.2.4).
+    else if (txn.kind === 'non-invite') this.completed.delete(txn.id);
     if (txn instanceof InviteServerTransaction && !isRfc3261Branch(txn.request.topVia.branch)) {
       const key = rfc2543AckKey(txn.request);
       if (this.rfc2543Invites.get(key) === txn) this.rfc2543Invites.delete(key);

@@ -119,6 +119,12 @@ export interface ServerMachineContext {
   responseRoute(txn: ServerTransaction): Destination | undefined;
   /** The machine entered Terminated: forget it. */
   terminated(txn: ServerTransaction): void;
+  /**
+   * A non-INVITE machine entered Completed over an unreliable transport: from now on the
+   * layer resends `response` (its bytes as a one-byte string) along `route` whenever the
+   * request comes again, until Timer J (RFC 3261 §17.2.2), and forgets the machine.
+   */
+  completed(txn: ServerTransaction, response: string, route: Destination): void;
   /** The machine ends in failure; the TU may want to know (§17.2.1 Timer H, §17.2.4). */
   failed(txn: ServerTransaction, reason: ServerFailure): void;
 }

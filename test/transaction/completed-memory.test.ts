@@ -59,6 +59,25 @@ describe('transaction/non-invite server: what Completed keeps (memory)', () => {
     expect(txn.lastResponse?.body.equals(res.body)).to.equal(true);
   });
 
+  it('over UDP, Completed transactions are a table of the layer: one timer for all of them, still counted as live', () => {
+    const h = harness();
+    const flow = { protocol: 'udp' as const, remoteAddress: '203.0.113.9', remotePort: 40000, localAddress: '192.0.2.1', localPort: 5060 };
+    for (let i = 0; i < 100; i++) {
+      h.deliver(request({ method: 'PUBLISH', branch: `z9hG4bKtable${i}`, extraHeaders: extra }), flow);
+      const txn = h.requests[i]!;
+      txn.respond(createResponse(txn.request, 200, undefined, { toTag: `t${i}` }));
+    }
+    expect(h.layer.stats().server).to.equal(100);
+    expect(h.timers.size).to.equal(1);
+    h.deliver(request({ method: 'PUBLISH', branch: 'z9hG4bKtable42', extraHeaders: extra }), flow);
+    expect(h.requests).to.have.length(100);
+    expect((h.sender.sent.at(-1)!.message as { to: { tag?: string } }).to.tag).to.equal('t42');
+    h.timers.advance(32_000);
+    expect(h.layer.stats().server).to.equal(0);
+    expect(h.timers.size).to.equal(0);
+    expect(h.requests[0]!.state).to.equal(TransactionState.Terminated);
+  });
+
   it('over TCP ends at once (Timer J is zero), so there is nothing to keep', () => {
     const h = harness();
     h.deliver(request({ transport: 'TCP', extraHeaders: extra }), streamFlow('tcp', 4));
