@@ -75,7 +75,8 @@ describe('util/heap-trim', () => {
   it('collects again at the next quiet interval while each collection gives back half the threshold or more', () => {
     const timers = new ManualTimers();
     const p = fakeProcess();
-    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, ...p });
+    // Collections that take no time: nothing to space out.
+    const trimmer = new HeapTrimmer({ timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, ...p, clock: () => timers.now() });
     trimmer.start();
     // Half-empty pages after a burst: each collection compacts 20 MB of them.
     p.state.rss += 120 * MB;
@@ -89,6 +90,30 @@ describe('util/heap-trim', () => {
     timers.advance(1000);
     timers.advance(10_000);
     expect(p.state.collections).to.equal(4);
+    trimmer.stop();
+  });
+
+  it('spaces collections so that their pauses take at most the given share of the time', () => {
+    const timers = new ManualTimers();
+    const p = fakeProcess();
+    // Each collection stops the loop for 600 ms of the trimmer's clock.
+    let now = 0;
+    const collect = () => {
+      now += 600;
+      return p.collect();
+    };
+    const trimmer = new HeapTrimmer({
+      timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, maxPauseShare: 0.03, ...p, collect, clock: () => now + timers.now(),
+    });
+    trimmer.start();
+    // Garbage keeps coming free (Timer J ending a burst's transactions), 40 MB a second.
+    p.state.freed = 40 * MB;
+    for (let s = 0; s < 40; s++) {
+      p.state.rss += 40 * MB;
+      timers.advance(1000);
+    }
+    // 600 ms / 0.03: one at the first quiet second, the next 20.6 s later.
+    expect(p.state.collections).to.equal(2);
     trimmer.stop();
   });
 
