@@ -298,7 +298,8 @@ class OurServer:
         self.data = data
         self.http_port = free_port(socket.SOCK_STREAM)
         env = dict(os.environ, DATA_DIR=data, SIP_HOST=HOST, SIP_PORT=str(self.port), HTTP_PORT=str(self.http_port),
-                   SIP_TLS_PORT=str(free_port(socket.SOCK_STREAM)), AUTH_REQUIRED="false", LOG_LEVEL="warn" if wait else "info")
+                   SIP_TLS_PORT=str(free_port(socket.SOCK_STREAM)), AUTH_REQUIRED="false",
+                   LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL") or ("warn" if wait else "info"))
         env.pop("DATABASE_URL", None)
         if self.store == "postgres":
             # A schema of its own on the PostgreSQL server (DATABASE_URL, or the local one), dropped at stop.
@@ -1348,7 +1349,10 @@ def main():
     log(f"# results: {os.path.relpath(out, ROOT)}")
     for m in made:
         log(f"# chart: {os.path.relpath(m, ROOT)}")
-    shutil.rmtree(workdir, ignore_errors=True)
+    if os.environ.get("BENCH_KEEP_WORKDIR"):
+        log(f"# kept: {workdir} (server logs, data directories)")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def held_connections(a):
