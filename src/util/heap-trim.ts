@@ -26,8 +26,9 @@ import type { TimerHandle, Timers } from './timers.js';
  * last collection took) would hold up at most `maxDelayed` of them. A burst is followed by
  * a collection once it has been over for `quietMs`; a server that keeps serving keeps its
  * pages, and reuses them in its next burst. (d) Collections are spaced so that their pauses
- * take at most `maxPauseShare` of the time: a burst's garbage goes over Timer J's 32 s
- * (RFC 3261 §17.2.2), and collecting each time a few MB more came free stopped a server
+ * take at most `maxPauseShare` of the time, but never more than `maxSpacingMs` apart (so
+ * that what a burst left is given back within that): a burst's garbage goes over Timer J's
+ * 32 s (RFC 3261 §17.2.2), and collecting each time a few MB more came free stopped a server
  * holding 100,000 publications for 0.4-1 s every 4 s of that (a SUBSCRIBE arriving then
  * waited as long).
  *
@@ -49,6 +50,8 @@ export interface HeapTrimOptions {
   readonly maxDelayed?: number;
   /** The share of time collections may stop the loop: after a pause P, none for P / share. */
   readonly maxPauseShare?: number;
+  /** The longest that spacing keeps the next collection waiting (ms). */
+  readonly maxSpacingMs?: number;
   /** Messages received so far (a counter); without it only the loop's utilisation is read. */
   readonly received?: () => number;
   /** Tests inject these; the defaults read this process. */
@@ -74,6 +77,7 @@ export const HEAP_TRIM_MIN_SLACK_BYTES = 32 * 1024 * 1024;
 export const HEAP_TRIM_MAX_UTILIZATION = 0.25;
 export const HEAP_TRIM_MAX_DELAYED = 1;
 export const HEAP_TRIM_MAX_PAUSE_SHARE = 0.03;
+export const HEAP_TRIM_MAX_SPACING_MS = 15_000;
 /** The pause a MB of heap costs before the first collection has been timed (ms; this VM: 3-4.5). */
 const INITIAL_PAUSE_MS_PER_MB = 4;
 
@@ -132,6 +136,7 @@ export class HeapTrimmer {
   private readonly maxUtilization: number;
   private readonly maxDelayed: number;
   private readonly maxPauseShare: number;
+  private readonly maxSpacingMs: number;
   /** No collection before this time (clock ms): the last one's pause, spread out. */
   private notBefore = -Infinity;
   private readonly readMemory: () => MemoryReading;
@@ -153,6 +158,7 @@ export class HeapTrimmer {
     this.maxUtilization = options.maxUtilization ?? HEAP_TRIM_MAX_UTILIZATION;
     this.maxDelayed = options.maxDelayed ?? HEAP_TRIM_MAX_DELAYED;
     this.maxPauseShare = options.maxPauseShare ?? HEAP_TRIM_MAX_PAUSE_SHARE;
+    this.maxSpacingMs = options.maxSpacingMs ?? HEAP_TRIM_MAX_SPACING_MS;
     this.readMemory = options.readMemory ?? (() => process.memoryUsage());
     this.utilization = options.utilization ?? loopUtilization();
     this.collect = options.collect ?? memoryReducingCollection;
@@ -197,7 +203,7 @@ export class HeapTrimmer {
     }
     const ms = this.clock() - t0;
     this.collections++;
-    this.notBefore = t0 + ms + ms / this.maxPauseShare;
+    this.notBefore = t0 + ms + Math.min(ms / this.maxPauseShare, this.maxSpacingMs);
     // Timed on a heap large enough for the time to mean something.
     if (before.heapUsed >= 16 * 1048576) this.pauseMsPerMb = ms / (before.heapUsed / 1048576);
     // The pause itself counts as busy: the next collection waits for a quiet stretch again.

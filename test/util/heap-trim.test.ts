@@ -93,29 +93,33 @@ describe('util/heap-trim', () => {
     trimmer.stop();
   });
 
-  it('spaces collections so that their pauses take at most the given share of the time', () => {
-    const timers = new ManualTimers();
-    const p = fakeProcess();
-    // Each collection stops the loop for 600 ms of the trimmer's clock.
-    let now = 0;
-    const collect = () => {
-      now += 600;
-      return p.collect();
-    };
-    const trimmer = new HeapTrimmer({
-      timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, maxPauseShare: 0.03, ...p, collect, clock: () => now + timers.now(),
+  for (const [maxSpacingMs, expected] of [[60_000, 2], [15_000, 3]] as const) {
+    it(`spaces collections so that their pauses take at most the given share of the time, at most ${maxSpacingMs / 1000} s apart`, () => {
+      const timers = new ManualTimers();
+      const p = fakeProcess();
+      // Each collection stops the loop for 600 ms of the trimmer's clock.
+      let now = 0;
+      const collect = () => {
+        now += 600;
+        return p.collect();
+      };
+      const trimmer = new HeapTrimmer({
+        timers, intervalMs: 1000, quietMs: 1000, minSlackBytes: 32 * MB, maxPauseShare: 0.03, maxSpacingMs, ...p, collect,
+        clock: () => now + timers.now(),
+      });
+      trimmer.start();
+      // Garbage keeps coming free (Timer J ending a burst's transactions), 40 MB a second.
+      p.state.freed = 40 * MB;
+      for (let s = 0; s < 40; s++) {
+        p.state.rss += 40 * MB;
+        timers.advance(1000);
+      }
+      // 600 ms / 0.03 = 20 s: one at the first quiet second, the next 20.6 s later; or 15.6 s
+      // later, and again, under a 15 s bound.
+      expect(p.state.collections).to.equal(expected);
+      trimmer.stop();
     });
-    trimmer.start();
-    // Garbage keeps coming free (Timer J ending a burst's transactions), 40 MB a second.
-    p.state.freed = 40 * MB;
-    for (let s = 0; s < 40; s++) {
-      p.state.rss += 40 * MB;
-      timers.advance(1000);
-    }
-    // 600 ms / 0.03: one at the first quiet second, the next 20.6 s later.
-    expect(p.state.collections).to.equal(2);
-    trimmer.stop();
-  });
+  }
 
   it('counts free space inside the heap as slack (what compaction gives back), not only memory beyond it', () => {
     const timers = new ManualTimers();
