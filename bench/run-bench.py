@@ -335,7 +335,7 @@ class OurServer:
             sys.exit(f"psql failed ({sql}): {r.stderr.strip()}")
 
     def collect_garbage(self):
-        """A full GC (bench/gc-on-signal.mjs) before memory is read."""
+        """A full, memory-reducing GC (bench/gc-on-signal.mjs) before memory is read."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGUSR2)
             time.sleep(1.0)
