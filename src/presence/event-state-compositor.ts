@@ -253,6 +253,9 @@ export class EventStateCompositor {
       publishedAtMs: read ? nowMs : existing!.publishedAtMs,
       expiresAtMs: nowMs + grant.seconds * 1000,
       origin,
+      // Set by the store once it holds it: here so that the object has room for it in itself
+      // (a field added later takes an array of its own beside every publication).
+      expiryTimer: undefined,
     };
     const op = existing ? (read ? 'modify' : 'refresh') : 'initial';
     return {

@@ -158,13 +158,16 @@ export class Publications implements PublicationStore {
   private schedule(pub: Publication): void {
     // A handle copied with the publication's fields (a spread) is another's: replaced, never cancelled.
     const delay = Math.max(0, pub.expiresAtMs - this.options.wallClock.nowMs());
-    pub.expiryTimer = this.options.timers.schedule(delay, () => {
-      pub.expiryTimer = undefined;
-      if (this.byEtag.get(pub.etag) !== pub) return;
-      this.remove(pub.etag);
-      this.options.onExpired(pub);
-    });
+    pub.expiryTimer = this.options.timers.schedule(delay, this.expire, pub);
   }
+
+  /** RFC 3903 §6: a publication not refreshed in time is gone (one function for every timer). */
+  private readonly expire = (pub: Publication): void => {
+    pub.expiryTimer = undefined;
+    if (this.byEtag.get(pub.etag) !== pub) return;
+    this.remove(pub.etag);
+    this.options.onExpired(pub);
+  };
 
   private cancelExpiry(pub: Publication): void {
     this.options.timers.cancel(pub.expiryTimer);

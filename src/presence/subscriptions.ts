@@ -365,12 +365,14 @@ export class SubscriptionManager implements PackageHost {
     const timers = this.options.timers;
     timers.cancel(sub.expiryTimer);
     const delay = Math.max(0, sub.expiresAtMs - this.options.wallClock.nowMs());
-    sub.expiryTimer = timers.schedule(delay, () => {
-      sub.expiryTimer = undefined;
-      // RFC 6665 §4.2.2: an expired subscription ends with reason=timeout.
-      this.terminate(sub, 'timeout');
-    });
+    sub.expiryTimer = timers.schedule(delay, this.expire, sub);
   }
+
+  /** RFC 6665 §4.2.2: an expired subscription ends with reason=timeout (one function for every timer). */
+  private readonly expire = (sub: Subscription): void => {
+    sub.expiryTimer = undefined;
+    this.terminate(sub, 'timeout');
+  };
 
   // ---- indexes ----------------------------------------------------------------------
 

@@ -244,16 +244,16 @@ export class LocationService implements LocationStore {
 
   private schedule(b: Binding): TimerHandle {
     const delay = Math.max(0, b.expiresAt - this.wallClock.nowMs());
-    return this.timers.schedule(delay, () => this.expire(b));
+    return this.timers.schedule(delay, this.expire, b);
   }
 
-  /** RFC 3261 §10.2.1: a binding not refreshed within its expiration interval is removed. */
-  private expire(b: Binding): void {
+  /** RFC 3261 §10.2.1: a binding not refreshed within its expiration interval is removed (one function for every timer). */
+  private readonly expire = (b: Binding): void => {
     const e = this.byAor.get(b.aor)?.get(b.key);
     if (!e || e.binding.expiresAt !== b.expiresAt) return;
     this.log?.debug({ aor: b.aor, contact: b.contact }, 'binding expired');
     this.delete(b.aor, b.key, 'expired');
-  }
+  };
 
   /** Replaces the binding of an entry, keeping the connection index in step. */
   private setBinding(e: Entry, b: Binding): void {

@@ -89,6 +89,21 @@ describe('util/timers', () => {
       expect(callbackOf(b)).to.equal(undefined);
     });
 
+    it('calls one shared function with each timer\'s own argument, and lets go of the argument once cancelled or run', () => {
+      const t = new ManualTimers();
+      const fired: string[] = [];
+      const expire = (who: { name: string }) => fired.push(who.name);
+      const a = t.schedule(20, expire, { name: 'a' });
+      t.schedule(10, expire, { name: 'b' });
+      const c = t.schedule(30, expire, { name: 'c' });
+      const argOf = (h: TimerHandle) => (h as unknown as { arg: unknown }).arg;
+      t.cancel(c);
+      expect(argOf(c)).to.equal(undefined);
+      t.advance(30);
+      expect(fired).to.deep.equal(['b', 'a']);
+      expect(argOf(a)).to.equal(undefined);
+    });
+
     it('cancelling a timer that already fired changes nothing', () => {
       const t = new ManualTimers();
       const h = t.schedule(1, () => {});
