@@ -94,6 +94,9 @@ export function remoteTargetOf(req: SipRequest): string {
   return uri.raw;
 }
 
+/** The route set of a dialog without Record-Route (most of them), shared. */
+const NO_ROUTES: readonly string[] = Object.freeze([]);
+
 /**
  * RFC 3261 §12.1.1: the UAS side of a new dialog. Route set from Record-Route in order,
  * remote target from Contact, remote sequence number from CSeq, our tag in the To.
@@ -112,7 +115,7 @@ export function createUasDialog(req: SipRequest, flow: Flow, localTag: string, l
     remoteUri: ownString(nameAddrText(from.uri.raw, from.displayName)),
     localSeq: 0,
     remoteSeq: req.cseq.seq,
-    routeSet: req.recordRoutes.map((r) => ownString(r.raw)),
+    routeSet: req.recordRoutes.length === 0 ? NO_ROUTES : req.recordRoutes.map((r) => ownString(r.raw)),
     remoteTarget: ownString(remoteTarget),
     secure: isSecureProtocol(flow.protocol) ? req.uri.scheme === 'sips' : false,
     localContact,

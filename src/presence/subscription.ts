@@ -106,7 +106,8 @@ export class Subscription {
   lastEvent: WatcherEvent;
   /** Was ever allowed to see the resource's state (active at some point). */
   authorized: boolean;
-  readonly notify: NotifyBookkeeping = { inFlight: false, dirty: false, finished: false };
+  // Every field named at creation: one added later takes an array of its own beside the object.
+  readonly notify: NotifyBookkeeping = { inFlight: false, dirty: false, lastSentAt: undefined, throttle: undefined, finished: false };
 
   /**
    * `own` copies each string kept (default: ownString, for strings cut out of a SUBSCRIBE);

@@ -8,6 +8,7 @@ import type { EventHeader } from '../sip/header-values.js';
 import type { SipRequest } from '../sip/message.js';
 import { randomToken } from '../sip/response.js';
 import type { Flow } from '../transport/types.js';
+import { ownString } from '../util/own-string.js';
 import type { Timers, WallClock } from '../util/timers.js';
 import { negotiateType } from './accept.js';
 import type { EventPackage, NotifyBody, PackageHost, SubscriptionDecision } from './event-package.js';
@@ -378,10 +379,12 @@ export class SubscriptionManager implements PackageHost {
 
   private index(sub: Subscription, dialogKey: string = keyOf(sub.dialog)): void {
     this.byId.set(sub.id, sub);
-    this.byDialog.set(dialogKey, sub);
+    // Keys kept as long as the subscription are flat strings of their own: a key joined from
+    // parts is a chain of concatenations (four or five heap objects) until something flattens it.
+    this.byDialog.set(ownString(dialogKey), sub);
     const rk = resourceKey(sub.eventPackage, sub.resource);
     const held = this.byResource.get(rk);
-    if (!held) this.byResource.set(rk, sub);
+    if (!held) this.byResource.set(ownString(rk), sub);
     else if (held instanceof Set) held.add(sub);
     else if (held !== sub) this.byResource.set(rk, new Set([held, sub]));
     this.perWatcher.set(sub.watcher, (this.perWatcher.get(sub.watcher) ?? 0) + 1);
