@@ -55,6 +55,33 @@ describe('presence: publications (RFC 3903 event state)', () => {
     expect(two.expired).to.deep.equal([]);
   });
 
+  it('a presentity goes from one publication to several and back, in publication order, and its eviction picks the soonest to expire', () => {
+    const { pubs } = store();
+    const at = (etag: string, publishedAtMs: number, expiresAtMs: number) => ({ ...pub(etag, expiresAtMs), publishedAtMs });
+    const alice = 'sip:alice@example.com';
+    pubs.restore(at('a', 10, 9000));
+    expect(pubs.count(alice)).to.equal(1);
+    expect(pubs.of(alice).map((p) => p.etag)).to.deep.equal(['a']);
+    pubs.restore(at('b', 5, 8000));
+    pubs.restore(at('c', 20, 7000));
+    expect(pubs.count(alice)).to.equal(3);
+    expect(pubs.of(alice).map((p) => p.etag)).to.deep.equal(['b', 'a', 'c']);
+    pubs.drop('a');
+    pubs.drop('c');
+    expect(pubs.of(alice).map((p) => p.etag)).to.deep.equal(['b']);
+    // The same entity-tag again replaces it, whichever form the index holds.
+    pubs.restore(at('b', 30, 9500));
+    expect(pubs.of(alice).map((p) => p.publishedAtMs)).to.deep.equal([30]);
+    for (const [etag, exp] of [['d', 6000], ['e', 9900], ['f', 9800]] as const) pubs.restore(at(etag, 40, exp));
+    // maxPerPresentity 4 is reached: a new one evicts the soonest to expire (d).
+    const evicted = pubs.put(at('g', 50, 9999));
+    expect(evicted?.etag).to.equal('d');
+    expect(pubs.count(alice)).to.equal(4);
+    for (const etag of ['b', 'e', 'f', 'g']) pubs.drop(etag);
+    expect(pubs.count(alice)).to.equal(0);
+    expect(pubs.presentities()).to.deep.equal([]);
+  });
+
   it('drop and close cancel the timers', () => {
     const { pubs, timers, expired } = store();
     pubs.restore(pub('a', 1000));
