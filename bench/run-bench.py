@@ -192,6 +192,14 @@ def running(pid):
         return False
 
 
+def signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def percentile(sorted_values, q):
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] if sorted_values else float("nan")
 
@@ -269,6 +277,7 @@ def options_ping(port, timeout):
 class OurServer:
     label = "simple-presence"
     kind = "ours"
+    freezable = True  # Bench.focus
 
     def __init__(self, port, workdir, build, store):
         self.port, self.workdir, self.build, self.store = port, workdir, build, store
@@ -342,6 +351,7 @@ class OurServer:
 
     def stop(self, keep_data=False):
         if self.proc and self.proc.poll() is None:
+            signal_all(self.pids(), signal.SIGCONT)  # a server frozen by Bench.focus stops too
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(20)
@@ -356,6 +366,7 @@ class OurServer:
 class Kamailio:
     label = "kamailio"
     kind = "kamailio"
+    freezable = True  # Bench.focus
 
     def metrics_url(self):
         return None
@@ -400,6 +411,7 @@ class Kamailio:
     def stop(self):
         if self.main_pid:
             pids = self.pids()
+            signal_all(pids, signal.SIGCONT)  # a server frozen by Bench.focus stops too
             try:
                 os.kill(self.main_pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -435,6 +447,33 @@ class Bench:
         self.uas_port = free_port()
         self.run_no = 0
         self.sustained_rates = {}
+        self.focused = None
+
+    def focus(self, server):
+        """Only the server being measured runs; the others are frozen (SIGSTOP) until their turn.
+        Both servers are alive through the whole run, and each has background work of its own
+        (Kamailio's presence timers sweep every presentity it holds, for seconds of a core after
+        a PUBLISH search; ours writes behind and trims its heap): that work must fall in its own
+        time, not in the other server's steps. What came due while a server was frozen runs when
+        it is continued, before its next step (settle)."""
+        if server is self.focused or not self.a.isolate or len(self.servers) < 2 or not getattr(server, "freezable", False):
+            return
+        for other in self.servers:
+            if other is not server and getattr(other, "freezable", False):
+                signal_all(other.pids(), signal.SIGSTOP)
+        signal_all(server.pids(), signal.SIGCONT)
+        self.focused = server
+        # Timers that came due while it was frozen fire within a tick or two of its clock
+        # (Kamailio's sweep began about 2 s after it was continued): let them start, then settle.
+        time.sleep(3.0)
+        self.settle(20.0)
+
+    def release(self):
+        """Every server running again (before they are stopped, or measured together)."""
+        for s in self.servers:
+            if getattr(s, "freezable", False):
+                signal_all(s.pids(), signal.SIGCONT)
+        self.focused = None
 
     def sipp(self, server, scenario, transport, extra, timeout, timeline=False):
         """One SIPp run; returns counts, response times and CPU (SIPp's own included). With
@@ -446,12 +485,16 @@ class Bench:
                # A call ended by an unexpected answer (a 503 past capacity) ends there: no BYE, which
                # for these non-INVITE calls would only be more load (answered 405, 481 or 503 again).
                "-default_behaviors", "all,-bye"] + getattr(server, "sipp_args", []) + extra
+        self.focus(server)
         pids = server.pids()
+        others = [p for s in self.servers if s is not server for p in s.pids()]
+        others0 = cpu_seconds(others)
         uas_cpu0 = cpu_seconds([self.uas.pid]) if self.uas else 0.0
         cpu0 = cpu_seconds(pids)
         with PeakMemory(pids) as mem:
             rc, sipp_cpu, wall = run_measured(cmd, timeout + 30, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu1 = cpu_seconds(pids)
+        others_cpu = cpu_seconds(others) - others0
         sipp_cpu += (cpu_seconds([self.uas.pid]) - uas_cpu0) if self.uas else 0.0
         ok = failed = unexpected = 0
         started = None
@@ -489,7 +532,8 @@ class Bench:
         shutil.rmtree(wd, ignore_errors=True)
         rtts.sort()
         out = {"ok": ok, "failed": failed, "unexpected": unexpected, "wall": wall, "p50": percentile(rtts, 0.5), "p99": percentile(rtts, 0.99), "rc": rc,
-               "server_cpu_pct": 100.0 * (cpu1 - cpu0) / wall, "server_peak_mb": mem.peak / 1024, "sipp_cpu_pct": 100.0 * sipp_cpu / wall}
+               "server_cpu_pct": 100.0 * (cpu1 - cpu0) / wall, "server_peak_mb": mem.peak / 1024, "sipp_cpu_pct": 100.0 * sipp_cpu / wall,
+               "others_cpu_pct": 100.0 * others_cpu / wall}
         if timeline:
             out.update(series=series, timed=timed)
         return out
@@ -550,6 +594,7 @@ class Bench:
         failed_at = None
         # Each search starts on quiet servers: a store still writing behind the previous
         # scenario's state, or the other server's backlog, must not weigh on its first step.
+        self.focus(server)
         self.settle()
         for rate in self.a.rates:
             row = self.step(server, scen, transport, rate)
@@ -643,7 +688,7 @@ class Bench:
                "server_cpu_pct": round(r["server_cpu_pct"], 1), "server_peak_mb": round(r["server_peak_mb"], 1),
                # CPU per call moves less with other load on the machine than rates do.
                "server_cpu_us_per_call": round(r["server_cpu_pct"] / 100 * 1e6 / achieved) if achieved >= 1 else None,
-               "sipp_cpu_pct": round(r["sipp_cpu_pct"], 1), "holds": holds}
+               "sipp_cpu_pct": round(r["sipp_cpu_pct"], 1), "other_servers_cpu_pct": round(r["others_cpu_pct"], 1), "holds": holds}
         end_progress()
         log(f"  {server.label:16} {what}{scen:9} {transport:3} {rate:6d}/s -> {row['achieved']:8.0f}/s  fail {failed_pct:5.2f}%  "
             f"p50 {r['p50']:5.0f}  p99 {r['p99']:5.0f} ms  cpu {row['server_cpu_pct']:4.0f}%  {row['server_peak_mb']:6.0f} MB  "
@@ -744,6 +789,7 @@ class Bench:
         publications as well (bench/swarm.py held: every watcher's presentity publishes; settled
         after a full GC, like the held row), and the start-up on the data directory it then holds
         (process start to the first OPTIONS answered: store opened, soft state loaded)."""
+        self.focus(server)
         server.stop()
         server.start()
         time.sleep(10)
@@ -796,6 +842,7 @@ class Bench:
     def swarm(self, server, mode, n, while_held=None):
         """fan-out / held state: the watcher swarm (bench/swarm.py) against one server.
         `while_held(accepted)` runs once the subscriptions are held (and measured), before they change."""
+        self.focus(server)
         pids = server.pids()
         self.run_no += 1
         cmd = [sys.executable, os.path.join(HERE, "swarm.py"), mode, f"{HOST}:{server.port}", "--watchers", str(n),
@@ -1212,6 +1259,8 @@ def main():
                     help="our server's store, or several (comma-separated: each a server of its own, compared with off): embedded SQLite in a "
                          "fresh data directory (default), postgres (DATABASE_URL or the local server, a fresh schema), or off (memory only)")
     ap.add_argument("--no-build", dest="build", action="store_false")
+    ap.add_argument("--no-isolate", dest="isolate", action="store_false",
+                    help="leave every server running while another is measured (default: the others are frozen with SIGSTOP)")
     ap.add_argument("--json", help="results file (default bench/results/<date>.json; the charts go beside it)")
     cluster_bench.add_arguments(ap)
     a = ap.parse_args()
@@ -1322,6 +1371,7 @@ def main():
                     held = lambda accepted, s=s: results.extend(dict(r, held=accepted) for r in bench.half_rate(s, f"{a.held // 1000}k subscriptions held", results))
                     results.append(bench.swarm(s, "held", a.held, held))
     finally:
+        bench.release()
         for s in servers:
             s.stop()
         if bench.uas is not None:
