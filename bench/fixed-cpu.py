@@ -16,6 +16,8 @@ usage: bench/fixed-cpu.py ROOT off|pglite|postgres|kamailio SCEN[,SCEN] RATE SEC
          [--sys]                                           system calls and page faults per call (perf stat)
          [--presence JSON]                                 presence settings, e.g. '{"parseThread": false}'
          [--node-flags "FLAGS"]                            more options for node (V8 flags to compare)
+         [--preload N] [--preload-rate R]                  N publications made (over TCP, R/s, default 4000) before
+                                                           the steps: the state a long-running server holds
 e.g.     git worktree add /tmp/base main && (cd /tmp/base && npm ci && npm run build)
          bench/fixed-cpu.py /tmp/base pglite message 1500 8 --pool 12000 --regrate 5000
          bench/fixed-cpu.py .         pglite message 1500 8 --pool 12000 --regrate 5000
@@ -29,6 +31,7 @@ ap.add_argument("root"); ap.add_argument("store"); ap.add_argument("scens"); ap.
 ap.add_argument("--prof"); ap.add_argument("--pool", type=int, default=2000); ap.add_argument("--regrate", type=int, default=2000)
 ap.add_argument("--transport", default="u1"); ap.add_argument("--overload", action="store_true")
 ap.add_argument("--repeat", type=int, default=1); ap.add_argument("--perf"); ap.add_argument("--sys", action="store_true"); ap.add_argument("--presence", default="{}")
+ap.add_argument("--preload", type=int, default=0); ap.add_argument("--preload-rate", type=int, default=4000)
 ap.add_argument("--node-flags", default="", help="more options for node, e.g. '--max-semi-space-size=8 --optimize-for-size'")
 a = ap.parse_args()
 ROOT = os.path.abspath(a.root)
@@ -150,6 +153,19 @@ try:
     # warm-up
     for s in ("publish.xml", "subscribe.xml"):
         sipp(s, ["-key", "run", f"w{os.getpid()}{s}", "-m", "1000", "-r", "500", "-l", "1000"])
+    if a.preload:
+        # Over TCP: its transactions end at once (Timer J is 0), so what stays is the publications.
+        c0 = cpu(srv.pid)
+        d = tempfile.mkdtemp(dir=wd)
+        t0 = time.time()
+        subprocess.run(["sipp", f"{HOST}:{port}", "-sf", f"{SCEN}/publish.xml", "-t", "t1", "-i", HOST, "-nostdin", "-key", "run", f"p{os.getpid()}",
+                        "-m", str(a.preload), "-r", str(a.preload_rate), "-l", str(max(2000, a.preload_rate * 2)), "-timeout", "600s",
+                        "-default_behaviors", "all,-bye", "-trace_stat", "-stf", d + "/stat.csv"], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        last = open(d + "/stat.csv").read().strip().splitlines()
+        col = {n: i for i, n in enumerate(last[0].split(";"))}
+        made = int(last[-1].split(";")[col["SuccessfulCall(C)"]])
+        time.sleep(5.0)  # the write-behind and the young generation settle
+        print(f"preload: {made} publications in {time.time() - t0 - 5:.0f} s, server cpu {cpu(srv.pid) - c0:.2f} s", flush=True)
     if "message" in scens:
         uasp = free_port()
         uas = subprocess.Popen(["sipp", "-sf", f"{SCEN}/message_uas.xml", "-t", a.transport, "-p", str(uasp), "-i", HOST, "-nostdin", "-buff_size", str(4 << 20)],

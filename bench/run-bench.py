@@ -712,6 +712,8 @@ class Bench:
         phases = [("before", low, 0.0, lead), ("2x", high, lead, hot), ("after", low, lead + hot, tail)]
         if scen == "message":
             self.prepare_message(server)
+        # Focused before the phases' clock starts: their SIPp runs start on schedule.
+        self.focus(server)
         self.settle()
         tflag = getattr(server, "sipp_transport", {"udp": "u1", "tcp": "t1"})[transport]
         got, keys = {}, {}
