@@ -16,6 +16,7 @@ usage: bench/fixed-cpu.py ROOT off|pglite|postgres|kamailio SCEN[,SCEN] RATE SEC
          [--sys]                                           system calls and page faults per call (perf stat)
          [--presence JSON]                                 presence settings, e.g. '{"parseThread": false}'
          [--node-flags "FLAGS"]                            more options for node (V8 flags to compare)
+         [--keep-log FILE]                                 the server's output (with --node-flags --trace-gc, say)
          [--preload N] [--preload-rate R]                  N publications made (over TCP, R/s, default 4000) before
                                                            the steps: the state a long-running server holds
 e.g.     git worktree add /tmp/base main && (cd /tmp/base && npm ci && npm run build)
@@ -31,6 +32,7 @@ ap.add_argument("root"); ap.add_argument("store"); ap.add_argument("scens"); ap.
 ap.add_argument("--prof"); ap.add_argument("--pool", type=int, default=2000); ap.add_argument("--regrate", type=int, default=2000)
 ap.add_argument("--transport", default="u1"); ap.add_argument("--overload", action="store_true")
 ap.add_argument("--repeat", type=int, default=1); ap.add_argument("--perf"); ap.add_argument("--sys", action="store_true"); ap.add_argument("--presence", default="{}")
+ap.add_argument("--keep-log", help="copy the server's log (stdout and stderr, e.g. --trace-gc) here at the end")
 ap.add_argument("--preload", type=int, default=0); ap.add_argument("--preload-rate", type=int, default=4000)
 ap.add_argument("--node-flags", default="", help="more options for node, e.g. '--max-semi-space-size=8 --optimize-for-size'")
 a = ap.parse_args()
@@ -210,4 +212,7 @@ finally:
         srv.kill()
     if schema:
         subprocess.run(["psql", url, "-qc", f"DROP SCHEMA {schema} CASCADE"], stderr=subprocess.DEVNULL)
+    if a.keep_log:
+        logf.close()
+        shutil.copy(wd + "/server.log", a.keep_log)
     shutil.rmtree(wd, ignore_errors=True)

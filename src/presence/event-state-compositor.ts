@@ -59,7 +59,8 @@ interface PublishKind {
   readonly name: string;
   readonly contentType: string;
   readonly bodyName: string;
-  read(body: Buffer): ReadBody | Promise<ReadBody>;
+  /** `watched`: someone watches the presentity now (its document will be composed at once). */
+  read(body: Buffer, watched: boolean): ReadBody | Promise<ReadBody>;
 }
 
 /** PUBLISHes of one presentity waiting their turn, at most. */
@@ -88,10 +89,7 @@ export class EventStateCompositor {
       name: PRESENCE_PACKAGE,
       contentType: PIDF_CONTENT_TYPE,
       bodyName: 'PIDF',
-      read: async (body) => {
-        const r = await documents.read(body);
-        return r.ok ? { ok: true, entity: documents.entityOf(r.document), document: r.document, tupleIds: r.document.tuples.map((t) => t.id) } : r;
-      },
+      read: (body, watched) => documents.read(body, watched),
     });
     this.others = options.published ?? [];
     for (const p of this.others) {
@@ -154,7 +152,7 @@ export class EventStateCompositor {
     // The document is parsed now (on the reader thread: the last wait), its verdict applied
     // in its place, §6 step 6, so the answers keep RFC 3903's order.
     const body = this.bodyCheck(req, kind);
-    const parsed = body === 'acceptable' ? await kind.read(req.body) : undefined;
+    const parsed = body === 'acceptable' ? await kind.read(req.body, this.watched(presentity)) : undefined;
     // Stopped while the document was read (a drain that timed out): change nothing now.
     if (this.closed) {
       ctx.reply(503, 'Service Unavailable', { headers: [['Retry-After', 1]] });

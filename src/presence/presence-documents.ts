@@ -1,4 +1,4 @@
-import { composePresence, neutralPresence, parsePidf, serializePidf, type PidfLimits, type PresenceDocument } from './pidf/index.js';
+import { composePresence, neutralPresence, parsePidf, serializePidf, verdictOf, type ParsePidfResult, type PidfLimits, type PresenceDocument } from './pidf/index.js';
 import type { Logger } from 'pino';
 import { PidfReaderThread } from './pidf/reader-thread.js';
 import type { Publication } from './publications.js';
@@ -10,10 +10,20 @@ export type { PresenceDocument };
 
 export type ParsedPresence = { readonly ok: true; readonly document: PresenceDocument } | { readonly ok: false; readonly reason: string };
 
+/** A published document as `read` gives it: its document only when it was asked for. */
+export type ReadPresence =
+  | { readonly ok: true; readonly entity: string; readonly tupleIds: readonly string[]; readonly document?: PresenceDocument }
+  | { readonly ok: false; readonly reason: string };
+
 interface Composed {
   /** Goes up by one every time the composed bytes change. */
   version: number;
   bytes: Buffer;
+}
+
+function withDocument(r: ParsePidfResult): ReadPresence {
+  const v = verdictOf(r);
+  return v.ok && r.ok ? { ...v, document: r.document } : v;
 }
 
 /** Neutral documents kept for presentities without publications, at most. */
@@ -61,19 +71,19 @@ export class PresenceDocuments {
     return r.ok ? { ok: true, document: r.document } : { ok: false, reason: r.reason };
   }
 
-  /** `parse`, on the reader thread when there is one (a published document, off the SIP thread). */
-  async read(body: Buffer): Promise<ParsedPresence> {
-    if (!this.readerThread) return this.parse(body);
-    const r = await this.readerThread.parse(body);
-    return r.ok ? { ok: true, document: r.document } : { ok: false, reason: r.reason };
+  /**
+   * A published document read on the reader thread when there is one (off the SIP thread).
+   * With `needDocument` false (nobody watches the presentity) only the verdict, entity and
+   * tuple ids come back: the tree is read again from the body at the first composition.
+   */
+  read(body: Buffer, needDocument = true): Promise<ReadPresence> {
+    if (!this.readerThread) return Promise.resolve(withDocument(parsePidf(body, this.limits)));
+    if (needDocument) return this.readerThread.parse(body).then(withDocument);
+    return this.readerThread.check(body);
   }
 
   async close(): Promise<void> {
     await this.readerThread?.close();
-  }
-
-  entityOf(document: PresenceDocument): string {
-    return document.entity;
   }
 
   /**

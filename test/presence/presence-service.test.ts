@@ -170,6 +170,13 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     timers.advance(601_000);
     expect((await modify).status).to.equal(412);
     expect(svc.publications(ALICE)).to.have.length(0);
+    // Nobody watches: only the verdict crossed back; a watcher's first NOTIFY reads the body.
+    expect((await pub({ body: pidf(ALICE, 'open', { tuple: 'z' }) })).status).to.equal(200);
+    expect((await sub()).status).to.equal(200);
+    expect(basics(notifies().at(-1)!.body)).to.deep.equal(['open']);
+    // Watched: the document crossed back whole and is composed at once.
+    expect((await pub({ body: pidf(ALICE, 'closed', { tuple: 'y' }) })).status).to.equal(200);
+    expect(basics(notifies().at(-1)!.body)).to.deep.equal(['closed', 'open']);
   });
 
   it('keeps no parsed document, watched or not: the state is composed from the bodies', async () => {

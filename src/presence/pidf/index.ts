@@ -3,7 +3,7 @@
  * (RFC 4480) and timed status (RFC 4481): parsing with validation, composition of a
  * presentity's publications, writing, and a summary for clients.
  */
-export { parsePidf, type ParsePidfResult, type PidfLimits } from './parse-pidf.js';
+export { parsePidf, verdictOf, type ParsePidfResult, type PidfLimits, type PidfVerdict } from './parse-pidf.js';
 export { composePresence, type ComposablePublication, type CompositionPolicy } from './compose.js';
 export { serializePidf } from './serialize-pidf.js';
 export { summarizePresence, type PresenceSummary } from './summarize.js';

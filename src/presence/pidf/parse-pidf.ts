@@ -12,6 +12,18 @@ export type PidfLimits = XmlLimits;
 export type ParsePidfResult = { readonly ok: true; readonly document: PresenceDocument } | { readonly ok: false; readonly reason: string };
 
 /**
+ * What a PUBLISH needs of its document when nobody watches the presentity: whether it is
+ * acceptable, its entity and its tuples' ids. The document itself is read again from the
+ * body at the first composition (a tree crossing from the reader thread costs the SIP
+ * thread more to receive than this does).
+ */
+export type PidfVerdict = { readonly ok: true; readonly entity: string; readonly tupleIds: readonly string[] } | { readonly ok: false; readonly reason: string };
+
+export function verdictOf(r: ParsePidfResult): PidfVerdict {
+  return r.ok ? { ok: true, entity: r.document.entity, tupleIds: r.document.tuples.map((t) => t.id) } : r;
+}
+
+/**
  * Reads and validates a PIDF document (RFC 3863 §4, RFC 4479, RFC 4480). Never throws:
  * a bad body gives a short reason usable as a SIP reason phrase.
  */

@@ -1,7 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { startModuleWorker } from '../../util/module-worker.js';
-import { parsePidf, type ParsePidfResult, type PidfLimits } from './parse-pidf.js';
+import { parsePidf, verdictOf, type ParsePidfResult, type PidfLimits, type PidfVerdict } from './parse-pidf.js';
 
 /** Documents waiting for the thread, at most; past that they are parsed in line. */
 const MAX_IN_FLIGHT = 1024;
@@ -14,7 +14,9 @@ const START_GRACE_MS = 30_000;
 interface Waiting {
   readonly body: Buffer;
   readonly sentAt: number;
-  readonly resolve: (r: ParsePidfResult) => void;
+  /** Only the verdict was asked for (`check`). */
+  readonly verdict: boolean;
+  readonly resolve: (r: ParsePidfResult | PidfVerdict) => void;
 }
 
 /**
@@ -40,14 +42,28 @@ export class PidfReaderThread {
   ) {}
 
   parse(body: Buffer): Promise<ParsePidfResult> {
-    if (this.dead || this.waiting.size >= MAX_IN_FLIGHT) return Promise.resolve(parsePidf(body, this.limits));
+    return this.ask(body, false) as Promise<ParsePidfResult>;
+  }
+
+  /** `parse` reduced to its verdict (verdictOf), which is all that crosses back from the thread. */
+  check(body: Buffer): Promise<PidfVerdict> {
+    return this.ask(body, true) as Promise<PidfVerdict>;
+  }
+
+  private ask(body: Buffer, verdict: boolean): Promise<ParsePidfResult | PidfVerdict> {
+    if (this.dead || this.waiting.size >= MAX_IN_FLIGHT) return Promise.resolve(this.inLine(body, verdict));
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.waiting.set(id, { body, sentAt: performance.now(), resolve });
+      this.waiting.set(id, { body, sentAt: performance.now(), verdict, resolve });
       // A copy of its own: a view would carry its whole underlying buffer (the datagram's) across.
-      worker.postMessage({ id, body: new Uint8Array(body) });
+      worker.postMessage(verdict ? { id, body: new Uint8Array(body), verdict } : { id, body: new Uint8Array(body) });
     });
+  }
+
+  private inLine(body: Buffer, verdict: boolean): ParsePidfResult | PidfVerdict {
+    const r = parsePidf(body, this.limits);
+    return verdict ? verdictOf(r) : r;
   }
 
   /** Documents sent to the thread and not answered yet. */
@@ -74,7 +90,7 @@ export class PidfReaderThread {
 
   private start(): Worker {
     const worker = startModuleWorker(import.meta.url, 'reader-worker', { limits: this.limits });
-    worker.on('message', (a: { id: number; result: ParsePidfResult }) => {
+    worker.on('message', (a: { id: number; result: ParsePidfResult | PidfVerdict }) => {
       this.answered = true;
       const w = this.waiting.get(a.id);
       if (!w) return;
@@ -102,6 +118,6 @@ export class PidfReaderThread {
     this.watchdog = undefined;
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
-    for (const w of waiting) w.resolve(parsePidf(w.body, this.limits));
+    for (const w of waiting) w.resolve(this.inLine(w.body, w.verdict));
   }
 }

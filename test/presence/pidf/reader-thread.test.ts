@@ -32,6 +32,17 @@ describe('presence/pidf: the reader thread', () => {
     expect(reader.inFlight).to.equal(0);
   });
 
+  it('checks a document: the verdict, entity and tuple ids parsePidf gives, without the tree', async () => {
+    const bodies = [doc('sip:carol@example.com'), Buffer.from('<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><tuple id="x"><status><basic>maybe</basic></status></tuple></presence>')];
+    const [good, bad] = await Promise.all(bodies.map((b) => reader.check(b)));
+    expect(good).to.deep.equal({ ok: true, entity: 'sip:carol@example.com', tupleIds: ['t1'] });
+    expect(bad).to.deep.equal(parsePidf(bodies[1]!, { maxBytes: 4096 }));
+    expect(bad!.ok).to.equal(false);
+    // In line once the thread is gone, the same answer.
+    await reader.close();
+    expect(await reader.check(bodies[0]!)).to.deep.equal(good);
+  });
+
   it('answers each document with its own result when many are in flight, past its bound too', async () => {
     const bodies = Array.from({ length: 1100 }, (_, i) => doc(`sip:u${i}@example.com`, `n${i}`));
     const pending = bodies.map((b) => reader.parse(b));
