@@ -19,11 +19,16 @@ export class LocalDomains {
   }
 
   add(host: string): void {
-    const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-    this.names.add(h);
+    this.names.add(normalize(host));
   }
 
   has(host: string): boolean {
-    return this.names.has(host.toLowerCase().replace(/^\[(.*)\]$/, '$1'));
+    // Most hosts arrive as they are kept (an address, a lower-case name): asked first, no copy made.
+    return this.names.has(host) || this.names.has(normalize(host));
   }
+}
+
+/** RFC 3261 §19.1.4: hosts compare case-insensitively; an IPv6 reference loses its brackets. */
+function normalize(host: string): string {
+  return host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
 }

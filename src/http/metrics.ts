@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { OverloadStats } from '../core/overload-control.js';
 import type { SipCoreObserver } from '../core/sip-core.js';
 import type { SimplePresenceServer } from '../server.js';
@@ -6,16 +6,7 @@ import type { SipRequest, SipResponse } from '../sip/message.js';
 import type { ClientTransaction } from '../transaction/types.js';
 import type { ClusterNode } from '../cluster/cluster-node.js';
 import type { NodeLoad } from '../cluster/membership.js';
-
-/** Methods we label as themselves; anything else a client sends is `other` (bounded label sets). */
-const LABELED_METHODS = new Set([
-  'INVITE', 'ACK', 'CANCEL', 'BYE', 'REGISTER', 'OPTIONS', 'INFO', 'PRACK', 'UPDATE',
-  'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER',
-]);
-
-function methodLabel(method: string): string {
-  return LABELED_METHODS.has(method) ? method : 'other';
-}
+import { LATENCY_BUCKETS, SipTallies, type LatencyTally } from './sip-tallies.js';
 
 /**
  * The namespace of the server's own metrics (Prometheus naming: one application prefix,
@@ -34,9 +25,8 @@ const SUBSCRIPTION_STATES = ['pending', 'active'] as const;
  */
 export class ServerMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'method'>;
-  private readonly responses: Counter<'method' | 'status'>;
-  private readonly latency: Histogram<'method'>;
+  /** Requests, responses and latency as the SIP core counts them (read at scrape time). */
+  private readonly tallies = new SipTallies();
   private readonly notifiesSent: Counter;
   private readonly notifiesFailed: Counter;
   private lastFlushes = 0;
@@ -46,15 +36,9 @@ export class ServerMetrics {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     const P = METRIC_PREFIX;
 
-    this.requests = new Counter({ name: `${P}sip_requests_received_total`, help: 'SIP requests received (new server transactions), by method', labelNames: ['method'], registers });
-    this.responses = new Counter({ name: `${P}sip_responses_sent_total`, help: 'SIP responses sent by the core, by request method and status code', labelNames: ['method', 'status'], registers });
-    this.latency = new Histogram({
-      name: `${P}sip_request_duration_seconds`,
-      help: 'Time from a request reaching the core to its final response, by method',
-      labelNames: ['method'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    });
+    lazyCounter(registers, `${P}sip_requests_received_total`, 'SIP requests received (new server transactions), by method', () => this.tallies.requestTotals(), 'method');
+    responseCounter(registers, `${P}sip_responses_sent_total`, 'SIP responses sent by the core, by request method and status code', () => this.tallies.responseTotals());
+    latencyHistogram(this.registry, `${P}sip_request_duration_seconds`, 'Time from a request reaching the core to its final response, by method', () => this.tallies.latency());
     // Two counters, not one with an outcome label: a failed NOTIFY was also sent, and a sum over labels must mean something.
     this.notifiesSent = new Counter({ name: `${P}notifies_sent_total`, help: 'NOTIFY requests sent (client transactions started)', registers });
     this.notifiesFailed = new Counter({ name: `${P}notifies_failed_total`, help: 'NOTIFY requests that failed: error response, timeout or transport error (RFC 6665 §4.2.2)', registers });
@@ -285,12 +269,8 @@ export class ServerMetrics {
 
   private coreObserver(): SipCoreObserver {
     return {
-      requestReceived: (req: SipRequest) => this.requests.inc({ method: methodLabel(req.method) }),
-      responseSent: (req: SipRequest, res: SipResponse, elapsedMs: number) => {
-        const method = methodLabel(req.method);
-        this.responses.inc({ method, status: String(res.status) });
-        if (res.status >= 200) this.latency.observe({ method }, elapsedMs / 1000);
-      },
+      requestReceived: (req: SipRequest) => this.tallies.request(req.method),
+      responseSent: (req: SipRequest, res: SipResponse, elapsedMs: number) => this.tallies.response(req.method, res.status, elapsedMs / 1000),
     };
   }
 
@@ -331,4 +311,52 @@ function lazyCounter(registers: Registry[], name: string, help: string, read: ()
       }
     },
   });
+}
+
+/** The responses counter: each scrape adds what every (method, status) pair grew by since the last. */
+function responseCounter(registers: Registry[], name: string, help: string, read: () => ReturnType<SipTallies['responseTotals']>): Counter {
+  const seen = new Map<string, number>();
+  return new Counter({
+    name,
+    help,
+    labelNames: ['method', 'status'],
+    registers,
+    collect() {
+      for (const { method, status, total } of read()) {
+        const key = `${method} ${status}`;
+        const before = seen.get(key) ?? 0;
+        this.inc({ method, status: String(status) }, Math.max(0, total - before));
+        seen.set(key, Math.max(before, total));
+      }
+    },
+  });
+}
+
+/**
+ * The latency histogram, exposed from the tallies: a metric of prom-client's shape (name,
+ * help, type, `get`) registered as it is, so the exposition is the one a Histogram gives
+ * (`_bucket` with `le`, `_sum`, `_count`, by method).
+ */
+function latencyHistogram(registry: Registry, name: string, help: string, read: () => LatencyTally[]): void {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    collect: undefined,
+    reset() {},
+    get: async () => ({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      values: read().flatMap(({ method, cumulative, sum, count }) => [
+        ...cumulative.map((value, i) => ({ labels: { le: LATENCY_BUCKETS[i]!, method }, value, metricName: `${name}_bucket` })),
+        { labels: { le: '+Inf', method }, value: count, metricName: `${name}_bucket` },
+        { labels: { method }, value: sum, metricName: `${name}_sum` },
+        { labels: { method }, value: count, metricName: `${name}_count` },
+      ]),
+    }),
+  };
+  registry.registerMetric(metric as unknown as Metric);
 }
