@@ -16,6 +16,7 @@ import { Publications, type Publication } from './publications.js';
 import type { PublicationDecision, PublicationStore, PublicationStoreFactory, PublicationStoreOptions, PublicationView } from './publication-store.js';
 import { ownedBytes } from './owned-bytes.js';
 import { ownString } from '../util/own-string.js';
+import { Interner } from '../util/interner.js';
 import type { PublishedPackage } from './published-package.js';
 
 export interface PublishSettings {
@@ -234,7 +235,7 @@ export class EventStateCompositor {
     // same device publishing afresh (baresip sends two initial PUBLISHes at start and removes
     // only the last): it replaces that one, else the older copy would show the device
     // online after it said goodbye, until it expired.
-    const tupleIds = read ? read.tupleIds : existing!.tupleIds;
+    const tupleIds = read ? sharedTupleIds(read.tupleIds) : existing!.tupleIds;
     const replaced = existing ?? (read ? sameDevice(view, origin, kind.contentType, tupleIds) : undefined);
 
     // §6 step 7/8: a new entity-tag for every successful refresh or modify (RFC 3903 §4.3).
@@ -413,7 +414,18 @@ export function presenceOnly(pubs: readonly Publication[]): Publication[] {
  * publication, so one flat string: the template's pieces are a tree of four (128 bytes).
  */
 function originOf(flow: Flow): string {
-  return ownString(`${flow.protocol}|${flow.remoteAddress}|${flow.remotePort}|${flow.connectionId ?? ''}`);
+  const key = `${flow.protocol}|${flow.remoteAddress}|${flow.remotePort}|${flow.connectionId ?? ''}`;
+  return ORIGINS.get(key, () => ownString(key));
+}
+
+/** Flows and tuple-id lists shared by the publications that hold equal ones (a device's refreshes, one SIPp socket's thousands). */
+const ORIGINS = new Interner<string>(10_000);
+const TUPLE_IDS = new Interner<readonly string[]>(10_000);
+
+/** The publication's tuple ids, one frozen copy for every publication with the same ones. */
+function sharedTupleIds(ids: readonly string[]): readonly string[] {
+  if (ids.length === 0) return NO_TUPLE_IDS;
+  return TUPLE_IDS.get(ids.join('\u0000'), () => Object.freeze(ids.map(ownString)));
 }
 
 /** A reason phrase: one line, printable, bounded (RFC 3261 §25.1 Reason-Phrase). */

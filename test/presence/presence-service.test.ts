@@ -179,6 +179,17 @@ describe('presence: PUBLISH and the presence service (RFC 3903, 3856)', () => {
     expect(basics(notifies().at(-1)!.body)).to.deep.equal(['closed', 'open']);
   });
 
+  it('shares one copy of equal tuple ids and of the flow among the publications that hold them', async () => {
+    await pub({ body: pidf(ALICE, 'open', { tuple: 'a' }) });
+    await pub({ uri: 'sip:bob@example.com', body: pidf('sip:bob@example.com', 'closed', { tuple: 'a' }) });
+    const [a] = svc.compositor.publications.of(ALICE);
+    const [b] = svc.compositor.publications.of('sip:bob@example.com');
+    expect(a!.tupleIds).to.deep.equal(['a']);
+    expect(a!.tupleIds).to.equal(b!.tupleIds);
+    expect(a!.origin).to.be.a('string');
+    expect(a!.origin).to.equal(b!.origin);
+  });
+
   it('keeps no parsed document, watched or not: the state is composed from the bodies', async () => {
     await pub({ body: pidf(ALICE, 'open', { tuple: 'a' }) });
     await pub({ body: pidf(ALICE, 'closed', { tuple: 'b' }) });
