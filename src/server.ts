@@ -5,6 +5,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { LocalDomains } from './core/local-domains.js';
+import { EarlyRefusal } from './core/early-refusal.js';
 import { OverloadControl } from './core/overload-control.js';
 import { SipCore } from './core/sip-core.js';
 import { MessagingService } from './messaging/messaging-service.js';
@@ -17,7 +18,7 @@ import { RegPackage } from './presence/reg/reg-package.js';
 import { LocationService } from './registrar/location-service.js';
 import { RegistrarService } from './registrar/registrar-service.js';
 import type { SipService } from './core/services.js';
-import { parseMessage } from './sip/parser.js';
+import { parseMessage, type MessageHead } from './sip/parser.js';
 import { createResponse } from './sip/response.js';
 import { SipRequest, type SipResponse } from './sip/message.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
@@ -120,6 +121,8 @@ export class SimplePresenceServer {
   readonly security: ServerSecurity;
   /** 503 with Retry-After past capacity (config `overload`); undefined when turned off. */
   readonly overload: OverloadControl | undefined;
+  /** While `overload` refuses: 503s from a request's head alone, before it is parsed whole. */
+  private readonly earlyRefusal: EarlyRefusal | undefined;
   /** The probe behind `overload`, when the server runs its own. */
   private readonly receiveDelay: ReceiveDelayMonitor | undefined;
   private readonly heapTrimmer: HeapTrimmer | undefined;
@@ -202,6 +205,7 @@ export class SimplePresenceServer {
       onRequest: (txn) => this.core.handle(txn),
       ...(overload ? { admit: (req: SipRequest) => overload.admit(req) } : {}),
     });
+    if (overload) this.earlyRefusal = new EarlyRefusal({ overload, transactions: this.transactions, admitFrom: (flow) => this.security.admitFrom(flow) });
     const isOpen = (id: number): boolean => this.transport.isOpen(id);
     this.location = this.cluster
       ? this.cluster.locations({ wallClock: timersWallClock(this.timers), isOpen })
@@ -589,7 +593,14 @@ export class SimplePresenceServer {
   /** Bytes from a transport: parse, answer what cannot be parsed, hand the rest to the transactions. */
   private receive(data: Buffer, flow: Flow): void {
     this.received++;
-    const parsed = parseMessage(data);
+    let head: MessageHead | undefined;
+    const early = this.earlyRefusal;
+    if (early?.active) {
+      const outcome = early.screen(data, flow);
+      if (outcome.kind === 'refused') return;
+      if (outcome.kind === 'admitted') head = outcome.head;
+    }
+    const parsed = parseMessage(data, head);
     if (!parsed.ok) {
       const peer = `${flow.remoteAddress}:${flow.remotePort}`;
       this.log.debug({ peer, transport: flow.protocol, reason: parsed.error.reason, callId: parsed.request?.getHeader('call-id') }, 'malformed message');
@@ -611,7 +622,7 @@ export class SimplePresenceServer {
       }
       return;
     }
-    this.transactions.receive({ message: parsed.message, flow, receivedAt: this.timers.clock.now() });
+    this.transactions.receive({ message: parsed.message, flow, receivedAt: this.timers.clock.now(), ...(head ? { admitted: true } : {}) });
   }
 
   private framingError(reason: 'too-large' | 'bad-content-length', head: Buffer | undefined, flow: Flow): void {

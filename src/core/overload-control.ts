@@ -139,9 +139,12 @@ export class OverloadControl {
    * answered with at once.
    */
   admit(req: SipRequest): number {
-    if (this.currentLevel === 0) return 0;
-    const cls = loadClass(req);
-    if (cls === undefined) return 0;
+    return this.currentLevel === 0 ? 0 : this.admitClass(loadClass(req));
+  }
+
+  /** `admit` for a request whose class is known (undefined: never refused). */
+  admitClass(cls: LoadClass | undefined): number {
+    if (this.currentLevel === 0 || cls === undefined) return 0;
     const share = cls === 'new' ? Math.min(1, this.currentLevel) : this.currentLevel - 1;
     if (share <= 0 || this.random() >= share) return 0;
     this.shed[cls]++;

@@ -109,12 +109,13 @@ const STATUS_LINE_RE = /^SIP\/(\d+\.\d+) (\d{3})(?: (.*))?$/i;
 
 /**
  * Parses one whole message (a UDP datagram, or one frame cut by the stream framer).
- * Never throws: bad input comes back as `{ ok: false }` with a reason phrase.
+ * Never throws: bad input comes back as `{ ok: false }` with a reason phrase. `head` is
+ * `readHead(buf)` when a caller has read it already.
  */
-export function parseMessage(buf: Buffer): ParseResult {
+export function parseMessage(buf: Buffer, head?: MessageHead): ParseResult {
   let shell: SipRequest | undefined;
   try {
-    const { startLine, headers, headerError, bodyStart } = readHead(buf);
+    const { startLine, headers, headerError, bodyStart } = head ?? readHead(buf);
     let message: SipRequest | SipResponse;
     // A method is a token, which has no "/": a start line opening with "SIP/" (in any
     // case, RFC 3261 §7.1) is a Status-Line and never gets a request shell.

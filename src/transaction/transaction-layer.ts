@@ -128,7 +128,7 @@ export class TransactionLayer {
     if (this.closed) return;
     const { message, flow } = inbound;
     try {
-      if (message instanceof SipRequest) this.receiveRequest(message, flow);
+      if (message instanceof SipRequest) this.receiveRequest(message, flow, inbound.admitted === true);
       else this.receiveResponse(message, flow);
     } catch (err) {
       // A header the matching needs did not parse after all: nothing can be done with it.
@@ -244,7 +244,26 @@ export class TransactionLayer {
     this.clients.clear();
   }
 
-  private receiveRequest(req: SipRequest, flow: Flow): void {
+  /**
+   * Whether a request (not ACK) belongs to a server transaction that exists, live or
+   * Completed (§17.2.3): a retransmission, which its transaction answers.
+   */
+  isRetransmission(req: SipRequest): boolean {
+    const key = serverKey(req);
+    return this.servers.has(key) || this.completed.has(key);
+  }
+
+  /**
+   * A request overload control refused before it was parsed whole (core/early-refusal.ts):
+   * its Via stamped (§18.2.1) and a stateless 503 with Retry-After sent.
+   */
+  refuseOverloaded(req: SipRequest, flow: Flow, retryAfter: number): void {
+    if (!stampReceived(req, flow)) return;
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ callId: req.getHeader('call-id'), method: req.method, retryAfter }, 'overload: 503');
+    this.refuse(req, flow, retryAfter);
+  }
+
+  private receiveRequest(req: SipRequest, flow: Flow, admitted: boolean): void {
     // §18.2.1 / RFC 3581: received and rport, before anything looks at the Via.
     if (!stampReceived(req, flow)) {
       this.log.debug({ peer: `${flow.remoteAddress}:${flow.remotePort}` }, 'request without a readable Via dropped');
@@ -263,7 +282,7 @@ export class TransactionLayer {
     }
     // §17.2.2: Completed, the final response goes out again.
     if (this.completed.retransmit(key)) return;
-    const retryAfter = this.options.admit?.(req) ?? 0;
+    const retryAfter = admitted ? 0 : this.options.admit?.(req) ?? 0;
     if (retryAfter > 0) {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ callId: req.getHeader('call-id'), method: req.method, retryAfter }, 'overload: 503');
       this.refuse(req, flow, retryAfter);

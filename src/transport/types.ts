@@ -46,6 +46,8 @@ export interface InboundMessage {
   readonly flow: Flow;
   /** Clock time (ms) when the message was read. */
   readonly receivedAt: number;
+  /** Overload control admitted it already (core/early-refusal.ts): it is not asked again. */
+  readonly admitted?: boolean;
 }
 
 export function isReliable(protocol: TransportProtocol): boolean {

@@ -32,6 +32,12 @@ import { servicesOfDocument } from '../../src/xcap/usages/rls-services.js';
 import { XcapConflict } from '../../src/xcap/xcap-error.js';
 import { parseXcapUri, XcapUriError } from '../../src/xcap/xcap-uri.js';
 import { FuzzFinding, type FuzzTarget } from './engine.js';
+import { pino } from 'pino';
+import { EarlyRefusal } from '../../src/core/early-refusal.js';
+import { OverloadControl } from '../../src/core/overload-control.js';
+import { TransactionLayer } from '../../src/transaction/transaction-layer.js';
+import { ManualTimers } from '../../src/util/timers.js';
+import { FakeSender } from '../transaction/helpers.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const RFC4475 = join(HERE, '../fixtures/rfc4475');
@@ -97,6 +103,61 @@ export const sipMessage: FuzzTarget = {
     // What we would forward or store of it reads back (serialize, then parse again).
     const again = parseMessage(r.message.toBuffer());
     if (!again.ok) throw new FuzzFinding(`a parsed message, serialized, does not parse again: ${again.error.reason}`);
+  },
+};
+
+/**
+ * The early path of overload control (core/early-refusal.ts) past level 1: all new work
+ * refused, ongoing work as the input's length decides (odd: refused), so both outcomes come up.
+ */
+let earlyRig: { early: EarlyRefusal; sender: FakeSender } | undefined;
+let earlyCoin = 0;
+function earlyRefusalRig(): { early: EarlyRefusal; sender: FakeSender } {
+  if (earlyRig) return earlyRig;
+  const timers = new ManualTimers();
+  const sender = new FakeSender(timers);
+  const layer = new TransactionLayer({ sender, timers, onRequest: () => undefined });
+  let reading = 1_000;
+  const overload = new OverloadControl({
+    delay: { read: () => ({ queueDelayMs: (reading += 100), measured: true, eventLoopLagMs: 1, cpuWaitMs: 0 }) },
+    timers,
+    settings: { enabled: true, targetDelayMs: 50, intervalMs: 100, probeIntervalMs: 20, retryAfterSeconds: 2 },
+    random: () => earlyCoin,
+    logger: pino({ level: 'silent' }),
+  });
+  overload.start();
+  while (overload.level < 1.5) timers.advance(100);
+  overload.stop();
+  earlyRig = { early: new EarlyRefusal({ overload, transactions: layer, admitFrom: () => true }), sender };
+  return earlyRig;
+}
+
+/**
+ * SIP messages as overload control's early path reads them: it never throws, a 503 it sends
+ * parses (FakeSender checks), and a head it hands on parses as the whole message does.
+ */
+export const earlyRefusal: FuzzTarget = {
+  name: 'early-refusal',
+  maxLength: 8192,
+  dictionary: SIP_DICTIONARY,
+  seeds: () => [...files(RFC4475).filter((b) => b.length > 0), ...seedsOf('sip-message'), ...seedsOf('early-refusal')],
+  run(input) {
+    const { early, sender } = earlyRefusalRig();
+    sender.clear();
+    earlyCoin = input.length % 2 === 1 ? 0 : 0.99;
+    const outcome = early.screen(input, { protocol: 'udp', remoteAddress: '198.51.100.7', remotePort: 5060, localAddress: '192.0.2.1', localPort: 5060 });
+    if (outcome.kind === 'refused') {
+      const res = sender.responses()[0];
+      if (!res || res.status !== 503) throw new FuzzFinding('refused without a 503');
+      return;
+    }
+    if (sender.sent.length > 0) throw new FuzzFinding(`${outcome.kind}, yet something was sent`);
+    if (outcome.kind === 'admitted') {
+      const whole = parseMessage(input);
+      const fromHead = parseMessage(input, outcome.head);
+      const text = (r: typeof whole): string => (r.ok ? r.message.toString() : `error ${r.error.reason}`);
+      if (text(whole) !== text(fromHead)) throw new FuzzFinding('the head handed on parses otherwise than the whole message');
+    }
   },
 };
 
@@ -471,4 +532,4 @@ export const multipartMixed: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [sipMessage, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify, xcapUri, presRules, xcapResourceLists, rlsServices, cpim, multipartMixed];
+export const TARGETS: readonly FuzzTarget[] = [sipMessage, earlyRefusal, streamFramer, sipHeaders, digestHeader, pidf, winfo, dialogInfo, messageSummary, resourceLists, conferenceInfo, rlmi, listNotify, xcapUri, presRules, xcapResourceLists, rlsServices, cpim, multipartMixed];
