@@ -32,8 +32,9 @@ export class NonInviteClientTransaction implements ClientTransaction {
   private data?: Buffer | string;
   private timerE?: TimerHandle;
   private timerF?: TimerHandle;
-  private timerK?: TimerHandle;
   private intervalE = 0;
+  /** Over UDP, Completed is the layer's (it absorbs by key): the clock time Timer K ends it. */
+  private completedUntil?: number;
 
   constructor(
     readonly id: string,
@@ -48,6 +49,10 @@ export class NonInviteClientTransaction implements ClientTransaction {
   }
 
   get state(): TransactionState {
+    if (this.completedUntil !== undefined && this.ctx.timers.clock.now() >= this.completedUntil) {
+      this.completedUntil = undefined;
+      this.current = TransactionState.Terminated;
+    }
     return this.current;
   }
 
@@ -94,9 +99,13 @@ export class NonInviteClientTransaction implements ClientTransaction {
         this.finish(res, 'response');
         // §17.1.2.2: "Once the client transaction enters the "Completed" state, it MUST set
         // Timer K to fire in T4 seconds for unreliable transports, and zero seconds for
-        // reliable transports."
-        if (this.values.K > 0) this.timerK = this.ctx.timers.schedule(this.values.K, () => this.timer_K());
-        else this.timer_K();
+        // reliable transports." Over UDP the layer holds Completed by our key until then.
+        if (this.values.K > 0) {
+          this.completedUntil = this.ctx.timers.clock.now() + this.values.K;
+          this.ctx.completed(this);
+        } else {
+          this.timer_K();
+        }
         return;
       case TransactionState.Completed:
         // §17.1.2.2: "The "Completed" state exists to buffer any additional response
@@ -141,7 +150,6 @@ export class NonInviteClientTransaction implements ClientTransaction {
   }
 
   timer_K(): void {
-    this.timerK = undefined;
     // §17.1.2.2: "If Timer K fires while in this state, the client transaction MUST
     // transition to the "Terminated" state."
     if (this.current === TransactionState.Completed) this.terminate();
@@ -161,8 +169,9 @@ export class NonInviteClientTransaction implements ClientTransaction {
 
   /** Stops every timer without telling the layer (the layer is closing). `final` stays unresolved. */
   dispose(): void {
-    for (const h of [this.timerE, this.timerF, this.timerK]) this.ctx.timers.cancel(h);
-    this.timerE = this.timerF = this.timerK = undefined;
+    this.ctx.timers.cancel(this.timerE);
+    this.ctx.timers.cancel(this.timerF);
+    this.timerE = this.timerF = undefined;
     this.current = TransactionState.Terminated;
   }
 

@@ -12,6 +12,7 @@ import { errorText, NonInviteServerTransaction } from './non-invite-server-trans
 import { responseDestination, stampReceived } from './response-routing.js';
 import { detached } from './completed-request.js';
 import { CompletedResponses } from './completed-responses.js';
+import { CompletedClients } from './held-keys.js';
 import { TimerValues, type TimerConfig } from './timer-values.js';
 import type {
   ClientMachineContext, ClientTransaction, SendRequestOptions, ServerFailure, ServerMachineContext, ServerTransaction,
@@ -82,6 +83,8 @@ export class TransactionLayer {
   private readonly clients = new Map<string, ClientMachine>();
   /** Non-INVITE server transactions in Completed over UDP (§17.2.2), kept as a table. */
   private readonly completed: CompletedResponses;
+  /** Non-INVITE client transactions in Completed over UDP (§17.1.2.2), by their keys alone. */
+  private readonly completedClients: CompletedClients;
   private readonly serverCtx: ServerMachineContext;
   private readonly clientCtx: ClientMachineContext;
   private refused = 0;
@@ -113,12 +116,17 @@ export class TransactionLayer {
     };
     this.completed = new CompletedResponses(this.timers, this.timerValues.for(false).J, (data, dest) => this.send(data, dest), (err) =>
       this.log.debug({ err: errorText(err) }, 'final response not resent: transport error'));
+    this.completedClients = new CompletedClients(this.timers, this.timerValues.for(false).K);
     this.clientCtx = {
       timers: this.timers,
       log: this.log,
       send: (data, dest) => this.send(data, dest),
       terminated: (txn) => {
         if (this.clients.get(txn.id) === txn) this.clients.delete(txn.id);
+      },
+      completed: (txn) => {
+        if (this.clients.get(txn.id) === txn) this.clients.delete(txn.id);
+        this.completedClients.add(txn.id);
       },
     };
   }
@@ -154,12 +162,12 @@ export class TransactionLayer {
       } catch {
         kept = undefined;
       }
-      if (isRfc3261Branch(kept) && !this.clients.has(clientKey(kept, method))) branch = kept;
+      if (isRfc3261Branch(kept) && !this.clientKeyInUse(clientKey(kept, method))) branch = kept;
       else this.log.debug({ method, branch: kept }, 'caller Via unusable as ours (no z9hG4bK branch, or in use): adding our own');
     }
     if (branch === undefined) {
       do branch = MAGIC_COOKIE + randomToken();
-      while (this.clients.has(clientKey(branch, method)));
+      while (this.clientKeyInUse(clientKey(branch, method)));
       try {
         req.prependHeader('Via', `SIP/2.0/${viaTransport(dest.protocol)} ${this.sender.sentBy(dest)};branch=${branch};rport`);
       } catch (err) {
@@ -226,7 +234,7 @@ export class TransactionLayer {
   }
 
   stats(): TransactionStats {
-    return { server: this.servers.size + this.completed.size, client: this.clients.size, refused: this.refused };
+    return { server: this.servers.size + this.completed.size, client: this.clients.size + this.completedClients.size, refused: this.refused };
   }
 
   /**
@@ -240,6 +248,7 @@ export class TransactionLayer {
     for (const t of this.clients.values()) t.dispose();
     this.servers.clear();
     this.completed.clear();
+    this.completedClients.clear();
     this.rfc2543Invites.clear();
     this.clients.clear();
   }
@@ -288,7 +297,7 @@ export class TransactionLayer {
       this.refuse(req, flow, retryAfter);
       return;
     }
-    const live = this.servers.size + this.completed.size + this.clients.size;
+    const live = this.servers.size + this.completed.size + this.clients.size + this.completedClients.size;
     if (live >= this.maxTransactions) {
       this.refused++;
       this.log.debug({ method: req.method, live }, 'transaction limit reached: 503');
@@ -353,6 +362,11 @@ export class TransactionLayer {
       txn.receiveResponse(res);
       return;
     }
+    // §17.1.2.2: "The "Completed" state exists to buffer any additional response retransmissions that may be received."
+    if (key !== undefined && this.completedClients.has(key)) {
+      this.log.trace({ txn: key, status: res.status }, 'response retransmission absorbed in Completed');
+      return;
+    }
     if (this.options.onStrayResponse) {
       try {
         this.options.onStrayResponse(res, flow);
@@ -392,6 +406,11 @@ export class TransactionLayer {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  /** A client key a live or Completed transaction still answers to. */
+  private clientKeyInUse(key: string): boolean {
+    return this.clients.has(key) || this.completedClients.has(key);
   }
 
   private serverTerminated(txn: ServerMachine): void {

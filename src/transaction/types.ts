@@ -137,4 +137,10 @@ export interface ClientMachineContext {
   send(data: Buffer, dest: Destination): Promise<void>;
   /** The machine entered Terminated: forget it. */
   terminated(txn: ClientTransaction): void;
+  /**
+   * A non-INVITE machine entered Completed over an unreliable transport: from now on the
+   * layer absorbs retransmissions of its final response by its key alone, until Timer K
+   * (RFC 3261 §17.1.2.2), and forgets the machine.
+   */
+  completed(txn: ClientTransaction): void;
 }
