@@ -55,6 +55,23 @@ describe('presence/pidf: the reader thread', () => {
     });
   });
 
+  it('sends the documents of one turn of the event loop in one message, and those of the next turn in another', async () => {
+    await reader.check(doc('sip:warm@example.com'));
+    const worker = (reader as unknown as { worker: { postMessage: (...args: unknown[]) => void } }).worker;
+    let messages = 0;
+    const post = worker.postMessage.bind(worker);
+    worker.postMessage = (...args: unknown[]) => {
+      messages++;
+      post(...args);
+    };
+    const first = Array.from({ length: 20 }, (_, i) => reader.check(doc(`sip:a${i}@example.com`)));
+    await new Promise((r) => setImmediate(r));
+    const second = Array.from({ length: 5 }, (_, i) => reader.check(doc(`sip:b${i}@example.com`)));
+    const results = await Promise.all([...first, ...second]);
+    expect(messages).to.equal(2);
+    expect(results.map((r) => r.ok && r.entity)).to.deep.equal([...Array.from({ length: 20 }, (_, i) => `sip:a${i}@example.com`), ...Array.from({ length: 5 }, (_, i) => `sip:b${i}@example.com`)]);
+  });
+
   it('reads a slice of a larger buffer as just that slice', async () => {
     const datagram = Buffer.concat([Buffer.from('PUBLISH sip:alice@example.com SIP/2.0\r\n\r\n'), doc('sip:alice@example.com'), Buffer.from('trailing junk')]);
     const body = datagram.subarray(41, datagram.length - 'trailing junk'.length);
